@@ -1,0 +1,34 @@
+"""The ``woundscope`` console command. Each subcommand lives in ``service/commands/``.
+
+Subcommand modules import only typer at the top; heavy imports (the app, ONNX
+Runtime, torch) happen inside the command, so ``--help`` works from any install.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from service.commands import register
+
+app = typer.Typer(
+    name="woundscope",
+    help="Wound area from clinical photographs, and the healing endpoints of a trial.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Wound area from clinical photographs, and the healing endpoints of a trial."""
+
+
+register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""Small helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import typer
+
+
+def require_torch(command: str) -> None:
+    """Exit with one line naming the extra when torch (training) is not installed."""
+    missing = [m for m in ("torch", "albumentations") if importlib.util.find_spec(m) is None]
+    if missing:
+        typer.echo(
+            f"woundscope {command} needs the training extra ({', '.join(missing)} missing): "
+            "pip install 'woundscope[train]'",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print a one-line error to stderr and exit."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)

@@ -1,0 +1,196 @@
+"""The model contract: ``model.json`` and the one preprocess/postprocess pair.
+
+Training, evaluation, export parity checks and the service all call these
+functions, so that a model sees at serving time exactly what it saw in training.
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputSpec(_Strict):
+    size: int = 512
+    """Side of the square the whole photo is letterboxed into (pixels)."""
+    multiple_of: int = 32
+    resize: str = "letterbox"
+    pad_value: tuple[int, int, int] = (0, 0, 0)
+    channel_order: str = "RGB"
+    layout: str = "NCHW"
+    dtype: str = "float32"
+    scale: float = 255.0
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    interpolation: str = "area"
+
+
+class OutputSpec(_Strict):
+    activation: str = "sigmoid"
+    """What turns the network's output into a probability: sigmoid (logits out) or none."""
+    threshold: float = 0.5
+
+
+class PostprocessSpec(_Strict):
+    min_component_px: int = 24
+    """Components smaller than this, counted at the model's input resolution, are dropped."""
+    fill_holes: bool = True
+
+
+class RefineSpec(_Strict):
+    enabled: bool = True
+    min_gain: float = 1.5
+    """Refine at full resolution only when the wound crop is at least this much finer."""
+    margin_frac: float = 0.35
+
+
+class OnnxSpec(_Strict):
+    file: str = "model.onnx"
+    sha256: str = ""
+    opset: int = 17
+    onnx_version: str = ""
+    input_name: str = "image"
+    output_name: str = "logits"
+
+
+class ModelSpec(_Strict):
+    name: str
+    version: str
+    input: InputSpec = Field(default_factory=InputSpec)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    postprocess: PostprocessSpec = Field(default_factory=PostprocessSpec)
+    refine: RefineSpec = Field(default_factory=RefineSpec)
+    onnx: OnnxSpec = Field(default_factory=OnnxSpec)
+    architecture: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    created: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}-{self.version}"
+
+
+def load_spec(model_dir: Path) -> ModelSpec:
+    """Read and validate ``model.json`` of a model folder."""
+    return ModelSpec.model_validate(json.loads((Path(model_dir) / "model.json").read_text()))
+
+
+def save_spec(spec: ModelSpec, model_dir: Path) -> None:
+    path = Path(model_dir) / "model.json"
+    path.write_text(json.dumps(spec.model_dump(mode="json"), indent=2) + "\n")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where a photo of ``height`` x ``width`` lies inside the model's square input."""
+
+    height: int
+    width: int
+    size: int
+    scale: float
+    new_h: int
+    new_w: int
+
+
+def _interp(spec: InputSpec, shrinking: bool) -> int:
+    if spec.interpolation == "area" and shrinking:
+        return cv2.INTER_AREA
+    return cv2.INTER_LINEAR
+
+
+def normalize(rgb: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """uint8 HxWx3 RGB -> float32 3xHxW, scaled and standardised as the model expects."""
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
+    x = rgb.astype(np.float32) / np.float32(spec.scale)
+    x -= np.asarray(spec.mean, dtype=np.float32)
+    x /= np.asarray(spec.std, dtype=np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def letterbox(
+    rgb: np.ndarray, spec: InputSpec, size: int | None = None
+) -> tuple[np.ndarray, Letterbox]:
+    """Resize so the longer side is ``size`` and pad bottom/right to a square."""
+    size = size or spec.size
+    h, w = rgb.shape[:2]
+    scale = size / max(h, w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    if (new_h, new_w) != (h, w):
+        resized = cv2.resize(rgb, (new_w, new_h), interpolation=_interp(spec, scale < 1))
+    else:
+        resized = rgb
+    canvas = np.empty((size, size, 3), dtype=np.uint8)
+    canvas[:] = np.asarray(spec.pad_value, dtype=np.uint8)
+    canvas[:new_h, :new_w] = resized
+    return canvas, Letterbox(h, w, size, scale, new_h, new_w)
+
+
+def preprocess(
+    rgb: np.ndarray, spec: ModelSpec, size: int | None = None
+) -> tuple[np.ndarray, Letterbox]:
+    """A photo (uint8 RGB, any size) -> the model's 1x3xSxS float32 input and its letterbox."""
+    boxed, box = letterbox(rgb, spec.input, size)
+    return normalize(boxed, spec.input)[None], box
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))).astype(np.float32)
+
+
+def probability(output: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """The network's raw output (SxS) -> wound probability (SxS float32)."""
+    out = np.asarray(output, dtype=np.float32)
+    return sigmoid(out) if spec.output.activation == "sigmoid" else out
+
+
+def unbox(prob: np.ndarray, box: Letterbox) -> np.ndarray:
+    """Probability in the model frame -> probability at the photo's own size."""
+    crop = prob[: box.new_h, : box.new_w]
+    if crop.shape != (box.height, box.width):
+        crop = cv2.resize(crop, (box.width, box.height), interpolation=cv2.INTER_LINEAR)
+    return crop
+
+
+def clean_mask(mask: np.ndarray, post: PostprocessSpec, px_scale: float = 1.0) -> np.ndarray:
+    """Binary cleanup: drop specks, fill holes. ``px_scale`` = photo px per model px (area ratio)."""
+    mask = (mask > 0).astype(np.uint8)
+    min_px = post.min_component_px * px_scale
+    if min_px > 0 and mask.any():
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        keep = np.zeros(n, dtype=bool)
+        keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_px
+        mask = keep[labels].astype(np.uint8)
+    if post.fill_holes and mask.any():
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        mask = np.zeros_like(mask)
+        cv2.drawContours(mask, contours, -1, 1, thickness=cv2.FILLED)
+    return mask * np.uint8(255)
+
+
+def postprocess(prob: np.ndarray, box: Letterbox, spec: ModelSpec) -> np.ndarray:
+    """Model-frame probability -> 0/255 uint8 mask at the photo's size, cleaned."""
+    full = unbox(prob, box)
+    mask = full >= spec.output.threshold
+    return clean_mask(mask.astype(np.uint8), spec.postprocess, px_scale=1.0 / (box.scale**2))

@@ -1,0 +1,191 @@
+"""Photo decoding: supported formats, limits, EXIF orientation, colour modes.
+
+Every path that reads a photo (the API, ``measure``, ``predict``, ``evaluate``) calls
+``decode_photo`` so that all of them see the same pixels: the photo *as displayed*
+(EXIF orientation applied), 8-bit RGB.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+try:  # HEIC/HEIF, the iPhone default
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - pillow-heif is a base dependency
+    pillow_heif = None
+
+SUPPORTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "HEIF", "HEIC"}
+DEFAULT_MAX_BYTES = 40 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 50_000_000
+
+# We check pixel counts ourselves, before decoding, with an error code of our own.
+Image.MAX_IMAGE_PIXELS = None
+
+
+class ImageError(Exception):
+    """A photo that cannot be used. ``code`` is stable; ``status`` is the HTTP status."""
+
+    def __init__(self, code: str, detail: str, status: int):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Photo:
+    rgb: np.ndarray
+    """H x W x 3 uint8, as displayed (EXIF orientation applied)."""
+    format: str
+    captured_at: datetime | None
+    """EXIF DateTimeOriginal, when the camera wrote one."""
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+
+def _exif_datetime(img: Image.Image) -> datetime | None:
+    try:
+        exif = img.getexif()
+        value = exif.get_ifd(0x8769).get(36867) or exif.get(306)
+        if value:
+            return datetime.strptime(str(value).strip("\x00 "), "%Y:%m:%d %H:%M:%S")
+    except Exception:  # noqa: BLE001 - a broken EXIF block never breaks decoding
+        return None
+    return None
+
+
+def _to_rgb8(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max() > 255 else 255.0
+        gray = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        gray = np.clip(arr, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    if mode != "RGB":
+        img = img.convert("RGB")
+    return np.asarray(img)
+
+
+def decode_photo(
+    data: bytes,
+    *,
+    name: str = "photo",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Photo:
+    """Bytes of a photo -> ``Photo``; raises ``ImageError`` with a stable code."""
+    if not data:
+        raise ImageError("empty_file", f"{name} is empty (0 bytes): send the photo file", 422)
+    if len(data) > max_bytes:
+        raise ImageError(
+            "photo_too_large",
+            f"{name} is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB",
+            413,
+        )
+    try:
+        img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageError(
+            "unsupported_format",
+            f"{name} is not a supported photo: send JPEG, PNG, WebP or HEIC",
+            415,
+        ) from None
+    except Exception as exc:  # noqa: BLE001
+        raise ImageError("corrupt_image", f"{name} cannot be decoded ({exc})", 422) from None
+    fmt = (img.format or "").upper()
+    if fmt not in SUPPORTED_FORMATS:
+        raise ImageError(
+            "unsupported_format",
+            f"{name} is {fmt or 'an unknown format'}; send JPEG, PNG, WebP or HEIC",
+            415,
+        )
+    if getattr(img, "n_frames", 1) > 1 and fmt not in ("MPO", "HEIF", "HEIC"):
+        raise ImageError(
+            "animated_image", f"{name} is animated ({img.n_frames} frames): send one photo", 415
+        )
+    w, h = img.size
+    if w < 1 or h < 1:
+        raise ImageError("corrupt_image", f"{name} has no pixels", 422)
+    if w * h > max_pixels:
+        raise ImageError(
+            "too_many_pixels",
+            f"{name} is {w}x{h} = {w * h / 1e6:.0f} megapixels; the limit is"
+            f" {max_pixels / 1e6:.0f} megapixels",
+            413,
+        )
+    captured_at = _exif_datetime(img)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+            rgb = _to_rgb8(img)
+    except ImageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
+        raise ImageError(
+            "corrupt_image", f"{name} is damaged or truncated and cannot be decoded ({exc})", 422
+        ) from None
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ImageError("corrupt_image", f"{name} decoded to an unexpected shape", 422)
+    return Photo(rgb=np.ascontiguousarray(rgb), format=fmt, captured_at=captured_at)
+
+
+def read_photo(path: Path, **limits: int) -> Photo:
+    """Read a photo file; errors name the file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError("unreadable_file", f"{path}: {exc.strerror}", 422) from None
+    return decode_photo(data, name=str(path), **limits)
+
+
+def read_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A mask file (any nonzero = wound) -> uint8 0/255; checks its size when given."""
+    photo_like = read_photo(Path(path))
+    mask = (photo_like.rgb.max(axis=2) > 127).astype(np.uint8) * np.uint8(255)
+    if shape is not None and mask.shape != tuple(shape):
+        raise ImageError(
+            "mask_size_mismatch",
+            f"{path} is {mask.shape[1]}x{mask.shape[0]} but the photo is {shape[1]}x{shape[0]}",
+            422,
+        )
+    return mask
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """A mask or image -> PNG bytes, with no metadata."""
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
+    """RGB -> JPEG bytes with no metadata (no EXIF, no GPS, no maker notes)."""
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality, subsampling=0)
+    return buf.getvalue()

@@ -1,0 +1,73 @@
+"""Typed training configuration, loaded from YAML; unknown keys are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    root: Path = Path("../shared/datasets/fuseg2021")
+    train_split: str = "train"
+    val_split: str = "validation"
+    max_train_photos: int | None = None
+    max_val_photos: int | None = None
+
+
+class ModelConfig(_Strict):
+    name: str = "ulcerseg"
+    version: str = "0.1.0"
+    encoder: str = "lite0"
+    pretrained: bool = True
+    decoder_channels: list[int] = Field(default_factory=lambda: [128, 64, 48])
+    head_stride: int = 4
+    input_size: int = 512
+
+
+class TrainConfig(_Strict):
+    epochs: int = 20
+    batch_size: int = 8
+    crop_px: int = 256
+    wound_crop_prob: float = 0.7
+    lr: float = 1e-3
+    encoder_lr_mult: float = 0.5
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    bce_weight: float = 1.0
+    dice_weight: float = 1.0
+    seed: int = 0
+    num_workers: int = 1
+    threads: int = 0
+    amp: bool = True
+    channels_last: bool = True
+    max_steps_per_epoch: int | None = None
+    eval_every: int = 2
+    log_every: int = 20
+
+
+class Config(_Strict):
+    run_dir: Path = Path("runs/ulcerseg")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+def load_config(path: Path, overrides: dict | None = None) -> Config:
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return Config.model_validate(raw)
+
+
+def dump_config(cfg: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))

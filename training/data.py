@@ -1,0 +1,151 @@
+"""FUSeg-layout datasets (images/ + labels/), wound-biased crops and augmentation."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from service.contract import InputSpec, normalize
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+
+@dataclass(frozen=True)
+class Pair:
+    image: Path
+    label: Path
+
+
+def find_pairs(images_dir: Path, labels_dir: Path) -> list[Pair]:
+    """Photos in ``images_dir`` matched by stem to masks in ``labels_dir``."""
+    labels = {p.stem: p for p in Path(labels_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    pairs = []
+    for img in sorted(Path(images_dir).iterdir()):
+        if img.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if img.stem not in labels:
+            raise FileNotFoundError(f"no mask for {img} in {labels_dir}")
+        pairs.append(Pair(img, labels[img.stem]))
+    if not pairs:
+        raise FileNotFoundError(f"no photos in {images_dir}")
+    return pairs
+
+
+def split_pairs(root: Path, split: str) -> list[Pair]:
+    return find_pairs(Path(root) / split / "images", Path(root) / split / "labels")
+
+
+def manifest(pairs: list[Pair]) -> tuple[list[dict], str]:
+    """Per-file sha256 rows and one hash over the whole list (recorded with every run)."""
+    rows = []
+    whole = hashlib.sha256()
+    for p in pairs:
+        hi = hashlib.sha256(p.image.read_bytes()).hexdigest()
+        hl = hashlib.sha256(p.label.read_bytes()).hexdigest()
+        rows.append(
+            {"image": p.image.name, "label": p.label.name, "image_sha256": hi, "label_sha256": hl}
+        )
+        whole.update(f"{p.image.name}:{hi}:{p.label.name}:{hl}\n".encode())
+    return rows, whole.hexdigest()
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"cannot read image {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def read_mask(path: Path) -> np.ndarray:
+    m = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if m is None:
+        raise ValueError(f"cannot read mask {path}")
+    return (m > 127).astype(np.uint8)
+
+
+def geometric_augment() -> A.Compose:
+    return A.Compose(
+        [
+            A.Affine(
+                scale=(0.7, 1.4),
+                rotate=(-45, 45),
+                shear=(-8, 8),
+                border_mode=cv2.BORDER_REFLECT_101,
+                p=0.8,
+            ),
+            A.HorizontalFlip(p=0.5),
+            A.VerticalFlip(p=0.5),
+            A.RandomRotate90(p=0.5),
+        ]
+    )
+
+
+def photometric_augment() -> A.Compose:
+    """The variety of phone photos: colour, light, blur, noise, compression."""
+    return A.Compose(
+        [
+            A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.04, p=0.8),
+            A.OneOf([A.GaussianBlur(blur_limit=(3, 7)), A.MotionBlur(blur_limit=(3, 9))], p=0.3),
+            A.GaussNoise(std_range=(0.01, 0.06), p=0.3),
+            A.ImageCompression(quality_range=(40, 95), p=0.4),
+        ]
+    )
+
+
+def wound_biased_crop(
+    rgb: np.ndarray, mask: np.ndarray, crop: int, wound_prob: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    h, w = mask.shape
+    if h < crop or w < crop:
+        pad_h, pad_w = max(0, crop - h), max(0, crop - w)
+        rgb = cv2.copyMakeBorder(rgb, 0, pad_h, 0, pad_w, cv2.BORDER_REFLECT_101)
+        mask = cv2.copyMakeBorder(mask, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=0)
+        h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    if len(ys) and rng.random() < wound_prob:
+        i = rng.integers(len(ys))
+        cy = ys[i] + rng.integers(-crop // 4, crop // 4 + 1)
+        cx = xs[i] + rng.integers(-crop // 4, crop // 4 + 1)
+        y0 = int(np.clip(cy - crop // 2, 0, h - crop))
+        x0 = int(np.clip(cx - crop // 2, 0, w - crop))
+    else:
+        y0 = int(rng.integers(0, h - crop + 1))
+        x0 = int(rng.integers(0, w - crop + 1))
+    return rgb[y0 : y0 + crop, x0 : x0 + crop], mask[y0 : y0 + crop, x0 : x0 + crop]
+
+
+class CropDataset(Dataset):
+    """Random, wound-biased crops of augmented photos, held in memory."""
+
+    def __init__(self, pairs: list[Pair], spec: InputSpec, crop: int, wound_prob: float, seed: int):
+        self.images = [read_rgb(p.image) for p in pairs]
+        self.masks = [read_mask(p.label) for p in pairs]
+        self.spec = spec
+        self.crop = crop
+        self.wound_prob = wound_prob
+        self.seed = seed
+        self.epoch = 0
+        self.geo = geometric_augment()
+        self.photo = photometric_augment()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        g = self.geo(image=self.images[i], mask=self.masks[i])
+        img, mask = wound_biased_crop(g["image"], g["mask"], self.crop, self.wound_prob, rng)
+        img = self.photo(image=np.ascontiguousarray(img))["image"]
+        x = torch.from_numpy(normalize(img, self.spec))
+        y = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None]
+        return x, y
