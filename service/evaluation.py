@@ -1,0 +1,70 @@
+"""``woundscope evaluate``: a model folder against images/ + labels/, torch-free."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from service.imaging import read_mask, read_photo
+from service.inference import Segmenter
+from service.segmetrics import SplitScore, score_photo
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"}
+
+
+def pairs(images: Path, labels: Path) -> list[tuple[Path, Path]]:
+    by_stem = {p.stem: p for p in Path(labels).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    out = []
+    for img in sorted(Path(images).iterdir()):
+        if img.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if img.stem not in by_stem:
+            raise FileNotFoundError(f"no mask for {img.name} in {labels}")
+        out.append((img, by_stem[img.stem]))
+    if not out:
+        raise FileNotFoundError(f"no photos in {images}")
+    return out
+
+
+def evaluate(
+    segmenter: Segmenter, images: Path, labels: Path, per_photo_csv: Path | None = None
+) -> dict:
+    score = SplitScore()
+    ms = []
+    for img, lab in pairs(images, labels):
+        photo = read_photo(img)
+        seg = segmenter.segment(photo.rgb)
+        ms.append(seg.ms)
+        score.add(score_photo(img.name, read_mask(lab, shape=photo.rgb.shape[:2]), seg.mask))
+    summary = score.summary()
+    summary["median_ms"] = sorted(ms)[len(ms) // 2]
+    summary["model"] = segmenter.id
+    if per_photo_csv:
+        with open(per_photo_csv, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(
+                [
+                    "photo",
+                    "truth_px",
+                    "pred_px",
+                    "tp_px",
+                    "dice",
+                    "iou",
+                    "area_error_px",
+                    "area_error_rel",
+                ]
+            )
+            for p in score.photos:
+                w.writerow(
+                    [
+                        p.photo,
+                        p.truth_px,
+                        p.pred_px,
+                        p.tp_px,
+                        round(p.dice, 5),
+                        round(p.iou, 5),
+                        p.area_error_px,
+                        "" if p.area_error_rel is None else round(p.area_error_rel, 5),
+                    ]
+                )
+    return summary
