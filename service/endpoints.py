@@ -1,0 +1,528 @@
+"""Wound-healing endpoints: pure functions from visit series to the wire answers.
+
+Implements the "Endpoints" table of DESIGN.md. Inputs are plain dataclasses (no
+database, no HTTP); outputs are JSON-ready dicts carrying the wire-contract keys.
+
+Conventions:
+
+- Days are calendar days between ``captured_at`` dates; the baseline visit is day 0.
+- A visit is *counted* (enters the cm² endpoints) only when the caller says so
+  (calibrated, not severe-flagged, or accepted/corrected by a clinician) and it has
+  an area. Several assessments on one date: the last uploaded one is the visit; the
+  others are listed with ``counted: false`` and take no part in closure either.
+- A visit is *closed* when the clinician observed full re-epithelialisation and no
+  drainage (``epithelialized is True and drainage is not True``). It is *open* only
+  on an explicit observation (``epithelialized is False`` or ``drainage is True``);
+  a visit without an observation is neither, and breaks a closure confirmation.
+- A segmented area of zero never closes a wound; it is reported as a flag.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+WEEK_DAYS = 7.0
+PAR_WEEK4_TARGET_DAYS = 28
+PAR_WEEK4_WINDOW_DAYS = 7
+CLOSURE_CONFIRM_DAYS = 14
+PROPORTION_HEALED_DAYS: tuple[int, ...] = (84, 182, 365)
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One assessment of a wound, with the measurement that counts for its photo."""
+
+    assessment_id: str
+    captured_at: date
+    area_cm2: float | None = None
+    perimeter_cm: float | None = None
+    counted: bool = True
+    epithelialized: bool | None = None
+    drainage: bool | None = None
+    uploaded_at: datetime | None = None
+    baseline: bool = False
+    area_cm2_low: float | None = None
+    area_cm2_high: float | None = None
+    uncounted_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Wound:
+    wound_id: str
+    visits: Sequence[Visit]
+    label: str | None = None
+    index_leg: bool | None = None
+
+
+@dataclass(frozen=True)
+class Subject:
+    subject_id: str
+    wounds: Sequence[Wound]
+    code: str | None = None
+    arm: str | None = None
+
+
+@dataclass
+class _Row:
+    visit: Visit
+    captured_on: date
+    day: int = 0
+    effective: bool = True
+    counted: bool = False
+    reason: str | None = None
+    par_pct: float | None = None
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def closed(self) -> bool:
+        return self.visit.epithelialized is True and self.visit.drainage is not True
+
+    @property
+    def open(self) -> bool:
+        return self.visit.epithelialized is False or self.visit.drainage is True
+
+
+def _as_date(value: date) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def _sort_key(indexed: tuple[int, Visit]) -> tuple[date, datetime, int]:
+    order, visit = indexed
+    uploaded = visit.uploaded_at or datetime.min
+    if uploaded.tzinfo is not None:
+        uploaded = uploaded.astimezone(UTC).replace(tzinfo=None)
+    return (_as_date(visit.captured_at), uploaded, order)
+
+
+def _rows(visits: Sequence[Visit]) -> list[_Row]:
+    """Visits in date order; the last uploaded of a date is the effective one."""
+    ordered = [v for _, v in sorted(enumerate(visits), key=_sort_key)]
+    rows = [_Row(visit=v, captured_on=_as_date(v.captured_at)) for v in ordered]
+    for i, row in enumerate(rows):
+        if i + 1 < len(rows) and rows[i + 1].captured_on == row.captured_on:
+            row.effective = False
+            row.reason = "superseded_same_day"
+    return rows
+
+
+def percent_area_reduction_pct(baseline_area_cm2: float, area_cm2: float) -> float | None:
+    """PAR = (A0 − At) / A0 × 100, in percent; None when the baseline area is zero."""
+    if baseline_area_cm2 <= 0:
+        return None
+    return (baseline_area_cm2 - area_cm2) / baseline_area_cm2 * 100.0
+
+
+def par_at_target(
+    days_par_pct: Sequence[tuple[int, float]],
+    target_days: int = PAR_WEEK4_TARGET_DAYS,
+    window_days: int = PAR_WEEK4_WINDOW_DAYS,
+) -> tuple[int, float] | None:
+    """(day, PAR %) of the visit nearest ``target_days`` within ± ``window_days``.
+
+    On a tie the earlier visit wins; None when no visit falls in the window.
+    """
+    inside = [(d, p) for d, p in days_par_pct if abs(d - target_days) <= window_days]
+    if not inside:
+        return None
+    return min(inside, key=lambda dp: (abs(dp[0] - target_days), dp[0]))
+
+
+def absolute_healing_rate_cm2_per_week(
+    baseline_area_cm2: float, area_cm2: float, elapsed_days: int
+) -> float | None:
+    """(A0 − At) / Δt in cm²/week; None when no time has elapsed."""
+    if elapsed_days <= 0:
+        return None
+    return (baseline_area_cm2 - area_cm2) / elapsed_days * WEEK_DAYS
+
+
+def gilman_cm_per_week(
+    baseline_area_cm2: float,
+    area_cm2: float,
+    baseline_perimeter_cm: float | None,
+    perimeter_cm: float | None,
+    elapsed_days: int,
+) -> float | None:
+    """Gilman's edge advance (A1 − A2) / ((P1 + P2) / 2) / Δt in cm/week."""
+    if elapsed_days <= 0 or baseline_perimeter_cm is None or perimeter_cm is None:
+        return None
+    mean_perimeter_cm = (baseline_perimeter_cm + perimeter_cm) / 2.0
+    if mean_perimeter_cm <= 0:
+        return None
+    return (baseline_area_cm2 - area_cm2) / mean_perimeter_cm / elapsed_days * WEEK_DAYS
+
+
+def log_linear_rate_per_day(days_area_cm2: Sequence[tuple[int, float]]) -> float | None:
+    """k (1/day) of the least-squares fit ln A = c − k·day over areas > 0.
+
+    None with fewer than two positive areas on distinct days.
+    """
+    points = [(float(d), math.log(a)) for d, a in days_area_cm2 if a > 0]
+    if len({d for d, _ in points}) < 2:
+        return None
+    n = len(points)
+    mean_d = sum(d for d, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    sxx = sum((d - mean_d) ** 2 for d, _ in points)
+    sxy = sum((d - mean_d) * (y - mean_y) for d, y in points)
+    return -sxy / sxx
+
+
+def first_day_par_at_least(
+    days_par_pct: Sequence[tuple[int, float]], par_pct: float = 50.0
+) -> float | None:
+    """First day PAR reaches ``par_pct``, linearly interpolated between visits (days)."""
+    previous: tuple[int, float] | None = None
+    for day, par in days_par_pct:
+        if par >= par_pct:
+            if previous is None:
+                return float(day)
+            d0, p0 = previous
+            return d0 + (par_pct - p0) / (par - p0) * (day - d0)
+        previous = (day, par)
+    return None
+
+
+def _closure_runs(rows: Sequence[_Row], confirm_days: int) -> list[tuple[int, int]]:
+    """(first, confirming) row indices of every confirmed closure run.
+
+    A run is a maximal sequence of consecutive closed visits; it confirms closure when
+    a visit of the run lies ≥ ``confirm_days`` after its first visit.
+    """
+    runs: list[tuple[int, int]] = []
+    i = 0
+    while i < len(rows):
+        if not rows[i].closed:
+            i += 1
+            continue
+        j = i
+        confirming: int | None = None
+        while j < len(rows) and rows[j].closed:
+            if confirming is None and rows[j].day - rows[i].day >= confirm_days:
+                confirming = j
+            j += 1
+        if confirming is not None:
+            runs.append((i, confirming))
+        i = j
+    return runs
+
+
+def _clean(value: float | None, digits: int = 9) -> float | None:
+    if value is None or math.isnan(value) or math.isinf(value):
+        return None
+    return round(float(value), digits)
+
+
+def wound_endpoints(
+    visits: Sequence[Visit],
+    *,
+    week4_target_days: int = PAR_WEEK4_TARGET_DAYS,
+    week4_window_days: int = PAR_WEEK4_WINDOW_DAYS,
+    closure_confirm_days: int = CLOSURE_CONFIRM_DAYS,
+) -> dict[str, Any]:
+    """The wound-level endpoints of DESIGN.md for one wound's visits (any order)."""
+    all_rows = _rows(visits)
+    effective = [r for r in all_rows if r.effective]
+    flags: list[dict[str, Any]] = []
+
+    baseline_row: _Row | None = None
+    if effective:
+        marked = [r for r in effective if r.visit.baseline]
+        baseline_row = marked[0] if marked else effective[0]
+    baseline_on = baseline_row.captured_on if baseline_row else None
+    for row in all_rows:
+        row.day = (row.captured_on - baseline_on).days if baseline_on else 0
+        if not row.effective:
+            continue
+        if row.day < 0:
+            row.effective = False
+            row.reason = "before_baseline"
+        elif not row.visit.counted:
+            row.reason = row.visit.uncounted_reason or "not_counted"
+        elif row.visit.area_cm2 is None:
+            row.reason = "no_area"
+        else:
+            row.counted = True
+    effective = [r for r in all_rows if r.effective]
+
+    baseline_area_cm2: float | None = None
+    if baseline_row is not None:
+        if baseline_row.counted:
+            baseline_area_cm2 = baseline_row.visit.area_cm2
+        else:
+            flags.append(
+                {
+                    "code": "baseline_not_counted",
+                    "message": "the baseline photo has no counted area (uncalibrated or "
+                    "severe-flagged): correct or accept it to get cm² endpoints",
+                }
+            )
+    if baseline_area_cm2 is not None and baseline_area_cm2 <= 0:
+        flags.append(
+            {
+                "code": "baseline_area_zero",
+                "message": "the baseline area is zero, so percent area reduction is undefined",
+            }
+        )
+
+    counted = [r for r in effective if r.counted] if baseline_area_cm2 is not None else []
+    if baseline_area_cm2 is not None:
+        for row in counted:
+            assert row.visit.area_cm2 is not None
+            row.par_pct = percent_area_reduction_pct(baseline_area_cm2, row.visit.area_cm2)
+    days_par_pct = [(r.day, r.par_pct) for r in counted if r.par_pct is not None]
+
+    week4 = par_at_target(days_par_pct, week4_target_days, week4_window_days)
+    last = counted[-1] if len(counted) > 1 else None
+    rate_cm2_per_week = gilman = None
+    if baseline_area_cm2 is not None and baseline_row is not None and last is not None:
+        assert last.visit.area_cm2 is not None
+        rate_cm2_per_week = absolute_healing_rate_cm2_per_week(
+            baseline_area_cm2, last.visit.area_cm2, last.day
+        )
+        gilman = gilman_cm_per_week(
+            baseline_area_cm2,
+            last.visit.area_cm2,
+            baseline_row.visit.perimeter_cm,
+            last.visit.perimeter_cm,
+            last.day,
+        )
+    k_per_day = log_linear_rate_per_day(
+        [(r.day, r.visit.area_cm2) for r in counted if r.visit.area_cm2 is not None]
+    )
+    half_life_days = math.log(2) / k_per_day if k_per_day is not None and k_per_day > 0 else None
+
+    runs = _closure_runs(effective, closure_confirm_days)
+    closure_confirmed = bool(runs)
+    closure_day = effective[runs[0][0]].day if runs else None
+    recurrence_day: int | None = None
+    healed_day: int | None = None
+    if runs:
+        confirming = runs[0][1]
+        reopened = [r for r in effective[confirming + 1 :] if r.open]
+        recurrence_day = reopened[0].day if reopened else None
+        last_first, last_confirming = runs[-1]
+        if not any(r.open for r in effective[last_confirming + 1 :]):
+            healed_day = effective[last_first].day
+    last_day = effective[-1].day if effective else None
+
+    area_zero_open = [r.day for r in counted if r.visit.area_cm2 == 0 and not r.closed]
+    if area_zero_open:
+        flags.append(
+            {
+                "code": "area_zero_not_observed_closed",
+                "message": "the segmented area is zero on days "
+                + ", ".join(str(d) for d in area_zero_open)
+                + " but no clinician observed closure: supporting evidence only",
+            }
+        )
+    closure_supported_by_area: bool | None = None
+    if runs:
+        first, confirming = runs[0]
+        areas = [r.visit.area_cm2 for r in effective[first : confirming + 1] if r.counted]
+        closure_supported_by_area = bool(areas) and all(a == 0 for a in areas)
+
+    return {
+        "baseline_assessment": baseline_row.visit.assessment_id if baseline_row else None,
+        "baseline_date": baseline_on.isoformat() if baseline_on else None,
+        "baseline_area_cm2": _clean(baseline_area_cm2),
+        "visits": [
+            {
+                "assessment": r.visit.assessment_id,
+                "captured_at": r.captured_on.isoformat(),
+                "day": r.day,
+                "area_cm2": _clean(r.visit.area_cm2),
+                "area_cm2_low": _clean(r.visit.area_cm2_low),
+                "area_cm2_high": _clean(r.visit.area_cm2_high),
+                "perimeter_cm": _clean(r.visit.perimeter_cm),
+                "par_pct": _clean(r.par_pct),
+                "closed": r.effective and r.closed,
+                "counted": r.counted,
+                "uncounted_reason": None if r.counted else r.reason,
+            }
+            for r in all_rows
+        ],
+        "par_week4_pct": _clean(week4[1]) if week4 else None,
+        "par_week4_day": week4[0] if week4 else None,
+        "healing_rate_cm2_per_week": _clean(rate_cm2_per_week),
+        "gilman_cm_per_week": _clean(gilman),
+        "log_linear_rate_per_day": _clean(k_per_day),
+        "half_life_days": _clean(half_life_days),
+        "par50_day": _clean(first_day_par_at_least(days_par_pct, 50.0)),
+        "closure_confirmed": closure_confirmed,
+        "closure_day": closure_day,
+        "closure_supported_by_area": closure_supported_by_area,
+        "time_to_closure_days": closure_day if closure_confirmed else last_day,
+        "censored": not closure_confirmed,
+        "recurrence": recurrence_day is not None,
+        "recurrence_day": recurrence_day,
+        "healed_at_last_visit": healed_day is not None,
+        "healed_day": healed_day,
+        "last_visit_day": last_day,
+        "flags": flags,
+    }
+
+
+def _date_after(baseline_date: str | None, day: int | None) -> date | None:
+    if baseline_date is None or day is None:
+        return None
+    return date.fromordinal(date.fromisoformat(baseline_date).toordinal() + day)
+
+
+def subject_endpoints(wounds: Sequence[Wound], **options: int) -> dict[str, Any]:
+    """All ulcers healed: every wound of the index leg (where recorded; else every wound)
+    confirmed closed and not re-opened since; ``all_healed_day`` is the latest of their
+    closure days, counted from the subject's earliest baseline."""
+    answers = []
+    for wound in wounds:
+        answer = wound_endpoints(wound.visits, **options)
+        answers.append(
+            {"wound": wound.wound_id, "label": wound.label, "index_leg": wound.index_leg, **answer}
+        )
+    recorded_index = [a for a in answers if a["index_leg"] is True]
+    considered = [a for a in (recorded_index or answers) if a["baseline_date"] is not None]
+    baselines = [date.fromisoformat(a["baseline_date"]) for a in considered]
+    start = min(baselines) if baselines else None
+
+    def subject_day(on: date | None) -> int | None:
+        return (on - start).days if on is not None and start is not None else None
+
+    all_healed = bool(considered) and all(a["healed_at_last_visit"] for a in considered)
+    healed_dates = [_date_after(a["baseline_date"], a["healed_day"]) for a in considered]
+    last_dates = [_date_after(a["baseline_date"], a["last_visit_day"]) for a in considered]
+    known_last = [d for d in last_dates if d is not None]
+    known_healed = [d for d in healed_dates if d is not None]
+    return {
+        "wounds": answers,
+        "wounds_considered": [a["wound"] for a in considered],
+        "baseline_date": start.isoformat() if start else None,
+        "all_wounds_healed": all_healed,
+        "all_healed_day": subject_day(max(known_healed)) if all_healed and known_healed else None,
+        "last_visit_day": subject_day(max(known_last)) if known_last else None,
+    }
+
+
+def _km_answer(
+    durations_days: Sequence[float], events: Sequence[bool], days: Sequence[int]
+) -> dict[str, Any]:
+    from lifelines import KaplanMeierFitter
+    from lifelines.utils import median_survival_times
+
+    kmf = KaplanMeierFitter()
+    kmf.fit(list(durations_days), event_observed=list(events))
+    ci = kmf.confidence_interval_
+    median_ci = median_survival_times(ci)
+    survival = kmf.survival_function_.iloc[:, 0]
+    return {
+        "subjects": len(durations_days),
+        "healed": int(sum(bool(e) for e in events)),
+        "median_time_to_closure_days": _clean(float(kmf.median_survival_time_)),
+        "median_time_to_closure_days_ci95": [
+            _clean(float(median_ci.iloc[0, 0])),
+            _clean(float(median_ci.iloc[0, 1])),
+        ],
+        "proportion_healed": {str(d): _clean(1.0 - float(kmf.predict(float(d)))) for d in days},
+        "km": {
+            "timeline_days": [float(t) for t in survival.index],
+            "survival": [_clean(float(s)) for s in survival.to_numpy()],
+            "ci95_low": [_clean(float(s)) for s in ci.iloc[:, 0].to_numpy()],
+            "ci95_high": [_clean(float(s)) for s in ci.iloc[:, 1].to_numpy()],
+        },
+    }
+
+
+def _empty_km_answer(days: Sequence[int]) -> dict[str, Any]:
+    return {
+        "subjects": 0,
+        "healed": 0,
+        "median_time_to_closure_days": None,
+        "median_time_to_closure_days_ci95": [None, None],
+        "proportion_healed": {str(d): None for d in days},
+        "km": {"timeline_days": [], "survival": [], "ci95_low": [], "ci95_high": []},
+    }
+
+
+def _quantile(sorted_values: Sequence[float], q: float) -> float:
+    position = (len(sorted_values) - 1) * q
+    low = math.floor(position)
+    high = math.ceil(position)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def par_distribution(par_pct: Sequence[float | None]) -> dict[str, Any]:
+    """Summary of PAR at week 4 across wounds (percent); missing values are counted."""
+    values = sorted(p for p in par_pct if p is not None)
+    summary: dict[str, Any] = {
+        "wounds": len(par_pct),
+        "available": len(values),
+        "missing": len(par_pct) - len(values),
+        "at_least_50_pct": sum(1 for p in values if p >= 50.0),
+        "values_pct": [_clean(p) for p in values],
+    }
+    for name, q in (("q1_pct", 0.25), ("median_pct", 0.5), ("q3_pct", 0.75)):
+        summary[name] = _clean(_quantile(values, q)) if values else None
+    summary["mean_pct"] = _clean(sum(values) / len(values)) if values else None
+    return summary
+
+
+def study_endpoints(
+    subjects: Sequence[Subject],
+    *,
+    by_arm: bool = False,
+    proportion_days: Sequence[int] = PROPORTION_HEALED_DAYS,
+    **options: int,
+) -> dict[str, Any]:
+    """Kaplan–Meier time to closure of all ulcers (per subject), median with 95 % CI,
+    proportion healed at ``proportion_days`` (1 − KM survival), PAR-at-week-4 spread.
+
+    Subjects without any assessment are left out of the curve. Per-arm figures only
+    with ``by_arm`` (admins: blinding)."""
+    rows: list[dict[str, Any]] = []
+    par_week4: list[float | None] = []
+    for subject in subjects:
+        answer = subject_endpoints(subject.wounds, **options)
+        for wound in answer["wounds"]:
+            if wound["wound"] in answer["wounds_considered"]:
+                par_week4.append(wound["par_week4_pct"])
+        healed = answer["all_wounds_healed"]
+        time_days = answer["all_healed_day"] if healed else answer["last_visit_day"]
+        row: dict[str, Any] = {
+            "subject": subject.subject_id,
+            "code": subject.code,
+            "all_wounds_healed": healed,
+            "all_healed_day": answer["all_healed_day"],
+            "time_to_closure_days": time_days,
+            "censored": not healed,
+        }
+        if by_arm:
+            row["arm"] = subject.arm
+        rows.append(row)
+
+    timed = [r for r in rows if r["time_to_closure_days"] is not None]
+    days = list(proportion_days)
+
+    def figures(group: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        if not group:
+            return _empty_km_answer(days)
+        return _km_answer(
+            [float(r["time_to_closure_days"]) for r in group],
+            [bool(r["all_wounds_healed"]) for r in group],
+            days,
+        )
+
+    answer = figures(timed)
+    answer["subjects"] = len(rows)
+    answer["subjects_without_visits"] = len(rows) - len(timed)
+    answer["par_week4"] = par_distribution(par_week4)
+    answer["subject_rows"] = rows
+    if by_arm:
+        arms = sorted({r.get("arm") or "" for r in timed})
+        answer["by_arm"] = {
+            arm or "unassigned": figures([r for r in timed if (r.get("arm") or "") == arm])
+            for arm in arms
+        }
+    return answer
