@@ -1,0 +1,146 @@
+"""API keys and the caller they identify: role, study/site scope, holder.
+
+Keys are 256-bit random strings shown once and stored as their sha256. A key
+belongs to a named person, so the audit log's "who" is a person.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.errors import Forbidden, InvalidKey, InvalidRequest, NotFound
+from service.orm import ApiKey, Site, Study, utcnow
+
+ROLES = ("uploader", "clinician", "monitor", "admin")
+SITE_ROLES = ("uploader", "clinician")
+"""Roles confined to one site; monitor and admin keys see the whole study."""
+KEY_PREFIX = "ws_"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the key's role and scope, and the person holding it."""
+
+    role: str
+    holder: str
+    study_id: str | None = None
+    """None: every study (an admin key made without --study)."""
+    site_pk: int | None = None
+    """None: every site of the study."""
+    site_code: str | None = None
+    key_id: int | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def sees_arm(self) -> bool:
+        """Blinding: only admin keys set and see the arm."""
+        return self.role == "admin"
+
+    def require(self, *roles: str) -> None:
+        """Raise ``Forbidden`` unless the caller's role is one of ``roles``."""
+        if self.role not in roles:
+            raise Forbidden(
+                f"a {self.role} key may not do this; it needs a key with role {' or '.join(roles)}"
+            )
+
+    def sees_study(self, study_id: str) -> bool:
+        return self.study_id is None or self.study_id == study_id
+
+    def sees_site(self, site_pk: int) -> bool:
+        return self.site_pk is None or self.site_pk == site_pk
+
+    @classmethod
+    def cli(cls, holder: str | None = None) -> Caller:
+        """The operator at the command line (an admin of everything)."""
+        import getpass
+
+        return cls(role="admin", holder=holder or f"cli:{getpass.getuser()}")
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def create_key(
+    session: Session,
+    *,
+    role: str,
+    holder: str,
+    study_id: str | None = None,
+    site_code: str | None = None,
+) -> tuple[ApiKey, str]:
+    """Make a key; returns the row and the key itself (shown once, never stored)."""
+    if role not in ROLES:
+        raise InvalidRequest(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if not holder.strip():
+        raise InvalidRequest("a key belongs to a named person: give --holder 'name'")
+    if role != "admin" and not study_id:
+        raise InvalidRequest(f"a {role} key needs a study (--study)")
+    if role in SITE_ROLES and not site_code:
+        raise InvalidRequest(f"a {role} key is confined to one site: give --site")
+    if role not in SITE_ROLES and site_code:
+        raise InvalidRequest(f"a {role} key covers the whole study: leave out --site")
+    site_pk = None
+    if study_id is not None and session.get(Study, study_id) is None:
+        raise NotFound("study", study_id)
+    if site_code is not None:
+        site = session.scalar(select(Site).where(Site.study_id == study_id, Site.code == site_code))
+        if site is None:
+            raise NotFound("site", f"{study_id}/{site_code}")
+        site_pk = site.pk
+    key = generate_key()
+    row = ApiKey(
+        key_hash=hash_key(key),
+        prefix=key[:10],
+        role=role,
+        study_id=study_id,
+        site_pk=site_pk,
+        holder=holder.strip(),
+    )
+    session.add(row)
+    session.flush()
+    return row, key
+
+
+def caller_of(row: ApiKey) -> Caller:
+    return Caller(
+        role=row.role,
+        holder=row.holder,
+        study_id=row.study_id,
+        site_pk=row.site_pk,
+        site_code=row.site.code if row.site is not None else None,
+        key_id=row.id,
+    )
+
+
+def authenticate(session: Session, key: str) -> Caller:
+    """The caller a key identifies; ``InvalidKey`` when unknown or revoked."""
+    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key.strip())))
+    if row is None or row.revoked_at is not None:
+        raise InvalidKey("this API key is unknown or revoked: ask your study admin for a key")
+    return caller_of(row)
+
+
+def revoke_key(session: Session, ident: str) -> ApiKey:
+    """Revoke by numeric id or by the key's printed prefix."""
+    stmt = select(ApiKey).where(ApiKey.prefix == ident)
+    if ident.isdigit():
+        stmt = select(ApiKey).where(ApiKey.id == int(ident))
+    row = session.scalar(stmt)
+    if row is None:
+        raise NotFound("key", ident)
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    return row

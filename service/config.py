@@ -1,0 +1,87 @@
+"""Service configuration from the environment (prefix ``WOUNDSCOPE_``), validated at start.
+
+No import-time globals: ``get_settings()`` is cached and the app factory takes a
+``Settings`` so tests pass their own.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WOUNDSCOPE_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("~/.local/share/woundscope"),
+        description="Where the SQLite file and the photos live by default.",
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL; empty = a SQLite file in the data dir.",
+    )
+    storage_url: str = Field(
+        default="",
+        description="file:///path or s3://bucket/prefix; empty = <data_dir>/photos.",
+    )
+    model: str = Field(
+        default="",
+        description="Default model (folder or installed id); empty = highest installed.",
+    )
+    max_upload_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
+    max_pixels: int = Field(default=50_000_000, ge=10_000)
+    inference_workers: int = Field(default=2, ge=1, le=64)
+    """Threads doing CPU-bound work (decode, segment, measure, overlay) at once."""
+    inference_queue: int = Field(default=8, ge=0, le=1024)
+    """Jobs that may wait for a worker; beyond workers + queue the service answers 503."""
+    retry_after_s: int = Field(default=2, ge=1, le=600)
+    max_tilt_deg: float = Field(default=30.0, gt=0, lt=90)
+    """Marker tilt above which a photo is flagged (retake more face-on)."""
+    min_marker_px: float = Field(default=40.0, gt=0)
+    """Marker side (pixels) below which a photo is flagged (come closer)."""
+    photo_jpeg_quality: int = Field(default=95, ge=70, le=100)
+    page_size_max: int = Field(default=500, ge=1)
+    log_level: str = Field(default="INFO")
+    log_json: bool = True
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return Path(value).expanduser()
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        return value
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'woundscope.db'}"
+        if not self.storage_url:
+            self.storage_url = (self.data_dir / "photos").resolve().as_uri()
+        if not self.database_url.startswith(("sqlite", "postgresql")):
+            raise ValueError(
+                f"WOUNDSCOPE_DATABASE_URL {self.database_url.split(':')[0]}: is not supported;"
+                " use sqlite:///path or postgresql+psycopg://user@host/db"
+            )
+        if not self.storage_url.startswith(("file://", "s3://")):
+            raise ValueError("WOUNDSCOPE_STORAGE_URL must be file:///path or s3://bucket/prefix")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()
