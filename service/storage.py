@@ -77,14 +77,14 @@ class PhotoStore(ABC):
     url: str
 
     def put(self, data: bytes, suffix: str) -> str:
-        """Store ``data`` durably and return its key. Idempotent; verifies what it wrote."""
-        sha = hashlib.sha256(data).hexdigest()
-        key = make_key(sha, suffix)
-        if self._intact(key, sha):
-            return key
-        self._write(key, data)
-        if not self._intact(key, sha):
-            raise StorageError(f"{self.url}: {key} did not read back intact after writing")
+        """Store ``data`` durably and return its key. Idempotent; verifies what it wrote.
+
+        Storing content that is already there refreshes its modification time, so
+        ``woundscope fsck --repair`` (which spares recent photos) never deletes a photo
+        an upload is about to reference.
+        """
+        key = make_key(hashlib.sha256(data).hexdigest(), suffix)
+        self._put(key, data)
         return key
 
     def get(self, key: str) -> bytes:
@@ -102,12 +102,6 @@ class PhotoStore(ABC):
             digest.update(chunk)
         return digest.hexdigest()
 
-    def _intact(self, key: str, sha: str) -> bool:
-        try:
-            return self.exists(key) and self.sha256_of(key) == sha
-        except PhotoNotFound:
-            return False
-
     @abstractmethod
     def exists(self, key: str) -> bool: ...
 
@@ -124,7 +118,11 @@ class PhotoStore(ABC):
         """Raise ``StorageError`` unless the store can be written, read and deleted now."""
 
     @abstractmethod
-    def _write(self, key: str, data: bytes) -> None: ...
+    def modified_at(self, key: str) -> float:
+        """When the photo was last stored (Unix time, seconds)."""
+
+    @abstractmethod
+    def _put(self, key: str, data: bytes) -> None: ...
 
     @abstractmethod
     def _read(self, key: str) -> bytes: ...
@@ -165,6 +163,19 @@ class LocalPhotoStore(PhotoStore):
             except FileExistsError:
                 continue  # a concurrent put made it
             _fsync_dir(path.parent)
+
+    def _put(self, key: str, data: bytes) -> None:
+        sha = key_sha256(key)
+        path = self._path(key)
+        try:
+            if path.is_file() and self.sha256_of(key) == sha:
+                os.utime(path)
+                return
+        except (PhotoNotFound, OSError):
+            pass
+        self._write(key, data)
+        if self.sha256_of(key) != sha:
+            raise StorageError(f"{self.url}: {key} did not read back intact after writing")
 
     def _write(self, key: str, data: bytes) -> None:
         final = self._path(key)
@@ -214,6 +225,12 @@ class LocalPhotoStore(PhotoStore):
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def modified_at(self, key: str) -> float:
+        try:
+            return self._path(key).stat().st_mtime
+        except FileNotFoundError:
+            raise PhotoNotFound(f"{self.url}: no photo {key}") from None
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -285,18 +302,23 @@ class S3PhotoStore(PhotoStore):
             return PhotoNotFound(f"{self.url}: no photo {key}")
         return StorageError(f"{self.url}: cannot {action} {key}: {exc}")
 
-    def _write(self, key: str, data: bytes) -> None:
-        md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+    def _put(self, key: str, data: bytes) -> None:
+        # Always PUT: atomic, refreshes LastModified, and the server checks Content-MD5.
+        digest = hashlib.md5(data)
         try:
             self._client.put_object(
                 Bucket=self.bucket,
                 Key=self._object(key),
                 Body=data,
-                ContentMD5=md5,
+                ContentMD5=base64.b64encode(digest.digest()).decode(),
                 ContentType=_content_type(key),
             )
+            head = self._client.head_object(Bucket=self.bucket, Key=self._object(key))
         except Exception as exc:  # noqa: BLE001 - botocore raises many kinds
             raise self._fail("write", key, exc) from exc
+        # Not the ETag: with SSE-KMS it is not the MD5. Content-MD5 was checked on PUT.
+        if head.get("ContentLength") != len(data):
+            raise StorageError(f"{self.url}: {key} did not read back intact after writing")
 
     def _read(self, key: str) -> bytes:
         try:
@@ -321,6 +343,13 @@ class S3PhotoStore(PhotoStore):
                 return False
             raise error from exc
         return True
+
+    def modified_at(self, key: str) -> float:
+        try:
+            head = self._client.head_object(Bucket=self.bucket, Key=self._object(key))
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail("look up", key, exc) from exc
+        return float(head["LastModified"].timestamp())
 
     def delete(self, key: str) -> None:
         try:

@@ -82,6 +82,21 @@ def test_put_is_idempotent(store: PhotoStore) -> None:
     assert list(store.keys()) == [first]
 
 
+def test_put_again_refreshes_modified_time(store: PhotoStore) -> None:
+    import time
+
+    key = store.put(PHOTO, "jpg")
+    if isinstance(store, LocalPhotoStore):
+        os.utime(store.root / key, (0, 0))
+    else:
+        time.sleep(1.1)  # S3 LastModified has one-second resolution
+    before = store.modified_at(key)
+    store.put(PHOTO, "jpg")
+    assert store.modified_at(key) > before
+    with pytest.raises(PhotoNotFound):
+        store.modified_at(store.put(OTHER, "png").replace(".png", ".jpg"))
+
+
 def test_keys_lists_every_photo_and_delete_removes(store: PhotoStore) -> None:
     a = store.put(PHOTO, "jpg")
     b = store.put(OTHER, "png")
