@@ -12,9 +12,10 @@ The path parameter names are fixed: ``{study}``, ``{subject}``, ``{wound}``,
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -24,6 +25,7 @@ from service.config import Settings
 from service.db import Database
 from service.errors import MissingKey
 from service.orm import Assessment, Study, Subject, Wound
+from service.runtime import Runtime
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ws_…`")
 
@@ -44,7 +46,13 @@ def get_session(db: Annotated[Database, Depends(get_db)]) -> Iterator[Session]:
         yield session
 
 
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
@@ -81,3 +89,20 @@ VisibleStudy = Annotated[Study, Depends(visible_study)]
 VisibleSubject = Annotated[Subject, Depends(visible_subject)]
 VisibleWound = Annotated[Wound, Depends(visible_wound)]
 VisibleAssessment = Annotated[Assessment, Depends(visible_assessment)]
+
+
+@dataclass(frozen=True)
+class Paging:
+    limit: int
+    offset: int
+
+
+def paging(
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="Items per page")] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Paging:
+    return Paging(limit=min(limit, settings.page_size_max), offset=offset)
+
+
+PagingDep = Annotated[Paging, Depends(paging)]

@@ -196,3 +196,14 @@ def install_handlers(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error: %s", type(exc).__name__)
         return _json(500, "internal_error", "an unexpected error occurred; it was logged")
+
+
+def install_storage_handler(app: FastAPI) -> None:
+    from service.storage import StorageError
+
+    @app.exception_handler(StorageError)
+    async def _storage(_: Request, exc: StorageError) -> JSONResponse:
+        log.error("photo store error: %s", exc)
+        return _json(
+            503, "storage_unavailable", f"the photo store failed: {exc}", {"Retry-After": "5"}
+        )

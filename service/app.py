@@ -1,0 +1,99 @@
+"""The FastAPI application factory.
+
+``create_app(settings)`` builds an app; nothing is created at import time. The
+lifespan opens the database (migrating the embedded SQLite default, refusing an
+external database behind the code), the photo store and the worker pool, and
+loads the model(s) once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from service import __version__
+from service.config import Settings, get_settings
+from service.db import Database
+from service.errors import ERROR_CODES, install_handlers, install_storage_handler
+from service.metrics import Metrics, RequestMiddleware, configure_logging
+from service.orm import Study
+from service.routes import routers
+from service.runtime import Runtime
+from service.storage import open_store
+
+log = logging.getLogger("woundscope.app")
+
+DESCRIPTION = """
+Ulcer area (cm²) from clinical foot photographs with a printed calibration marker,
+and the healing endpoints of a clinical trial.
+
+Authenticate with `Authorization: Bearer <key>` (keys: `woundscope keys create`).
+Errors answer `{"code": "...", "detail": "..."}`; the codes:
+
+""" + "\n".join(
+    f"- `{code}` ({status}): {meaning}" for code, (status, meaning) in ERROR_CODES.items()
+)
+
+
+def open_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
+    """Database (schema checked), store, models: what a process needs to serve."""
+    db = Database(settings.database_url)
+    try:
+        db.ensure_schema()
+        store = open_store(settings.storage_url)
+    except BaseException:
+        db.dispose()
+        raise
+    runtime = Runtime(settings, db, store, metrics or Metrics())
+    runtime.models.load_default()
+    with db.sessions() as session:
+        pinned = sorted({m for m in session.scalars(select(Study.model)) if m})
+    runtime.models.preload(pinned)
+    return runtime
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = open_runtime(settings, metrics)
+        app.state.runtime = runtime
+        app.state.db = runtime.db
+        app.state.settings = settings
+        log.info(
+            "service ready",
+            extra={
+                "database": runtime.db.engine.dialect.name,
+                "storage": settings.storage_url.split(":", 1)[0],
+                "model": runtime.models.default_id,
+            },
+        )
+        try:
+            yield
+        finally:
+            runtime.close()
+
+    app = FastAPI(
+        title="woundscope",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_handlers(app)
+    install_storage_handler(app)
+    for router in routers():
+        app.include_router(router)
+    app.add_middleware(
+        RequestMiddleware,  # type: ignore[arg-type]
+        metrics=metrics,
+        max_body_bytes=settings.max_upload_bytes + 1024 * 1024,
+    )
+    return app

@@ -1,0 +1,321 @@
+"""The upload pipeline's pure steps: parse the form, decode, re-encode, segment, measure.
+
+No database and no storage here: these functions take bytes and arrays and return
+bytes and JSON, so they run on the worker pool and in tests alike. What is measured
+is the *stored* photo (the metadata-free JPEG re-encode), so that re-analysis of a
+stored photo with the same model reproduces the same number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+
+from service.errors import DomainError
+from service.imaging import decode_photo, encode_jpeg, encode_png
+
+if TYPE_CHECKING:
+    from service.inference import Segmenter
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Ruler:
+    """Two points on a ruler in the photo (as displayed) and their distance in mm."""
+
+    a: Point
+    b: Point
+    mm: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"points": [list(self.a), list(self.b)], "mm": self.mm}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any] | None) -> Ruler | None:
+        if not value:
+            return None
+        (ax, ay), (bx, by) = value["points"]
+        return cls((float(ax), float(ay)), (float(bx), float(by)), float(value["mm"]))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What the client told us beyond the photo: a scale, a ruler, the wound's point."""
+
+    px_per_mm: float | None = None
+    ruler: Ruler | None = None
+    target_point: Point | None = None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything an accepted upload stores."""
+
+    photo_jpeg: bytes
+    upload_sha256: str
+    photo_format: str
+    width: int
+    height: int
+    mask_png: bytes
+    result: dict[str, Any]
+    """The keys of ``woundscope measure --json``."""
+    model: dict[str, str]
+    segment_s: float
+    exif_captured_at: datetime | None
+
+    @property
+    def severe(self) -> bool:
+        return any(q.get("severe") for q in self.result.get("quality", []))
+
+
+# --- parsing the form -------------------------------------------------------------
+
+
+def parse_captured_at(text: str, *, today: date | None = None) -> datetime:
+    """ISO date or datetime -> the clinic's wall-clock time (time zone dropped)."""
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
+        else:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "T", 1))
+    except ValueError:
+        raise DomainError(
+            f"captured_at {value[:40]!r} is not a date: send ISO 8601, e.g. 2026-01-05 or"
+            " 2026-01-05T10:30:00",
+            code="invalid_date",
+        ) from None
+    parsed = parsed.replace(tzinfo=None)
+    limit = (today or date.today()) + timedelta(days=1)
+    if parsed.date() > limit or parsed.year < 1990:
+        raise DomainError(
+            f"captured_at {parsed.date()} is not a plausible capture date (future or before 1990)",
+            code="invalid_date",
+        )
+    return parsed
+
+
+def _numbers(text: str, count: int, field: str, code: str) -> list[float]:
+    parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != count or not all(math.isfinite(v) for v in values):
+        raise DomainError(f"{field} must be {count} numbers separated by commas", code=code)
+    return values
+
+
+def parse_calibration(
+    px_per_mm: str | None, ruler: str | None, ruler_mm: str | None, target_point: str | None
+) -> Calibration:
+    scale = None
+    if px_per_mm not in (None, ""):
+        try:
+            scale = float(px_per_mm)
+        except ValueError:
+            scale = -1.0
+        if not (math.isfinite(scale) and scale > 0):
+            raise DomainError(
+                f"px_per_mm {px_per_mm!r} must be a positive number", code="invalid_scale"
+            )
+    rule = None
+    if ruler not in (None, ""):
+        ax, ay, bx, by = _numbers(ruler, 4, "ruler (x1,y1,x2,y2)", "invalid_ruler")
+        try:
+            mm = float(ruler_mm or "")
+        except ValueError:
+            mm = -1.0
+        if not (math.isfinite(mm) and mm > 0):
+            raise DomainError(
+                "ruler_mm (the distance between the ruler points, mm) must be > 0",
+                code="invalid_ruler",
+            )
+        if (ax, ay) == (bx, by):
+            raise DomainError("the two ruler points are the same point", code="invalid_ruler")
+        rule = Ruler((ax, ay), (bx, by), mm)
+    target = None
+    if target_point not in (None, ""):
+        x, y = _numbers(target_point, 2, "target_point (x,y)", "invalid_target_point")
+        target = (x, y)
+    return Calibration(px_per_mm=scale, ruler=rule, target_point=target)
+
+
+def check_inside(cal: Calibration, width: int, height: int) -> None:
+    """Points must lie in the photo as displayed; checked before anything is stored."""
+
+    def inside(p: Point) -> bool:
+        return 0 <= p[0] < width and 0 <= p[1] < height
+
+    if cal.target_point is not None and not inside(cal.target_point):
+        raise DomainError(
+            f"target_point {cal.target_point} is outside the photo ({width}x{height})",
+            code="invalid_target_point",
+        )
+    if cal.ruler is not None and not (inside(cal.ruler.a) and inside(cal.ruler.b)):
+        raise DomainError(
+            f"a ruler point is outside the photo ({width}x{height})", code="invalid_ruler"
+        )
+
+
+# --- the CPU-bound work -------------------------------------------------------------
+
+
+def measure_mask(
+    rgb: np.ndarray, mask: np.ndarray, *, marker_mm: float, cal: Calibration, limits: Any = None
+) -> dict[str, Any]:
+    """The measurement of ``mask`` on ``rgb`` as the wire JSON (``measure --json`` keys)."""
+    from service.measure import measure
+
+    kwargs: dict[str, Any] = {
+        "marker_mm": marker_mm,
+        "px_per_mm": cal.px_per_mm,
+        "ruler": (cal.ruler.a, cal.ruler.b, cal.ruler.mm) if cal.ruler else None,
+        "target_point": cal.target_point,
+    }
+    if limits is not None:
+        kwargs["limits"] = limits
+    result: dict[str, Any] = measure(rgb, mask, **kwargs).to_json()
+    return json.loads(json.dumps(result))  # plain JSON types only (no numpy scalars)
+
+
+def analyse_upload(
+    data: bytes,
+    *,
+    name: str,
+    segmenter: Segmenter,
+    marker_mm: float,
+    cal: Calibration,
+    max_bytes: int,
+    max_pixels: int,
+    jpeg_quality: int = 95,
+    limits: Any = None,
+) -> Analysis:
+    """Bytes of an uploaded photo -> what to store. Raises ``ImageError``/``DomainError``."""
+    photo = decode_photo(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels)
+    check_inside(cal, photo.width, photo.height)
+    jpeg = encode_jpeg(photo.rgb, quality=jpeg_quality)
+    photo_format, exif_captured_at = photo.format, photo.captured_at
+    del photo  # the decoded original is not kept: the stored photo is what is measured
+    stored = decode_photo(
+        jpeg, name=name, max_bytes=max(max_bytes, len(jpeg)), max_pixels=max_pixels
+    )
+    t0 = time.perf_counter()
+    seg = segmenter.segment(stored.rgb)
+    segment_s = time.perf_counter() - t0
+    result = measure_mask(stored.rgb, seg.mask, marker_mm=marker_mm, cal=cal, limits=limits)
+    return Analysis(
+        photo_jpeg=jpeg,
+        upload_sha256=hashlib.sha256(data).hexdigest(),
+        photo_format=photo_format,
+        width=stored.width,
+        height=stored.height,
+        mask_png=encode_png(seg.mask),
+        result=result,
+        model=segmenter.info(),
+        segment_s=segment_s,
+        exif_captured_at=exif_captured_at,
+    )
+
+
+def reanalyse(
+    photo_jpeg: bytes,
+    *,
+    segmenter: Segmenter,
+    marker_mm: float,
+    cal: Calibration,
+    limits: Any = None,
+) -> tuple[bytes, dict[str, Any]]:
+    """A stored photo measured again (another model version): (mask PNG, result JSON)."""
+    stored = decode_photo(
+        photo_jpeg, name="stored photo", max_bytes=len(photo_jpeg) + 1, max_pixels=10**9
+    )
+    seg = segmenter.segment(stored.rgb)
+    result = measure_mask(stored.rgb, seg.mask, marker_mm=marker_mm, cal=cal, limits=limits)
+    return encode_png(seg.mask), result
+
+
+def manual_mask(
+    photo_jpeg: bytes,
+    *,
+    mask_png: bytes | None,
+    polygon: str | None,
+    marker_mm: float,
+    cal: Calibration,
+    limits: Any = None,
+) -> tuple[bytes, dict[str, Any]]:
+    """A clinician's mask (PNG, or a polygon in photo pixels) measured: (mask PNG, result)."""
+    stored = decode_photo(
+        photo_jpeg, name="stored photo", max_bytes=len(photo_jpeg) + 1, max_pixels=10**9
+    )
+    h, w = stored.height, stored.width
+    if mask_png is not None:
+        got = decode_photo(mask_png, name="mask", max_bytes=64 * 1024 * 1024, max_pixels=10**9)
+        if got.format != "PNG":
+            raise DomainError("the mask must be a PNG (0 = skin, 255 = wound)", code="invalid_mask")
+        if (got.height, got.width) != (h, w):
+            raise DomainError(
+                f"the mask is {got.width}x{got.height} but the photo is {w}x{h}",
+                code="mask_size_mismatch",
+            )
+        mask = (got.rgb.max(axis=2) > 127).astype(np.uint8) * np.uint8(255)
+    elif polygon:
+        mask = polygon_mask(polygon, w, h)
+    else:
+        raise DomainError(
+            "send a mask PNG (field 'mask') or a polygon (field 'polygon')", code="invalid_mask"
+        )
+    # The clinician outlined this wound: no component picking.
+    result = measure_mask(
+        stored.rgb,
+        mask,
+        marker_mm=marker_mm,
+        cal=Calibration(cal.px_per_mm, cal.ruler, None),
+        limits=limits,
+    )
+    return encode_png(mask), result
+
+
+def polygon_mask(text: str, width: int, height: int) -> np.ndarray:
+    """JSON ``[[x, y], ...]`` (photo pixels, 3+ points) -> a filled 0/255 mask."""
+    try:
+        points = np.asarray(json.loads(text), dtype=np.float64)
+    except (ValueError, TypeError):
+        points = np.zeros((0,))
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) < 3 or not np.isfinite(points).all():
+        raise DomainError(
+            "polygon must be JSON [[x, y], ...] with at least 3 points", code="invalid_mask"
+        )
+    if (points < 0).any() or (points[:, 0] > width).any() or (points[:, 1] > height).any():
+        raise DomainError(
+            f"a polygon point lies outside the photo ({width}x{height})", code="invalid_mask"
+        )
+    mask = np.zeros((height, width), dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 255)
+    return mask
+
+
+def overlay_jpeg(photo_jpeg: bytes, mask_png: bytes, quality: int = 90) -> bytes:
+    """The photo with the mask's outline drawn on it (what the model saw)."""
+    rgb = decode_photo(
+        photo_jpeg, name="stored photo", max_bytes=len(photo_jpeg) + 1, max_pixels=10**9
+    ).rgb.copy()
+    mask = decode_photo(mask_png, name="mask", max_bytes=len(mask_png) + 1, max_pixels=10**9).rgb[
+        ..., 0
+    ]
+    contours, _ = cv2.findContours(
+        (mask > 127).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
+    )
+    thickness = max(2, round(max(rgb.shape[:2]) / 400))
+    cv2.drawContours(rgb, contours, -1, (255, 230, 0), thickness + 2, lineType=cv2.LINE_AA)
+    cv2.drawContours(rgb, contours, -1, (20, 20, 20), max(1, thickness // 2), lineType=cv2.LINE_AA)
+    return encode_jpeg(rgb, quality=quality)

@@ -1,0 +1,34 @@
+"""The printable calibration marker sheet (no key needed: it holds no data)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+router = APIRouter(tags=["marker"])
+
+MarkerMm = Annotated[float, Query(gt=5, le=100, description="Outer black square side (mm)")]
+
+
+@router.get("/v1/marker.pdf", response_class=Response)
+def marker_pdf(marker_mm: MarkerMm = 20.0) -> Response:
+    """An A4 PDF of ArUco markers (DICT_4X4_50) at true size: print at 100 %."""
+    from service.marker import marker_sheet_pdf
+
+    return Response(
+        marker_sheet_pdf(marker_mm),
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'inline; filename="woundscope-marker-{marker_mm:g}mm.pdf"'
+        },
+    )
+
+
+@router.get("/v1/marker.png", response_class=Response)
+def marker_png(marker_mm: MarkerMm = 20.0) -> Response:
+    """The same sheet as a 600-dpi PNG."""
+    from service.marker import marker_sheet_png
+
+    return Response(marker_sheet_png(marker_mm), media_type="image/png")

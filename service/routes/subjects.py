@@ -1,0 +1,45 @@
+"""Subjects (pseudonymous codes) of a study: site keys see their own site only."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from service import trial, views
+from service.deps import CallerDep, PagingDep, SessionDep, VisibleStudy, VisibleSubject
+from service.schemas import Page, SubjectCreate, SubjectPublic
+
+router = APIRouter(tags=["subjects"])
+
+
+@router.post("/v1/studies/{study}/subjects", status_code=201, response_model=SubjectPublic)
+def create_subject(
+    study: VisibleStudy, data: SubjectCreate, session: SessionDep, caller: CallerDep
+) -> SubjectPublic:
+    """Create a subject; the site comes from the key (or is given by an admin)."""
+    return views.subject_public(trial.create_subject(session, caller, study, data), caller)
+
+
+@router.get("/v1/studies/{study}/subjects", response_model=Page[SubjectPublic])
+def list_subjects(
+    study: VisibleStudy,
+    session: SessionDep,
+    caller: CallerDep,
+    paging: PagingDep,
+    site: Annotated[str | None, Query(description="Only this site's subjects")] = None,
+) -> Page[SubjectPublic]:
+    rows, total = trial.list_subjects(
+        session, caller, study, site=site, limit=paging.limit, offset=paging.offset
+    )
+    return Page(
+        items=[views.subject_public(s, caller) for s in rows],
+        total=total,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
+
+
+@router.get("/v1/subjects/{subject}", response_model=SubjectPublic)
+def get_subject(subject: VisibleSubject, caller: CallerDep) -> SubjectPublic:
+    return views.subject_public(subject, caller)

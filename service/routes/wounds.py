@@ -1,0 +1,28 @@
+"""Wounds of a subject (each ulcer followed on its own)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service import trial, views
+from service.deps import CallerDep, SessionDep, VisibleSubject, VisibleWound
+from service.schemas import WoundCreate, WoundPublic
+
+router = APIRouter(tags=["wounds"])
+
+
+@router.post("/v1/subjects/{subject}/wounds", status_code=201, response_model=WoundPublic)
+def create_wound(
+    subject: VisibleSubject, data: WoundCreate, session: SessionDep, caller: CallerDep
+) -> WoundPublic:
+    return views.wound_public(trial.create_wound(session, caller, subject, data))
+
+
+@router.get("/v1/subjects/{subject}/wounds", response_model=list[WoundPublic])
+def list_wounds(subject: VisibleSubject, session: SessionDep) -> list[WoundPublic]:
+    return [views.wound_public(w) for w in trial.list_wounds(session, subject)]
+
+
+@router.get("/v1/wounds/{wound}", response_model=WoundPublic)
+def get_wound(wound: VisibleWound) -> WoundPublic:
+    return views.wound_public(wound)

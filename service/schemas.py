@@ -1,0 +1,183 @@
+"""Wire schemas: per entity an ``XCreate`` (what a client sends) and an ``XPublic``
+(what it gets back), so internal columns never leak."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class StudyCreate(_In):
+    id: str = Field(pattern=CODE_PATTERN, examples=["REX-001"])
+    name: str = Field(min_length=1, max_length=200, examples=["REX-001 CLTI ulcer healing"])
+    marker_mm: float = Field(default=20.0, gt=1, lt=500, description="Printed marker side (mm)")
+    model: str | None = Field(
+        default=None,
+        description="Pinned model id; none = the server's default",
+        examples=["ulcerseg-1.0.0"],
+    )
+
+
+class StudyUpdate(_In):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    model: str | None = None
+    locked: bool | None = None
+
+
+class StudyPublic(BaseModel):
+    id: str
+    name: str
+    marker_mm: float
+    model: str | None
+    locked: bool
+    created_at: datetime
+
+
+class SiteCreate(_In):
+    id: str = Field(pattern=CODE_PATTERN, examples=["A"])
+    name: str = Field(default="", max_length=200, examples=["Hôpital Nord"])
+
+
+class SitePublic(BaseModel):
+    id: str
+    study: str
+    name: str
+
+
+class SubjectCreate(_In):
+    code: str = Field(pattern=CODE_PATTERN, examples=["S01"])
+    site: str | None = Field(default=None, description="Admin keys only; else the key's site")
+    arm: str | None = Field(default=None, max_length=64, description="Admin keys only (blinding)")
+
+
+class SubjectPublic(BaseModel):
+    id: str
+    study: str
+    code: str
+    site: str
+    arm: str | None = Field(default=None, description="Shown to admin keys only")
+    created_at: datetime
+
+
+class WoundCreate(_In):
+    label: str = Field(pattern=CODE_PATTERN, examples=["W1"])
+    location: str | None = Field(default=None, max_length=200, examples=["left hallux, plantar"])
+    index_leg: bool | None = None
+
+
+class WoundPublic(BaseModel):
+    id: str
+    subject: str
+    label: str
+    location: str | None
+    index_leg: bool | None
+    created_at: datetime
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    sha256: str
+
+
+class MeasurementPublic(BaseModel):
+    """The keys of ``woundscope measure --json`` plus provenance."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    area_cm2: float | None = None
+    area_px: int | None = None
+    calibrated: bool = False
+    calibration: str | None = None
+    quality: list[dict[str, Any]] = Field(default_factory=list)
+    model: ModelInfo
+    manual: bool
+    reason: str | None
+    created_by: str
+    created_at: datetime
+    mask_url: str
+
+
+class AssessmentPublic(BaseModel):
+    id: str
+    wound: str
+    subject: str
+    captured_at: datetime
+    day: int = Field(description="Calendar days since the wound's first (baseline) assessment")
+    visit: str | None
+    epithelialized: bool | None
+    drainage: bool | None
+    accepted: bool
+    voided: bool
+    void_reason: str | None
+    px_per_mm: float | None
+    target_point: tuple[float, float] | None
+    width: int
+    height: int
+    uploaded_by: str
+    created_at: datetime
+    photo_url: str
+    mask_url: str
+    overlay_url: str
+    counted: bool = Field(description="Whether the current measurement counts toward endpoints")
+    measurement: MeasurementPublic | None
+    measurements: list[MeasurementPublic]
+
+
+class AssessmentUpdate(_In):
+    epithelialized: bool | None = None
+    drainage: bool | None = None
+    accepted: bool | None = Field(default=None, description="Accept a photo with severe flags")
+    voided: bool | None = Field(default=None, description="Void a misfiled photo (needs reason)")
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class AuditPublic(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    resource: str
+    study: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class KeyCreate(_In):
+    role: str = Field(examples=["uploader"])
+    holder: str = Field(min_length=1, max_length=200, examples=["Nurse Ada Example"])
+    study: str | None = None
+    site: str | None = None
+
+
+class KeyPublic(BaseModel):
+    id: int
+    prefix: str
+    role: str
+    holder: str
+    study: str | None
+    site: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyPublic):
+    key: str = Field(description="Shown once; store it now")

@@ -1,0 +1,614 @@
+"""The trial's domain operations: one function per thing a route does.
+
+Each write checks the caller's role and the study lock, changes the rows, adds its
+audit entry and commits, in one transaction. Duplicates are caught by the
+database's unique constraints (safe with several replicas), not by a read first.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service import access, audit, auth
+from service.auth import Caller
+from service.errors import AlreadyExists, DomainError, Forbidden, InvalidRequest, NotFound
+from service.orm import ApiKey, Assessment, AuditEntry, Measurement, Site, Study, Subject, Wound
+from service.pipeline import Analysis, Calibration, Ruler
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+    from service.schemas import (
+        AssessmentUpdate,
+        KeyCreate,
+        SiteCreate,
+        StudyCreate,
+        StudyUpdate,
+        SubjectCreate,
+        WoundCreate,
+    )
+
+log = logging.getLogger("woundscope.trial")
+WRITERS = ("uploader", "admin")
+CORRECTORS = ("clinician", "admin")
+
+
+def _commit_or_conflict(session: Session, what: str) -> None:
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise AlreadyExists(f"{what} already exists") from None
+
+
+# --- studies and sites ----------------------------------------------------------------
+
+
+def create_study(
+    session: Session, caller: Caller, data: StudyCreate, *, model_ok: Any = None
+) -> Study:
+    caller.require("admin")
+    if caller.study_id is not None:
+        raise Forbidden("this admin key is confined to one study; a study needs a server admin key")
+    if data.model and model_ok is not None and not model_ok(data.model):
+        raise DomainError(
+            f"model {data.model} is not installed on this server", code="model_not_installed"
+        )
+    if session.get(Study, data.id) is not None:
+        raise AlreadyExists(f"study {data.id} already exists")
+    study = Study(id=data.id, name=data.name, marker_mm=data.marker_mm, model=data.model)
+    session.add(study)
+    audit.record(
+        session,
+        caller,
+        "study.create",
+        f"study/{data.id}",
+        study_id=data.id,
+        after=data.model_dump(),
+    )
+    _commit_or_conflict(session, f"study {data.id}")
+    return study
+
+
+def update_study(
+    session: Session, caller: Caller, study: Study, data: StudyUpdate, *, model_ok: Any = None
+) -> Study:
+    """Rename, pin a model, lock or unlock (admin). A locked study takes only an unlock."""
+    caller.require("admin")
+    changes = data.model_dump(exclude_unset=True)
+    if study.locked and set(changes) - {"locked"}:
+        access.ensure_writable(study)
+    if changes.get("model") and model_ok is not None and not model_ok(changes["model"]):
+        raise DomainError(
+            f"model {changes['model']} is not installed on this server", code="model_not_installed"
+        )
+    before = audit.snapshot(study)
+    for key, value in changes.items():
+        if key == "name" and value is None:
+            continue
+        setattr(study, key, value)
+    action = (
+        "study.lock"
+        if changes.get("locked")
+        else "study.unlock"
+        if "locked" in changes
+        else "study.update"
+    )
+    audit.record(
+        session,
+        caller,
+        action,
+        f"study/{study.id}",
+        study_id=study.id,
+        before=before,
+        after=audit.snapshot(study),
+    )
+    session.commit()
+    return study
+
+
+def create_site(session: Session, caller: Caller, study: Study, data: SiteCreate) -> Site:
+    caller.require("admin")
+    access.ensure_writable(study)
+    site = Site(study_id=study.id, code=data.id, name=data.name)
+    session.add(site)
+    audit.record(
+        session,
+        caller,
+        "site.create",
+        f"site/{study.id}/{data.id}",
+        study_id=study.id,
+        after=data.model_dump(),
+    )
+    _commit_or_conflict(session, f"site {data.id} of study {study.id}")
+    return site
+
+
+def list_sites(session: Session, caller: Caller, study: Study) -> list[Site]:
+    stmt = select(Site).where(Site.study_id == study.id).order_by(Site.code)
+    if caller.site_pk is not None:
+        stmt = stmt.where(Site.pk == caller.site_pk)
+    return list(session.scalars(stmt))
+
+
+# --- subjects and wounds --------------------------------------------------------------
+
+
+def create_subject(session: Session, caller: Caller, study: Study, data: SubjectCreate) -> Subject:
+    caller.require(*WRITERS)
+    access.ensure_writable(study)
+    if data.arm is not None and not caller.sees_arm:
+        raise Forbidden("only admin keys set the arm (blinding): leave 'arm' out")
+    if caller.site_pk is not None:
+        if data.site is not None and data.site != caller.site_code:
+            raise Forbidden(f"this key belongs to site {caller.site_code}: leave 'site' out")
+        site_pk = caller.site_pk
+    else:
+        if data.site is None:
+            raise InvalidRequest("give the subject's 'site' (this key is not tied to one site)")
+        site_pk = access.load_site(session, caller, study.id, data.site).pk
+    subject = Subject(study_id=study.id, code=data.code, site_pk=site_pk, arm=data.arm)
+    session.add(subject)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise AlreadyExists(f"subject {data.code} already exists in study {study.id}") from None
+    audit.record(
+        session,
+        caller,
+        "subject.create",
+        f"subject/{subject.id}",
+        study_id=study.id,
+        after=audit.snapshot(subject),
+    )
+    _commit_or_conflict(session, f"subject {data.code}")
+    return subject
+
+
+def list_subjects(
+    session: Session, caller: Caller, study: Study, *, site: str | None, limit: int, offset: int
+) -> tuple[list[Subject], int]:
+    stmt = access.visible_subjects(caller, study.id)
+    if site is not None:
+        stmt = stmt.join(Site, Site.pk == Subject.site_pk).where(Site.code == site)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(stmt.order_by(Subject.code).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def create_wound(session: Session, caller: Caller, subject: Subject, data: WoundCreate) -> Wound:
+    caller.require(*WRITERS)
+    access.ensure_writable(subject)
+    wound = Wound(
+        subject_id=subject.id, label=data.label, location=data.location, index_leg=data.index_leg
+    )
+    session.add(wound)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise AlreadyExists(f"wound {data.label} already exists for this subject") from None
+    audit.record(
+        session,
+        caller,
+        "wound.create",
+        f"wound/{wound.id}",
+        study_id=subject.study_id,
+        after=audit.snapshot(wound),
+    )
+    _commit_or_conflict(session, f"wound {data.label}")
+    return wound
+
+
+def list_wounds(session: Session, subject: Subject) -> list[Wound]:
+    return list(
+        session.scalars(select(Wound).where(Wound.subject_id == subject.id).order_by(Wound.label))
+    )
+
+
+# --- assessments ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UploadForm:
+    """The upload's fields other than the photo, already parsed."""
+
+    captured_at: datetime
+    cal: Calibration
+    visit: str | None = None
+    epithelialized: bool | None = None
+    drainage: bool | None = None
+    idempotency_key: str | None = None
+
+
+def _replay(
+    session: Session, wound: Wound, key: str, upload_sha256: str | None
+) -> Assessment | None:
+    """The assessment an earlier upload with this Idempotency-Key made, if any."""
+    found = session.scalar(
+        select(Assessment).where(Assessment.wound_id == wound.id, Assessment.idempotency_key == key)
+    )
+    if found is not None and upload_sha256 is not None and found.upload_sha256 != upload_sha256:
+        raise DomainError(
+            "this Idempotency-Key was already used for a different photo: use a new key per photo",
+            code="idempotency_conflict",
+        )
+    return found
+
+
+def upload_assessment(
+    session: Session,
+    runtime: Runtime,
+    caller: Caller,
+    wound: Wound,
+    data: bytes,
+    form: UploadForm,
+    *,
+    name: str = "photo",
+) -> tuple[Assessment, bool]:
+    """Decode, measure, store the photo, then record the assessment. Returns (row, replayed).
+
+    Order matters: nothing is stored before the photo is known good (a refused upload
+    leaves nothing), and the photo and mask are durable before the row that names them
+    is committed (a crash leaves at worst an unreferenced photo, never a row without
+    its photo).
+    """
+    import hashlib
+
+    caller.require(*WRITERS)
+    study = access.ensure_writable(wound)
+    upload_sha256 = hashlib.sha256(data).hexdigest()
+    if form.idempotency_key:
+        found = _replay(session, wound, form.idempotency_key, upload_sha256)
+        if found is not None:
+            return found, True
+    segmenter = runtime.models.get(study.model)
+    marker_mm = study.marker_mm
+    session.commit()  # end the read transaction: no connection held during the work
+    analysis: Analysis = runtime.pool.run(
+        runtime.analyse, data, name=name, segmenter=segmenter, marker_mm=marker_mm, cal=form.cal
+    )
+    runtime.metrics.inference.labels(segmenter.id).observe(analysis.segment_s)
+    photo_key = runtime.store.put(analysis.photo_jpeg, "jpg")
+    mask_key = runtime.store.put(analysis.mask_png, "png")
+    cal = form.cal
+    assessment = Assessment(
+        wound_id=wound.id,
+        photo_key=photo_key,
+        photo_sha256=hashlib.sha256(analysis.photo_jpeg).hexdigest(),
+        upload_sha256=upload_sha256,
+        photo_format=analysis.photo_format,
+        width=analysis.width,
+        height=analysis.height,
+        captured_at=form.captured_at,
+        visit=form.visit,
+        epithelialized=form.epithelialized,
+        drainage=form.drainage,
+        px_per_mm=cal.px_per_mm,
+        ruler=cal.ruler.to_json() if cal.ruler else None,
+        target_x=cal.target_point[0] if cal.target_point else None,
+        target_y=cal.target_point[1] if cal.target_point else None,
+        idempotency_key=form.idempotency_key,
+        uploaded_by=caller.holder,
+    )
+    session.add(assessment)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        if form.idempotency_key:  # the same upload, retried concurrently: return the first
+            found = _replay(session, wound, form.idempotency_key, upload_sha256)
+            if found is not None:
+                return found, True
+        raise
+    measurement = _measurement_row(
+        assessment, analysis.result, mask_key, analysis.model, created_by=caller.holder
+    )
+    session.add(measurement)
+    audit.record(
+        session,
+        caller,
+        "assessment.create",
+        f"assessment/{assessment.id}",
+        study_id=study.id,
+        after={
+            **audit.snapshot(assessment),
+            "measurement": analysis.result,
+            "model": analysis.model,
+        },
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        if form.idempotency_key:
+            found = _replay(session, wound, form.idempotency_key, upload_sha256)
+            if found is not None:
+                return found, True
+        raise
+    return assessment, False
+
+
+def _measurement_row(
+    assessment: Assessment,
+    result: dict[str, Any],
+    mask_key: str,
+    model: dict[str, str],
+    *,
+    created_by: str,
+    manual: bool = False,
+    reason: str | None = None,
+) -> Measurement:
+    return Measurement(
+        assessment_id=assessment.id,
+        data=result,
+        area_cm2=result.get("area_cm2"),
+        calibrated=bool(result.get("calibrated")),
+        severe=any(q.get("severe") for q in result.get("quality", [])),
+        mask_key=mask_key,
+        model_name=model["name"],
+        model_version=model["version"],
+        model_sha256=model["sha256"],
+        manual=manual,
+        reason=reason,
+        created_by=created_by,
+    )
+
+
+def calibration_of(assessment: Assessment) -> Calibration:
+    return Calibration(
+        px_per_mm=assessment.px_per_mm,
+        ruler=Ruler.from_json(assessment.ruler),
+        target_point=assessment.target_point,
+    )
+
+
+def current_measurement(assessment: Assessment, study: Study | None = None) -> Measurement | None:
+    """Which measurement counts for a photo: the latest manual correction, else the
+    study's pinned model's, else the newest automatic one."""
+    rows = sorted(assessment.measurements, key=lambda m: m.id, reverse=True)
+    for row in rows:
+        if row.manual:
+            return row
+    study = study or access.study_of(assessment)
+    if study.model:
+        for row in rows:
+            if row.model_id == study.model:
+                return row
+    return rows[0] if rows else None
+
+
+def is_counted(assessment: Assessment, measurement: Measurement | None) -> bool:
+    """Whether this photo's measurement enters cm² endpoints (DESIGN: counted)."""
+    if assessment.voided or measurement is None or not measurement.calibrated:
+        return False
+    return measurement.manual or not measurement.severe or assessment.accepted
+
+
+def baseline_dates(session: Session, wound_ids: list[str]) -> dict[str, datetime]:
+    """First capture time of each wound's non-voided assessments (day 0)."""
+    if not wound_ids:
+        return {}
+    rows = session.execute(
+        select(Assessment.wound_id, func.min(Assessment.captured_at))
+        .where(Assessment.wound_id.in_(wound_ids), Assessment.voided.is_(False))
+        .group_by(Assessment.wound_id)
+    )
+    return {wound_id: first for wound_id, first in rows}
+
+
+def list_assessments(
+    session: Session, wound: Wound, *, include_voided: bool, limit: int, offset: int
+) -> tuple[list[Assessment], int]:
+    stmt = select(Assessment).where(Assessment.wound_id == wound.id)
+    if not include_voided:
+        stmt = stmt.where(Assessment.voided.is_(False))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(
+        stmt.order_by(Assessment.captured_at, Assessment.created_at).limit(limit).offset(offset)
+    )
+    return list(rows), total
+
+
+def update_assessment(
+    session: Session, caller: Caller, assessment: Assessment, data: AssessmentUpdate
+) -> Assessment:
+    """Clinician: closure observation, accept a flagged photo, void a misfiled one."""
+    caller.require(*CORRECTORS)
+    study = access.ensure_writable(assessment)
+    if assessment.voided:
+        raise DomainError(
+            f"assessment {assessment.id} is voided and cannot be changed", code="already_voided"
+        )
+    changes = data.model_dump(exclude_unset=True)
+    reason = (changes.pop("reason", None) or "").strip()
+    if changes.get("voided") is False:
+        changes.pop("voided")
+    if changes.get("voided") and not reason:
+        raise DomainError("voiding an assessment needs a 'reason'", code="reason_required")
+    before = audit.snapshot(assessment)
+    for key in ("epithelialized", "drainage", "accepted", "voided"):
+        if key in changes and changes[key] is not None:
+            setattr(assessment, key, changes[key])
+    if assessment.voided:
+        assessment.void_reason = reason
+    action = "assessment.void" if assessment.voided else "assessment.update"
+    audit.record(
+        session,
+        caller,
+        action,
+        f"assessment/{assessment.id}",
+        study_id=study.id,
+        before=before,
+        after={**audit.snapshot(assessment), **({"reason": reason} if reason else {})},
+    )
+    session.commit()
+    return assessment
+
+
+def correct_mask(
+    session: Session,
+    runtime: Runtime,
+    caller: Caller,
+    assessment: Assessment,
+    *,
+    mask_png: bytes | None,
+    polygon: str | None,
+    reason: str,
+) -> Measurement:
+    """A clinician's outline becomes a new manual measurement; earlier ones stay."""
+    caller.require(*CORRECTORS)
+    study = access.ensure_writable(assessment)
+    if assessment.voided:
+        raise DomainError(
+            f"assessment {assessment.id} is voided and cannot be changed", code="already_voided"
+        )
+    if not reason.strip():
+        raise DomainError("a correction needs a 'reason'", code="reason_required")
+    corrected = current_measurement(assessment, study)
+    photo = runtime.store.get(assessment.photo_key)
+    cal = calibration_of(assessment)
+    marker_mm = study.marker_mm
+    session.commit()
+    png, result = runtime.pool.run(
+        runtime.manual_mask, photo, mask_png=mask_png, polygon=polygon, marker_mm=marker_mm, cal=cal
+    )
+    mask_key = runtime.store.put(png, "png")
+    model = (
+        {
+            "name": corrected.model_name,
+            "version": corrected.model_version,
+            "sha256": corrected.model_sha256,
+        }
+        if corrected is not None
+        else {"name": "manual", "version": "0", "sha256": ""}
+    )
+    row = _measurement_row(
+        assessment,
+        result,
+        mask_key,
+        model,
+        created_by=caller.holder,
+        manual=True,
+        reason=reason.strip(),
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        caller,
+        "measurement.correct",
+        f"assessment/{assessment.id}",
+        study_id=study.id,
+        before={
+            "measurement": corrected.id if corrected else None,
+            "area_cm2": corrected.area_cm2 if corrected else None,
+        },
+        after={
+            "measurement": row.id,
+            "area_cm2": row.area_cm2,
+            "reason": row.reason,
+            "mask_key": mask_key,
+        },
+    )
+    session.commit()
+    return row
+
+
+def find_measurement(
+    assessment: Assessment, measurement_id: int | None, study: Study
+) -> Measurement:
+    if measurement_id is None:
+        found = current_measurement(assessment, study)
+    else:
+        found = next((m for m in assessment.measurements if m.id == measurement_id), None)
+    if found is None:
+        raise NotFound(
+            "measurement", measurement_id if measurement_id is not None else f"of {assessment.id}"
+        )
+    return found
+
+
+# --- audit log ------------------------------------------------------------------------
+
+
+def list_audit(
+    session: Session, caller: Caller, *, study_id: str | None, limit: int, offset: int
+) -> tuple[list[AuditEntry], int]:
+    """The audit log, newest first (admin; a study admin sees its study only)."""
+    caller.require("admin")
+    if caller.study_id is not None:
+        if study_id not in (None, caller.study_id):
+            raise NotFound("study", study_id)
+        study_id = caller.study_id
+    stmt = select(AuditEntry)
+    if study_id is not None:
+        stmt = stmt.where(AuditEntry.study_id == study_id)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit).offset(offset))
+    return list(rows), total
+
+
+# --- keys -----------------------------------------------------------------------------
+
+
+def issue_key(session: Session, caller: Caller, data: KeyCreate) -> tuple[ApiKey, str]:
+    """An admin makes a key; a study admin only within its study, never a server admin."""
+    caller.require("admin")
+    study_id = data.study
+    if caller.study_id is not None:
+        if study_id is None:
+            raise Forbidden("this admin key is confined to one study: give 'study'")
+        access.load_study(session, caller, study_id)
+    row, key = auth.create_key(
+        session, role=data.role, holder=data.holder, study_id=study_id, site_code=data.site
+    )
+    audit.record(
+        session,
+        caller,
+        "key.create",
+        f"key/{row.id}",
+        study_id=study_id,
+        after=audit.snapshot(row, exclude=("key_hash",)),
+    )
+    session.commit()
+    return row, key
+
+
+def _key_scope(caller: Caller) -> Any:
+    stmt = select(ApiKey)
+    if caller.study_id is not None:
+        stmt = stmt.where(ApiKey.study_id == caller.study_id)
+    return stmt
+
+
+def list_keys(session: Session, caller: Caller) -> list[ApiKey]:
+    caller.require("admin")
+    return list(session.scalars(_key_scope(caller).order_by(ApiKey.id)))
+
+
+def revoke_key(session: Session, caller: Caller, key_id: int) -> ApiKey:
+    caller.require("admin")
+    row = session.scalar(_key_scope(caller).where(ApiKey.id == key_id))
+    if row is None:
+        raise NotFound("key", key_id)
+    before = audit.snapshot(row, exclude=("key_hash",))
+    auth.revoke_key(session, str(row.id))
+    audit.record(
+        session,
+        caller,
+        "key.revoke",
+        f"key/{row.id}",
+        study_id=row.study_id,
+        before=before,
+        after=audit.snapshot(row, exclude=("key_hash",)),
+    )
+    session.commit()
+    return row

@@ -1,0 +1,146 @@
+"""ORM rows -> wire schemas (what a caller may see of them: the arm for admins only)."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from service import access, trial
+from service.auth import Caller
+from service.orm import ApiKey, Assessment, AuditEntry, Measurement, Site, Study, Subject, Wound
+from service.schemas import (
+    AssessmentPublic,
+    AuditPublic,
+    KeyPublic,
+    MeasurementPublic,
+    ModelInfo,
+    SitePublic,
+    StudyPublic,
+    SubjectPublic,
+    WoundPublic,
+)
+
+# Keys of the measurement JSON that provenance fields must not be overwritten by.
+_PROVENANCE = {"id", "model", "manual", "reason", "created_by", "created_at", "mask_url"}
+
+
+def study_public(study: Study) -> StudyPublic:
+    return StudyPublic(
+        id=study.id,
+        name=study.name,
+        marker_mm=study.marker_mm,
+        model=study.model,
+        locked=study.locked,
+        created_at=study.created_at,
+    )
+
+
+def site_public(site: Site) -> SitePublic:
+    return SitePublic(id=site.code, study=site.study_id, name=site.name)
+
+
+def subject_public(subject: Subject, caller: Caller) -> SubjectPublic:
+    return SubjectPublic(
+        id=subject.id,
+        study=subject.study_id,
+        code=subject.code,
+        site=subject.site.code,
+        arm=subject.arm if caller.sees_arm else None,
+        created_at=subject.created_at,
+    )
+
+
+def wound_public(wound: Wound) -> WoundPublic:
+    return WoundPublic(
+        id=wound.id,
+        subject=wound.subject_id,
+        label=wound.label,
+        location=wound.location,
+        index_leg=wound.index_leg,
+        created_at=wound.created_at,
+    )
+
+
+def measurement_public(m: Measurement) -> MeasurementPublic:
+    data = {k: v for k, v in m.data.items() if k not in _PROVENANCE}
+    return MeasurementPublic(
+        **data,
+        id=m.id,
+        model=ModelInfo(name=m.model_name, version=m.model_version, sha256=m.model_sha256),
+        manual=m.manual,
+        reason=m.reason,
+        created_by=m.created_by,
+        created_at=m.created_at,
+        mask_url=f"/v1/assessments/{m.assessment_id}/mask.png?measurement={m.id}",
+    )
+
+
+def assessments_public(session: Session, rows: list[Assessment]) -> list[AssessmentPublic]:
+    """Several assessments, with their day counted from each wound's baseline."""
+    baselines = trial.baseline_dates(session, sorted({a.wound_id for a in rows}))
+    out = []
+    for a in rows:
+        study = access.study_of(a)
+        current = trial.current_measurement(a, study)
+        base = baselines.get(a.wound_id, a.captured_at)
+        day = (a.captured_at.date() - base.date()).days
+        url = f"/v1/assessments/{a.id}"
+        out.append(
+            AssessmentPublic(
+                id=a.id,
+                wound=a.wound_id,
+                subject=a.wound.subject_id,
+                captured_at=a.captured_at,
+                day=day,
+                visit=a.visit,
+                epithelialized=a.epithelialized,
+                drainage=a.drainage,
+                accepted=a.accepted,
+                voided=a.voided,
+                void_reason=a.void_reason,
+                px_per_mm=a.px_per_mm,
+                target_point=a.target_point,
+                width=a.width,
+                height=a.height,
+                uploaded_by=a.uploaded_by,
+                created_at=a.created_at,
+                photo_url=f"{url}/photo.jpg",
+                mask_url=f"{url}/mask.png",
+                overlay_url=f"{url}/overlay.jpg",
+                counted=trial.is_counted(a, current),
+                measurement=measurement_public(current) if current else None,
+                measurements=[
+                    measurement_public(m) for m in sorted(a.measurements, key=lambda m: -m.id)
+                ],
+            )
+        )
+    return out
+
+
+def assessment_public(session: Session, assessment: Assessment) -> AssessmentPublic:
+    return assessments_public(session, [assessment])[0]
+
+
+def audit_public(entry: AuditEntry) -> AuditPublic:
+    return AuditPublic(
+        id=entry.id,
+        at=entry.at,
+        actor=entry.actor,
+        action=entry.action,
+        resource=entry.resource,
+        study=entry.study_id,
+        before=entry.before,
+        after=entry.after,
+    )
+
+
+def key_public(key: ApiKey) -> KeyPublic:
+    return KeyPublic(
+        id=key.id,
+        prefix=key.prefix,
+        role=key.role,
+        holder=key.holder,
+        study=key.study_id,
+        site=key.site.code if key.site is not None else None,
+        created_at=key.created_at,
+        revoked_at=key.revoked_at,
+    )
