@@ -106,14 +106,17 @@ def paste_marker(
     ci = np.clip((u / cell).astype(np.int64), 0, MARKER_CELLS - 1)
     cj = np.clip((v / cell).astype(np.int64), 0, MARKER_CELLS - 1)
     white = np.where(in_marker, cells[cj, ci], True)
-    ink, paper_rgb = np.array(INK_RGB, np.float64), np.array(PAPER_RGB, np.float64)
-    colour = np.where(white[..., None], paper_rgb, ink) * on_paper[..., None]
+    # Blend in linear light, as light mixes: averaging sRGB values would darken every
+    # partly covered pixel and make the marker look bigger than it is.
+    ink = _srgb_to_linear(np.array([[INK_RGB]], dtype=np.uint8))[0, 0].astype(np.float64)
+    paper_lin = _srgb_to_linear(np.array([[PAPER_RGB]], dtype=np.uint8))[0, 0].astype(np.float64)
+    colour = np.where(white[..., None], paper_lin, ink) * on_paper[..., None]
     h, w = y1 - y0, x1 - x0
     # Box-filter the sub-samples: antialiased coverage and colour per plane pixel.
     alpha = on_paper.reshape(h, s, w, s).mean(axis=(1, 3))[..., None]
     colour = colour.reshape(h, s, w, s, 3).mean(axis=(1, 3))
-    region = out[y0:y1, x0:x1].astype(np.float64)
-    out[y0:y1, x0:x1] = np.clip(colour + (1 - alpha) * region + 0.5, 0, 255).astype(np.uint8)
+    region = _srgb_to_linear(out[y0:y1, x0:x1]).astype(np.float64)
+    out[y0:y1, x0:x1] = _linear_to_srgb8(colour + (1 - alpha) * region)
     return out, corners_mm
 
 
@@ -179,6 +182,25 @@ def _linear_to_srgb8(lin: np.ndarray) -> np.ndarray:
     return np.clip(s * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def _min_photo_px_per_mm(
+    h_plane_mm_to_photo: np.ndarray,
+    plane_size_mm: tuple[float, float],
+    out_size_px: tuple[int, int],
+) -> float:
+    """The lowest density (photo px per plane mm) over the part of the plane in view."""
+    w_mm, h_mm = plane_size_mm
+    gx, gy = np.meshgrid(np.linspace(0, w_mm, 24), np.linspace(0, h_mm, 24))
+    pts = np.column_stack([gx.ravel(), gy.ravel(), np.ones(gx.size)])
+    proj = pts @ h_plane_mm_to_photo.T
+    x, y = proj[:, 0] / proj[:, 2], proj[:, 1] / proj[:, 2]
+    seen = (proj[:, 2] > 0) & (x >= 0) & (x < out_size_px[0]) & (y >= 0) & (y < out_size_px[1])
+    if not np.any(seen):
+        return 1.0
+    # A homography's Jacobian determinant at a point is det(H) / w³.
+    area_scale = abs(np.linalg.det(h_plane_mm_to_photo)) / np.abs(proj[seen, 2]) ** 3
+    return float(np.sqrt(area_scale.min()))
+
+
 def _supersampled_warp(
     plane: np.ndarray,
     plane_px_per_mm: float,
@@ -189,14 +211,22 @@ def _supersampled_warp(
 ) -> np.ndarray:
     w, h = out_size_px
     s = supersample
-    # plane px (centres at integers) -> plane mm -> photo px -> supersampled photo px
-    px_to_mm = np.array(
-        [
-            [1 / plane_px_per_mm, 0, 0.5 / plane_px_per_mm],
-            [0, 1 / plane_px_per_mm, 0.5 / plane_px_per_mm],
-            [0, 0, 1],
-        ]
+    ph, pw = plane.shape[:2]
+    # Bilinear sampling is an honest reconstruction only where the supersampled photo
+    # is at least as dense as the plane; elsewhere a sharp plane edge would alias to
+    # the sample grid (a bias of up to half a sample). So first box-filter the plane
+    # down to the density of the most compressed part of the view.
+    dense_px_per_mm = s * _min_photo_px_per_mm(
+        h_plane_mm_to_photo, (pw / plane_px_per_mm, ph / plane_px_per_mm), out_size_px
     )
+    sx = sy = plane_px_per_mm
+    if plane_px_per_mm > dense_px_per_mm:
+        nw = max(1, round(pw * dense_px_per_mm / plane_px_per_mm))
+        nh = max(1, round(ph * dense_px_per_mm / plane_px_per_mm))
+        plane = cv2.resize(plane, (nw, nh), interpolation=cv2.INTER_AREA)
+        sx, sy = plane_px_per_mm * nw / pw, plane_px_per_mm * nh / ph
+    # plane px (centres at integers) -> plane mm -> photo px -> supersampled photo px
+    px_to_mm = np.array([[1 / sx, 0, 0.5 / sx], [0, 1 / sy, 0.5 / sy], [0, 0, 1]])
     to_ss = np.array([[s, 0, (s - 1) / 2], [0, s, (s - 1) / 2], [0, 0, 1]], dtype=np.float64)
     m = to_ss @ h_plane_mm_to_photo @ px_to_mm
     big = cv2.warpPerspective(
