@@ -1,0 +1,185 @@
+"""Study exports (monitor and admin keys): CSV, FHIR R4 Bundle, CDISC-style TU/TR.
+
+Every export is written to the audit log. The arm appears only in admin exports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
+
+from service import audit, exports
+from service.auth import Caller
+from service.deps import CallerDep, SessionDep, VisibleStudy
+from service.orm import Study, Subject
+from service.routes.endpoints import (
+    captured_on,
+    current_measurement,
+    load_visible_subjects,
+    uncounted_reason,
+)
+
+router = APIRouter(tags=["exports"])
+
+EXPORT_ROLES = ("monitor", "admin")
+
+
+def assessment_paths(assessment_id: str) -> dict[str, str]:
+    base = f"/v1/assessments/{assessment_id}"
+    return {
+        "photo_url": f"{base}/photo.jpg",
+        "mask_url": f"{base}/mask.png",
+        "overlay_url": f"{base}/overlay.jpg",
+    }
+
+
+def measurement_rows(
+    subjects: Sequence[Subject], study: Study, *, include_arm: bool
+) -> list[exports.MeasurementRow]:
+    """One row per stored measurement (history included), oldest photo first."""
+    rows = []
+    for subject in subjects:
+        for wound in subject.wounds:
+            live = [a for a in wound.assessments if not a.voided]
+            baseline_on = min((captured_on(a) for a in live), default=None)
+            for assessment in sorted(
+                wound.assessments, key=lambda a: (a.captured_at, a.created_at)
+            ):
+                current = current_measurement(assessment, study)
+                counted = uncounted_reason(assessment, current) is None
+                day = (captured_on(assessment) - baseline_on).days if baseline_on else None
+                for m in sorted(assessment.measurements, key=lambda m: m.id):
+                    data: dict[str, Any] = m.data or {}
+                    rows.append(
+                        exports.MeasurementRow(
+                            study=study.id,
+                            site=subject.site.code,
+                            subject_id=subject.id,
+                            subject_code=subject.code,
+                            arm=subject.arm if include_arm else None,
+                            wound_id=wound.id,
+                            wound_label=wound.label,
+                            wound_location=wound.location,
+                            index_leg=wound.index_leg,
+                            assessment_id=assessment.id,
+                            visit=assessment.visit,
+                            captured_at=assessment.captured_at,
+                            day=day,
+                            uploaded_at=assessment.created_at,
+                            epithelialized=assessment.epithelialized,
+                            drainage=assessment.drainage,
+                            accepted=assessment.accepted,
+                            voided=assessment.voided,
+                            measurement_id=str(m.id),
+                            current=current is not None and m.id == current.id,
+                            counted=counted and current is not None and m.id == current.id,
+                            manual=m.manual,
+                            reason=m.reason,
+                            measured_by=m.created_by,
+                            measured_at=m.created_at,
+                            model=m.model_id,
+                            model_sha256=m.model_sha256,
+                            calibration=str(data.get("calibration") or "none"),
+                            calibrated=m.calibrated,
+                            px_per_mm=data.get("px_per_mm"),
+                            area_cm2=m.area_cm2,
+                            area_cm2_low=data.get("area_cm2_low"),
+                            area_cm2_high=data.get("area_cm2_high"),
+                            area_px=data.get("area_px"),
+                            perimeter_cm=data.get("perimeter_cm"),
+                            length_cm=data.get("length_cm"),
+                            width_cm=data.get("width_cm"),
+                            length_x_width_cm2=data.get("length_x_width_cm2"),
+                            tilt_deg=data.get("tilt_deg"),
+                            components=data.get("components"),
+                            quality=tuple(data.get("quality") or ()),
+                            photo_sha256=assessment.photo_sha256,
+                            photo_url=assessment_paths(assessment.id)["photo_url"],
+                        )
+                    )
+    return rows
+
+
+def run_export(
+    session: Session,
+    caller: Caller,
+    study: Study,
+    kind: str,
+    build: Callable[[list[exports.MeasurementRow]], Any],
+) -> Any:
+    """Build one export of the rows this caller sees, and audit it (monitor, admin)."""
+    caller.require(*EXPORT_ROLES)
+    include_arm = caller.sees_arm
+    rows = measurement_rows(
+        load_visible_subjects(session, caller, study), study, include_arm=include_arm
+    )
+    body = build(rows)
+    audit.record(
+        session,
+        caller,
+        f"export.{kind}",
+        f"study/{study.id}",
+        study_id=study.id,
+        after={"measurements": len(rows), "arm": include_arm},
+    )
+    session.commit()
+    return body
+
+
+def csv_response(text: str, filename: str) -> Response:
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/v1/studies/{study}/export.csv", summary="One CSV row per measurement")
+def export_csv(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> Response:
+    """Every measurement (history included) with its provenance: model version, calibration
+    kind, quality flags, manual or not, whether it counts. ``arm`` only for admin keys."""
+    text = run_export(
+        session,
+        caller,
+        study,
+        "csv",
+        lambda rows: exports.measurements_csv(rows, include_arm=caller.sees_arm),
+    )
+    return csv_response(text, f"{study.id}-measurements.csv")
+
+
+@router.get("/v1/studies/{study}/export.fhir.json", summary="FHIR R4 Bundle of wound sizes")
+def export_fhir(
+    study: VisibleStudy, session: SessionDep, caller: CallerDep, request: Request
+) -> JSONResponse:
+    """A ``collection`` Bundle: Patient, ResearchSubject, Media (the photo) and one
+    wound-size Observation (LOINC 72287-6; 89260-4, 39126-8, 39125-0) per photo."""
+    base_url = str(request.base_url).rstrip("/") + "/fhir"
+    bundle = run_export(
+        session,
+        caller,
+        study,
+        "fhir",
+        lambda rows: exports.fhir_bundle(rows, base_url=base_url, include_arm=caller.sees_arm),
+    )
+    return JSONResponse(
+        bundle,
+        media_type="application/fhir+json",
+        headers={"Content-Disposition": f'attachment; filename="{study.id}-fhir.json"'},
+    )
+
+
+@router.get("/v1/studies/{study}/export.tu.csv", summary="CDISC-style TU (lesions)")
+def export_tu(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> Response:
+    text = run_export(session, caller, study, "tu", exports.cdisc_tu_csv)
+    return csv_response(text, f"{study.id}-TU.csv")
+
+
+@router.get("/v1/studies/{study}/export.tr.csv", summary="CDISC-style TR (lesion results)")
+def export_tr(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> Response:
+    text = run_export(session, caller, study, "tr", exports.cdisc_tr_csv)
+    return csv_response(text, f"{study.id}-TR.csv")
