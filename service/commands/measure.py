@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from service.commands._util import fail
+
+
+def _point(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise ValueError(f"--target {text!r} must be x,y (pixels in the photo as displayed)")
+    return float(parts[0]), float(parts[1])
+
+
+def measure(
+    photo: Annotated[Path, typer.Argument(help="the photo (JPEG, PNG, WebP, HEIC)")],
+    mask: Annotated[
+        Path | None,
+        typer.Option("--mask", help="wound mask PNG (0/255, photo size); no model is run"),
+    ] = None,
+    px_per_mm: Annotated[
+        float | None, typer.Option("--px-per-mm", help="scale when the photo has no marker")
+    ] = None,
+    ruler: Annotated[
+        str | None, typer.Option("--ruler", help="x1,y1,x2,y2,mm: two points and their distance")
+    ] = None,
+    marker_mm: Annotated[
+        float, typer.Option("--marker-mm", help="side of the marker's outer black square, mm")
+    ] = 20.0,
+    target: Annotated[
+        str | None, typer.Option("--target", help="x,y: measure only the wound at this point")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="model folder or installed id (default: highest)")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="one JSON line")] = False,
+) -> None:
+    """Measure a wound in cm² (marker-calibrated, perspective-corrected) with quality flags."""
+    import json
+
+    from service.imaging import ImageError, read_mask, read_photo
+    from service.measure import Ruler
+    from service.measure import measure as run
+
+    try:
+        ruler_value = Ruler.parse(ruler) if ruler else None
+        target_point = _point(target) if target else None
+    except ValueError as exc:
+        fail(str(exc), 2)
+    if px_per_mm is not None and px_per_mm <= 0:
+        fail(f"--px-per-mm must be positive, not {px_per_mm:g}", 2)
+    if marker_mm <= 0:
+        fail(f"--marker-mm must be positive, not {marker_mm:g}", 2)
+    try:
+        rgb = read_photo(photo).rgb
+        if mask is not None:
+            wound = read_mask(mask, shape=rgb.shape[:2])
+    except ImageError as exc:
+        fail(f"{exc.detail} [{exc.code}]")
+    if mask is None:
+        from service.inference import Segmenter
+        from service.models import ModelNotFound, resolve_model
+
+        try:
+            wound = Segmenter(resolve_model(model)).segment(rgb).mask
+        except ModelNotFound as exc:
+            fail(f"{photo}: no mask given and {exc}")
+    result = run(
+        rgb,
+        wound,
+        marker_mm=marker_mm,
+        px_per_mm=px_per_mm,
+        ruler=ruler_value,
+        target_point=target_point,
+    )
+    data = result.to_json()
+    if json_out:
+        typer.echo(json.dumps(data))
+        return
+    typer.echo(f"photo        {photo}")
+    if data["calibrated"]:
+        typer.echo(
+            f"area         {data['area_cm2']:.2f} cm²  (95 % {data['area_cm2_low']:.2f}"
+            f"-{data['area_cm2_high']:.2f})  [{data['calibration']}]"
+        )
+        typer.echo(f"perimeter    {data['perimeter_cm']:.2f} cm")
+        typer.echo(
+            f"length×width {data['length_cm']:.2f} × {data['width_cm']:.2f} cm"
+            f" = {data['length_x_width_cm2']:.2f} cm²"
+        )
+        if data["tilt_deg"] is not None:
+            typer.echo(f"tilt         {data['tilt_deg']:.0f}°")
+        typer.echo(f"scale        {data['px_per_mm']:.2f} px/mm")
+    else:
+        typer.echo("area         uncalibrated (no marker, no scale): cm² not measured")
+    typer.echo(f"area_px      {data['area_px']}  ({data['components']} component(s))")
+    for flag in data["quality"]:
+        typer.echo(f"{'SEVERE ' if flag['severe'] else ''}{flag['code']}: {flag['message']}")
