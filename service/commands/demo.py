@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def demo(
+    serve: Annotated[
+        bool, typer.Option("--serve", help="start the service here and keep serving")
+    ] = False,
+    host: Annotated[str, typer.Option(help="with --serve: address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="with --serve: port to listen on")] = 8000,
+    url: Annotated[
+        str | None,
+        typer.Option(help="a running service to load (default http://HOST:PORT)"),
+    ] = None,
+    admin_key: Annotated[
+        str | None,
+        typer.Option(
+            "--admin-key",
+            envvar="WOUNDSCOPE_ADMIN_KEY",
+            help="an admin key of that service (default: make one in the local database)",
+        ),
+    ] = None,
+) -> None:
+    """Load a small virtual trial (two sites, a few months) through the REST API and
+    print its keys; with --serve, start the service first and keep it running.
+    Loads once per data dir (WOUNDSCOPE_DATA_DIR): a second run only prints the keys."""
+    from service.commands._util import fail
+    from service.config import Settings
+    from service.demo import DemoError, run_demo, serve_and_demo
+
+    data_dir = Settings().data_dir
+    try:
+        if serve:
+            if url is not None:
+                fail("--serve starts its own service: leave out --url")
+            raise typer.Exit(serve_and_demo(host, port, data_dir))
+        run_demo(url or f"http://{host}:{port}", data_dir, admin_key)
+    except DemoError as exc:
+        fail(str(exc))
