@@ -87,11 +87,11 @@ def create_key(
     if not holder.strip():
         raise InvalidRequest("a key belongs to a named person: give --holder 'name'")
     if role != "admin" and not study_id:
-        raise InvalidRequest(f"a {role} key needs a study (--study)")
+        raise InvalidRequest(f"{role} keys need a study (--study)")
     if role in SITE_ROLES and not site_code:
-        raise InvalidRequest(f"a {role} key is confined to one site: give --site")
+        raise InvalidRequest(f"{role} keys are confined to one site: give --site")
     if role not in SITE_ROLES and site_code:
-        raise InvalidRequest(f"a {role} key covers the whole study: leave out --site")
+        raise InvalidRequest(f"{role} keys cover the whole study: leave out --site")
     site_pk = None
     if study_id is not None and session.get(Study, study_id) is None:
         raise NotFound("study", study_id)

@@ -12,9 +12,13 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.measure import QualityLimits
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WOUNDSCOPE_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="WOUNDSCOPE_", env_nested_delimiter="__", extra="ignore"
+    )
 
     data_dir: Path = Field(
         default=Path("~/.local/share/woundscope"),
@@ -39,10 +43,8 @@ class Settings(BaseSettings):
     inference_queue: int = Field(default=8, ge=0, le=1024)
     """Jobs that may wait for a worker; beyond workers + queue the service answers 503."""
     retry_after_s: int = Field(default=2, ge=1, le=600)
-    max_tilt_deg: float = Field(default=30.0, gt=0, lt=90)
-    """Marker tilt above which a photo is flagged (retake more face-on)."""
-    min_marker_px: float = Field(default=40.0, gt=0)
-    """Marker side (pixels) below which a photo is flagged (come closer)."""
+    quality: QualityLimits = Field(default_factory=QualityLimits)
+    """Quality-flag thresholds, e.g. WOUNDSCOPE_QUALITY__MAX_TILT_DEG=30."""
     photo_jpeg_quality: int = Field(default=95, ge=70, le=100)
     page_size_max: int = Field(default=500, ge=1)
     log_level: str = Field(default="INFO")

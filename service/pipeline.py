@@ -21,30 +21,12 @@ import numpy as np
 
 from service.errors import DomainError
 from service.imaging import decode_photo, encode_jpeg, encode_png
+from service.measure import QualityLimits, Ruler, measure, select_component
 
 if TYPE_CHECKING:
     from service.inference import Segmenter
 
 Point = tuple[float, float]
-
-
-@dataclass(frozen=True)
-class Ruler:
-    """Two points on a ruler in the photo (as displayed) and their distance in mm."""
-
-    a: Point
-    b: Point
-    mm: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {"points": [list(self.a), list(self.b)], "mm": self.mm}
-
-    @classmethod
-    def from_json(cls, value: dict[str, Any] | None) -> Ruler | None:
-        if not value:
-            return None
-        (ax, ay), (bx, by) = value["points"]
-        return cls((float(ax), float(ay)), (float(bx), float(by)), float(value["mm"]))
 
 
 @dataclass(frozen=True)
@@ -115,8 +97,18 @@ def _numbers(text: str, count: int, field: str, code: str) -> list[float]:
     return values
 
 
+def ruler_json(ruler: Ruler | None) -> dict[str, float] | None:
+    if ruler is None:
+        return None
+    return {"x1": ruler.x1, "y1": ruler.y1, "x2": ruler.x2, "y2": ruler.y2, "mm": ruler.mm}
+
+
+def ruler_from_json(value: dict[str, Any] | None) -> Ruler | None:
+    return None if not value else Ruler(**{k: float(v) for k, v in value.items()})
+
+
 def parse_calibration(
-    px_per_mm: str | None, ruler: str | None, ruler_mm: str | None, target_point: str | None
+    px_per_mm: str | None, ruler: str | None, target_point: str | None
 ) -> Calibration:
     scale = None
     if px_per_mm not in (None, ""):
@@ -130,19 +122,12 @@ def parse_calibration(
             )
     rule = None
     if ruler not in (None, ""):
-        ax, ay, bx, by = _numbers(ruler, 4, "ruler (x1,y1,x2,y2)", "invalid_ruler")
         try:
-            mm = float(ruler_mm or "")
-        except ValueError:
-            mm = -1.0
-        if not (math.isfinite(mm) and mm > 0):
+            rule = Ruler.parse(ruler)
+        except ValueError as exc:
             raise DomainError(
-                "ruler_mm (the distance between the ruler points, mm) must be > 0",
-                code="invalid_ruler",
-            )
-        if (ax, ay) == (bx, by):
-            raise DomainError("the two ruler points are the same point", code="invalid_ruler")
-        rule = Ruler((ax, ay), (bx, by), mm)
+                f"{exc} (pixels of the photo as displayed, then mm)", code="invalid_ruler"
+            ) from None
     target = None
     if target_point not in (None, ""):
         x, y = _numbers(target_point, 2, "target_point (x,y)", "invalid_target_point")
@@ -161,7 +146,8 @@ def check_inside(cal: Calibration, width: int, height: int) -> None:
             f"target_point {cal.target_point} is outside the photo ({width}x{height})",
             code="invalid_target_point",
         )
-    if cal.ruler is not None and not (inside(cal.ruler.a) and inside(cal.ruler.b)):
+    r = cal.ruler
+    if r is not None and not (inside((r.x1, r.y1)) and inside((r.x2, r.y2))):
         raise DomainError(
             f"a ruler point is outside the photo ({width}x{height})", code="invalid_ruler"
         )
@@ -170,22 +156,35 @@ def check_inside(cal: Calibration, width: int, height: int) -> None:
 # --- the CPU-bound work -------------------------------------------------------------
 
 
+def measured_mask(mask: np.ndarray, cal: Calibration) -> np.ndarray:
+    """The mask that is measured: with a target point, only the wound under (or nearest
+    to) it; otherwise every component. 0/255 uint8."""
+    if cal.target_point is None or not mask.any():
+        return mask
+    chosen, _ = select_component(mask > 0, cal.target_point)
+    return chosen.astype(np.uint8) * np.uint8(255)
+
+
 def measure_mask(
-    rgb: np.ndarray, mask: np.ndarray, *, marker_mm: float, cal: Calibration, limits: Any = None
+    rgb: np.ndarray,
+    mask: np.ndarray,
+    *,
+    marker_mm: float,
+    cal: Calibration,
+    limits: QualityLimits | None = None,
 ) -> dict[str, Any]:
     """The measurement of ``mask`` on ``rgb`` as the wire JSON (``measure --json`` keys)."""
-    from service.measure import measure
-
-    kwargs: dict[str, Any] = {
-        "marker_mm": marker_mm,
-        "px_per_mm": cal.px_per_mm,
-        "ruler": (cal.ruler.a, cal.ruler.b, cal.ruler.mm) if cal.ruler else None,
-        "target_point": cal.target_point,
-    }
-    if limits is not None:
-        kwargs["limits"] = limits
-    result: dict[str, Any] = measure(rgb, mask, **kwargs).to_json()
-    return json.loads(json.dumps(result))  # plain JSON types only (no numpy scalars)
+    result = measure(
+        rgb,
+        mask,
+        marker_mm=marker_mm,
+        px_per_mm=cal.px_per_mm,
+        ruler=cal.ruler,
+        target_point=cal.target_point,
+        limits=limits,
+    ).to_json()
+    plain: dict[str, Any] = json.loads(json.dumps(result))  # plain JSON types only
+    return plain
 
 
 def analyse_upload(
@@ -198,7 +197,7 @@ def analyse_upload(
     max_bytes: int,
     max_pixels: int,
     jpeg_quality: int = 95,
-    limits: Any = None,
+    limits: QualityLimits | None = None,
 ) -> Analysis:
     """Bytes of an uploaded photo -> what to store. Raises ``ImageError``/``DomainError``."""
     photo = decode_photo(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels)
@@ -212,14 +211,15 @@ def analyse_upload(
     t0 = time.perf_counter()
     seg = segmenter.segment(stored.rgb)
     segment_s = time.perf_counter() - t0
-    result = measure_mask(stored.rgb, seg.mask, marker_mm=marker_mm, cal=cal, limits=limits)
+    mask = measured_mask(seg.mask, cal)
+    result = measure_mask(stored.rgb, mask, marker_mm=marker_mm, cal=cal, limits=limits)
     return Analysis(
         photo_jpeg=jpeg,
         upload_sha256=hashlib.sha256(data).hexdigest(),
         photo_format=photo_format,
         width=stored.width,
         height=stored.height,
-        mask_png=encode_png(seg.mask),
+        mask_png=encode_png(mask),
         result=result,
         model=segmenter.info(),
         segment_s=segment_s,
@@ -233,15 +233,15 @@ def reanalyse(
     segmenter: Segmenter,
     marker_mm: float,
     cal: Calibration,
-    limits: Any = None,
+    limits: QualityLimits | None = None,
 ) -> tuple[bytes, dict[str, Any]]:
     """A stored photo measured again (another model version): (mask PNG, result JSON)."""
     stored = decode_photo(
         photo_jpeg, name="stored photo", max_bytes=len(photo_jpeg) + 1, max_pixels=10**9
     )
-    seg = segmenter.segment(stored.rgb)
-    result = measure_mask(stored.rgb, seg.mask, marker_mm=marker_mm, cal=cal, limits=limits)
-    return encode_png(seg.mask), result
+    mask = measured_mask(segmenter.segment(stored.rgb).mask, cal)
+    result = measure_mask(stored.rgb, mask, marker_mm=marker_mm, cal=cal, limits=limits)
+    return encode_png(mask), result
 
 
 def manual_mask(
@@ -251,7 +251,7 @@ def manual_mask(
     polygon: str | None,
     marker_mm: float,
     cal: Calibration,
-    limits: Any = None,
+    limits: QualityLimits | None = None,
 ) -> tuple[bytes, dict[str, Any]]:
     """A clinician's mask (PNG, or a polygon in photo pixels) measured: (mask PNG, result)."""
     stored = decode_photo(

@@ -172,6 +172,7 @@ class Runtime:
                 max_bytes=self.settings.max_upload_bytes,
                 max_pixels=self.settings.max_pixels,
                 jpeg_quality=self.settings.photo_jpeg_quality,
+                limits=self.settings.quality,
                 **kwargs,
             )
         finally:
@@ -180,7 +181,7 @@ class Runtime:
     def manual_mask(self, photo_jpeg: bytes, **kwargs: Any) -> Any:
         from service import pipeline
 
-        return pipeline.manual_mask(photo_jpeg, **kwargs)
+        return pipeline.manual_mask(photo_jpeg, limits=self.settings.quality, **kwargs)
 
     def overlay(self, photo_jpeg: bytes, mask_png: bytes) -> bytes:
         from service import pipeline

@@ -20,7 +20,7 @@ from service import access, audit, auth
 from service.auth import Caller
 from service.errors import AlreadyExists, DomainError, Forbidden, InvalidRequest, NotFound
 from service.orm import ApiKey, Assessment, AuditEntry, Measurement, Site, Study, Subject, Wound
-from service.pipeline import Analysis, Calibration, Ruler
+from service.pipeline import Analysis, Calibration, ruler_from_json, ruler_json
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
@@ -292,7 +292,7 @@ def upload_assessment(
         epithelialized=form.epithelialized,
         drainage=form.drainage,
         px_per_mm=cal.px_per_mm,
-        ruler=cal.ruler.to_json() if cal.ruler else None,
+        ruler=ruler_json(cal.ruler),
         target_x=cal.target_point[0] if cal.target_point else None,
         target_y=cal.target_point[1] if cal.target_point else None,
         idempotency_key=form.idempotency_key,
@@ -365,7 +365,7 @@ def _measurement_row(
 def calibration_of(assessment: Assessment) -> Calibration:
     return Calibration(
         px_per_mm=assessment.px_per_mm,
-        ruler=Ruler.from_json(assessment.ruler),
+        ruler=ruler_from_json(assessment.ruler),
         target_point=assessment.target_point,
     )
 
@@ -609,6 +609,76 @@ def revoke_key(session: Session, caller: Caller, key_id: int) -> ApiKey:
         study_id=row.study_id,
         before=before,
         after=audit.snapshot(row, exclude=("key_hash",)),
+    )
+    session.commit()
+    return row
+
+
+# --- re-analysis ----------------------------------------------------------------------
+
+
+def pending_reanalysis(session: Session, study_id: str, model: dict[str, str]) -> list[str]:
+    """Ids of the study's (non-voided) assessments without an automatic measurement by
+    this model version, in upload order: what ``reanalyze`` still has to do."""
+    done = (
+        select(Measurement.assessment_id)
+        .where(
+            Measurement.manual.is_(False),
+            Measurement.model_name == model["name"],
+            Measurement.model_version == model["version"],
+        )
+        .scalar_subquery()
+    )
+    stmt = (
+        select(Assessment.id)
+        .join(Wound, Wound.id == Assessment.wound_id)
+        .join(Subject, Subject.id == Wound.subject_id)
+        .where(
+            Subject.study_id == study_id, Assessment.voided.is_(False), Assessment.id.not_in(done)
+        )
+        .order_by(Assessment.created_at, Assessment.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def reanalyze_assessment(
+    session: Session,
+    store: Any,
+    segmenter: Any,
+    caller: Caller,
+    assessment_id: str,
+    limits: Any = None,
+) -> Measurement | None:
+    """Measure a stored photo again with ``segmenter``'s model and add (never replace) the
+    measurement. None when that model version already measured it (another run)."""
+    from service.pipeline import reanalyse
+
+    assessment = session.get(Assessment, assessment_id)
+    if assessment is None:
+        raise NotFound("assessment", assessment_id)
+    study = access.study_of(assessment)
+    png, result = reanalyse(
+        store.get(assessment.photo_key),
+        segmenter=segmenter,
+        marker_mm=study.marker_mm,
+        cal=calibration_of(assessment),
+        limits=limits,
+    )
+    mask_key = store.put(png, "png")
+    row = _measurement_row(assessment, result, mask_key, segmenter.info(), created_by=caller.holder)
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        return None
+    audit.record(
+        session,
+        caller,
+        "measurement.reanalyze",
+        f"assessment/{assessment.id}",
+        study_id=study.id,
+        after={"measurement": row.id, "model": segmenter.info(), "area_cm2": row.area_cm2},
     )
     session.commit()
     return row

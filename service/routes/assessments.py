@@ -75,7 +75,7 @@ def upload_assessment(
     """
     form = trial.UploadForm(
         captured_at=pipeline.parse_captured_at(captured_at),
-        cal=pipeline.parse_calibration(px_per_mm, ruler, ruler_mm, target_point),
+        cal=pipeline.parse_calibration(px_per_mm, ruler, target_point),
         visit=visit or None,
         epithelialized=epithelialized,
         drainage=drainage,

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="API keys: create (shown once), revoke, list.", no_args_is_help=True)
+
+
+def _database():  # type: ignore[no-untyped-def]
+    from service.commands._util import fail
+    from service.config import get_settings
+    from service.db import Database
+    from service.errors import DatabaseBehind
+
+    db = Database(get_settings().database_url)
+    try:
+        db.ensure_schema()
+    except DatabaseBehind as exc:
+        db.dispose()
+        fail(exc.detail)
+    return db
+
+
+@app.command()
+def create(
+    role: Annotated[str, typer.Option("--role", help="uploader, clinician, monitor or admin")],
+    holder: Annotated[str, typer.Option("--holder", help="the person the key belongs to")],
+    study: Annotated[str | None, typer.Option("--study", help="the study (all, for admin)")] = None,
+    site: Annotated[
+        str | None, typer.Option("--site", help="the site (uploader, clinician)")
+    ] = None,
+) -> None:
+    """Make a key; it is printed once, as the last line."""
+    from service import audit
+    from service.auth import Caller, create_key
+    from service.commands._util import fail
+    from service.errors import DomainError
+
+    db = _database()
+    try:
+        with db.session() as session:
+            row, key = create_key(session, role=role, holder=holder, study_id=study, site_code=site)
+            audit.record(
+                session,
+                Caller.cli(),
+                "key.create",
+                f"key/{row.id}",
+                study_id=study,
+                after=audit.snapshot(row, exclude=("key_hash",)),
+            )
+            key_id = row.id
+    except DomainError as exc:
+        fail(exc.detail)
+        return
+    finally:
+        db.dispose()
+    scope = f"study {study or 'all'}" + (f", site {site}" if site else "")
+    typer.echo(f"key {key_id} for {holder.strip()}: {role}, {scope}")
+    typer.echo("shown once: store it now (use as 'Authorization: Bearer <key>')")
+    typer.echo(key)
+
+
+@app.command()
+def revoke(key: Annotated[str, typer.Argument(help="the key's id or its printed prefix")]) -> None:
+    """Revoke a key (it answers 401 from now on)."""
+    from service import audit
+    from service.auth import Caller, revoke_key
+    from service.commands._util import fail
+    from service.errors import DomainError
+
+    db = _database()
+    try:
+        with db.session() as session:
+            row = revoke_key(session, key)
+            audit.record(
+                session,
+                Caller.cli(),
+                "key.revoke",
+                f"key/{row.id}",
+                study_id=row.study_id,
+                after=audit.snapshot(row, exclude=("key_hash",)),
+            )
+            typer.echo(f"key {row.id} ({row.holder}) revoked")
+    except DomainError as exc:
+        fail(exc.detail)
+    finally:
+        db.dispose()
+
+
+@app.command("list")
+def list_keys() -> None:
+    """List keys (never the keys themselves)."""
+    from sqlalchemy import select
+
+    from service.orm import ApiKey
+
+    db = _database()
+    try:
+        with db.session() as session:
+            for row in session.scalars(select(ApiKey).order_by(ApiKey.id)):
+                site = row.site.code if row.site else "-"
+                state = "revoked" if row.revoked_at else "active"
+                typer.echo(
+                    f"{row.id}\t{row.prefix}…\t{row.role}\t{row.study_id or '*'}\t{site}"
+                    f"\t{state}\t{row.holder}"
+                )
+    finally:
+        db.dispose()

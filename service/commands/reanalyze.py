@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def reanalyze(
+    study: Annotated[str, typer.Option("--study", help="the study's id")],
+    model: Annotated[str, typer.Option("--model", help="installed model id or version")],
+) -> None:
+    """Measure every photo of a study again with another model version.
+
+    Adds measurements, never overwrites; resumable: a photo that version already
+    measured is skipped, so an interrupted run just continues.
+    """
+    from service.auth import Caller
+    from service.commands._util import fail
+    from service.config import get_settings
+    from service.db import Database
+    from service.errors import DatabaseBehind
+    from service.inference import Segmenter
+    from service.models import ModelNotFound, installed_models, resolve_model
+    from service.orm import Study
+    from service.storage import open_store
+    from service.trial import pending_reanalysis, reanalyze_assessment
+
+    settings = get_settings()
+    ref = model
+    if not model.count("-"):  # a bare version: the installed model of that version
+        ref = next((s.id for s, _ in installed_models() if s.version == model), model)
+    try:
+        segmenter = Segmenter(resolve_model(ref))
+    except ModelNotFound as exc:
+        fail(str(exc))
+        return
+    db = Database(settings.database_url)
+    try:
+        db.ensure_schema()
+    except DatabaseBehind as exc:
+        db.dispose()
+        fail(exc.detail)
+    store = open_store(settings.storage_url)
+    caller = Caller.cli(f"cli:reanalyze ({Caller.cli().holder})")
+    added = skipped = 0
+    try:
+        with db.sessions() as session:
+            if session.get(Study, study) is None:
+                fail(f"study {study} not found")
+            todo = pending_reanalysis(session, study, segmenter.info())
+        typer.echo(f"{study}: {len(todo)} photos to measure with {segmenter.id}")
+        with typer.progressbar(todo, label="reanalyze") as bar:
+            for assessment_id in bar:
+                with db.sessions() as session:
+                    row = reanalyze_assessment(
+                        session, store, segmenter, caller, assessment_id, settings.quality
+                    )
+                if row is None:
+                    skipped += 1
+                else:
+                    added += 1
+    finally:
+        db.dispose()
+    typer.echo(f"added {added} measurements with {segmenter.id}; {skipped} already done")

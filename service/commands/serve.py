@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port")] = 8000,
+) -> None:
+    """Run the API (configuration from WOUNDSCOPE_* environment variables).
+
+    The embedded SQLite default migrates itself; an external database must be
+    migrated first with `woundscope db upgrade`.
+    """
+    from pydantic import ValidationError
+
+    from service.commands._util import fail
+    from service.config import Settings
+    from service.db import Database
+    from service.errors import DatabaseBehind
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        fail(f"invalid configuration: {exc.errors()[0]['msg']}")
+        return
+    db = Database(settings.database_url)
+    try:
+        db.ensure_schema()
+    except DatabaseBehind as exc:
+        fail(exc.detail)
+    except Exception as exc:  # noqa: BLE001 - one line, not a traceback
+        fail(f"cannot open the database: {type(exc).__name__}: {exc}")
+    finally:
+        db.dispose()
+
+    import uvicorn
+
+    from service.app import create_app
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)

@@ -1,0 +1,277 @@
+"""Settings, the error registry, migrations, health/readiness/metrics, keys."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import inspect, text
+
+from service.config import Settings
+from service.db import Database, current_revision, head_revision, upgrade
+from service.errors import ERROR_CODES, DatabaseBehind
+from tests.api.conftest import (
+    ROOT,
+    Service,
+    Trial,
+    bearer,
+    create_postgres_database,
+    drop_postgres_database,
+    make_settings,
+)
+
+TABLES = {
+    "studies",
+    "sites",
+    "subjects",
+    "wounds",
+    "assessments",
+    "measurements",
+    "api_keys",
+    "audit_log",
+}
+
+
+def test_settings_defaults_follow_the_data_dir(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path)
+    assert s.database_url == f"sqlite:///{tmp_path / 'woundscope.db'}"
+    assert s.storage_url == (tmp_path / "photos").as_uri()
+
+
+def test_settings_refuse_unsafe_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WOUNDSCOPE_DATABASE_URL", "mysql://x/y")
+    with pytest.raises(ValidationError, match="not supported"):
+        Settings(data_dir=tmp_path)
+    monkeypatch.delenv("WOUNDSCOPE_DATABASE_URL")
+    monkeypatch.setenv("WOUNDSCOPE_INFERENCE_WORKERS", "0")
+    with pytest.raises(ValidationError, match="inference_workers"):
+        Settings(data_dir=tmp_path)
+
+
+def _raised_codes() -> set[str]:
+    """Every literal error code raised in service/ (code="..." and class code = "...")."""
+    codes: set[str] = set()
+    for path in (ROOT / "service").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.keyword)
+                and node.arg == "code"
+                and isinstance(node.value, ast.Constant)
+            ):
+                codes.add(str(node.value.value))
+            if (
+                isinstance(node, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == "code" for t in node.targets)
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+            ):
+                codes.add(node.value.value)
+    return codes
+
+
+def test_every_error_code_is_registered() -> None:
+    from service import imaging
+
+    image_codes = {
+        node.args[0].value
+        for node in ast.walk(ast.parse(Path(imaging.__file__).read_text()))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) == "ImageError"
+        and isinstance(node.args[0], ast.Constant)
+    }
+    assert image_codes - set(ERROR_CODES) == set()
+    assert {"busy", "not_found", "study_locked", "invalid_key"} <= set(ERROR_CODES)
+    for code, (status, meaning) in ERROR_CODES.items():
+        assert code.islower() and " " not in code, code
+        assert 400 <= status < 600 and meaning.endswith(".")
+
+
+def test_alembic_upgrade_from_empty_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    db = Database(url)
+    assert current_revision(db.engine) is None
+    db.ensure_schema()  # the embedded default migrates itself
+    assert current_revision(db.engine) == head_revision(url)
+    assert set(inspect(db.engine).get_table_names()) >= TABLES
+    with db.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    db.dispose()
+
+
+@pytest.mark.postgres
+def test_alembic_upgrade_from_empty_postgres(postgres_url: str) -> None:
+    url = create_postgres_database(postgres_url)
+    try:
+        db = Database(url)
+        with pytest.raises(DatabaseBehind, match="woundscope db upgrade"):
+            db.ensure_schema()  # an external database is never migrated implicitly
+        upgrade(url)
+        db.ensure_schema()
+        assert set(inspect(db.engine).get_table_names()) >= TABLES
+        db.dispose()
+    finally:
+        drop_postgres_database(url)
+
+
+def test_audit_log_is_append_only(trial: Trial) -> None:
+    with trial.service.db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar()
+        with pytest.raises(Exception, match="append-only"):
+            conn.execute(text("DELETE FROM audit_log"))
+        conn.rollback()
+        with pytest.raises(Exception, match="append-only"):
+            conn.execute(text("UPDATE audit_log SET actor = 'someone else'"))
+        conn.rollback()
+
+
+def test_health_ready_and_metrics(service: Service) -> None:
+    c = service.client
+    assert c.get("/healthz").json()["status"] == "ok"
+    r = c.get("/readyz")
+    assert r.status_code == 200, r.text
+    checks = r.json()["checks"]
+    assert checks["database"]["ok"] and checks["storage"]["ok"]
+    assert checks["model"]["provider"] in ("CPUExecutionProvider", "CUDAExecutionProvider")
+    assert checks["model"]["default"].startswith("ulcerseg-")
+    body = c.get("/metrics").text
+    assert "woundscope_requests_total" in body and "woundscope_queue_depth" in body
+    assert 'route="/readyz"' in body
+
+
+def test_readyz_says_no_model_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from service import models
+    from service.app import create_app
+
+    monkeypatch.setattr(models, "BUNDLED_MODELS_DIR", tmp_path / "none")
+    monkeypatch.delenv("WOUNDSCOPE_MODELS_DIR", raising=False)
+    app = create_app(make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    with TestClient(app) as client:
+        r = client.get("/readyz")
+    assert r.status_code == 503
+    assert r.json()["code"] == "not_ready"
+    assert "no model installed yet" in r.json()["detail"]
+
+
+def test_openapi_documents_the_core_paths(service: Service) -> None:
+    spec = service.client.get("/openapi.json").json()
+    for path in (
+        "/v1/studies",
+        "/v1/wounds/{wound}/assessments",
+        "/v1/assessments/{assessment}/mask",
+    ):
+        assert path in spec["paths"]
+    assert "study_locked" in spec["info"]["description"]
+    assert service.client.get("/docs").status_code == 200
+
+
+def test_errors_answer_code_and_detail(service: Service) -> None:
+    c = service.client
+    r = c.get("/v1/studies")
+    assert (r.status_code, r.json()["code"]) == (401, "missing_key")
+    r = c.get("/v1/studies", headers=bearer("ws_not-a-key"))
+    assert (r.status_code, r.json()["code"]) == (401, "invalid_key")
+    r = c.get("/v1/nowhere", headers=service.admin)
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    r = c.post("/v1/studies", json={"name": "no id"}, headers=service.admin)
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_request")
+    assert "id" in r.json()["detail"]
+
+
+def test_keys_revoked_and_scoped(trial: Trial) -> None:
+    c, admin = trial.client, trial.service.admin
+    r = c.post(
+        "/v1/keys",
+        json={"role": "clinician", "holder": "Dr X", "study": trial.study, "site": "A"},
+        headers=admin,
+    )
+    assert r.status_code == 201
+    key, key_id = r.json()["key"], r.json()["id"]
+    assert key.startswith("ws_") and r.json()["prefix"] == key[:10]
+    assert c.get(f"/v1/studies/{trial.study}", headers=bearer(key)).status_code == 200
+    listed = c.get("/v1/keys", headers=admin).json()
+    assert all("key" not in k for k in listed)
+    assert c.delete(f"/v1/keys/{key_id}", headers=admin).status_code == 200
+    r = c.get(f"/v1/studies/{trial.study}", headers=bearer(key))
+    assert (r.status_code, r.json()["code"]) == (401, "invalid_key")
+    # an uploader key needs a site; a monitor key may not have one
+    r = c.post(
+        "/v1/keys", json={"role": "uploader", "holder": "U", "study": trial.study}, headers=admin
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_request")
+    # a study admin cannot make keys elsewhere, nor a server-wide key
+    r = c.post("/v1/keys", json={"role": "admin", "holder": "Z"}, headers=trial.keys["admin"])
+    assert r.status_code == 403
+    r = c.post("/v1/keys", json={"role": "monitor", "holder": "m"}, headers=trial.keys["uploader"])
+    assert r.status_code == 403
+
+
+def test_keys_cli_prints_the_key_last(tmp_path: Path) -> None:
+    env = {"WOUNDSCOPE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "keys",
+        "create",
+        "--role",
+        "admin",
+        "--holder",
+        "Ada",
+    ]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+    key = out.stdout.strip().splitlines()[-1]
+    assert key.startswith("ws_") and len(key) > 40
+    listed = subprocess.run(
+        [sys.executable, "-m", "service.cli", "keys", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    assert "Ada" in listed.stdout and key not in listed.stdout
+    bad = subprocess.run(
+        [*cmd[:6], "uploader", "--holder", "U", "--study", "NOPE", "--site", "A"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert bad.returncode == 1 and "study NOPE not found" in bad.stderr
+
+
+def test_serve_refuses_a_database_behind_the_code(postgres_url: str, tmp_path: Path) -> None:
+    url = create_postgres_database(postgres_url)
+    try:
+        env = {
+            "WOUNDSCOPE_DATA_DIR": str(tmp_path),
+            "WOUNDSCOPE_DATABASE_URL": url,
+            "PATH": "/usr/bin:/bin",
+        }
+        out = subprocess.run(
+            [sys.executable, "-m", "service.cli", "serve", "--port", "1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
+        assert out.returncode == 1
+        assert "woundscope db upgrade" in out.stderr
+        up = subprocess.run(
+            [sys.executable, "-m", "service.cli", "db", "upgrade"],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        assert up.returncode == 0 and "0001" in up.stdout
+    finally:
+        drop_postgres_database(url)
