@@ -39,6 +39,7 @@ from service.routes.endpoints import (
     uncounted_reason,
     wound_answer,
 )
+from service.schemas import AssessmentUpdate
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
@@ -467,6 +468,44 @@ def correct(
             polygon=polygon.strip() or None,
             reason=reason,
         )
+    except DomainError as exc:
+        context = {
+            "caller": caller,
+            "csrf": csrf_token(key),
+            "code": exc.code,
+            "detail": exc.detail,
+        }
+        return _render(request, "error.html", context, exc.status)
+    return RedirectResponse(f"/dashboard/wounds/{row.wound_id}#{row.id}", status_code=303)
+
+
+def _tri_state(value: str) -> bool | None:
+    return {"yes": True, "no": False}.get(value)
+
+
+@router.post("/assessments/{assessment}/observe", response_model=None)
+def observe(
+    assessment: str,
+    request: Request,
+    session: SessionDep,
+    epithelialized: Annotated[str, Form()] = "",
+    drainage: Annotated[str, Form()] = "",
+    accept: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """A clinician's closure observation (and acceptance of a flagged photo): the same
+    domain function as ``PATCH /v1/assessments/{id}``."""
+    caller, key = _signed_in(request, session)
+    try:
+        _check_csrf(key, csrf)
+        row = access.load_assessment(session, caller, assessment)
+        changes: dict[str, Any] = {
+            "epithelialized": _tri_state(epithelialized),
+            "drainage": _tri_state(drainage),
+        }
+        if accept == "yes":
+            changes["accepted"] = True
+        trial.update_assessment(session, caller, row, AssessmentUpdate(**changes))
     except DomainError as exc:
         context = {
             "caller": caller,

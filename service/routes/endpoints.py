@@ -18,6 +18,7 @@ from service import access, trial
 from service import endpoints as engine
 from service.auth import Caller
 from service.deps import CallerDep, SessionDep, VisibleStudy, VisibleSubject, VisibleWound
+from service.errors import InvalidRequest
 from service.orm import Assessment, Measurement, Study, Subject, Wound
 
 router = APIRouter(tags=["endpoints"])
@@ -166,6 +167,8 @@ def get_study_endpoints(
     """Kaplan–Meier time to closure of all ulcers (per subject) with the median and its
     95 % CI, proportion healed at ``days``, PAR-at-week-4 distribution. Per arm only
     for admin keys (blinding); site keys see their site's subjects."""
+    if days is not None and (len(days) > 20 or any(not 0 <= d <= 3650 for d in days)):
+        raise InvalidRequest("days: give at most 20 days, each between 0 and 3650")
     return study_answer(
         session,
         caller,

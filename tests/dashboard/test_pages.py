@@ -166,3 +166,34 @@ def test_figures_are_safe_to_embed() -> None:
     assert json.loads(embedded) == json.loads(json.dumps(figure))
     empty = km_figure({"km": {"timeline_days": [], "survival": []}}, title="none")
     assert empty["data"] == []
+
+
+def test_clinician_records_closure_monitor_cannot(app_trial: tuple[TestClient, Trial]) -> None:
+    client, trial = app_trial
+    target = trial.assessments["S01-W1"][1]  # day 14, open
+    sign_in(client, trial.keys["monitor"])
+    page = client.get(f"/dashboard/wounds/{trial.wounds['S01-W1']}").text
+    assert "/observe" not in page
+    token = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert token is not None
+    refused = client.post(
+        f"/dashboard/assessments/{target}/observe",
+        data={"csrf": token.group(1), "epithelialized": "yes", "drainage": "no"},
+    )
+    assert refused.status_code == 403
+
+    sign_in(client, trial.keys["clinician"])
+    page = client.get(f"/dashboard/wounds/{trial.wounds['S01-W1']}").text
+    token = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert token is not None
+    answer = client.post(
+        f"/dashboard/assessments/{target}/observe",
+        data={"csrf": token.group(1), "epithelialized": "yes", "drainage": "no"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    endpoints = client.get(
+        f"/v1/wounds/{trial.wounds['S01-W1']}/endpoints", headers=trial.auth("clinician")
+    ).json()
+    assert endpoints["visits"][1]["closed"] is True
+    assert endpoints["closure_day"] == 14

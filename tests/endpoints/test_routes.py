@@ -181,3 +181,14 @@ def test_fhir_and_cdisc_exports(trial_app: tuple[TestClient, Trial]) -> None:
     closures = [r for r in records if r["TRTESTCD"] == "WNDCLOSE"]
     assert len(closures) == sum(len(s) for s in SERIES.values())
     assert {r["USUBJID"] for r in records} == {"T1-S01", "T1-S02"}
+
+
+def test_study_days_are_validated(trial_app: tuple[TestClient, Trial]) -> None:
+    client, trial = trial_app
+    answer = client.get(f"/v1/studies/{trial.study}/endpoints?days=-1", headers=trial.auth("admin"))
+    assert answer.status_code == 422
+    assert answer.json()["code"] == "invalid_request"
+    answer = client.get(
+        f"/v1/studies/{trial.study}/endpoints?window_days=99", headers=trial.auth("admin")
+    )
+    assert answer.status_code == 422
