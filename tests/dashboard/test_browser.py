@@ -162,7 +162,7 @@ def test_a_clinicians_correction_appears_in_plot_and_table(
     panel.locator("summary").click()
     panel.locator("textarea[name=polygon]").fill(square(50))
     panel.locator("input[name=reason]").fill("outline missed the slough")
-    panel.locator("button[type=submit]").click()
+    panel.locator("form[action$='/correct'] button[type=submit]").click()
     page.wait_for_url(f"**/dashboard/wounds/{trial.wounds['S01-W1']}*")
     points = area_points(page)
     assert points["y"][1] == pytest.approx(area_cm2(50), rel=0.1)
