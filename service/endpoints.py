@@ -324,7 +324,7 @@ def wound_endpoints(
     if runs:
         first, confirming = runs[0]
         areas = [r.visit.area_cm2 for r in effective[first : confirming + 1] if r.counted]
-        closure_supported_by_area = bool(areas) and all(a == 0 for a in areas)
+        closure_supported_by_area = all(a == 0 for a in areas) if areas else None
 
     return {
         "baseline_assessment": baseline_row.visit.assessment_id if baseline_row else None,
