@@ -62,6 +62,10 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     # service
     "model_not_installed": (422, "The named model version is not installed on this server."),
     "no_model": (503, "No segmentation model is installed or loaded yet."),
+    "not_ready": (
+        503,
+        "/readyz: the database, the photo store or the model is not ready; the detail says which.",
+    ),
     "busy": (503, "All workers are busy: retry after the Retry-After seconds."),
     "storage_unavailable": (503, "The photo store cannot be reached; retry later."),
     "database_behind": (

@@ -247,6 +247,7 @@ def test_keys_cli_prints_the_key_last(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "study NOPE not found" in bad.stderr
 
 
+@pytest.mark.postgres
 def test_serve_refuses_a_database_behind_the_code(postgres_url: str, tmp_path: Path) -> None:
     url = create_postgres_database(postgres_url)
     try:
