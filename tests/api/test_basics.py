@@ -276,3 +276,55 @@ def test_serve_refuses_a_database_behind_the_code(postgres_url: str, tmp_path: P
         assert up.returncode == 0 and "0001" in up.stdout
     finally:
         drop_postgres_database(url)
+
+
+def test_marker_sheet_needs_no_key(service: Service) -> None:
+    r = service.client.get("/v1/marker.pdf")
+    assert r.status_code == 200 and r.content.startswith(b"%PDF")
+    assert r.headers["content-type"] == "application/pdf"
+    r = service.client.get("/v1/marker.pdf", params={"marker_mm": 1000})
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_request")
+
+
+def test_request_logs_carry_no_patient_data(trial: Trial) -> None:
+    import io
+    import json
+    import logging
+
+    from service.metrics import JsonFormatter
+    from tests.api.conftest import sample_photo
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("woundscope")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        c = trial.client
+        r = c.post(
+            f"/v1/studies/{trial.study}/subjects",
+            json={"code": "PATIENT-XYZ", "site": "A"},
+            headers=trial.keys["admin"],
+        )
+        subject = r.json()["id"]
+        wound = c.post(
+            f"/v1/subjects/{subject}/wounds",
+            json={"label": "W1", "location": "left heel"},
+            headers=trial.keys["admin"],
+        ).json()["id"]
+        assert trial.upload(wound, sample_photo("0078"), filename="jane-doe.jpg").status_code == 201
+        c.get(f"/v1/subjects/{subject}", headers=trial.keys["monitor"])
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    requests = [x for x in lines if x["msg"] == "request"]
+    assert {x["route"] for x in requests} >= {
+        "/v1/subjects/{subject}",
+        "/v1/wounds/{wound}/assessments",
+    }
+    text = stream.getvalue()
+    for secret in ("PATIENT-XYZ", subject, wound, "left heel", "jane-doe"):
+        assert secret not in text
