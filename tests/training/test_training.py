@@ -1,0 +1,151 @@
+"""A tiny real training run: a few steps on real photos, checkpoint, resume, ONNX export, parity."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, has_module, need
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Path:
+    root = tmp_path_factory.mktemp("fuseg-tiny")
+    for split in ("train", "validation"):
+        for kind in ("images", "labels"):
+            (root / split).mkdir(exist_ok=True)
+            os.symlink(samples_dir / kind, root / split / kind)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    need(has_module("torch") and has_module("albumentations"), "the [train] extra is not installed")
+    from training.config import load_config
+    from training.train import train
+
+    run_dir = tmp_path_factory.mktemp("run")
+    cfg_path = run_dir / "tiny.yaml"
+    cfg_path.write_text(
+        f"run_dir: {run_dir}\n"
+        f"data: {{root: {tiny_dataset}}}\n"
+        "model: {name: tinyseg, version: 0.0.1, decoder_channels: [32, 24, 16]}\n"
+        "train: {epochs: 2, batch_size: 2, crop_px: 128, max_steps_per_epoch: 2,"
+        " eval_every: 2, num_workers: 0, log_every: 1, warmup_steps: 1}\n"
+    )
+    metrics = train(load_config(cfg_path))
+    assert 0.0 <= metrics["pooled_dice"] <= 1.0
+    return run_dir
+
+
+def test_run_folder_holds_config_metrics_and_checkpoint(trained: Path) -> None:
+    import torch
+
+    assert (trained / "config.yaml").read_text().startswith("run_dir:")
+    lines = (trained / "metrics.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,step,train_loss") and len(lines) == 3
+    manifest = json.loads((trained / "manifest.json").read_text())
+    assert len(manifest["train_sha256"]) == 64 and len(manifest["train"]) == 6
+    ckpt = torch.load(trained / "last.pt", map_location="cpu", weights_only=False)
+    assert {"model", "optimizer", "scheduler", "scaler", "epoch", "step", "config"} <= ckpt.keys()
+    assert ckpt["epoch"] == 1 and ckpt["step"] == 4
+
+
+def test_resume_continues_from_the_checkpoint(trained: Path) -> None:
+    import torch
+
+    from training.config import Config
+    from training.train import train
+
+    ckpt = torch.load(trained / "last.pt", map_location="cpu", weights_only=False)
+    cfg = Config.model_validate(ckpt["config"])
+    cfg.train.epochs = 3
+    train(cfg, resume=trained / "last.pt")
+    after = torch.load(trained / "last.pt", map_location="cpu", weights_only=False)
+    assert after["epoch"] == 2 and after["step"] == 6
+
+
+def test_unknown_config_key_is_refused(tmp_path: Path) -> None:
+    need(has_module("torch"), "the [train] extra is not installed")
+    from pydantic import ValidationError
+
+    from training.config import load_config
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {epochs: 1, lerning_rate: 0.1}\n")
+    with pytest.raises(ValidationError, match="lerning_rate"):
+        load_config(bad)
+
+
+def test_export_writes_a_valid_parity_checked_model(
+    trained: Path, tmp_path: Path, samples_dir: Path
+) -> None:
+    from service.contract import load_spec, sha256_file
+    from service.inference import Segmenter
+    from training.export import export
+
+    out = tmp_path / "tinyseg-0.0.1"
+    spec = export(trained / "last.pt", out)
+    assert spec.training["parity_max_abs_diff"] < 1e-3
+    assert load_spec(out).onnx.sha256 == sha256_file(out / "model.onnx")
+    seg = Segmenter(out)
+    rgb = np.zeros((300, 200, 3), np.uint8)
+    result = seg.segment(rgb)
+    assert result.mask.shape == (300, 200) and result.mask.dtype == np.uint8
+    assert set(np.unique(result.mask)) <= {0, 255}
+
+
+def test_train_command_runs_end_to_end(tiny_dataset: Path, tmp_path: Path) -> None:
+    need(has_module("torch"), "the [train] extra is not installed")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"run_dir: {tmp_path / 'run'}\ndata: {{root: {tiny_dataset}}}\n"
+        "model: {decoder_channels: [16, 16, 16], pretrained: false}\n"
+        "train: {epochs: 1, batch_size: 2, crop_px: 64, max_steps_per_epoch: 1, eval_every: 0,"
+        " num_workers: 0}\n"
+    )
+    exe = Path(sys.executable).parent / "woundscope"
+    done = subprocess.run(
+        [str(exe), "train", "--config", str(cfg)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "run" / "last.pt").exists()
+
+
+def test_ddp_on_cpu_with_two_gloo_processes(tiny_dataset: Path, tmp_path: Path) -> None:
+    """The same entry point under torchrun (DistributedDataParallel, gloo backend)."""
+    need(has_module("torch"), "the [train] extra is not installed")
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text(
+        f"run_dir: {tmp_path / 'ddp'}\ndata: {{root: {tiny_dataset}}}\n"
+        "model: {decoder_channels: [16, 16, 16], pretrained: false}\n"
+        "train: {epochs: 1, batch_size: 1, crop_px: 64, max_steps_per_epoch: 1, eval_every: 0,"
+        " num_workers: 0, threads: 1}\n"
+    )
+    torchrun = Path(sys.executable).parent / "torchrun"
+    exe = Path(sys.executable).parent / "woundscope"
+    done = subprocess.run(
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node=2",
+            str(exe),
+            "train",
+            "--config",
+            str(cfg),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "ddp" / "last.pt").exists()
