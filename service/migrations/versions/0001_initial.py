@@ -220,7 +220,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("measurements", schema=None) as batch_op:
         batch_op.drop_index(
-            "uq_measurement_model", sqlite_where=sa.text("manual = 0"), postgresql_where=sa.text("manual = false")
+            "uq_measurement_model",
+            sqlite_where=sa.text("manual = 0"),
+            postgresql_where=sa.text("manual = false"),
         )
         batch_op.drop_index(batch_op.f("ix_measurements_assessment_id"))
 
