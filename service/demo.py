@@ -134,6 +134,19 @@ def _find_wound(
     return next((dict(w) for w in items if w["label"] == label), None)
 
 
+def wound_point(mask_path: Path) -> tuple[int, int] | None:
+    """The point deepest inside a true mask (x, y px), None for an empty mask."""
+    import cv2
+    import numpy as np
+
+    mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
+    if mask is None or not mask.any():
+        return None
+    depth = cv2.distanceTransform((mask > 127).astype(np.uint8), cv2.DIST_L2, 5)
+    y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    return int(x), int(y)
+
+
 def replay(
     client: httpx.Client,
     truth_dir: Path,
@@ -141,11 +154,15 @@ def replay(
     admin_key: str,
     uploader_keys: dict[str, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    target_points: bool = True,
 ) -> Loaded:
     """Upload a simulated trial (``truth_dir/truth.json``) into an existing study.
 
     Subjects are created by the admin (only an admin may set the arm); wounds and
     photos by the site's uploader when ``uploader_keys`` has one, else the admin.
+    With ``target_points``, each photo of an open wound is sent with a
+    ``target_point`` inside it (as a nurse tapping the wound on a phone would), so
+    that the service measures that wound and not whatever else the model outlines.
     Safe to run again after an interruption: creates that answer 409 pick up what
     exists, and every upload carries an ``Idempotency-Key``.
     """
@@ -178,6 +195,16 @@ def replay(
                 partial(_find_wound, client, admin_key, subject_id, label),
             )
             loaded.wounds[wound] = str(body["id"])
+        fields = {
+            "captured_at": photo["captured_at"],
+            "visit": photo["visit"],
+            "epithelialized": str(photo["epithelialized"]).lower(),
+            "drainage": str(photo["drainage"]).lower(),
+        }
+        if target_points:
+            point = wound_point(truth_dir / photo["mask"])
+            if point is not None:
+                fields["target_point"] = f"{point[0]},{point[1]}"
         body = _check(
             client.post(
                 f"/v1/wounds/{loaded.wounds[wound]}/assessments",
@@ -188,14 +215,8 @@ def replay(
                         "image/jpeg",
                     )
                 },
-                data={
-                    "captured_at": photo["captured_at"],
-                    "visit": photo["visit"],
-                    "epithelialized": str(photo["epithelialized"]).lower(),
-                    "drainage": str(photo["drainage"]).lower(),
-                },
+                data=fields,
                 headers={**_auth(site_key), "Idempotency-Key": f"{study}/{photo['photo']}"},
-                timeout=120.0,
             ),
             f"upload {photo['photo']}",
         )
