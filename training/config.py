@@ -28,6 +28,8 @@ class ModelConfig(_Strict):
     decoder_channels: list[int] = Field(default_factory=lambda: [128, 64, 48])
     head_stride: int = 4
     input_size: int = 512
+    init_checkpoint: Path | None = None
+    """Start from this checkpoint's weights (a new schedule; not a resume)."""
 
 
 class TrainConfig(_Strict):

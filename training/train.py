@@ -138,7 +138,11 @@ def train(cfg: Config, resume: Path | None = None) -> dict:
         steps_per_epoch = min(steps_per_epoch, cfg.train.max_steps_per_epoch)
     total_steps = steps_per_epoch * cfg.train.epochs
 
-    model = build_model(cfg).to(device)
+    model = build_model(cfg)
+    if cfg.model.init_checkpoint and not resume:
+        init = torch.load(cfg.model.init_checkpoint, map_location="cpu", weights_only=False)
+        model.load_state_dict(init["model"])
+    model = model.to(device)
     use_cl = cfg.train.channels_last and device.type == "cuda"
     if use_cl:
         model = model.to(memory_format=torch.channels_last)
