@@ -309,6 +309,8 @@ def load_demo(
     data_dir: Path,
     admin_key: str | None = None,
     say: Callable[[str], None] = print,
+    subjects: int = DEMO_SUBJECTS,
+    weeks: int = DEMO_WEEKS,
 ) -> list[DemoKey]:
     """Load the demo trial unless ``data_dir`` records a complete load; returns its keys.
 
@@ -341,8 +343,8 @@ def load_demo(
     admin = next(k.key for k in keys if k.role == "admin")
     uploaders = {k.site: k.key for k in keys if k.role == "uploader" and k.site}
     with tempfile.TemporaryDirectory(prefix="woundscope-demo-") as tmp:
-        say(f"simulating {DEMO_SUBJECTS} subjects over {DEMO_WEEKS} weeks (virtual trial) ...")
-        simulate_trial(Path(tmp), n_subjects=DEMO_SUBJECTS, weeks=DEMO_WEEKS, seed=DEMO_SEED)
+        say(f"simulating {subjects} subjects over {weeks} weeks (virtual trial) ...")
+        simulate_trial(Path(tmp), n_subjects=subjects, weeks=weeks, seed=DEMO_SEED)
 
         def progress(done: int, total: int) -> None:
             if done % 20 == 0 or done == total:

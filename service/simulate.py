@@ -194,8 +194,10 @@ def plan_trial(
         start = STUDY_START + timedelta(days=int(rng.integers(0, 29)))
         schedule = _schedule(rng, weeks, start)
         n_wounds = int(rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1]))
+        # A subject's ulcers come from different source photos (when there are enough).
+        picks = rng.choice(len(sources), size=n_wounds, replace=n_wounds > len(sources))
         for w in range(n_wounds):
-            source = sources[int(rng.integers(0, len(sources)))]
+            source = sources[int(picks[w])]
             mask_px = int(np.count_nonzero(source.mask))
             baseline_cm2 = BASELINE_MEDIAN_CM2 * math.exp(rng.normal(0.0, BASELINE_SIGMA))
             max_mm2 = baseline_cm2 * GROWTH_ROOM * 100.0

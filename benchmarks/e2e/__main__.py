@@ -233,15 +233,18 @@ def _plot_km(true_study: dict[str, Any], measured_study: dict[str, Any], path: P
                 where="post",
                 ls=style,
                 color=colour,
-                lw=2.2 if style == "-" else 1.4,
+                lw=2.6 if style == "-" else 1.2,
+                alpha=0.45 if style == "-" else 1.0,
+                marker=None if style == "-" else "o",
+                markersize=3,
                 label=f"{name}: {what}",
             )
     ax.set_xlabel("days since baseline")
     ax.set_ylabel("proportion with all ulcers healed (1 - KM)")
-    ax.set_title("Time to closure of all ulcers: truth (solid) vs service (dashed)")
+    ax.set_title("Time to closure of all ulcers: truth (solid) vs service (dashed, dots)")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncols=3)
+    ax.legend(fontsize=8, ncols=3, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
