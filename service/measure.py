@@ -48,15 +48,15 @@ from service.marker import DetectedMarker, detect_markers
 Calibration = Literal["marker", "px_per_mm", "ruler", "none"]
 
 # Uncertainty model, calibrated on benchmarks/calibration (see RESULTS.md there).
-CORNER_FIT_SCALE = 3.0
+CORNER_FIT_SCALE = 2.0
 """The edge fit's own standard error treats neighbouring profiles as independent;
 they share pixels and blur, so the real corner error is about this many times it."""
-CORNER_SIGMA_FLOOR_PX = 0.03
-CORNER_SIGMA_PER_BLUR = 0.03
+CORNER_SIGMA_FLOOR_PX = 0.02
+CORNER_SIGMA_PER_BLUR = 0.015
 """Corner error per pixel of edge blur: a camera's tone curve is not exactly sRGB,
 which shifts a blurred edge's apparent position by a small share of the blur."""
 UNREFINED_CORNER_SIGMA_PX = 1.0
-QUANTISATION_SIGMA_PER_SQRT_PX = 0.6
+QUANTISATION_SIGMA_PER_SQRT_PX = 0.5
 """Area error (px²) of a pixel mask, per square root of its outline length (px):
 each boundary pixel is in or out by up to half a pixel, partly correlated along
 straight stretches (independent pixels would give sqrt(1/12) = 0.29)."""
@@ -230,15 +230,34 @@ def homography_jacobian(h: np.ndarray, point: np.ndarray) -> np.ndarray:
     )
 
 
-def tilt_from_homography_deg(h_mm_to_photo: np.ndarray, point_mm: np.ndarray) -> float:
-    """Angle between the line of sight and the plane's normal at ``point_mm``, degrees.
+def tilt_from_homography_deg(h_mm_to_photo: np.ndarray, image_size_px: tuple[int, int]) -> float:
+    """The camera's tilt: angle between its optical axis and the skin's normal, degrees.
 
-    Locally a plane seen at angle θ is shrunk by cos θ across the tilt and not along
-    it, so the Jacobian's singular values are in the ratio cos θ. This needs no focal
-    length, which a single small marker cannot give reliably.
+    The homography of a plane is K [r1 r2 t] up to scale. With square pixels and
+    the principal point at the photo's centre, r1 ⟂ r2 and |r1| = |r2| give the
+    focal length (Zhang 2000), then r3 = r1 × r2 is the plane's normal in the
+    camera's frame. Near zero tilt the focal length is unobservable, but so is its
+    effect on the tilt: a typical phone's (0.8 x the long side) is used then.
     """
-    s = np.linalg.svd(homography_jacobian(h_mm_to_photo, point_mm), compute_uv=False)
-    return math.degrees(math.acos(float(np.clip(s[1] / s[0], 0.0, 1.0))))
+    w, h = image_size_px
+    centre = np.array([[1, 0, -(w - 1) / 2], [0, 1, -(h - 1) / 2], [0, 0, 1.0]])
+    hh = centre @ h_mm_to_photo
+    hh = hh / np.linalg.norm(hh[:, 0])
+    h1, h2 = hh[:, 0], hh[:, 1]
+    # Two linear equations in u = 1 / f², solved by least squares.
+    a1, b1 = h1[0] * h2[0] + h1[1] * h2[1], h1[2] * h2[2]
+    a2, b2 = h1[0] ** 2 + h1[1] ** 2 - h2[0] ** 2 - h2[1] ** 2, h1[2] ** 2 - h2[2] ** 2
+    denom = a1 * a1 + a2 * a2
+    u = -(a1 * b1 + a2 * b2) / denom if denom > 0 else 0.0
+    long_side = max(w, h)
+    focal_px = 1 / math.sqrt(u) if u > 0 else 0.0
+    if not 0.3 * long_side < focal_px < 5 * long_side:
+        focal_px = 0.8 * long_side
+    k_inv = np.diag([1 / focal_px, 1 / focal_px, 1.0])
+    r1, r2 = k_inv @ h1, k_inv @ h2
+    normal = np.cross(r1 / np.linalg.norm(r1), r2 / np.linalg.norm(r2))
+    normal /= np.linalg.norm(normal)
+    return math.degrees(math.acos(float(np.clip(abs(normal[2]), 0.0, 1.0))))
 
 
 def area_mm2(mask: np.ndarray, h_photo_to_mm: np.ndarray) -> float:
@@ -289,6 +308,15 @@ def outline_px(mask: np.ndarray) -> list[np.ndarray]:
         )
         outlines.append(smooth + sign * 0.5 * normal)
     return outlines
+
+
+def hull_corners_px(mask: np.ndarray) -> np.ndarray:
+    """Corners of the mask's pixels (as squares) on its convex hull: for extents,
+    where the smoothed outline would round off the corners."""
+    pts = cv2.findNonZero(mask.astype(np.uint8))
+    hull = cv2.convexHull(pts).reshape(-1, 2).astype(np.float64)
+    offsets = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])
+    return (hull[:, None, :] + offsets[None]).reshape(-1, 2)
 
 
 def _signed_area(poly: np.ndarray) -> float:
@@ -488,7 +516,7 @@ def measure(
         h_photo_to_mm = marker_homography(chosen.corners_px, marker_mm)
         h_mm_to_photo = np.linalg.inv(h_photo_to_mm)
         centre_mm = np.array([marker_mm / 2, marker_mm / 2])
-        tilt_deg = tilt_from_homography_deg(h_mm_to_photo, centre_mm)
+        tilt_deg = tilt_from_homography_deg(h_mm_to_photo, (rgb.shape[1], rgb.shape[0]))
         scale_px_per_mm = math.sqrt(
             abs(np.linalg.det(homography_jacobian(h_mm_to_photo, centre_mm)))
         )
@@ -559,7 +587,11 @@ def measure(
     area = area_mm2(wound, h_photo_to_mm)
     outlines_mm = [apply_homography(h_photo_to_mm, o) for o in outlines]
     perim_mm = sum(perimeter(o) for o in outlines_mm)
-    length_mm, width_mm = length_width(np.concatenate(outlines_mm)) if outlines_mm else (0.0, 0.0)
+    length_mm, width_mm = (
+        length_width(apply_homography(h_photo_to_mm, hull_corners_px(wound)))
+        if area_px
+        else (0.0, 0.0)
+    )
     # Interval terms (mm², standard errors).
     perim_px = sum(perimeter(o) for o in outlines)
     mm2_per_px = area / area_px if area_px else 0.0

@@ -1,0 +1,1 @@
+"""Calibration benchmark: ``python -m benchmarks.calibration`` (see run.py)."""

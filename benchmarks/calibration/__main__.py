@@ -1,0 +1,3 @@
+from benchmarks.calibration.run import main
+
+raise SystemExit(main())
