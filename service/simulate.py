@@ -62,11 +62,32 @@ DRAINAGE_PROBABILITY = 0.7
 
 @dataclass(frozen=True)
 class Source:
-    """One real photo and its wound mask (uint8 0/255), cropped of letterbox bars."""
+    """One real photo and its wound mask, read when a wound is rendered from it."""
 
     name: str
-    rgb: np.ndarray
-    mask: np.ndarray
+    image_path: Path
+    mask_path: Path
+    wound_px: int
+    """Wound pixels of the mask (within the cropped photo)."""
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        """(RGB, mask 0/255), both cropped of the letterbox bars FUSeg photos carry."""
+        bgr = cv2.imread(str(self.image_path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError(f"cannot read {self.image_path}")
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        mask = _read_mask(self.mask_path)
+        content = np.nonzero(rgb.max(axis=2) > 12)
+        y0, y1 = int(content[0].min()), int(content[0].max()) + 1
+        x0, x1 = int(content[1].min()), int(content[1].max()) + 1
+        return np.ascontiguousarray(rgb[y0:y1, x0:x1]), np.ascontiguousarray(mask[y0:y1, x0:x1])
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise ValueError(f"cannot read {path}")
+    return np.where(mask > 127, 255, 0).astype(np.uint8)
 
 
 @dataclass
@@ -100,29 +121,17 @@ class WoundPlan:
 
 
 def load_sources(source_dir: Path) -> list[Source]:
-    """Photo + mask pairs from ``source_dir/{images,labels}``; pairs without a wound are skipped."""
+    """Photo + mask pairs of ``source_dir/{images,labels}``, by name; masks without a
+    wound (or a speck) are skipped. Only the masks are read here."""
     images = source_dir / "images"
-    labels = source_dir / "labels"
     sources = []
-    for label in sorted(labels.glob("*.png")):
+    for label in sorted((source_dir / "labels").glob("*.png")):
         candidates = sorted(images.glob(label.stem + ".*"))
         if not candidates:
             continue
-        bgr = cv2.imread(str(candidates[0]), cv2.IMREAD_COLOR)
-        mask = cv2.imread(str(label), cv2.IMREAD_GRAYSCALE)
-        if bgr is None or mask is None or bgr.shape[:2] != mask.shape:
-            continue
-        mask = np.where(mask > 127, 255, 0).astype(np.uint8)
-        if np.count_nonzero(mask) < 200:
-            continue  # no wound (or a speck): nothing to heal
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        # FUSeg photos are letterboxed onto black; keep the photo's content only.
-        content = np.nonzero(rgb.max(axis=2) > 12)
-        y0, y1 = int(content[0].min()), int(content[0].max()) + 1
-        x0, x1 = int(content[1].min()), int(content[1].max()) + 1
-        sources.append(
-            Source(label.stem, np.ascontiguousarray(rgb[y0:y1, x0:x1]), mask[y0:y1, x0:x1])
-        )
+        wound_px = int(np.count_nonzero(_read_mask(label)))
+        if wound_px >= 200:
+            sources.append(Source(label.stem, candidates[0], label, wound_px))
     if not sources:
         raise ValueError(f"no photo/mask pairs with a wound under {source_dir}")
     return sources
@@ -198,7 +207,7 @@ def plan_trial(
         picks = rng.choice(len(sources), size=n_wounds, replace=n_wounds > len(sources))
         for w in range(n_wounds):
             source = sources[int(picks[w])]
-            mask_px = int(np.count_nonzero(source.mask))
+            mask_px = source.wound_px
             baseline_cm2 = BASELINE_MEDIAN_CM2 * math.exp(rng.normal(0.0, BASELINE_SIGMA))
             max_mm2 = baseline_cm2 * GROWTH_ROOM * 100.0
             px_per_mm = float(np.clip(math.sqrt(mask_px / max_mm2), *SOURCE_PX_PER_MM))
@@ -317,7 +326,7 @@ class Stage:
 def _stage(source: Source, flip: bool, source_px_per_mm: float, plane_px_per_mm: float) -> Stage:
     """The source photo as a plane at ``plane_px_per_mm`` or more (an integer upsampling
     keeps the scale exact), padded with its mirror image when the marker needs room."""
-    rgb, mask = source.rgb, source.mask
+    rgb, mask = source.load()
     if flip:
         rgb, mask = rgb[:, ::-1], mask[:, ::-1]
     skin = healed_skin(np.ascontiguousarray(rgb), np.ascontiguousarray(mask))
