@@ -2,10 +2,10 @@
 
 Detection: OpenCV's ArUco detector (``DICT_4X4_50``, any id) finds the marker and
 its corners to about a pixel; then each of the four outer edges is located to a
-fraction of a pixel from many intensity profiles across it (the 50 % crossing
-between the black border and the white paper, in *linear* light so that blur does
-not move it), a straight line is fitted to each edge, and the corners are the
-intersections of adjacent lines. A perspective view keeps straight edges straight,
+fraction of a pixel from many intensity profiles across it (where the black
+border ends, from the area under each normalised profile, in *linear* light so
+that blur does not move it), a straight line is fitted to each edge, and the
+corners are the intersections of adjacent lines. A perspective view keeps straight edges straight,
 so this holds at any tilt. The scatter of the edge points around their lines gives
 the corners' localisation error, which the measurement turns into an interval.
 
@@ -223,8 +223,8 @@ def _fit_edge(
     n = int(keep.sum())
     s2 = float(np.sum(resid**2) / max(n - 2, 1))
     centred = along[keep] - along[keep].mean()
-    # Neighbouring profiles share pixels (one profile per ~pixel along the edge, and
-    # the blur spans several): count effectively independent samples.
+    # Standard errors as if the profiles were independent; neighbours share pixels
+    # and blur, which service.measure allows for (CORNER_FIT_SCALE).
     var_offset = s2 / n
     var_angle = s2 / float(np.sum(centred**2))
     point = (

@@ -464,7 +464,7 @@ def measure(
     *,
     marker_mm: float = 20.0,
     px_per_mm: float | None = None,
-    ruler: Ruler | None = None,
+    ruler: Ruler | tuple[float, float, float, float, float] | None = None,
     target_point: tuple[float, float] | None = None,
     limits: QualityLimits | None = None,
     markers: list[DetectedMarker] | None = None,
@@ -472,8 +472,13 @@ def measure(
     """Measure the wound ``mask`` (nonzero = wound, same height and width as the
     photo ``rgb`` as displayed) in cm², with flags. ``marker_mm`` is the side of the
     marker's outer black square; ``px_per_mm`` or ``ruler`` calibrate a photo without
-    one. ``markers`` skips detection when the caller already ran it."""
+    one (``ruler``: x1, y1, x2, y2 in photo pixels and their distance in mm).
+    ``markers`` skips detection when the caller already ran it."""
     limits = limits or QualityLimits()
+    if ruler is not None and not isinstance(ruler, Ruler):
+        ruler = Ruler(*(float(v) for v in ruler))
+        if ruler.mm <= 0 or ruler.length_px <= 0:
+            raise ValueError("a ruler needs two different points and a positive distance in mm")
     if mask.shape[:2] != rgb.shape[:2]:
         raise ValueError(
             f"mask is {mask.shape[1]}x{mask.shape[0]} but the photo is {rgb.shape[1]}x{rgb.shape[0]}"

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from service.marker import detect_markers, marker_sheet_pdf, marker_sheet_png
+from tests.conftest import has_module, need
 
 PT_PER_MM = 72 / 25.4
 
@@ -17,7 +18,9 @@ def _pdf_shapes(
 ) -> tuple[list[tuple[float, float, float, float, float]], list[float], tuple[float, float]]:
     """Filled rectangles (x, y, w, h in pt, fill gray) and stroked line lengths (pt),
     in page space (each ``cm`` applied), and the page size (pt)."""
-    pypdf = pytest.importorskip("pypdf", reason="pypdf is in the [dev] extra")
+    need(has_module("pypdf"), "pypdf is not installed (the [dev] extra)")
+    import pypdf
+
     reader = pypdf.PdfReader(io.BytesIO(pdf))
     assert len(reader.pages) == 1
     page = reader.pages[0]
