@@ -251,3 +251,18 @@ def test_area_integral_matches_a_known_homography():
 
 def _photo_mask(shot):
     return shot.rgb, shot.mask
+
+
+def test_marker_whose_edges_cannot_be_measured_is_severe(upright_shot):
+    """A marker the detector decoded but whose edges show no contrast (glare,
+    crease): measured with the detector's corners, flagged severe, wide interval."""
+    from service.marker import refine_marker
+
+    flat = np.full_like(upright_shot.rgb, 128)
+    unreadable = refine_marker(flat, 7, upright_shot.marker_corners_px + 0.7)
+    assert not unreadable.refined and unreadable.corner_sigma_px == 1.0
+    m = measure(upright_shot.rgb, upright_shot.mask, markers=[unreadable])
+    flag = next(f for f in m.quality if f.code == "marker_unreadable")
+    assert flag.severe and m.severe and m.calibration == "marker"
+    good = measure(upright_shot.rgb, upright_shot.mask)
+    assert (m.area_cm2_high - m.area_cm2_low) > 2 * (good.area_cm2_high - good.area_cm2_low)
