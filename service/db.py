@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +51,16 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
-def head_revision(url: str) -> str | None:
+@lru_cache(maxsize=1)
+def _head() -> str | None:
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def head_revision(url: str = "") -> str | None:
+    """The schema revision this code needs (the same for every database)."""
+    return _head()
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -79,6 +79,7 @@ class ModelRegistry:
         self._lock = threading.Lock()
         self.default_id: str | None = None
         self.error: str | None = None
+        self.warmup_ms: float | None = None
 
     def load_default(self) -> None:
         from service.models import ModelNotFound, resolve_model
@@ -89,9 +90,25 @@ class ModelRegistry:
             self.error = str(exc)
             log.warning("no model loaded: %s", exc)
             return
-        segmenter = self._load_folder(folder)
+        try:
+            segmenter = self._load_folder(folder)
+            self.warmup_ms = self.check(segmenter)
+        except Exception as exc:  # noqa: BLE001 - a broken model: not ready, say why
+            self.error = f"model {folder} cannot run: {type(exc).__name__}: {exc}"
+            log.error("model not loaded: %s", self.error)
+            return
         self.default_id = segmenter.id
         self.error = None
+
+    @staticmethod
+    def check(segmenter: Segmenter) -> float:
+        """Run the model once on a small blank photo: proves it loads *and* runs (and
+        spares the first upload the warm-up). Returns the milliseconds it took."""
+        import numpy as np
+
+        t0 = time.perf_counter()
+        segmenter.segment(np.zeros((64, 64, 3), dtype=np.uint8))
+        return (time.perf_counter() - t0) * 1000
 
     def _load_folder(self, folder: Any) -> Segmenter:
         from service.inference import Segmenter

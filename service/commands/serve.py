@@ -40,4 +40,5 @@ def serve(
 
     from service.app import create_app
 
+    typer.echo(f"woundscope: serving on http://{host}:{port} (API docs at /docs)", err=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)

@@ -54,6 +54,7 @@ def readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
             "default": default.id,
             "sha256": default.sha256,
             "provider": default.provider,
+            "warmup_ms": None if models.warmup_ms is None else round(models.warmup_ms, 1),
             "loaded": sorted(models.loaded),
         }
     checks["queue"] = {"depth": runtime.pool.depth, "limit": runtime.pool.limit}
