@@ -48,6 +48,7 @@ class Load:
     photos: list[bytes]
     acked: dict[int, dict[str, Any]] = field(default_factory=dict)
     statuses: Counter[str] = field(default_factory=Counter)
+    error_samples: list[str] = field(default_factory=list)
 
     def form(self, i: int) -> dict[str, str]:
         return {"captured_at": f"2026-01-{1 + i % 28:02d}", "visit": f"V{i}"}
@@ -74,6 +75,8 @@ async def _upload(
         if r.status_code == 201:
             load.acked[i] = r.json()
             return
+        if r.status_code != 503 and len(load.error_samples) < 5:
+            load.error_samples.append(f"{r.status_code} {r.text[:300]}")
         if r.status_code in (500, 502, 503, 504):
             await asyncio.sleep(min(float(r.headers.get("Retry-After", "1")), 5.0))
             continue
@@ -151,7 +154,7 @@ def fsck(service: Service, *extra: str) -> dict[str, Any]:
         ) from exc
 
 
-def scenario_kill(uploads: int, work: Path) -> dict[str, Any]:
+def scenario_kill(uploads: int, work: Path, limit_s: float = 600) -> dict[str, Any]:
     service = Service(work / "data")
     key = service.admin_key()
     service.start()
@@ -159,9 +162,9 @@ def scenario_kill(uploads: int, work: Path) -> dict[str, Any]:
     load = Load(service.base, trial["headers"], trial["wound"], photo_variants(uploads))
     checks: dict[str, Any] = {}
     try:
-        killer = when_acked(load, max(1, uploads // 3), service.kill9)
+        killer = when_acked(load, max(1, uploads // 3), service.kill9, timeout_s=limit_s)
         t0 = time.monotonic()
-        asyncio.run(drive(load, list(range(uploads)), seconds=600, stop_on_disconnect=True))
+        asyncio.run(drive(load, list(range(uploads)), seconds=limit_s, stop_on_disconnect=True))
         killer.join(timeout=60)
         acked_before = dict(load.acked)
         phase1_s = time.monotonic() - t0
@@ -169,7 +172,7 @@ def scenario_kill(uploads: int, work: Path) -> dict[str, Any]:
         service.start()
         failures = verify_acked(load, acked_before)
         missing = [i for i in range(uploads) if i not in load.acked]
-        asyncio.run(drive(load, missing, seconds=600, stop_on_disconnect=False))
+        asyncio.run(drive(load, missing, seconds=limit_s, stop_on_disconnect=False))
         ids = count_assessments(load)
         failures += verify_acked(load, load.acked)
         service.stop()
@@ -193,6 +196,7 @@ def scenario_kill(uploads: int, work: Path) -> dict[str, Any]:
             "repair_deleted": len(repaired["deleted"]),
             "final_fsck_clean": final["clean"],
             "statuses": dict(load.statuses),
+            "error_samples": load.error_samples,
             "failures": failures,
         }
         checks["ok"] = (
@@ -211,7 +215,7 @@ def scenario_kill(uploads: int, work: Path) -> dict[str, Any]:
 def scenario_postgres(uploads: int, work: Path) -> dict[str, Any]:
     if Postgres.bindir() is None:
         return {"ok": False, "failures": ["no PostgreSQL binaries under /usr/lib/postgresql/*/bin"]}
-    pg = Postgres(work / "pg")
+    pg = Postgres()
     pg.init()
     service = Service(work / "data-pg", database_url=pg.url)
     checks: dict[str, Any] = {}
@@ -252,6 +256,7 @@ def scenario_postgres(uploads: int, work: Path) -> dict[str, Any]:
             "repair_deleted": len(repaired["deleted"]),
             "final_fsck_clean": final["clean"],
             "statuses": dict(load.statuses),
+            "error_samples": load.error_samples,
             "server_errors_500": load.statuses.get("500", 0),
             "failures": failures,
         }

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,9 +53,10 @@ def photo_variants(count: int, size: int = 512, seed: int = 0) -> list[bytes]:
 
 @dataclass
 class Postgres:
-    """A throwaway PostgreSQL cluster: initdb in a temp dir, its own port, trust auth."""
+    """A throwaway PostgreSQL cluster: initdb in its own temp dir, its own port, trust
+    auth. As root, the cluster runs as the ``postgres`` system user (initdb refuses root)."""
 
-    root: Path
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="woundscope-pg-")))
     port: int = field(default_factory=free_port)
 
     @staticmethod
@@ -69,17 +71,19 @@ class Postgres:
     def _run(self, *args: str) -> None:
         bindir = self.bindir()
         assert bindir is not None
-        subprocess.run(
-            [str(bindir / args[0]), *args[1:]], check=True, capture_output=True, env=self._env()
-        )
-
-    def _env(self) -> dict[str, str]:
+        cmd = [str(bindir / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
         env = dict(os.environ)
         env.pop("PGDATA", None)
-        return env
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=self.root)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {done.stdout}{done.stderr}")
 
     def init(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
         self._run(
             "initdb", "-D", str(self.root / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8"
         )
@@ -111,7 +115,7 @@ class Postgres:
         self.start()
 
     def destroy(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):
+        with contextlib.suppress(RuntimeError):
             self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
 
