@@ -353,11 +353,9 @@ def _pad(stage: Stage, pad_px: int) -> Stage:
     )
 
 
-def _marker_place(
-    rng: np.random.Generator, stage: Stage, paper_mm: float
-) -> tuple[float, float] | None:
-    """A marker centre (plane mm) beside the wound: its paper clear of the wound at its
-    largest by a small gap, and inside the plane; None when there is no room."""
+def marker_spots_mm(stage: Stage, paper_mm: float) -> np.ndarray:
+    """Where a marker's centre may go (N x 2, plane mm): its paper clear of the wound at
+    its largest by a small gap (beside it, not far), and inside the plane."""
     ppm = stage.px_per_mm
     reach_px = paper_mm / math.sqrt(2) * ppm  # half-diagonal: any rotation fits
     outside = np.where(stage.full_mask > 0, 0, 255).astype(np.uint8)
@@ -369,10 +367,7 @@ def _marker_place(
     ok = (gap_px >= MARKER_GAP_MM[0] * ppm) & (gap_px <= MARKER_GAP_MM[1] * ppm)
     ok &= to_edge_px >= reach_px + 2
     ys, xs = np.nonzero(ok)
-    if len(xs) == 0:
-        return None
-    i = int(rng.integers(0, len(xs)))
-    return ((xs[i] + 0.5) / ppm, (ys[i] + 0.5) / ppm)
+    return np.column_stack([(xs + 0.5) / ppm, (ys + 0.5) / ppm])
 
 
 def _lighting(rng: np.random.Generator, plane: np.ndarray) -> np.ndarray:
@@ -436,33 +431,53 @@ def _bleed_mm(
     return float(max(0.0, over_x.max(), over_y.max()))
 
 
+def _box_mm(mask: np.ndarray, px_per_mm: float) -> np.ndarray:
+    """The four corners (plane mm) of a mask's bounding box."""
+    ys, xs = np.nonzero(mask)
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64) / px_per_mm
+
+
+def _in_view_px(
+    pose: scene.CameraPose, size_px: tuple[int, int], plane_shape: tuple[int, ...], ppm: float
+) -> tuple[int, int, int, int]:
+    """The plane's pixel box (x0, y0, x1, y1) that the photo sees, with a margin for blur."""
+    assert pose.look_at_mm is not None
+    h_mm_to_px = scene.plane_mm_to_photo(pose, size_px, pose.look_at_mm)
+    w, h = size_px
+    corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float64)
+    seen_mm = cv2.perspectiveTransform(corners.reshape(-1, 1, 2), np.linalg.inv(h_mm_to_px))
+    seen_mm = seen_mm.reshape(-1, 2)
+    margin_px = 8
+    x0 = max(int(math.floor(seen_mm[:, 0].min() * ppm)) - margin_px, 0)
+    y0 = max(int(math.floor(seen_mm[:, 1].min() * ppm)) - margin_px, 0)
+    x1 = min(int(math.ceil(seen_mm[:, 0].max() * ppm)) + margin_px, plane_shape[1])
+    y1 = min(int(math.ceil(seen_mm[:, 1].max() * ppm)) + margin_px, plane_shape[0])
+    return x0, y0, x1, y1
+
+
 def photograph(
-    rng: np.random.Generator, stage: Stage, wound: np.ndarray, marker_mm: float = MARKER_MM
+    rng: np.random.Generator,
+    stage: Stage,
+    wound: np.ndarray,
+    spots_mm: np.ndarray,
+    wound_box_mm: np.ndarray,
+    marker_mm: float = MARKER_MM,
 ) -> Shot:
-    """Heal the plane to ``wound``, lay a marker beside it, light it, photograph it."""
+    """Heal the plane to ``wound``, lay a marker beside it, light it, photograph it.
+
+    Only the part of the plane in view is healed, lit and rendered (a camera looking
+    at a plane shifted by an offset sees the same picture when it is shifted too)."""
     ppm = stage.px_per_mm
-    paper_mm = marker_mm * (1 + 2 / scene.MARKER_CELLS)
-    place = _marker_place(rng, stage, paper_mm)
-    if place is None:
+    if len(spots_mm) == 0:
         raise ValueError("no room for the marker beside the wound: pad the stage first")
-    plane = heal(stage.rgb, stage.skin, wound)
+    spot = spots_mm[int(rng.integers(0, len(spots_mm)))]
+    place = (float(spot[0]), float(spot[1]))
     marker_id = int(rng.integers(0, 50))
     marker_rotation_deg = float(rng.uniform(0.0, 360.0))
-    plane, corners_mm = scene.paste_marker(
-        plane, ppm, place, marker_mm, marker_id=marker_id, rotation_deg=marker_rotation_deg
-    )
-    plane = _lighting(rng, plane)
-    ys, xs = np.nonzero(stage.full_mask)
-    wound_box_mm = (
-        np.array(
-            [[xs.min(), ys.min()], [xs.max() + 1, ys.min()], [xs.max() + 1, ys.max() + 1]]
-            + [[xs.min(), ys.max() + 1]],
-            np.float64,
-        )
-        / ppm
-    )
+    corners_mm = scene.marker_corners_mm(place, marker_mm, marker_rotation_deg)
     centre_mm = (wound_box_mm.mean(axis=0) + np.asarray(place)) / 2.0
-    plane_mm = (plane.shape[1] / ppm, plane.shape[0] / ppm)
+    plane_mm = (stage.rgb.shape[1] / ppm, stage.rgb.shape[0] / ppm)
     portrait = (plane_mm[1] > plane_mm[0]) != (rng.random() < 0.15)
     size_px = PHOTO_SIZE_PX[::-1] if portrait else PHOTO_SIZE_PX
     # Zoom in at least far enough that the plane fills the photo.
@@ -490,19 +505,42 @@ def photograph(
         best = (0.0, _pose(rng, (float(centre_mm[0]), float(centre_mm[1])), zoom_px_per_mm))
         best = (0.0, replace(best[1], tilt_deg=0.0))
     pose = best[1]
+    x0, y0, x1, y1 = _in_view_px(pose, size_px, stage.rgb.shape, ppm)
+    offset_mm = np.array([x0 / ppm, y0 / ppm])
+    view_wound = wound[y0:y1, x0:x1]
+    plane = heal(stage.rgb[y0:y1, x0:x1], stage.skin[y0:y1, x0:x1], view_wound)
+    plane, _ = scene.paste_marker(
+        plane,
+        ppm,
+        (place[0] - offset_mm[0], place[1] - offset_mm[1]),
+        marker_mm,
+        marker_id=marker_id,
+        rotation_deg=marker_rotation_deg,
+        supersample=2,
+    )
+    plane = _lighting(rng, plane)
+    assert pose.look_at_mm is not None
+    view_pose = replace(
+        pose,
+        look_at_mm=(pose.look_at_mm[0] - offset_mm[0], pose.look_at_mm[1] - offset_mm[1]),
+    )
     rendered = scene.render(
         plane,
         ppm,
-        pose,
+        view_pose,
         out_size_px=size_px,
         blur_sigma_px=float(rng.uniform(0.0, 1.2)),
         jpeg_quality=int(rng.integers(80, 96)),
         gain=float(math.exp(rng.normal(0.0, 0.15))),
         noise_sigma=float(rng.uniform(0.002, 0.012)),
         seed=int(rng.integers(0, 2**31)),
+        supersample=2,
     )
     assert rendered.jpeg is not None
-    mask = scene.warp_mask(wound, ppm, rendered.H_plane_mm_to_photo, size_px)
+    mask = scene.warp_mask(view_wound, ppm, rendered.H_plane_mm_to_photo, size_px)
+    # The homography from the whole plane's mm (before the crop) to the photo.
+    shift = np.array([[1.0, 0.0, -offset_mm[0]], [0.0, 1.0, -offset_mm[1]], [0.0, 0.0, 1.0]])
+    h_plane_mm_to_photo = rendered.H_plane_mm_to_photo @ shift
     return Shot(
         jpeg=rendered.jpeg,
         mask=mask,
@@ -516,11 +554,10 @@ def photograph(
             "distance_mm": round(pose.distance_mm, 2),
             "marker_id": marker_id,
             "marker_corners_px": [
-                [round(float(v), 3) for v in p] for p in rendered.to_photo_px(corners_mm)
+                [round(float(v), 3) for v in p]
+                for p in rendered.to_photo_px(corners_mm - offset_mm)
             ],
-            "H_plane_mm_to_photo": [
-                [float(v) for v in row] for row in rendered.H_plane_mm_to_photo
-            ],
+            "H_plane_mm_to_photo": [[float(v) for v in row] for row in h_plane_mm_to_photo],
         },
     )
 
@@ -531,14 +568,16 @@ def _wound_photos(
     """Render every visit of one wound: (photo path, mask path, shot)."""
     rng = np.random.default_rng(seed)
     stage = _stage(source, plan.flip, plan.source_px_per_mm, PHOTO_PX_PER_MM[1])
-    paper_px = int(MARKER_MM * (1 + 2 / scene.MARKER_CELLS) * stage.px_per_mm)
-    probe = np.random.default_rng(0)
-    while _marker_place(probe, stage, paper_px / stage.px_per_mm) is None:
-        stage = _pad(stage, paper_px)  # no room beside the wound: the scene extends, mirrored
+    paper_mm = MARKER_MM * (1 + 2 / scene.MARKER_CELLS)
+    spots_mm = marker_spots_mm(stage, paper_mm)
+    while len(spots_mm) == 0:  # no room beside the wound: the scene extends, mirrored
+        stage = _pad(stage, int(paper_mm * stage.px_per_mm))
+        spots_mm = marker_spots_mm(stage, paper_mm)
+    wound_box_mm = _box_mm(stage.full_mask, stage.px_per_mm)
     rows = []
     for visit in plan.visits:
         keep_px = round(visit.area_cm2 * 100.0 * stage.px_per_mm**2)
-        shot = photograph(rng, stage, shrink(stage.depth, keep_px))
+        shot = photograph(rng, stage, shrink(stage.depth, keep_px), spots_mm, wound_box_mm)
         stem = f"{plan.wound}-d{visit.day:03d}"
         photo_path, mask_path = f"photos/{stem}.jpg", f"masks/{stem}.png"
         (out_dir / photo_path).write_bytes(shot.jpeg)

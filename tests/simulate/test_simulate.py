@@ -141,7 +141,10 @@ def test_masks_measure_the_true_area_through_the_scene_homography(trial: Path) -
 def test_the_marker_is_in_the_photo_where_the_scene_says(trial: Path) -> None:
     truth = json.loads((trial / "truth.json").read_text())
     scenes = json.loads((trial / "scene.json").read_text())["photos"]
-    detector = cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_50))
+    params = cv2.aruco.DetectorParameters()
+    params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
+    dictionary = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_50)
+    detector = cv2.aruco.ArucoDetector(dictionary, params)
     found = 0
     for photo in truth["photos"]:
         gray = cv2.imread(str(trial / photo["photo"]), cv2.IMREAD_GRAYSCALE)
@@ -151,7 +154,7 @@ def test_the_marker_is_in_the_photo_where_the_scene_says(trial: Path) -> None:
             continue
         assert ids.ravel().tolist() == [expected["marker_id"]]
         error_px = np.abs(corners[0].reshape(4, 2) - np.array(expected["marker_corners_px"]))
-        assert error_px.max() < 2.0
+        assert error_px.max() < 2.5  # OpenCV's corners, not the service's edge fit
         found += 1
     assert found >= 0.9 * len(truth["photos"])
 
