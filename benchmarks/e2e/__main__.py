@@ -52,7 +52,9 @@ def _trial(out: Path, subjects: int, weeks: int, seed: int, source: Path) -> Pat
     folder = out / f"trial-{seed}-{subjects}-{weeks}-{tag}"
     if not (folder / "truth.json").exists():
         t0 = time.perf_counter()
-        simulate_trial(folder, n_subjects=subjects, weeks=weeks, seed=seed, source_dir=source)
+        simulate_trial(
+            folder, n_subjects=subjects, weeks=weeks, seed=seed, source_dir=source, workers=2
+        )
         print(f"simulated {folder.name} in {time.perf_counter() - t0:.0f} s", flush=True)
     return folder
 

@@ -19,6 +19,9 @@ def simulate(
             "--source", help="FUSeg-style folder with images/ and labels/ (default: the samples)"
         ),
     ] = DEFAULT_SOURCE,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="processes rendering at once (same output)")
+    ] = 1,
 ) -> None:
     """Write a virtual trial with known truth: photos of healing ulcers beside a marker,
     their true masks, and truth.json (true areas, observations and endpoints)."""
@@ -27,7 +30,9 @@ def simulate(
 
     if not (source / "images").is_dir() or not (source / "labels").is_dir():
         fail(f"{source} has no images/ and labels/ folders")
-    truth = simulate_trial(out, n_subjects=subjects, weeks=weeks, seed=seed, source_dir=source)
+    truth = simulate_trial(
+        out, n_subjects=subjects, weeks=weeks, seed=seed, source_dir=source, workers=workers
+    )
     wounds = len(truth["wounds"])
     typer.echo(
         f"{subjects} subjects, {wounds} wounds, {len(truth['photos'])} photos -> {out / 'truth.json'}"

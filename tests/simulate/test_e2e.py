@@ -1,0 +1,148 @@
+"""A two-subject virtual trial end to end: simulated photos replayed through the REST
+API of a real app (SQLite, bundled model), the service's endpoints against the truth.
+
+Tolerances, and why:
+- what rests on the clinician's observations and the dates (closure, its day, time to
+  closure, censoring, recurrence, the day of the week-4 visit) must match exactly;
+- areas come from the model and the marker: each counted photo within 30 % or
+  0.15 cm² of the truth, the median within 15 %; PAR at week 4 within 15 points.
+  (The e2e benchmark, benchmarks/e2e, reports the real spread on 20+ subjects.)
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.demo import create_study, replay
+from service.simulate import SITES, simulate_trial
+from tests.api.conftest import make_settings, server_admin_key
+from tests.conftest import need
+
+SEED = 182
+"""Two subjects, three wounds: one heals (closed at day 26, confirmed at day 40), two do
+not; sources 0078 and 0901 (granulation tissue, which the bundled model outlines well;
+the benchmark covers every source)."""
+EXACT_KEYS = (
+    "closure_confirmed",
+    "closure_day",
+    "time_to_closure_days",
+    "censored",
+    "recurrence",
+    "recurrence_day",
+    "healed_at_last_visit",
+    "par_week4_day",
+)
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Iterator[Any]:
+    from service.app import create_app
+    from service.models import installed_models
+
+    need(bool(installed_models()), "no segmentation model is installed under models/")
+    trial_dir = tmp_path_factory.mktemp("trial")
+    truth = simulate_trial(trial_dir, n_subjects=2, weeks=6, seed=SEED, source_dir=samples_dir)
+    data_dir = tmp_path_factory.mktemp("data")
+    settings = make_settings(data_dir, f"sqlite:///{data_dir / 'woundscope.db'}")
+    app = create_app(settings)
+    with TestClient(app) as client:
+        admin = server_admin_key(app.state.db)
+        create_study(client, admin, "E2E", "end to end", truth["marker_mm"], list(SITES))
+        loaded = replay(client, trial_dir, "E2E", admin)
+        measured = {
+            wound: client.get(
+                f"/v1/wounds/{wound_id}/endpoints", headers={"Authorization": f"Bearer {admin}"}
+            ).json()
+            for wound, wound_id in loaded.wounds.items()
+        }
+        yield truth, loaded, measured
+
+
+def test_the_trial_has_what_the_test_needs(replayed: Any) -> None:
+    truth, _, _ = replayed
+    assert len(truth["wounds"]) == 3
+    confirmed = [w["endpoints"]["closure_confirmed"] for w in truth["wounds"]]
+    assert sorted(confirmed) == [False, False, True]
+
+
+def test_observation_endpoints_match_exactly(replayed: Any) -> None:
+    truth, _, measured = replayed
+    for wound in truth["wounds"]:
+        got = measured[wound["wound"]]
+        for key in EXACT_KEYS:
+            assert got[key] == wound["endpoints"][key], (wound["wound"], key)
+        assert [v["day"] for v in got["visits"]] == [v["day"] for v in wound["endpoints"]["visits"]]
+
+
+def test_measured_areas_are_near_the_truth(replayed: Any) -> None:
+    truth, loaded, measured = replayed
+    by_assessment = {v["assessment"]: v for answer in measured.values() for v in answer["visits"]}
+    errors = []
+    for photo in truth["photos"]:
+        if photo["area_cm2"] == 0:
+            continue  # a healed wound: the model rightly finds none; closure is observed
+        visit = by_assessment[loaded.assessments[photo["photo"]]]
+        assert visit["counted"], photo["photo"]
+        error_cm2 = visit["area_cm2"] - photo["area_cm2"]
+        assert abs(error_cm2) <= max(0.3 * photo["area_cm2"], 0.15), (photo["photo"], visit)
+        errors.append(abs(error_cm2) / photo["area_cm2"])
+    assert statistics.median(errors) <= 0.15
+
+
+def test_par_at_week4_is_near_the_truth(replayed: Any) -> None:
+    truth, _, measured = replayed
+    for wound in truth["wounds"]:
+        true_pct = wound["endpoints"]["par_week4_pct"]
+        got_pct = measured[wound["wound"]]["par_week4_pct"]
+        assert (got_pct is None) == (true_pct is None)
+        if true_pct is not None:
+            assert got_pct == pytest.approx(true_pct, abs=15.0), wound["wound"]
+
+
+def test_truth_file_round_trips(replayed: Any) -> None:
+    truth, _, _ = replayed
+    assert json.loads(json.dumps(truth)) == truth
+
+
+def test_demo_loads_once_and_keeps_its_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.app import create_app
+    from service.demo import DEMO_STUDY, load_demo, print_keys
+    from service.models import installed_models
+
+    need(bool(installed_models()), "no segmentation model is installed under models/")
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("WOUNDSCOPE_DATA_DIR", str(data_dir))  # the demo's own admin key
+    monkeypatch.delenv("WOUNDSCOPE_DATABASE_URL", raising=False)
+    settings = make_settings(data_dir, f"sqlite:///{data_dir / 'woundscope.db'}")
+    app = create_app(settings)
+    said: list[str] = []
+    with TestClient(app) as client:
+        keys = load_demo(client, data_dir, say=said.append, subjects=1, weeks=1)
+        again = load_demo(client, data_dir, say=said.append, subjects=1, weeks=1)
+        assert again == keys
+        assert sum("simulating" in line for line in said) == 1
+        roles = sorted((k.role, k.site or "") for k in keys)
+        assert roles == [
+            ("admin", ""),
+            ("clinician", "A"),
+            ("clinician", "B"),
+            ("monitor", ""),
+            ("uploader", "A"),
+            ("uploader", "B"),
+        ]
+        monitor = {"Authorization": f"Bearer {next(k.key for k in keys if k.role == 'monitor')}"}
+        subjects = client.get(f"/v1/studies/{DEMO_STUDY}/subjects", headers=monitor).json()
+        assert subjects["total"] == 1
+    lines: list[str] = []
+    print_keys(keys, "http://127.0.0.1:8000", say=lines.append)
+    admin_key = next(k.key for k in keys if k.role == "admin")
+    assert lines[-1] == admin_key and "sign in" in lines[-2]
