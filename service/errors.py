@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.imaging import ImageError
@@ -188,7 +188,9 @@ def install_handlers(app: FastAPI) -> None:
         return _json(422, code, detail)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code < 400:  # a redirect raised as an exception (e.g. to a login page)
+            return Response(status_code=exc.status_code, headers=getattr(exc, "headers", None))
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status_code, "invalid_request" if exc.status_code < 500 else "internal_error"
         )

@@ -22,6 +22,7 @@ from tests.api.conftest import (
     create_postgres_database,
     drop_postgres_database,
     make_settings,
+    need_model,
 )
 
 TABLES = {
@@ -85,6 +86,7 @@ def test_every_error_code_is_registered() -> None:
         and isinstance(node.args[0], ast.Constant)
     }
     assert image_codes - set(ERROR_CODES) == set()
+    assert _raised_codes() - set(ERROR_CODES) == set()  # DomainError(code=...) anywhere
     assert {"busy", "not_found", "study_locked", "invalid_key"} <= set(ERROR_CODES)
     for code, (status, meaning) in ERROR_CODES.items():
         assert code.islower() and " " not in code, code
@@ -130,6 +132,7 @@ def test_audit_log_is_append_only(trial: Trial) -> None:
 
 
 def test_health_ready_and_metrics(service: Service) -> None:
+    need_model()
     c = service.client
     assert c.get("/healthz").json()["status"] == "ok"
     r = c.get("/readyz")

