@@ -86,7 +86,7 @@ class QualityLimits(BaseModel):
         default=0.35, gt=0, description="edge blur (Gaussian sigma) at the marker, mm"
     )
     blur_effect_max: float = Field(
-        default=0.45,
+        default=0.6,
         gt=0,
         lt=1,
         description="no-reference blur score (0 sharp - 1 flat) without a marker",
@@ -260,13 +260,18 @@ def tilt_from_homography_deg(h_mm_to_photo: np.ndarray, image_size_px: tuple[int
     return math.degrees(math.acos(float(np.clip(abs(normal[2]), 0.0, 1.0))))
 
 
-def area_mm2(mask: np.ndarray, h_photo_to_mm: np.ndarray) -> float:
+def area_mm2(
+    mask: np.ndarray, h_photo_to_mm: np.ndarray, origin_px: tuple[int, int] = (0, 0)
+) -> float:
     """Area of the mask's pixels in the millimetre plane, mm².
 
     Each pixel is one px² at its centre, scaled by the homography's local area
-    factor det(H) / w³ (w the projective coordinate at the pixel).
+    factor det(H) / w³ (w the projective coordinate at the pixel). ``mask`` may be a
+    crop of the photo whose top-left pixel is at ``origin_px`` (x, y).
     """
     ys, xs = np.nonzero(mask)
+    xs = xs + origin_px[0]
+    ys = ys + origin_px[1]
     if len(xs) == 0:
         return 0.0
     h = h_photo_to_mm
@@ -313,8 +318,10 @@ def outline_px(mask: np.ndarray) -> list[np.ndarray]:
 def hull_corners_px(mask: np.ndarray) -> np.ndarray:
     """Corners of the mask's pixels (as squares) on its convex hull: for extents,
     where the smoothed outline would round off the corners."""
-    pts = cv2.findNonZero(mask.astype(np.uint8))
-    hull = cv2.convexHull(pts).reshape(-1, 2).astype(np.float64)
+    contours, _ = cv2.findContours(
+        mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
+    hull = cv2.convexHull(np.concatenate(contours)).reshape(-1, 2).astype(np.float64)
     offsets = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])
     return (hull[:, None, :] + offsets[None]).reshape(-1, 2)
 
@@ -498,15 +505,24 @@ def measure(
                     f"The target point ({target_point[0]:g}, {target_point[1]:g}) is not on a wound outline; the nearest wound was measured. Check that it is the right one.",
                 )
             )
-    area_px = int(np.count_nonzero(wound))
-    components = int(cv2.connectedComponents(wound.astype(np.uint8), connectivity=8)[0] - 1)
+    # The mask's own work happens on its bounding box: a wound is a small part of a
+    # 12-megapixel photo.
+    x0, y0, bw, bh = cv2.boundingRect(wound.astype(np.uint8))
+    crop = wound[y0 : y0 + bh, x0 : x0 + bw]
+    origin = np.array([x0, y0], dtype=np.float64)
+    area_px = int(np.count_nonzero(crop))
+    components = (
+        int(cv2.connectedComponents(crop.astype(np.uint8), connectivity=8)[0] - 1) if area_px else 0
+    )
     gray = _small_gray(rgb)
-    flags += _exposure_flags(rgb, gray, wound, limits)
+    flags += _exposure_flags(rgb, gray, crop, (x0, y0), limits)
     if markers is None:
         markers = detect_markers(rgb)
-    outlines = outline_px(wound) if area_px else []
+    outlines = [o + origin for o in outline_px(crop)] if area_px else []
     centroid_px = (
-        np.array(np.nonzero(wound)[::-1], dtype=np.float64).mean(axis=1) if area_px else None
+        np.array(np.nonzero(crop)[::-1], dtype=np.float64).mean(axis=1) + origin
+        if area_px
+        else None
     )
 
     calibration: Calibration = "none"
@@ -589,11 +605,11 @@ def measure(
     if h_photo_to_mm is None:
         return result
 
-    area = area_mm2(wound, h_photo_to_mm)
+    area = area_mm2(crop, h_photo_to_mm, (x0, y0))
     outlines_mm = [apply_homography(h_photo_to_mm, o) for o in outlines]
     perim_mm = sum(perimeter(o) for o in outlines_mm)
     length_mm, width_mm = (
-        length_width(apply_homography(h_photo_to_mm, hull_corners_px(wound)))
+        length_width(apply_homography(h_photo_to_mm, hull_corners_px(crop) + origin))
         if area_px
         else (0.0, 0.0)
     )
@@ -736,7 +752,11 @@ def _blur_flag_without_marker(gray: np.ndarray, limits: QualityLimits) -> list[Q
 
 
 def _exposure_flags(
-    rgb: np.ndarray, gray: np.ndarray, wound: np.ndarray, limits: QualityLimits
+    rgb: np.ndarray,
+    gray: np.ndarray,
+    wound: np.ndarray,
+    origin_px: tuple[int, int],
+    limits: QualityLimits,
 ) -> list[QualityFlag]:
     flags = []
     # Judge the light where it matters, around the wound: a dark sheet or floor
@@ -744,7 +764,8 @@ def _exposure_flags(
     region = gray
     if wound.any():
         ys, xs = np.nonzero(wound)
-        fy, fx = gray.shape[0] / wound.shape[0], gray.shape[1] / wound.shape[1]
+        ys, xs = ys + origin_px[1], xs + origin_px[0]
+        fy, fx = gray.shape[0] / rgb.shape[0], gray.shape[1] / rgb.shape[1]
         y0, y1, x0, x1 = ys.min() * fy, (ys.max() + 1) * fy, xs.min() * fx, (xs.max() + 1) * fx
         dy, dx = (y1 - y0) / 2 + 4, (x1 - x0) / 2 + 4
         region = gray[
@@ -758,7 +779,9 @@ def _exposure_flags(
             )
         )
     clipped_photo = float(np.mean(gray >= 250))
-    clipped_wound = float(np.mean(rgb[wound].min(axis=1) >= 250)) if wound.any() else 0.0
+    x0, y0 = origin_px
+    under = rgb[y0 : y0 + wound.shape[0], x0 : x0 + wound.shape[1]][wound]
+    clipped_wound = float(np.mean(under.min(axis=1) >= 250)) if len(under) else 0.0
     if max(clipped_photo, clipped_wound) > limits.clipped_fraction_max:
         flags.append(
             QualityFlag(
