@@ -207,10 +207,13 @@ def create_wound(session: Session, caller: Caller, subject: Subject, data: Wound
     return wound
 
 
-def list_wounds(session: Session, subject: Subject) -> list[Wound]:
-    return list(
-        session.scalars(select(Wound).where(Wound.subject_id == subject.id).order_by(Wound.label))
-    )
+def list_wounds(
+    session: Session, subject: Subject, *, limit: int | None = None, offset: int = 0
+) -> tuple[list[Wound], int]:
+    stmt = select(Wound).where(Wound.subject_id == subject.id)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(stmt.order_by(Wound.label).limit(limit).offset(offset))
+    return list(rows), total
 
 
 # --- assessments ----------------------------------------------------------------------

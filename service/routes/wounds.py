@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service import trial, views
-from service.deps import CallerDep, SessionDep, VisibleSubject, VisibleWound
-from service.schemas import WoundCreate, WoundPublic
+from service.deps import CallerDep, PagingDep, SessionDep, VisibleSubject, VisibleWound
+from service.schemas import Page, WoundCreate, WoundPublic
 
 router = APIRouter(tags=["wounds"])
 
@@ -18,9 +18,17 @@ def create_wound(
     return views.wound_public(trial.create_wound(session, caller, subject, data))
 
 
-@router.get("/v1/subjects/{subject}/wounds", response_model=list[WoundPublic])
-def list_wounds(subject: VisibleSubject, session: SessionDep) -> list[WoundPublic]:
-    return [views.wound_public(w) for w in trial.list_wounds(session, subject)]
+@router.get("/v1/subjects/{subject}/wounds", response_model=Page[WoundPublic])
+def list_wounds(
+    subject: VisibleSubject, session: SessionDep, paging: PagingDep
+) -> Page[WoundPublic]:
+    rows, total = trial.list_wounds(session, subject, limit=paging.limit, offset=paging.offset)
+    return Page(
+        items=[views.wound_public(w) for w in rows],
+        total=total,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
 
 
 @router.get("/v1/wounds/{wound}", response_model=WoundPublic)

@@ -365,6 +365,8 @@ def test_duplicates_answer_409(trial: Trial) -> None:
     subject = c.get(f"/v1/wounds/{wound}", headers=admin).json()["subject"]
     r = c.post(f"/v1/subjects/{subject}/wounds", json={"label": "W9"}, headers=admin)
     assert (r.status_code, r.json()["code"]) == (409, "already_exists")
+    wounds = c.get(f"/v1/subjects/{subject}/wounds", headers=admin).json()
+    assert wounds["total"] == 1 and [w["label"] for w in wounds["items"]] == ["W9"]
     r = c.post(
         "/v1/studies",
         json={"id": "X1", "name": "x", "model": "ulcerseg-9.9.9"},
