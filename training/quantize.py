@@ -1,0 +1,73 @@
+"""Static int8 (QDQ, per-channel) variant of an exported model, calibrated on training photos.
+
+    python -m training.quantize MODEL_DIR --images ../shared/datasets/fuseg2021/train/images [--n 64]
+
+Writes MODEL_DIR/model.int8.onnx. Whether it becomes the default is decided by
+measurement (benchmarks.model and woundscope evaluate), not here.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from service.contract import load_spec, preprocess
+from service.imaging import read_photo
+
+
+class PhotoReader(CalibrationDataReader):
+    def __init__(self, photos: list[Path], model_dir: Path):
+        spec = load_spec(model_dir)
+        self.name = spec.onnx.input_name
+        self.items = iter([preprocess(read_photo(p).rgb, spec)[0] for p in photos])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        x = next(self.items, None)
+        return None if x is None else {self.name: x}
+
+
+def quantize(model_dir: Path, images: Path, n: int = 64, seed: int = 0) -> Path:
+    photos = sorted(p for p in images.iterdir() if p.suffix.lower() in {".jpg", ".png"})
+    rng = np.random.default_rng(seed)
+    chosen = [
+        photos[i] for i in sorted(rng.choice(len(photos), min(n, len(photos)), replace=False))
+    ]
+    pre = model_dir / "model.pre.onnx"
+    out = model_dir / "model.int8.onnx"
+    quant_pre_process(str(model_dir / "model.onnx"), str(pre))
+    quantize_static(
+        str(pre),
+        str(out),
+        PhotoReader(chosen, model_dir),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.Percentile,
+        extra_options={"CalibPercentile": 99.99},
+    )
+    pre.unlink()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("model_dir", type=Path)
+    ap.add_argument("--images", type=Path, required=True)
+    ap.add_argument("--n", type=int, default=64)
+    args = ap.parse_args()
+    print(quantize(args.model_dir, args.images, args.n))
+
+
+if __name__ == "__main__":
+    main()
