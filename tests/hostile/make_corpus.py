@@ -137,9 +137,9 @@ def png_text_bomb(img: Image.Image) -> bytes:
     return base[:at] + _chunk(b"zTXt", ztxt) + base[at:]
 
 
-def build(out: Path) -> list[Case]:
-    """Write every case's file into ``out`` and ``out/manifest.json``; return the cases."""
-    out.mkdir(parents=True, exist_ok=True)
+def build(out: Path | None) -> list[Case]:
+    """Write every case's file into ``out`` and ``out/manifest.json``; return the cases.
+    With ``out=None`` nothing is written (the case list only)."""
     photo = _photo()
     small = photo.resize((256, 256))
     jpeg = _save(photo, "JPEG", quality=90)
@@ -206,7 +206,9 @@ def build(out: Path) -> list[Case]:
     )
     add(Case("claims_65000x65000.jpg", "refuse", TOO_BIG), jpeg_with_size(jpeg, 65000, 65000))
     add(
-        Case("over_byte_limit.jpg", "refuse", ["photo_too_large"], why="41 MB"),
+        Case(
+            "over_byte_limit.jpg", "refuse", ["photo_too_large", "payload_too_large"], why="41 MB"
+        ),
         lambda: jpeg + b"\x00" * (41 * 1024 * 1024),
     )
     add(
@@ -302,12 +304,14 @@ def build(out: Path) -> list[Case]:
         jpeg,
     )
 
+    for case, _ in cases:
+        case.filename = case.filename or case.name
+    if out is None:
+        return [case for case, _ in cases]
+    out.mkdir(parents=True, exist_ok=True)
     manifest = []
     for case, data in cases:
-        blob = data() if callable(data) else data
-        (out / case.name).write_bytes(blob)
-        if not case.filename:
-            case.filename = case.name
+        (out / case.name).write_bytes(data() if callable(data) else data)
         manifest.append(asdict(case))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
     return [case for case, _ in cases]
