@@ -67,6 +67,27 @@ RULER_POINT_SIGMA_PX = 1.0
 Z95 = 1.959964
 
 
+QUALITY_CODES: dict[str, tuple[str, bool]] = {
+    # code: (meaning, severe)
+    "marker_not_found": ("no marker and no scale: area in pixels only", True),
+    "marker_unreadable": ("marker decoded but its edges not measurable: approximate", True),
+    "no_wound_found": ("the mask is empty", True),
+    "no_perspective_correction": ("calibrated by a scale or ruler, tilt not corrected", False),
+    "scale_ignored": ("a marker was found, so the given scale was not used", False),
+    "multiple_markers": ("several markers; the one nearest the wound was used", False),
+    "marker_too_small": ("marker side below marker_min_side_px", False),
+    "tilt_too_large": ("camera tilt beyond max_tilt_deg", False),
+    "marker_far_from_wound": ("marker beyond marker_max_distance_mm from the wound", False),
+    "photo_blurred": ("edge blur beyond blur_max_mm (or blur score beyond blur_effect_max)", False),
+    "photo_too_dark": ("median luma around the wound below dark_median_luma_max", False),
+    "photo_overexposed": ("blown-out share beyond clipped_fraction_max", False),
+    "wound_touches_edge": ("the wound runs off the photo", False),
+    "target_outside_wound": ("target point not on a wound; the nearest one was measured", False),
+    "area_imprecise": ("95 % half-width beyond max_area_uncertainty_pct", False),
+}
+"""Every quality flag ``measure`` can raise, for documentation and the README."""
+
+
 class QualityLimits(BaseModel):
     """Every threshold the quality checks use, in one place. The service's settings
     pass their values in; the defaults suit phone photos of foot ulcers."""

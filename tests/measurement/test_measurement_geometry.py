@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from service.measure import (
+    QUALITY_CODES,
     QualityLimits,
     Ruler,
     area_mm2,
@@ -221,6 +222,38 @@ def test_json_has_exactly_the_contract_keys(upright_shot):
         "calibration", "quality",
     }  # fmt: skip
     assert all(set(f) == {"code", "message", "severe"} for f in data["quality"])
+
+
+def test_every_flag_is_documented_with_its_severity(make_shot):
+    shot = make_shot(
+        tilt_deg=55,
+        marker_centre_mm=(30.0, 40.0),
+        extra_markers_mm=((105.0, 12.0),),
+        field_mm=130.0,
+    )
+    raised = []
+    for kwargs in ({}, {"px_per_mm": 5.0}, {"target_point": (1.0, 1.0)}):
+        raised += measure(
+            shot.rgb, shot.mask, limits=QualityLimits(marker_min_side_px=500), **kwargs
+        ).quality
+    raised += measure(shot.rgb, np.zeros_like(shot.mask)).quality
+    bare = make_shot(marker_centre_mm=None)
+    raised += (
+        measure(bare.rgb, bare.mask).quality + measure(bare.rgb, bare.mask, px_per_mm=5.0).quality
+    )
+    assert {f.code for f in raised} >= {
+        "tilt_too_large",
+        "multiple_markers",
+        "scale_ignored",
+        "marker_too_small",
+        "no_wound_found",
+        "marker_not_found",
+        "no_perspective_correction",
+    }
+    for flag in raised:
+        assert flag.code in QUALITY_CODES
+        assert flag.severe == QUALITY_CODES[flag.code][1]
+        assert flag.message.endswith(".")
 
 
 def test_mask_of_another_size_is_refused(upright_shot):
