@@ -262,7 +262,7 @@ def api_key(
 
 
 def wait_ready(
-    client: httpx.Client, timeout_s: float = 180.0, alive: Callable[[], bool] | None = None
+    client: httpx.Client, timeout_s: float = 600.0, alive: Callable[[], bool] | None = None
 ) -> None:
     """Poll /readyz until it answers 200."""
     deadline = time.monotonic() + timeout_s
@@ -344,7 +344,7 @@ def load_demo(
     uploaders = {k.site: k.key for k in keys if k.role == "uploader" and k.site}
     with tempfile.TemporaryDirectory(prefix="woundscope-demo-") as tmp:
         say(f"simulating {subjects} subjects over {weeks} weeks (virtual trial) ...")
-        simulate_trial(Path(tmp), n_subjects=subjects, weeks=weeks, seed=DEMO_SEED)
+        simulate_trial(Path(tmp), n_subjects=subjects, weeks=weeks, seed=DEMO_SEED, workers=2)
 
         def progress(done: int, total: int) -> None:
             if done % 20 == 0 or done == total:

@@ -2,27 +2,35 @@
 
 Torch-free. ``simulate_trial`` plans subjects, wounds and visits, renders each
 visit's photo from a real FUSeg photo and mask, and writes ``truth.json`` (see
-DESIGN.md, "Virtual trial").
+DESIGN.md, "Virtual trial") and ``scene.json`` (per photo: camera, marker corners,
+the homography from the skin plane in mm to the photo).
 
 Physical scale. FUSeg photos carry no scale, so each wound's baseline area is
 drawn from a log-normal distribution (median 2.5 cm², the usual size of a
 diabetic foot ulcer in trials), and the source photo's plane scale follows from
-its mask: ``px_per_mm = sqrt(mask_px / max_area_mm2)``, kept within 1.5–6 px/mm
-(a 512-pixel photo then spans 8.5–34 cm of skin, a foot or part of one). The
-source mask is the wound at its largest; the baseline is 1/1.15 of it, so a
-stalled wound can grow a little.
+its mask: ``px_per_mm = sqrt(mask_px / max_area_mm2)``, kept within 1.5–4.5 px/mm
+(a 384 x 512 photo then spans 8.5–34 cm of skin: a foot or part of one; the area
+is recomputed after the clamp). The source mask is the wound at its largest; the
+baseline is 1/1.15 of it, so a stalled wound can grow a little. The plane is
+upsampled by an integer factor (the scale stays exact) so that the pasted 20 mm
+marker is sharp, and the camera sees it at 3.5–6 px/mm or closer (the plane must
+fill the photo): the marker spans 70–250 photo pixels.
 
 Healing. Per wound, area(t) = A0 · exp(−k · t) with weekly noise; k (per week) is
-log-normal with a larger median in the active arm. Some wounds stall (k drops to a
-tenth from a random week on), a wound closes when its area falls below a small
-threshold (the clinician then sees it epithelialised without drainage), and some
-closed wounds re-open. Visits are weekly with ±2 days of jitter; a visit is missed
-now and then (never the baseline).
+log-normal (σ 0.5) with median 0.35 in the active arm and 0.2 in the control arm.
+Some wounds stall (k drops to a tenth from a random week on), a wound closes when
+its area falls below 0.08 cm² (the clinician then sees it epithelialised without
+drainage), and some closed wounds re-open. Visits are weekly with ±2 days of
+jitter; a visit is missed now and then (never the baseline). The clinician's
+observation is the truth: epithelialised exactly when the true area is zero.
 
 Shrinking. The wound recedes from its edge inwards: the pixels kept are those
 deepest inside the source mask (largest distance to its edge), so the last bit to
 heal is the wound's core. The healed rim shows the surrounding skin (inpainted
-once per source), slightly pink like new epithelium.
+once per source), slightly pink like new epithelium. Then a 20 mm ArUco marker is
+laid flat beside the wound (4–18 mm from it), the scene gets a colour cast and an
+uneven light, and ``service.scene`` photographs it (tilt up to 40°, rotation,
+distance 20–40 cm, exposure, blur, noise, JPEG).
 """
 
 from __future__ import annotations
