@@ -516,7 +516,7 @@ def measure(
     if px_per_mm is not None and not px_per_mm > 0:
         raise ValueError("px_per_mm must be positive")
     flags: list[QualityFlag] = []
-    wound = mask > 0
+    wound = (mask.max(axis=2) if mask.ndim == 3 else mask) > 0
     if target_point is not None and wound.any():
         wound, inside = select_component(wound, target_point)
         if not inside:
