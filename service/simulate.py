@@ -618,10 +618,13 @@ def simulate_trial(
     wounds: list[dict[str, Any]] = []
     scenes: dict[str, Any] = {}
     jobs = [(plan, sources[plan.source], out_dir, s) for plan, s in zip(plans, seeds, strict=True)]
-    if workers > 1:
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn, not fork: the caller may have threads (a test's in-process service).
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=spawn) as pool:
             renders = list(pool.map(_wound_photos, *zip(*jobs, strict=True)))
     else:
         renders = [_wound_photos(*job) for job in jobs]
