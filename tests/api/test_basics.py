@@ -154,12 +154,21 @@ def test_readyz_says_no_model_installed(tmp_path: Path, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(models, "BUNDLED_MODELS_DIR", tmp_path / "none")
     monkeypatch.delenv("WOUNDSCOPE_MODELS_DIR", raising=False)
-    app = create_app(make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    app = create_app(
+        make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", max_upload_bytes=4096)
+    )
     with TestClient(app) as client:
         r = client.get("/readyz")
+        big = client.post(
+            "/v1/studies",
+            content=b"x" * (2 * 1024 * 1024),
+            headers={"content-type": "application/json"},
+        )
     assert r.status_code == 503
     assert r.json()["code"] == "not_ready"
     assert "no model installed yet" in r.json()["detail"]
+    # a body over the upload limit is refused before it is read
+    assert (big.status_code, big.json()["code"]) == (413, "payload_too_large")
 
 
 def test_openapi_documents_the_core_paths(service: Service) -> None:

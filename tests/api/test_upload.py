@@ -386,3 +386,31 @@ def test_audit_log_records_writes_for_admins_only(trial: Trial) -> None:
         assert session.scalar(
             select(func.count()).select_from(AuditEntry).where(AuditEntry.study_id == trial.study)
         )
+
+
+def test_target_point_picks_one_wound_of_several(trial: Trial) -> None:
+    from tests.api.conftest import SAMPLES
+
+    left = np.asarray(Image.open(SAMPLES / "images" / "0078.jpg").convert("RGB"))
+    right = np.asarray(Image.open(SAMPLES / "images" / "0901.jpg").convert("RGB"))
+    photo = encode(
+        np.concatenate([left, right], axis=1), "JPEG", quality=95
+    )  # two ulcers, 1024 x 512
+    wound = trial.wound()
+    both = trial.upload(wound, photo, key="uploader", px_per_mm="10").json()["measurement"]
+    assert both["components"] >= 2  # the model sees both ulcers
+    r = trial.upload(wound, photo, key="uploader", px_per_mm="10", target_point="720,246")
+    assert r.status_code == 201, r.text
+    one = r.json()
+    assert one["target_point"] == [720.0, 246.0]
+    assert one["measurement"]["components"] == 1
+    assert 0 < one["measurement"]["area_px"] < both["area_px"]
+    mask = np.asarray(
+        Image.open(
+            io.BytesIO(trial.client.get(one["mask_url"], headers=trial.keys["uploader"]).content)
+        )
+    )
+    assert (
+        int((mask > 0).sum()) == one["measurement"]["area_px"]
+    )  # the stored mask is the measured one
+    assert mask[:, :512].max() == 0 and mask[246, 720] == 255
