@@ -52,7 +52,8 @@ def trial(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Path:
 
 
 def test_same_seed_same_bytes(trial: Path, tmp_path: Path, samples_dir: Path) -> None:
-    simulate_trial(tmp_path, n_subjects=2, weeks=3, seed=11, source_dir=samples_dir)
+    # Same seed, rendered by two worker processes instead of one: the same bytes.
+    simulate_trial(tmp_path, n_subjects=2, weeks=3, seed=11, source_dir=samples_dir, workers=2)
     assert _digest(tmp_path) == _digest(trial)
     other = tmp_path / "other"
     simulate_trial(other, n_subjects=2, weeks=3, seed=12, source_dir=samples_dir)
