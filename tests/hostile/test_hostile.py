@@ -22,16 +22,10 @@ from sqlalchemy import func, select
 
 from service.orm import Assessment, AuditEntry, Measurement
 from tests.api.conftest import Service, Trial, make_trial
-from tests.api.conftest import service as service  # noqa: F401 - the fixture
 from tests.hostile.make_corpus import Case, build
 
 RSS_LIMIT_MB = 700
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-@pytest.fixture(scope="session")
-def backend_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('hostile-db') / 'woundscope.db'}"
 
 
 @pytest.fixture(scope="session")
