@@ -2,7 +2,7 @@
 PyTorch when only the CPU build of ONNX Runtime is installed), batch 1, 8 and 32, and
 the service's throughput with the CUDA provider when the service can run there.
 
-    python benchmarks/gpu/bench_gpu.py --out "$OUT" [--model models/ulcerseg-0.1.0]
+    python benchmarks/gpu/bench_gpu.py --out "$OUT" [--model models/ulcerseg-1.1.0]
 
 Writes ``gpu.md`` (a table) and ``gpu.json`` into ``--out``. Every row says which
 engine produced it; nothing is silently substituted.

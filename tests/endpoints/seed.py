@@ -12,7 +12,18 @@ from service.auth import create_key
 from service.db import Database
 from tests.conftest import ROOT
 
-MODEL_DIR = ROOT / "models" / "ulcerseg-0.1.0"
+
+def _bundled_model() -> Path:
+    """The released model these tests run (the highest installed version)."""
+    from service.models import ModelNotFound, resolve_model
+
+    try:
+        return resolve_model()
+    except ModelNotFound:
+        return ROOT / "models" / "none-installed"
+
+
+MODEL_DIR = _bundled_model()
 PHOTO = ROOT / "data" / "samples" / "fuseg" / "images" / "0078.jpg"
 PX_PER_MM = 10.0
 
