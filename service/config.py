@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     inference_queue: int = Field(default=8, ge=0, le=1024)
     """Jobs that may wait for a worker; beyond workers + queue the service answers 503."""
     retry_after_s: int = Field(default=2, ge=1, le=600)
+    ort_threads: int = Field(default=0, ge=0, le=256)
+    """ONNX Runtime threads per model run; 0 = its default (all cores)."""
     quality: QualityLimits = Field(default_factory=QualityLimits)
     """Quality-flag thresholds, e.g. WOUNDSCOPE_QUALITY__MAX_TILT_DEG=30."""
     photo_jpeg_quality: int = Field(default=95, ge=70, le=100)

@@ -27,7 +27,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "invalid_target_point": (422, "target_point is not 'x,y' inside the photo."),
     "invalid_ruler": (
         422,
-        "Ruler points must be 'x1,y1,x2,y2' in the photo with a distance in mm > 0.",
+        "ruler must be 'x1,y1,x2,y2,mm': two points in the photo and their distance in mm (> 0).",
     ),
     "invalid_scale": (422, "px_per_mm must be a positive number."),
     "invalid_mask": (
@@ -56,7 +56,10 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "forbidden": (403, "This key's role may not do this."),
     # state
     "already_exists": (409, "A resource with this id or code already exists."),
-    "idempotency_conflict": (409, "This Idempotency-Key was used for a different photo or wound."),
+    "idempotency_conflict": (
+        409,
+        "This Idempotency-Key was already used for a different photo of this wound.",
+    ),
     "study_locked": (423, "The study is locked: no writes until an admin unlocks it."),
     "already_voided": (409, "The assessment is voided; it cannot be changed."),
     # service

@@ -73,8 +73,9 @@ class ModelRegistry:
     pinned version is loaded on first use (or at start-up, see ``preload``).
     """
 
-    def __init__(self, default_ref: str = ""):
+    def __init__(self, default_ref: str = "", threads: int = 0):
         self.default_ref = default_ref
+        self.threads = threads
         self._loaded: dict[str, Segmenter] = {}
         self._lock = threading.Lock()
         self.default_id: str | None = None
@@ -118,7 +119,7 @@ class ModelRegistry:
 
             spec_id = load_spec(folder).id
             if spec_id not in self._loaded:
-                segmenter = Segmenter(folder)
+                segmenter = Segmenter(folder, threads=self.threads or None)
                 self._loaded[spec_id] = segmenter
                 log.info("model loaded", extra={"model": spec_id, "provider": segmenter.provider})
             return self._loaded[spec_id]
@@ -172,7 +173,7 @@ class Runtime:
         self.db = db
         self.store = store
         self.metrics = metrics
-        self.models = ModelRegistry(settings.model)
+        self.models = ModelRegistry(settings.model, settings.ort_threads)
         self.pool = WorkerPool(
             settings.inference_workers, settings.inference_queue, settings.retry_after_s
         )

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -224,39 +223,40 @@ def test_keys_revoked_and_scoped(trial: Trial) -> None:
     assert r.status_code == 403
 
 
+def _cli(args: list[str], env: dict[str, str]) -> Any:
+    """Run ``woundscope <args>`` in-process (settings re-read from ``env``)."""
+    from typer.testing import CliRunner
+
+    from service.cli import app
+    from service.config import get_settings
+
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(app, args, env=env)
+    finally:
+        get_settings.cache_clear()
+
+
 def test_keys_cli_prints_the_key_last(tmp_path: Path) -> None:
-    env = {"WOUNDSCOPE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "service.cli",
-        "keys",
-        "create",
-        "--role",
-        "admin",
-        "--holder",
-        "Ada",
-    ]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+    env = {
+        "WOUNDSCOPE_DATA_DIR": str(tmp_path),
+        "WOUNDSCOPE_DATABASE_URL": "",
+        "WOUNDSCOPE_STORAGE_URL": "",
+    }
+    out = _cli(["keys", "create", "--role", "admin", "--holder", "Ada"], env)
+    assert out.exit_code == 0, out.output
     key = out.stdout.strip().splitlines()[-1]
     assert key.startswith("ws_") and len(key) > 40
-    listed = subprocess.run(
-        [sys.executable, "-m", "service.cli", "keys", "list"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
+    listed = _cli(["keys", "list"], env)
     assert "Ada" in listed.stdout and key not in listed.stdout
-    bad = subprocess.run(
-        [*cmd[:6], "uploader", "--holder", "U", "--study", "NOPE", "--site", "A"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    bad = _cli(
+        ["keys", "create", "--role", "uploader", "--holder", "U", "--study", "NOPE", "--site", "A"],
+        env,
     )
-    assert bad.returncode == 1 and "study NOPE not found" in bad.stderr
+    assert bad.exit_code == 1 and "study NOPE not found" in bad.output
+    key_id = out.stdout.split()[1]
+    assert _cli(["keys", "revoke", key_id], env).exit_code == 0
+    assert "revoked" in _cli(["keys", "list"], env).stdout
 
 
 @pytest.mark.postgres
@@ -266,26 +266,13 @@ def test_serve_refuses_a_database_behind_the_code(postgres_url: str, tmp_path: P
         env = {
             "WOUNDSCOPE_DATA_DIR": str(tmp_path),
             "WOUNDSCOPE_DATABASE_URL": url,
-            "PATH": "/usr/bin:/bin",
+            "WOUNDSCOPE_STORAGE_URL": "",
         }
-        out = subprocess.run(
-            [sys.executable, "-m", "service.cli", "serve", "--port", "1"],
-            env=env,
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=60,
-        )
-        assert out.returncode == 1
-        assert "woundscope db upgrade" in out.stderr
-        up = subprocess.run(
-            [sys.executable, "-m", "service.cli", "db", "upgrade"],
-            env=env,
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
-        assert up.returncode == 0 and "0001" in up.stdout
+        out = _cli(["serve", "--port", "1"], env)
+        assert out.exit_code == 1
+        assert "woundscope db upgrade" in out.output
+        up = _cli(["db", "upgrade"], env)
+        assert up.exit_code == 0 and "0001" in up.stdout
     finally:
         drop_postgres_database(url)
 
