@@ -4,6 +4,7 @@ cluster) for the fault and load benchmarks. Loopback only; everything in temp di
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import glob
 import io
@@ -175,6 +176,9 @@ class Service:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        # The server runs in its own session (so kill9 takes its whole group); make
+        # sure an interrupted benchmark or test does not leave it running.
+        atexit.register(self.kill9)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
