@@ -197,10 +197,12 @@ def scenario_kill(uploads: int, work: Path, limit_s: float = 600) -> dict[str, A
             "final_fsck_clean": final["clean"],
             "statuses": dict(load.statuses),
             "error_samples": load.error_samples,
+            "server_errors_500": load.statuses.get("500", 0),
             "failures": failures,
         }
         checks["ok"] = (
             not failures
+            and load.statuses.get("500", 0) == 0
             and len(ids) == uploads
             and len(set(ids)) == uploads
             and not after_crash["problems"]
