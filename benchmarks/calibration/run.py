@@ -267,8 +267,9 @@ def report(rows: list[dict], args: argparse.Namespace, model_note: str, n_source
         "*true*: the photo's true mask; *model*: the model's mask, end to end. Coverage: share of",
         "true-mask cases whose 95 % interval holds the true area; half-width: its mean ± %.",
         "",
-        "| tilt | n | found | PC, true | no PC, true | PC, model | coverage | half-width | tilt err (median, °) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| tilt | n | found | PC true: median | p95 | max | no PC true: median | p95 | max"
+        " | PC model: median | p95 | max | coverage | half-width | tilt err (median, °) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     bands = [*BANDS, (0, 45), (0, 60)]
     for lo, hi in bands:
