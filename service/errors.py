@@ -13,6 +13,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import InterfaceError as DBAPIInterfaceError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.imaging import ImageError
@@ -71,6 +74,10 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     ),
     "busy": (503, "All workers are busy: retry after the Retry-After seconds."),
     "storage_unavailable": (503, "The photo store cannot be reached; retry later."),
+    "database_unavailable": (
+        503,
+        "The database is busy or cannot be reached; nothing was saved: retry after Retry-After.",
+    ),
     "database_behind": (
         503,
         "The database schema is older than the code: run `woundscope db upgrade`.",
@@ -201,6 +208,20 @@ def install_handlers(app: FastAPI) -> None:
         headers: Any = getattr(exc, "headers", None)
         return _json(exc.status_code, code, detail, headers)
 
+    @app.exception_handler(SQLAlchemyTimeout)
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIInterfaceError)
+    async def _database(_: Request, exc: Exception) -> JSONResponse:
+        # Pool exhausted, database restarting or unreachable: the transaction did not
+        # commit, so the client may safely retry (with the same Idempotency-Key).
+        log.error("database unavailable: %s", type(exc).__name__)
+        return _json(
+            503,
+            "database_unavailable",
+            "the database is busy or unreachable; nothing was saved: retry shortly",
+            {"Retry-After": "5"},
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error: %s", type(exc).__name__)
@@ -216,3 +237,32 @@ def install_storage_handler(app: FastAPI) -> None:
         return _json(
             503, "storage_unavailable", f"the photo store failed: {exc}", {"Retry-After": "5"}
         )
+
+
+ERROR_BODY_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["code", "detail"],
+    "properties": {
+        "code": {"type": "string", "description": "stable snake_case code (see the README)"},
+        "detail": {"type": "string", "description": "what went wrong and what to do"},
+    },
+}
+
+
+def document_error_body(app: FastAPI) -> None:
+    """Make the OpenAPI schema tell the truth about 422s: our ``{code, detail}`` body,
+    not FastAPI's default list of validation errors."""
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = default_openapi()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["HTTPValidationError"] = ERROR_BODY_SCHEMA
+        components.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -36,7 +36,7 @@ def evaluate(
         seg = segmenter.segment(photo.rgb)
         ms.append(seg.ms)
         score.add(score_photo(img.name, read_mask(lab, shape=photo.rgb.shape[:2]), seg.mask))
-    summary = score.summary()
+    summary: dict[str, float | int | str] = {**score.summary()}
     summary["median_ms"] = sorted(ms)[len(ms) // 2]
     summary["model"] = segmenter.id
     if per_photo_csv:

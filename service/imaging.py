@@ -14,14 +14,10 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-try:  # HEIC/HEIF, the iPhone default
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
-except ImportError:  # pragma: no cover - pillow-heif is a base dependency
-    pillow_heif = None
+pillow_heif.register_heif_opener()  # HEIC/HEIF, the iPhone default
 
 SUPPORTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "HEIF", "HEIC"}
 DEFAULT_MAX_BYTES = 40 * 1024 * 1024
@@ -71,14 +67,15 @@ def _exif_datetime(img: Image.Image) -> datetime | None:
 
 def _to_rgb8(img: Image.Image) -> np.ndarray:
     mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if arr.max() > 255 else 255.0
-        gray = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
-    if mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
-        gray = np.clip(arr, 0, 255).astype(np.uint8)
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # 16/32-bit grayscale -> 8 bits in place-friendly integer maths (a float64 copy of
+        # a 49-megapixel photo would take 400 MB).
+        arr = np.asarray(img)
+        if mode == "F":
+            gray = np.clip(arr, 0, 255).astype(np.uint8)
+        else:
+            top = 65535 if int(arr.max()) > 255 else 255
+            gray = ((arr.astype(np.uint32) * 255 + top // 2) // top).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
@@ -122,9 +119,10 @@ def decode_photo(
             f"{name} is {fmt or 'an unknown format'}; send JPEG, PNG, WebP or HEIC",
             415,
         )
-    if getattr(img, "n_frames", 1) > 1 and fmt not in ("MPO", "HEIF", "HEIC"):
+    frames = int(getattr(img, "n_frames", 1))
+    if frames > 1 and fmt not in ("MPO", "HEIF", "HEIC"):
         raise ImageError(
-            "animated_image", f"{name} is animated ({img.n_frames} frames): send one photo", 415
+            "animated_image", f"{name} is animated ({frames} frames): send one photo", 415
         )
     w, h = img.size
     if w < 1 or h < 1:
@@ -141,8 +139,8 @@ def decode_photo(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img.load()
-            img = ImageOps.exif_transpose(img) or img
-            rgb = _to_rgb8(img)
+            shown: Image.Image = ImageOps.exif_transpose(img) or img
+            rgb = _to_rgb8(shown)
     except ImageError:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt data

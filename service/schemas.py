@@ -4,11 +4,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 T = TypeVar("T")
+
+# The clinic's wall-clock time, ISO 8601 without a time zone (RFC 3339 "date-time"
+# requires an offset, so the schema must not claim that format).
+LocalDateTime = Annotated[
+    datetime,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "clinic wall-clock time, ISO 8601 without time zone",
+            "examples": ["2026-01-05T10:30:00"],
+        }
+    ),
+]
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -120,7 +133,7 @@ class AssessmentPublic(BaseModel):
     id: str
     wound: str
     subject: str
-    captured_at: datetime
+    captured_at: LocalDateTime
     day: int = Field(description="Calendar days since the wound's first (baseline) assessment")
     visit: str | None
     epithelialized: bool | None
