@@ -62,18 +62,25 @@ def test_masks_have_the_photo_size_as_displayed(photos: Path, tmp_path: Path) ->
     assert rotated.shape == (384, 512), "the EXIF orientation must be applied"
 
 
-def test_full_resolution_refinement_keeps_a_small_wound(photos: Path) -> None:
-    """A 4032x3024 phone-size photo with the wound small in it: refinement finds it."""
+def test_phone_size_photo_is_refined_at_full_resolution() -> None:
+    """A 4032x3024 phone-size photo: the whole-photo pass finds the wound, a second pass
+    at full resolution outlines it; the mask keeps the photo's size and matches the truth."""
+    import cv2
+
     from service.inference import Segmenter
     from service.models import resolve_model
+    from service.segmetrics import score_photo
 
     seg = Segmenter(resolve_model())
     small = np.asarray(Image.open(SAMPLES / "images" / "0887.jpg").convert("RGB"))
+    truth_small = np.asarray(Image.open(SAMPLES / "labels" / "0887.png"))
     big = np.full((3024, 4032, 3), np.median(small.reshape(-1, 3), axis=0), np.uint8)
-    big[1200:1712, 1800:2312] = small
+    big[:, 504:3528] = cv2.resize(small, (3024, 3024), interpolation=cv2.INTER_CUBIC)
+    truth = np.zeros((3024, 4032), np.uint8)
+    truth[:, 504:3528] = cv2.resize(truth_small, (3024, 3024), interpolation=cv2.INTER_NEAREST)
     result = seg.segment(big)
-    assert result.refined
-    assert result.wound_px > 0 and result.mask[1200:1712, 1800:2312].any()
+    assert result.refined and result.mask.shape == (3024, 4032)
+    assert score_photo("phone", truth, result.mask).dice > 0.7
 
 
 def test_no_wound_photo_gives_an_empty_mask(tmp_path: Path) -> None:

@@ -138,7 +138,18 @@ def csv_response(text: str, filename: str) -> Response:
     )
 
 
-@router.get("/v1/studies/{study}/export.csv", summary="One CSV row per measurement")
+# The CSV exports answer text/csv, and the OpenAPI schema says so.
+CSV_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV"}
+}
+
+
+@router.get(
+    "/v1/studies/{study}/export.csv",
+    summary="One CSV row per measurement",
+    response_class=Response,
+    responses=CSV_RESPONSES,
+)
 def export_csv(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> Response:
     """Every measurement (history included) with its provenance: model version, calibration
     kind, quality flags, manual or not, whether it counts. ``arm`` only for admin keys."""
@@ -152,7 +163,17 @@ def export_csv(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> R
     return csv_response(text, f"{study.id}-measurements.csv")
 
 
-@router.get("/v1/studies/{study}/export.fhir.json", summary="FHIR R4 Bundle of wound sizes")
+@router.get(
+    "/v1/studies/{study}/export.fhir.json",
+    summary="FHIR R4 Bundle of wound sizes",
+    response_class=JSONResponse,
+    responses={
+        200: {
+            "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+            "description": "FHIR R4 Bundle",
+        }
+    },
+)
 def export_fhir(
     study: VisibleStudy, session: SessionDep, caller: CallerDep, request: Request
 ) -> JSONResponse:
@@ -173,13 +194,23 @@ def export_fhir(
     )
 
 
-@router.get("/v1/studies/{study}/export.tu.csv", summary="CDISC-style TU (lesions)")
+@router.get(
+    "/v1/studies/{study}/export.tu.csv",
+    summary="CDISC-style TU (lesions)",
+    response_class=Response,
+    responses=CSV_RESPONSES,
+)
 def export_tu(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> Response:
     text = run_export(session, caller, study, "tu", exports.cdisc_tu_csv)
     return csv_response(text, f"{study.id}-TU.csv")
 
 
-@router.get("/v1/studies/{study}/export.tr.csv", summary="CDISC-style TR (lesion results)")
+@router.get(
+    "/v1/studies/{study}/export.tr.csv",
+    summary="CDISC-style TR (lesion results)",
+    response_class=Response,
+    responses=CSV_RESPONSES,
+)
 def export_tr(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> Response:
     text = run_export(session, caller, study, "tr", exports.cdisc_tr_csv)
     return csv_response(text, f"{study.id}-TR.csv")
