@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
 from service import __version__
@@ -97,6 +98,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     document_error_body(app)
     for router in routers():
         app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    def _home() -> RedirectResponse:
+        return RedirectResponse("/dashboard/", status_code=307)
+
     app.add_middleware(
         RequestMiddleware,  # type: ignore[arg-type]
         metrics=metrics,

@@ -364,7 +364,7 @@ def print_keys(keys: list[DemoKey], url: str, say: Callable[[str], None] = print
         say(f"  {k.role:<10} {scope:<10} {k.holder:<18} {k.key}")
     admin = next(k for k in keys if k.role == "admin")
     say("")
-    say(f"dashboard: {url.rstrip('/')}/ - sign in with the demo admin key:")
+    say(f"dashboard: {url.rstrip('/')}/dashboard/ - sign in with the demo admin key:")
     say(admin.key)
 
 
