@@ -13,6 +13,8 @@ import torch
 from torch.utils.data import Dataset
 
 from service.contract import InputSpec, normalize
+from service.imaging import read_mask as service_read_mask
+from service.imaging import read_photo
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
@@ -57,17 +59,13 @@ def manifest(pairs: list[Pair]) -> tuple[list[dict], str]:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot read image {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    """The photo as the service sees it (one decoder: EXIF orientation, colour modes)."""
+    return read_photo(path).rgb
 
 
 def read_mask(path: Path) -> np.ndarray:
-    m = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if m is None:
-        raise ValueError(f"cannot read mask {path}")
-    return (m > 127).astype(np.uint8)
+    """A 0/255 mask -> 0/1 uint8 (the service's mask reader, so the threshold is one)."""
+    return (service_read_mask(path) > 0).astype(np.uint8)
 
 
 def geometric_augment() -> A.Compose:
