@@ -100,7 +100,7 @@ class Paging:
 def paging(
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Items per page")] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip")] = 0,
 ) -> Paging:
     return Paging(limit=min(limit, settings.page_size_max), offset=offset)
 

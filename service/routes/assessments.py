@@ -165,7 +165,8 @@ def mask_png(
     assessment: VisibleAssessment,
     runtime: RuntimeDep,
     measurement: Annotated[
-        int | None, Query(description="A measurement id; default the current one")
+        int | None,
+        Query(ge=1, le=2**62, description="A measurement id; default the current one"),
     ] = None,
 ) -> Response:
     """The mask (0/255, photo size) of the current measurement, or of ``measurement``."""
@@ -178,7 +179,8 @@ def overlay_jpg(
     assessment: VisibleAssessment,
     runtime: RuntimeDep,
     measurement: Annotated[
-        int | None, Query(description="A measurement id; default the current one")
+        int | None,
+        Query(ge=1, le=2**62, description="A measurement id; default the current one"),
     ] = None,
 ) -> Response:
     """The photo with the measured outline drawn on it."""

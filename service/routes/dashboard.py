@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
@@ -427,7 +427,7 @@ def overlay(
     request: Request,
     session: SessionDep,
     runtime: RuntimeDep,
-    measurement: int | None = None,
+    measurement: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
     """The photo with the outline of the measurement that counts (or ``measurement``)."""
     caller, _ = _signed_in(request, session)
