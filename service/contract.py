@@ -189,8 +189,17 @@ def clean_mask(mask: np.ndarray, post: PostprocessSpec, px_scale: float = 1.0) -
     return mask * np.uint8(255)
 
 
+def binarize(prob: np.ndarray, spec: ModelSpec, threshold: float | None = None) -> np.ndarray:
+    """Probability at the photo's size -> cleaned 0/255 uint8 mask.
+
+    The minimum component size is counted at the model's input resolution, so it is
+    scaled by the photo's area per model pixel. ``threshold`` overrides the contract's
+    only for analysis (a threshold sweep)."""
+    cut = spec.output.threshold if threshold is None else threshold
+    px_scale = (max(prob.shape[:2]) / spec.input.size) ** 2
+    return clean_mask((prob >= cut).astype(np.uint8), spec.postprocess, px_scale=px_scale)
+
+
 def postprocess(prob: np.ndarray, box: Letterbox, spec: ModelSpec) -> np.ndarray:
     """Model-frame probability -> 0/255 uint8 mask at the photo's size, cleaned."""
-    full = unbox(prob, box)
-    mask = full >= spec.output.threshold
-    return clean_mask(mask.astype(np.uint8), spec.postprocess, px_scale=1.0 / (box.scale**2))
+    return binarize(unbox(prob, box), spec)

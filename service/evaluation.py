@@ -5,18 +5,17 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from service.imaging import read_mask, read_photo
+from service.imaging import PHOTO_SUFFIXES, read_mask, read_photo
 from service.inference import Segmenter
 from service.segmetrics import SplitScore, score_photo
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"}
-
 
 def pairs(images: Path, labels: Path) -> list[tuple[Path, Path]]:
-    by_stem = {p.stem: p for p in Path(labels).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    """Photos in ``images`` matched by stem to masks in ``labels``."""
+    by_stem = {p.stem: p for p in Path(labels).iterdir() if p.suffix.lower() in PHOTO_SUFFIXES}
     out = []
     for img in sorted(Path(images).iterdir()):
-        if img.suffix.lower() not in IMAGE_SUFFIXES:
+        if img.suffix.lower() not in PHOTO_SUFFIXES:
             continue
         if img.stem not in by_stem:
             raise FileNotFoundError(f"no mask for {img.name} in {labels}")

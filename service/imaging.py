@@ -20,6 +20,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 pillow_heif.register_heif_opener()  # HEIC/HEIF, the iPhone default
 
 SUPPORTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "HEIF", "HEIC"}
+# File names taken as photos (or masks) when a folder is given.
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"}
 DEFAULT_MAX_BYTES = 40 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 50_000_000
 

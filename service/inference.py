@@ -20,7 +20,7 @@ import onnxruntime as ort
 
 from service.contract import (
     ModelSpec,
-    clean_mask,
+    binarize,
     load_spec,
     preprocess,
     probability,
@@ -96,38 +96,36 @@ class Segmenter:
         x, box = preprocess(rgb, self.spec, size)
         return unbox(probability(self.run_batch(x)[0], self.spec), box)
 
+    def _refine_box(self, coarse: np.ndarray) -> tuple[int, int, int, int] | None:
+        """A square around the coarse wound (with margin, at least the model's input
+        size), or None when refining would not see it at least ``min_gain`` finer."""
+        ys, xs = np.nonzero(coarse)
+        if not len(ys):
+            return None
+        h, w = coarse.shape
+        refine = self.spec.refine
+        side = max(ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min())
+        side = max(int(side * (1 + 2 * refine.margin_frac)), self.spec.input.size)
+        cy, cx = (ys.min() + ys.max() + 1) // 2, (xs.min() + xs.max() + 1) // 2
+        yb, xb = min(h, max(0, cy - side // 2) + side), min(w, max(0, cx - side // 2) + side)
+        ya, xa = max(0, yb - side), max(0, xb - side)
+        if max(h, w) / max(yb - ya, xb - xa) < refine.min_gain:
+            return None
+        return ya, yb, xa, xb
+
     def segment(self, rgb: np.ndarray, refine: bool | None = None) -> Segmentation:
         t0 = time.perf_counter()
         spec = self.spec
-        h, w = rgb.shape[:2]
         prob = self._prob_whole(rgb)
-        threshold = spec.output.threshold
-        size = spec.input.size
         refined = False
         do_refine = spec.refine.enabled if refine is None else refine
-        if do_refine and max(h, w) >= size * spec.refine.min_gain:
-            coarse = (prob >= threshold).astype(np.uint8)
-            coarse = clean_mask(coarse, spec.postprocess, px_scale=(max(h, w) / size) ** 2)
-            ys, xs = np.nonzero(coarse)
-            if len(ys):
-                y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-                side = max(y1 - y0, x1 - x0)
-                side = int(side * (1 + 2 * spec.refine.margin_frac))
-                side = max(side, size)
-                cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
-                ya, xa = max(0, cy - side // 2), max(0, cx - side // 2)
-                yb, xb = min(h, ya + side), min(w, xa + side)
-                ya, xa = max(0, yb - side), max(0, xb - side)
-                crop = rgb[ya:yb, xa:xb]
-                if max(h, w) / max(crop.shape[:2]) >= spec.refine.min_gain:
-                    fine = self._prob_whole(crop)
-                    prob = prob.copy()
-                    prob[ya:yb, xa:xb] = fine
-                    refined = True
-        mask = (prob >= threshold).astype(np.uint8)
-        px_scale = (max(h, w) / size) ** 2
-        if refined:
-            px_scale = min(px_scale, (max(h, w) / size) ** 2)
-        mask = clean_mask(mask, spec.postprocess, px_scale=px_scale)
+        if do_refine and max(rgb.shape[:2]) >= spec.input.size * spec.refine.min_gain:
+            box = self._refine_box(binarize(prob, spec))
+            if box is not None:
+                ya, yb, xa, xb = box
+                prob = prob.copy()
+                prob[ya:yb, xa:xb] = self._prob_whole(rgb[ya:yb, xa:xb])
+                refined = True
+        mask = binarize(prob, spec)
         ms = (time.perf_counter() - t0) * 1000
         return Segmentation(mask=mask, probability=prob, refined=refined, ms=ms)

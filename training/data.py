@@ -13,10 +13,9 @@ import torch
 from torch.utils.data import Dataset
 
 from service.contract import InputSpec, normalize
+from service.evaluation import pairs
 from service.imaging import read_mask as service_read_mask
 from service.imaging import read_photo
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
 @dataclass(frozen=True)
@@ -26,18 +25,8 @@ class Pair:
 
 
 def find_pairs(images_dir: Path, labels_dir: Path) -> list[Pair]:
-    """Photos in ``images_dir`` matched by stem to masks in ``labels_dir``."""
-    labels = {p.stem: p for p in Path(labels_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-    pairs = []
-    for img in sorted(Path(images_dir).iterdir()):
-        if img.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        if img.stem not in labels:
-            raise FileNotFoundError(f"no mask for {img} in {labels_dir}")
-        pairs.append(Pair(img, labels[img.stem]))
-    if not pairs:
-        raise FileNotFoundError(f"no photos in {images_dir}")
-    return pairs
+    """Photos matched by stem to masks: the same rule as ``woundscope evaluate``."""
+    return [Pair(image, label) for image, label in pairs(images_dir, labels_dir)]
 
 
 def split_pairs(root: Path, split: str) -> list[Pair]:

@@ -23,7 +23,7 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from service.contract import load_spec, preprocess
-from service.imaging import read_photo
+from service.imaging import PHOTO_SUFFIXES, read_photo
 
 
 class PhotoReader(CalibrationDataReader):
@@ -38,7 +38,7 @@ class PhotoReader(CalibrationDataReader):
 
 
 def quantize(model_dir: Path, images: Path, n: int = 32, seed: int = 0) -> Path:
-    photos = sorted(p for p in images.iterdir() if p.suffix.lower() in {".jpg", ".png"})
+    photos = sorted(p for p in images.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
     rng = np.random.default_rng(seed)
     chosen = [
         photos[i] for i in sorted(rng.choice(len(photos), min(n, len(photos)), replace=False))

@@ -20,9 +20,8 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
-
 from service.contract import preprocess
+from service.imaging import read_photo
 from service.inference import Segmenter
 from service.models import resolve_model
 
@@ -62,11 +61,7 @@ def accuracy_table(seg: Segmenter, fuseg: Path) -> list[str]:
 def latency_table(seg: Segmenter, runs: int, threads: int) -> list[str]:
     import onnxruntime as ort
 
-    rgb = np.asarray(
-        __import__("PIL.Image", fromlist=["Image"])
-        .open(ROOT / "data/samples/fuseg/images/0082.jpg")
-        .convert("RGB")
-    )
+    rgb = read_photo(ROOT / "data/samples/fuseg/images/0082.jpg").rgb
     x, _ = preprocess(rgb, seg.spec)
     results: list[tuple[str, float, str]] = []
     results.append(

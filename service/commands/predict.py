@@ -7,10 +7,10 @@ import typer
 
 from service.commands._util import fail
 
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"}
-
 
 def _inputs(paths: list[Path]) -> list[Path]:
+    from service.imaging import PHOTO_SUFFIXES
+
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
