@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -85,6 +85,12 @@ def _signed_in(request: Request, session: Session) -> tuple[Caller, str]:
 def _check_csrf(key: str, token: str) -> None:
     if not hmac.compare_digest(csrf_token(key), token or ""):
         raise Forbidden("the form expired or did not come from this dashboard: reload the page")
+
+
+def _error_page(request: Request, caller: Caller, key: str, exc: DomainError) -> HTMLResponse:
+    """A refused dashboard action: the same code and detail the API would answer."""
+    context = {"caller": caller, "csrf": csrf_token(key), "code": exc.code, "detail": exc.detail}
+    return _render(request, "error.html", context, exc.status)
 
 
 def _render(
@@ -469,13 +475,7 @@ def correct(
             reason=reason,
         )
     except DomainError as exc:
-        context = {
-            "caller": caller,
-            "csrf": csrf_token(key),
-            "code": exc.code,
-            "detail": exc.detail,
-        }
-        return _render(request, "error.html", context, exc.status)
+        return _error_page(request, caller, key, exc)
     return RedirectResponse(f"/dashboard/wounds/{row.wound_id}#{row.id}", status_code=303)
 
 
@@ -507,55 +507,26 @@ def observe(
             changes["accepted"] = True
         trial.update_assessment(session, caller, row, AssessmentUpdate(**changes))
     except DomainError as exc:
-        context = {
-            "caller": caller,
-            "csrf": csrf_token(key),
-            "code": exc.code,
-            "detail": exc.detail,
-        }
-        return _render(request, "error.html", context, exc.status)
+        return _error_page(request, caller, key, exc)
     return RedirectResponse(f"/dashboard/wounds/{row.wound_id}#{row.id}", status_code=303)
 
 
 @router.get("/studies/{study}/export.{kind}")
 def export(study: str, kind: str, request: Request, session: SessionDep) -> Response:
-    """The API's exports for a signed-in monitor or admin (audited the same way)."""
+    """The API's exports for a signed-in monitor or admin: the API's own handlers, so the
+    files and their audit entries are the same."""
     caller, key = _signed_in(request, session)
-    builders: dict[str, Callable[[Sequence[Any]], Any]] = {
-        "csv": lambda rows: export_routes.exports.measurements_csv(
-            rows, include_arm=caller.sees_arm
-        ),
-        "tu.csv": export_routes.exports.cdisc_tu_csv,
-        "tr.csv": export_routes.exports.cdisc_tr_csv,
-    }
     try:
         row = access.load_study(session, caller, study)
         if kind == "fhir.json":
-            base_url = str(request.base_url).rstrip("/") + "/fhir"
-            bundle = export_routes.run_export(
-                session,
-                caller,
-                row,
-                "fhir",
-                lambda rows: export_routes.exports.fhir_bundle(
-                    rows, base_url=base_url, include_arm=caller.sees_arm
-                ),
-            )
-            return Response(
-                json.dumps(bundle),
-                media_type="application/fhir+json",
-                headers={"Content-Disposition": f'attachment; filename="{row.id}-fhir.json"'},
-            )
-        if kind not in builders:
-            raise HTTPException(status_code=404, detail=f"no export {kind}")
-        text = export_routes.run_export(session, caller, row, kind.split(".")[0], builders[kind])
-    except DomainError as exc:
-        context = {
-            "caller": caller,
-            "csrf": csrf_token(key),
-            "code": exc.code,
-            "detail": exc.detail,
+            return export_routes.export_fhir(row, session, caller, request)
+        handlers = {
+            "csv": export_routes.export_csv,
+            "tu.csv": export_routes.export_tu,
+            "tr.csv": export_routes.export_tr,
         }
-        return _render(request, "error.html", context, exc.status)
-    suffix = {"csv": "measurements.csv", "tu.csv": "TU.csv", "tr.csv": "TR.csv"}[kind]
-    return export_routes.csv_response(text, f"{row.id}-{suffix}")
+        if kind not in handlers:
+            raise HTTPException(status_code=404, detail=f"no export {kind}")
+        return handlers[kind](row, session, caller)
+    except DomainError as exc:
+        return _error_page(request, caller, key, exc)
