@@ -47,6 +47,28 @@ def _commit_or_conflict(session: Session, what: str) -> None:
         raise AlreadyExists(f"{what} already exists") from None
 
 
+def _insert(
+    session: Session, caller: Caller, row: Any, *, kind: str, what: str, study_id: str
+) -> None:
+    """Add a new ``row`` (its id made by the database), audit ``<kind>.create`` and
+    commit; a duplicate answers ``already_exists`` naming ``what``."""
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise AlreadyExists(f"{what} already exists") from None
+    audit.record(
+        session,
+        caller,
+        f"{kind}.create",
+        f"{kind}/{row.id}",
+        study_id=study_id,
+        after=audit.snapshot(row),
+    )
+    _commit_or_conflict(session, what)
+
+
 # --- studies and sites ----------------------------------------------------------------
 
 
@@ -154,21 +176,8 @@ def create_subject(session: Session, caller: Caller, study: Study, data: Subject
             raise InvalidRequest("give the subject's 'site' (this key is not tied to one site)")
         site_pk = access.load_site(session, caller, study.id, data.site).pk
     subject = Subject(study_id=study.id, code=data.code, site_pk=site_pk, arm=data.arm)
-    session.add(subject)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        raise AlreadyExists(f"subject {data.code} already exists in study {study.id}") from None
-    audit.record(
-        session,
-        caller,
-        "subject.create",
-        f"subject/{subject.id}",
-        study_id=study.id,
-        after=audit.snapshot(subject),
-    )
-    _commit_or_conflict(session, f"subject {data.code}")
+    what = f"subject {data.code} in study {study.id}"
+    _insert(session, caller, subject, kind="subject", what=what, study_id=study.id)
     return subject
 
 
@@ -189,21 +198,8 @@ def create_wound(session: Session, caller: Caller, subject: Subject, data: Wound
     wound = Wound(
         subject_id=subject.id, label=data.label, location=data.location, index_leg=data.index_leg
     )
-    session.add(wound)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        raise AlreadyExists(f"wound {data.label} already exists for this subject") from None
-    audit.record(
-        session,
-        caller,
-        "wound.create",
-        f"wound/{wound.id}",
-        study_id=subject.study_id,
-        after=audit.snapshot(wound),
-    )
-    _commit_or_conflict(session, f"wound {data.label}")
+    what = f"wound {data.label} of this subject"
+    _insert(session, caller, wound, kind="wound", what=what, study_id=subject.study_id)
     return wound
 
 
