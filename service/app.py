@@ -69,6 +69,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # A second lifespan on a running app (a test harness or an ASGI host that starts
+        # it again) shares the open runtime and leaves closing it to the first.
+        if getattr(app.state, "runtime", None) is not None:
+            yield
+            return
         runtime = open_runtime(settings, metrics)
         app.state.runtime = runtime
         app.state.db = runtime.db
@@ -84,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            app.state.runtime = None
             runtime.close()
 
     app = FastAPI(

@@ -327,3 +327,22 @@ def test_request_logs_carry_no_patient_data(trial: Trial) -> None:
     text = stream.getvalue()
     for secret in ("PATIENT-XYZ", subject, wound, "left heel", "jane-doe"):
         assert secret not in text
+
+
+def test_a_second_lifespan_does_not_close_the_running_app(tmp_path: Path) -> None:
+    """schemathesis' ASGI transport (and some hosts) start the app's lifespan again on a
+    running app; ending that one must not shut the first one's worker pool."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    app = create_app(make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    with TestClient(app) as outer:
+        runtime = app.state.runtime
+        with TestClient(app) as inner:
+            assert inner.get("/healthz").status_code == 200
+            assert app.state.runtime is runtime
+        assert app.state.runtime is runtime
+        assert runtime.pool.run(sum, [1, 2]) == 3
+        assert outer.get("/healthz").status_code == 200
+    assert app.state.runtime is None

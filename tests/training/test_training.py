@@ -149,3 +149,30 @@ def test_ddp_on_cpu_with_two_gloo_processes(tiny_dataset: Path, tmp_path: Path) 
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "ddp" / "last.pt").exists()
+
+
+def test_recover_rebuilds_the_checkpoint_from_its_onnx(
+    trained: Path, tmp_path: Path, samples_dir: Path
+) -> None:
+    """A released folder holds only ONNX (BatchNorm folded into the convolutions);
+    training.recover puts the weights back into a trainable network with the same
+    function."""
+    import torch
+
+    from training.data import read_rgb
+    from training.export import export, load_checkpoint
+    from training.recover import recover
+
+    cfg, original = load_checkpoint(trained / "last.pt")
+    out = tmp_path / "tinyseg-0.0.1"
+    export(trained / "last.pt", out)
+    photos = [read_rgb(p) for p in sorted((samples_dir / "images").iterdir())[:3]]
+    model, info = recover(out / "model.onnx", cfg, photos)
+    assert info["batchnorms"] == info["convolutions"] - 1  # every conv but the head
+    x = torch.randn(2, 3, 96, 160, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        diff = (model.eval()(x) - original(x)).abs().max().item()
+    assert diff < 1e-3
+    # Trainable: a train-mode step runs and gives finite gradients.
+    model.train()(x).mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
