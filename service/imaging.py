@@ -56,6 +56,9 @@ class Photo:
         return int(self.rgb.shape[1])
 
 
+_ORIENTATION = 0x0112
+
+
 def _exif_datetime(img: Image.Image) -> datetime | None:
     try:
         exif = img.getexif()
@@ -141,7 +144,9 @@ def decode_photo(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img.load()
-            shown: Image.Image = ImageOps.exif_transpose(img) or img
+            # exif_transpose copies the image even when there is nothing to turn.
+            turned = img.getexif().get(_ORIENTATION, 1) not in (None, 1)
+            shown: Image.Image = (ImageOps.exif_transpose(img) or img) if turned else img
             rgb = _to_rgb8(shown)
     except ImageError:
         raise
@@ -180,7 +185,8 @@ def read_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
 def encode_png(array: np.ndarray) -> bytes:
     """A mask or image -> PNG bytes, with no metadata."""
     buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG", optimize=False)
+    # zlib level 1: a tenth of the default's time on a photo-sized mask, a few kB more.
+    Image.fromarray(array).save(buf, format="PNG", optimize=False, compress_level=1)
     return buf.getvalue()
 
 
