@@ -176,3 +176,22 @@ def test_recover_rebuilds_the_checkpoint_from_its_onnx(
     # Trainable: a train-mode step runs and gives finite gradients.
     model.train()(x).mean().backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_release_exports_quantizes_measures_and_never_overwrites(
+    trained: Path, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    from service.contract import load_spec, sha256_file
+    from training.release import release
+
+    metrics = release(trained / "last.pt", "0.0.2", tiny_dataset, tmp_path, "tiny test run")
+    folder = tmp_path / "tinyseg-0.0.2"
+    spec = load_spec(folder)
+    assert spec.onnx.sha256 == sha256_file(folder / "model.onnx")
+    assert spec.metrics["pooled_dice"] == metrics["pooled_dice"]
+    assert {"fp32_pooled_dice", "int8_pooled_dice"} & spec.metrics.keys()
+    assert spec.training["recipe"] == "tiny test run"
+    assert not list(tmp_path.glob("_staging-*"))
+    with pytest.raises(SystemExit, match="never overwritten"):
+        release(trained / "last.pt", "0.0.2", tiny_dataset, tmp_path, "")
+    assert not list(tmp_path.glob("_staging-*"))
