@@ -2,7 +2,7 @@
 PyTorch when only the CPU build of ONNX Runtime is installed), batch 1, 8 and 32, and
 the service's throughput with the CUDA provider when the service can run there.
 
-    python benchmarks/gpu/bench_gpu.py --out "$OUT" [--model models/ulcerseg-1.1.0]
+    python benchmarks/gpu/bench_gpu.py --out "$OUT" [--model models/ulcerseg-1.2.0]
 
 Writes ``gpu.md`` (a table) and ``gpu.json`` into ``--out``. Every row says which
 engine produced it; nothing is silently substituted.
@@ -128,11 +128,16 @@ def bench_service(out: Path, seconds: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "ulcerseg-0.1.0")
+    parser.add_argument("--model", type=Path, default=None, help="default: the bundled default")
     parser.add_argument("--batches", default="1,8,32")
     parser.add_argument("--seconds", type=float, default=8.0, help="per configuration")
     parser.add_argument("--service-seconds", type=float, default=60.0)
     args = parser.parse_args()
+    if args.model is None:
+        sys.path.insert(0, str(ROOT))
+        from service.models import resolve_model
+
+        args.model = resolve_model(None)
     args.out.mkdir(parents=True, exist_ok=True)
     batches = [int(b) for b in args.batches.split(",")]
     result: dict[str, Any] = {
