@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from service.measure import QualityLimits
 
 
@@ -36,8 +37,8 @@ class Settings(BaseSettings):
         default="",
         description="Default model (folder or installed id); empty = highest installed.",
     )
-    max_upload_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
-    max_pixels: int = Field(default=50_000_000, ge=10_000)
+    max_upload_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1024)
+    max_pixels: int = Field(default=DEFAULT_MAX_PIXELS, ge=10_000)
     inference_workers: int = Field(default=2, ge=1, le=64)
     """Threads doing CPU-bound work (decode, segment, measure, overlay) at once."""
     inference_queue: int = Field(default=8, ge=0, le=1024)

@@ -317,6 +317,7 @@ def load_demo(
     Keys are made first and recorded in ``data_dir/demo-keys.json``, so a run that
     was interrupted resumes (replay is idempotent) instead of loading twice.
     """
+    from service.scene import MARKER_MM
     from service.simulate import SITES, simulate_trial
 
     recorded = _load_keys(data_dir)
@@ -327,7 +328,7 @@ def load_demo(
         say("resuming an interrupted demo load")
     else:
         admin = admin_key or first_admin_key("demo admin")
-        create_study(client, admin, DEMO_STUDY, "Virtual trial (demo)", 20.0, list(SITES))
+        create_study(client, admin, DEMO_STUDY, "Virtual trial (demo)", MARKER_MM, list(SITES))
         keys = [DemoKey("admin", "demo admin", None, admin)]
         for site in SITES:
             for role, person in (("uploader", "nurse"), ("clinician", "clinician")):

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from service.scene import ARUCO_DICTIONARY, MARKER_CELLS, marker_cells
+from service.scene import ARUCO_DICTIONARY, MARKER_CELLS, MARKER_MM, marker_cells
 
 # Detection runs on a copy at most this many pixels on its long side; the corners
 # are then refined on the full-resolution photo.
@@ -366,7 +366,7 @@ def _sheet(marker_mm: float) -> list[_Rect | _Line | _Text]:
     return items
 
 
-def marker_sheet_pdf(marker_mm: float = 20.0) -> bytes:
+def marker_sheet_pdf(marker_mm: float = MARKER_MM) -> bytes:
     """An A4 PDF of markers at true size (outer black square ``marker_mm`` a side)."""
     from reportlab.lib.units import mm
     from reportlab.pdfgen import canvas
@@ -405,7 +405,7 @@ def marker_sheet_pdf(marker_mm: float = 20.0) -> bytes:
     return buf.getvalue()
 
 
-def marker_sheet_png(marker_mm: float = 20.0, dpi: int = 600) -> bytes:
+def marker_sheet_png(marker_mm: float = MARKER_MM, dpi: int = 600) -> bytes:
     """The same sheet as a PNG whose DPI tag makes it print at true size."""
     from PIL import Image, ImageDraw, ImageFont
 

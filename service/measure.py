@@ -44,6 +44,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.marker import DetectedMarker, detect_markers
+from service.scene import MARKER_MM
 
 Calibration = Literal["marker", "px_per_mm", "ruler", "none"]
 
@@ -490,7 +491,7 @@ def measure(
     rgb: np.ndarray,
     mask: np.ndarray,
     *,
-    marker_mm: float = 20.0,
+    marker_mm: float = MARKER_MM,
     px_per_mm: float | None = None,
     ruler: Ruler | tuple[float, float, float, float, float] | None = None,
     target_point: tuple[float, float] | None = None,

@@ -32,6 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from service.scene import MARKER_MM
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -69,7 +71,7 @@ class Study(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     """The client's short code (e.g. ``REX-001``), unique on the server."""
     name: Mapped[str] = mapped_column(String(200))
-    marker_mm: Mapped[float] = mapped_column(Float, default=20.0)
+    marker_mm: Mapped[float] = mapped_column(Float, default=MARKER_MM)
     """Side of the printed marker's outer black square (mm)."""
     model: Mapped[str | None] = mapped_column(String(100), default=None)
     """Pinned model id (``ulcerseg-1.2.0``); None = the server's default."""

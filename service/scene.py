@@ -31,6 +31,9 @@ from PIL import Image
 
 ARUCO_DICTIONARY = cv2.aruco.DICT_4X4_50
 MARKER_CELLS = 6
+MARKER_MM = 20.0
+"""Side of the printed marker's outer black square (mm), as the marker sheet prints it:
+the default of a study, the sheet and the simulator."""
 """A DICT_4X4_50 marker is 4 x 4 data cells inside a one-cell black border."""
 INK_RGB = (22, 22, 22)
 PAPER_RGB = (238, 238, 232)
@@ -64,7 +67,7 @@ def paste_marker(
     plane_rgb: np.ndarray,
     plane_px_per_mm: float,
     center_mm: tuple[float, float],
-    marker_mm: float = 20.0,
+    marker_mm: float = MARKER_MM,
     marker_id: int = 0,
     rotation_deg: float = 0.0,
     quiet_zone_mm: float | None = None,

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from service.scene import MARKER_MM
+
 T = TypeVar("T")
 
 # The clinic's wall-clock time, ISO 8601 without a time zone (RFC 3339 "date-time"
@@ -40,7 +42,9 @@ class Page(BaseModel, Generic[T]):
 class StudyCreate(_In):
     id: str = Field(pattern=CODE_PATTERN, examples=["REX-001"])
     name: str = Field(min_length=1, max_length=200, examples=["REX-001 CLTI ulcer healing"])
-    marker_mm: float = Field(default=20.0, gt=1, lt=500, description="Printed marker side (mm)")
+    marker_mm: float = Field(
+        default=MARKER_MM, gt=1, lt=500, description="Printed marker side (mm)"
+    )
     model: str | None = Field(
         default=None,
         description="Pinned model id; none = the server's default",

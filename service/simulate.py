@@ -49,7 +49,6 @@ from service import endpoints, scene
 from service.imaging import encode_png
 
 DEFAULT_SOURCE = Path(__file__).resolve().parents[1] / "data" / "samples" / "fuseg"
-MARKER_MM = 20.0
 STUDY_START = date(2026, 1, 5)
 ARMS = ("active", "control")
 SITES = ("A", "B")
@@ -470,7 +469,7 @@ def photograph(
     wound: np.ndarray,
     spots_mm: np.ndarray,
     wound_box_mm: np.ndarray,
-    marker_mm: float = MARKER_MM,
+    marker_mm: float = scene.MARKER_MM,
 ) -> Shot:
     """Heal the plane to ``wound``, lay a marker beside it, light it, photograph it.
 
@@ -576,7 +575,7 @@ def _wound_photos(
     """Render every visit of one wound: (photo path, mask path, shot)."""
     rng = np.random.default_rng(seed)
     stage = _stage(source, plan.flip, plan.source_px_per_mm, PHOTO_PX_PER_MM[1])
-    paper_mm = MARKER_MM * (1 + 2 / scene.MARKER_CELLS)
+    paper_mm = scene.MARKER_MM * (1 + 2 / scene.MARKER_CELLS)
     spots_mm = marker_spots_mm(stage, paper_mm)
     while len(spots_mm) == 0:  # no room beside the wound: the scene extends, mirrored
         stage = _pad(stage, int(paper_mm * stage.px_per_mm))
@@ -667,6 +666,6 @@ def simulate_trial(
             }
         )
     write_json(out_dir / "scene.json", {"seed": seed, "photos": scenes})
-    truth = {"seed": seed, "marker_mm": MARKER_MM, "photos": photos, "wounds": wounds}
+    truth = {"seed": seed, "marker_mm": scene.MARKER_MM, "photos": photos, "wounds": wounds}
     write_json(out_dir / "truth.json", truth)
     return truth

@@ -176,10 +176,11 @@ async def run_phase(
 def baselines(photos: list[bytes], threads: int, seconds: float) -> dict[str, Any]:
     """Raw ONNX Runtime and the in-process pipeline, ``threads`` at a time."""
     from service.contract import preprocess
-    from service.imaging import decode_photo
+    from service.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_photo
     from service.inference import Segmenter
     from service.models import resolve_model
     from service.pipeline import Calibration, analyse_upload, measure_mask
+    from service.scene import MARKER_MM
 
     segmenter = Segmenter(resolve_model(os.environ.get("WOUNDSCOPE_MODEL") or None))
     decoded = [decode_photo(p).rgb for p in photos]
@@ -210,7 +211,7 @@ def baselines(photos: list[bytes], threads: int, seconds: float) -> dict[str, An
     def pipeline(i: int) -> None:
         rgb = decode_photo(photos[i % len(photos)]).rgb
         seg = segmenter.segment(rgb)
-        measure_mask(rgb, seg.mask, marker_mm=20.0, cal=Calibration())
+        measure_mask(rgb, seg.mask, marker_mm=MARKER_MM, cal=Calibration())
 
     def upload_work(i: int) -> None:
         # Everything a service worker does for an upload: also the re-encode of the
@@ -219,10 +220,10 @@ def baselines(photos: list[bytes], threads: int, seconds: float) -> dict[str, An
             photos[i % len(photos)],
             name="photo.jpg",
             segmenter=segmenter,
-            marker_mm=20.0,
+            marker_mm=MARKER_MM,
             cal=Calibration(),
-            max_bytes=64 * 1024 * 1024,
-            max_pixels=10**9,
+            max_bytes=DEFAULT_MAX_BYTES,
+            max_pixels=DEFAULT_MAX_PIXELS,
         )
 
     return {

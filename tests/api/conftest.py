@@ -29,12 +29,12 @@ from service.auth import Caller, create_key
 from service.config import Settings
 from service.db import Database, upgrade
 from service.models import installed_models
+from service.scene import MARKER_MM
 from tests.conftest import need
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "data" / "samples" / "fuseg"
 PLANE_PX_PER_MM = 10.0
-MARKER_MM = 20.0
 
 
 def need_model() -> str:
