@@ -67,3 +67,14 @@ def evaluate(
                     ]
                 )
     return summary
+
+
+def model_metrics(model_dir: Path, images: Path, labels: Path) -> dict:
+    """What ``model.json`` records about a model folder's accuracy on a split: the
+    metrics of ``evaluate``, without latency (that belongs to benchmarks, measured side
+    by side) and with the split it was measured on."""
+    metrics = evaluate(Segmenter(model_dir), images, labels)
+    metrics.pop("median_ms", None)
+    metrics.pop("model", None)
+    metrics["split"] = str(images)
+    return metrics

@@ -59,9 +59,16 @@ class Photo:
 _ORIENTATION = 0x0112
 
 
-def _exif_datetime(img: Image.Image) -> datetime | None:
+def _exif(img: Image.Image) -> Image.Exif:
+    """The photo's EXIF block, read once; empty when it is broken (never breaks decoding)."""
     try:
-        exif = img.getexif()
+        return img.getexif()
+    except Exception:  # noqa: BLE001
+        return Image.Exif()
+
+
+def _exif_datetime(exif: Image.Exif) -> datetime | None:
+    try:
         value = exif.get_ifd(0x8769).get(36867) or exif.get(306)
         if value:
             return datetime.strptime(str(value).strip("\x00 "), "%Y:%m:%d %H:%M:%S")
@@ -139,13 +146,14 @@ def decode_photo(
             f" {max_pixels / 1e6:.0f} megapixels",
             413,
         )
-    captured_at = _exif_datetime(img)
+    exif = _exif(img)
+    captured_at = _exif_datetime(exif)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img.load()
             # exif_transpose copies the image even when there is nothing to turn.
-            turned = img.getexif().get(_ORIENTATION, 1) not in (None, 1)
+            turned = exif.get(_ORIENTATION, 1) not in (None, 1)
             shown: Image.Image = (ImageOps.exif_transpose(img) or img) if turned else img
             rgb = _to_rgb8(shown)
     except ImageError:

@@ -25,6 +25,9 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from service.contract import load_spec, preprocess
 from service.imaging import PHOTO_SUFFIXES, read_photo
 
+CALIBRATION_PHOTOS = 32
+"""Training photos the activation ranges are calibrated on."""
+
 
 class PhotoReader(CalibrationDataReader):
     def __init__(self, photos: list[Path], model_dir: Path):
@@ -37,7 +40,7 @@ class PhotoReader(CalibrationDataReader):
         return None if x is None else {self.name: x}
 
 
-def quantize(model_dir: Path, images: Path, n: int = 32, seed: int = 0) -> Path:
+def quantize(model_dir: Path, images: Path, n: int = CALIBRATION_PHOTOS, seed: int = 0) -> Path:
     photos = sorted(p for p in images.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
     rng = np.random.default_rng(seed)
     chosen = [
@@ -64,7 +67,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("model_dir", type=Path)
     ap.add_argument("--images", type=Path, required=True)
-    ap.add_argument("--n", type=int, default=32)
+    ap.add_argument("--n", type=int, default=CALIBRATION_PHOTOS)
     args = ap.parse_args()
     print(quantize(args.model_dir, args.images, args.n))
 

@@ -13,7 +13,7 @@ from the released weights (``model.init_checkpoint``):
   the network computes exactly the ONNX function; in train mode batch statistics
   replace ``m`` and ``v`` and the layer stays close to it.
 
-``python -m training.recover models/ulcerseg-1.1.0 --config CFG --out FILE``
+``python -m training.recover models/ulcerseg-1.2.0 --out FILE [--data DATASET_ROOT]``
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import typer
 from onnx import numpy_helper
 from torch import nn
 
-from service.contract import load_spec, preprocess
-from training.config import Config, load_config
+from service.contract import ModelSpec, load_spec, preprocess
+from training.config import Config, DataConfig, ModelConfig
 from training.data import read_rgb, split_pairs
 from training.train import build_model
 
@@ -151,18 +151,35 @@ def recover(
     return model, {"convolutions": len(convs), "batchnorms": len(fused_bias)}
 
 
+def config_from_spec(spec: ModelSpec, data_root: Path) -> Config:
+    """The network a released folder holds, from its ``model.json`` (the inverse of
+    ``training.train.model_spec``): no second source for the architecture."""
+    arch = spec.architecture
+    model = ModelConfig(
+        name=spec.name,
+        version=spec.version,
+        encoder=arch["encoder"],
+        decoder_channels=list(arch["decoder_channels"]),
+        head_stride=arch["head_stride"],
+        input_size=spec.input.size,
+    )
+    return Config(data=DataConfig(root=data_root), model=model)
+
+
 def main(
     model_dir: Path = typer.Argument(..., help="released model folder (model.onnx, model.json)"),
-    config: Path = typer.Option(..., help="the training config the model was built with"),
+    data: Path = typer.Option(
+        Path("../shared/datasets/fuseg2021"), help="dataset root; BatchNorm statistics use train/"
+    ),
     out: Path = typer.Option(..., help="checkpoint to write (use as model.init_checkpoint)"),
     photos: int = typer.Option(64, help="how many photos to measure on"),
     onnx_file: str = typer.Option("model.onnx", help="which ONNX file of the folder"),
 ) -> None:
-    cfg = load_config(config)
+    spec = load_spec(model_dir)
+    cfg = config_from_spec(spec, data)
     # Statistics from training photos only (never validation).
     rgbs = [read_rgb(p.image) for p in split_pairs(cfg.data.root, cfg.data.train_split)[:photos]]
     model, info = recover(model_dir / onnx_file, cfg, rgbs)
-    spec = load_spec(model_dir)
     # Same function as the ONNX model? Compare logits on one photo.
     import onnxruntime as ort
 

@@ -18,63 +18,62 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
-from service.contract import load_spec, save_spec, sha256_file
-from service.evaluation import evaluate
-from service.inference import Segmenter
+import torch
+
+from service.contract import save_spec, sha256_file
+from service.evaluation import model_metrics
+from training.config import Config
 from training.export import export, run_info
-from training.quantize import quantize
+from training.quantize import CALIBRATION_PHOTOS, quantize
 
 INT8_MAX_DICE_LOSS = 0.002
 
 
-def _evaluate(model_dir: Path, data: Path) -> dict:
-    split = data / "validation"
-    metrics = evaluate(Segmenter(model_dir), split / "images", split / "labels")
-    metrics.pop("median_ms", None)  # latency belongs to benchmarks
-    metrics.pop("model", None)
-    return metrics
-
-
 def release(checkpoint: Path, version: str, data: Path, models: Path, recipe: str) -> dict:
-    info = run_info(checkpoint.parent)
-    if recipe:
-        info["recipe"] = recipe
-    spec = export(checkpoint, models / f"_staging-{version}", training_info=info, version=version)
-    staging, out = models / f"_staging-{version}", models / spec.id
+    cfg = Config.model_validate(
+        torch.load(checkpoint, map_location="cpu", weights_only=False)["config"]
+    )
+    out = models / f"{cfg.model.name}-{version}"
     if out.exists():
-        shutil.rmtree(staging)
         raise SystemExit(f"{out} exists: a released version is never overwritten")
-    fp32 = _evaluate(staging, data)
-    print(f"fp32: {json.dumps(fp32)}", flush=True)
-    int8_path = quantize(staging, data / "train" / "images")
-    (staging / "model.onnx").rename(staging / "model.fp32.onnx")
-    int8_path.rename(staging / "model.onnx")
-    spec.onnx.sha256 = sha256_file(staging / "model.onnx")
-    save_spec(spec, staging)
-    int8 = _evaluate(staging, data)
-    print(f"int8: {json.dumps(int8)}", flush=True)
-    use_int8 = fp32["pooled_dice"] - int8["pooled_dice"] <= INT8_MAX_DICE_LOSS
-    if not use_int8:
-        (staging / "model.onnx").rename(staging / "model.int8.onnx")
-        (staging / "model.fp32.onnx").rename(staging / "model.onnx")
-    spec = load_spec(staging)
-    spec.onnx.sha256 = sha256_file(staging / "model.onnx")
+    staging = models / f"_staging-{version}"
+    info = run_info(checkpoint.parent) | ({"recipe": recipe} if recipe else {})
+    spec = export(checkpoint, staging, training_info=info, version=version)
+    val = data / "validation"
+
+    def measure(onnx_file: str) -> dict:
+        """Metrics of ``onnx_file`` as the folder's model.onnx (the runtime checks sha256)."""
+        (staging / onnx_file).replace(staging / "model.onnx")
+        spec.onnx.sha256 = sha256_file(staging / "model.onnx")
+        save_spec(spec, staging)
+        metrics = model_metrics(staging, val / "images", val / "labels")
+        (staging / "model.onnx").replace(staging / onnx_file)
+        print(f"{onnx_file}: {json.dumps(metrics)}", flush=True)
+        return metrics
+
+    quantize(staging, data / "train" / "images")  # model.onnx (fp32) -> model.int8.onnx
+    (staging / "model.onnx").replace(staging / "model.fp32.onnx")
+    fp32, int8 = measure("model.fp32.onnx"), measure("model.int8.onnx")
+    loss = fp32["pooled_dice"] - int8["pooled_dice"]
+    use_int8 = loss <= INT8_MAX_DICE_LOSS
     chosen, other, other_name = (int8, fp32, "fp32") if use_int8 else (fp32, int8, "int8")
+    (staging / ("model.int8.onnx" if use_int8 else "model.fp32.onnx")).replace(
+        staging / "model.onnx"
+    )
+    spec.onnx.sha256 = sha256_file(staging / "model.onnx")
     spec.metrics = {
         **chosen,
-        "split": "FUSeg 2021 validation (200 photos)",
         "measured_by": f"woundscope evaluate --model {spec.id} (this model.onnx)",
         f"{other_name}_pooled_dice": other["pooled_dice"],
         f"{other_name}_mean_dice": other["mean_dice"],
     }
     spec.training["quantization"] = (
         "static int8 (QDQ, per-channel int8 weights, uint8 activations, MinMax calibration on"
-        " 32 FUSeg train photos: python -m training.quantize)"
+        f" {CALIBRATION_PHOTOS} train photos: python -m training.quantize)"
         if use_int8
-        else f"fp32: int8 lost {fp32['pooled_dice'] - int8['pooled_dice']:.4f} pooled Dice"
+        else f"fp32: int8 lost {loss:.4f} pooled Dice"
     )
     save_spec(spec, staging)
     staging.rename(out)

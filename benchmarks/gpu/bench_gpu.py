@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # service/ and training/ without an install (the lent machine)
 
 
 def _timed(fn: Any, batch: int, seconds: float, sync: Any = None) -> dict[str, float]:
@@ -70,7 +71,6 @@ def bench_torch(model_dir: Path, batches: list[int], seconds: float) -> list[dic
     arithmetic, and so the throughput, does not depend on the weights' values."""
     import torch
 
-    sys.path.insert(0, str(ROOT))
     from training.model import WoundNet
 
     spec = json.loads((model_dir / "model.json").read_text())
@@ -134,7 +134,6 @@ def main() -> None:
     parser.add_argument("--service-seconds", type=float, default=60.0)
     args = parser.parse_args()
     if args.model is None:
-        sys.path.insert(0, str(ROOT))
         from service.models import resolve_model
 
         args.model = resolve_model(None)

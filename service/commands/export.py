@@ -22,8 +22,7 @@ def export(
     import json
 
     from service.contract import save_spec
-    from service.evaluation import evaluate
-    from service.inference import Segmenter
+    from service.evaluation import model_metrics
     from training.export import export as run
     from training.export import run_info
 
@@ -32,10 +31,7 @@ def export(
         f"exported {spec.id} to {out} (parity max |diff| {spec.training['parity_max_abs_diff']:.2e})"
     )
     if images and labels:
-        metrics = evaluate(Segmenter(out), images, labels)
-        metrics["split"] = str(images)
-        # Latency belongs to benchmarks (measured side by side), not to the contract.
-        metrics.pop("median_ms", None)
+        metrics = model_metrics(out, images, labels)
         spec.metrics = metrics
         save_spec(spec, out)
         typer.echo(json.dumps(metrics))
