@@ -37,6 +37,11 @@ class TrainConfig(_Strict):
     batch_size: int = 8
     crop_px: int = 256
     wound_crop_prob: float = 0.7
+    reframe_prob: float = 0.0
+    """Share of samples re-framed so the wound fills a fraction drawn from reframe_fill."""
+    reframe_fill: tuple[float, float] = (0.003, 0.5)
+    strong_photometric: bool = False
+    """White balance, exposure, wider colour jitter and perspective (other cameras)."""
     lr: float = 1e-3
     encoder_lr_mult: float = 0.5
     weight_decay: float = 1e-4

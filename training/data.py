@@ -16,6 +16,7 @@ from service.contract import InputSpec, normalize
 from service.evaluation import pairs
 from service.imaging import read_mask as service_read_mask
 from service.imaging import read_photo
+from service.reframe import reframe
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def read_mask(path: Path) -> np.ndarray:
     return (service_read_mask(path) > 0).astype(np.uint8)
 
 
-def geometric_augment() -> A.Compose:
+def geometric_augment(perspective: bool = False) -> A.Compose:
     return A.Compose(
         [
             A.Affine(
@@ -67,6 +68,10 @@ def geometric_augment() -> A.Compose:
                 border_mode=cv2.BORDER_REFLECT_101,
                 p=0.8,
             ),
+            # A phone held at an angle; the aspect of the wound changes with it.
+            A.Perspective(scale=(0.02, 0.08), border_mode=cv2.BORDER_REFLECT_101, p=0.3)
+            if perspective
+            else A.NoOp(),
             A.HorizontalFlip(p=0.5),
             A.VerticalFlip(p=0.5),
             A.RandomRotate90(p=0.5),
@@ -74,11 +79,25 @@ def geometric_augment() -> A.Compose:
     )
 
 
-def photometric_augment() -> A.Compose:
-    """The variety of phone photos: colour, light, blur, noise, compression."""
+def photometric_augment(strong: bool = False) -> A.Compose:
+    """The variety of phone photos: colour, light, blur, noise, compression.
+
+    ``strong`` adds what other clinics' cameras do: white balance (per-channel gain),
+    exposure (gamma), and wider colour jitter, for eschar, slough and darker skin."""
+    extra = (
+        [
+            A.RGBShift(r_shift_limit=20, g_shift_limit=15, b_shift_limit=20, p=0.4),
+            A.RandomGamma(gamma_limit=(60, 150), p=0.4),
+            A.ToGray(p=0.03),
+        ]
+        if strong
+        else []
+    )
+    jitter = (0.4, 0.4, 0.45, 0.06) if strong else (0.3, 0.3, 0.3, 0.04)
     return A.Compose(
         [
-            A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.04, p=0.8),
+            *extra,
+            A.ColorJitter(*jitter, p=0.8),
             A.OneOf([A.GaussianBlur(blur_limit=(3, 7)), A.MotionBlur(blur_limit=(3, 9))], p=0.3),
             A.GaussNoise(std_range=(0.01, 0.06), p=0.3),
             A.ImageCompression(quality_range=(40, 95), p=0.4),
@@ -108,10 +127,30 @@ def wound_biased_crop(
     return rgb[y0 : y0 + crop, x0 : x0 + crop], mask[y0 : y0 + crop, x0 : x0 + crop]
 
 
-class CropDataset(Dataset):
-    """Random, wound-biased crops of augmented photos, held in memory."""
+def sample_fill(rng: np.random.Generator, fill_range: tuple[float, float]) -> float:
+    """A wound fraction drawn log-uniformly: as many zoomed-out views as close-ups."""
+    lo, hi = np.log(fill_range[0]), np.log(fill_range[1])
+    return float(np.exp(rng.uniform(lo, hi)))
 
-    def __init__(self, pairs: list[Pair], spec: InputSpec, crop: int, wound_prob: float, seed: int):
+
+class CropDataset(Dataset):
+    """Random, wound-biased crops of augmented photos, held in memory.
+
+    With probability ``reframe_prob`` a photo with a wound is instead re-framed
+    (``service.reframe``) so the wound fills a fraction drawn from ``reframe_fill``:
+    from zoomed far out (reflect-padded) to a close-up that fills half the frame."""
+
+    def __init__(
+        self,
+        pairs: list[Pair],
+        spec: InputSpec,
+        crop: int,
+        wound_prob: float,
+        seed: int,
+        reframe_prob: float = 0.0,
+        reframe_fill: tuple[float, float] = (0.003, 0.5),
+        strong_photometric: bool = False,
+    ):
         self.images = [read_rgb(p.image) for p in pairs]
         self.masks = [read_mask(p.label) for p in pairs]
         self.spec = spec
@@ -119,8 +158,10 @@ class CropDataset(Dataset):
         self.wound_prob = wound_prob
         self.seed = seed
         self.epoch = 0
-        self.geo = geometric_augment()
-        self.photo = photometric_augment()
+        self.reframe_prob = reframe_prob
+        self.reframe_fill = reframe_fill
+        self.geo = geometric_augment(perspective=strong_photometric)
+        self.photo = photometric_augment(strong=strong_photometric)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -131,7 +172,14 @@ class CropDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, i])
         g = self.geo(image=self.images[i], mask=self.masks[i])
-        img, mask = wound_biased_crop(g["image"], g["mask"], self.crop, self.wound_prob, rng)
+        if self.reframe_prob and g["mask"].any() and rng.random() < self.reframe_prob:
+            fill = sample_fill(rng, self.reframe_fill)
+            # Off-centre by up to 40 % of the room the wound leaves, so it stays in view.
+            room = 0.4 * (1 - np.sqrt(fill)) / 2
+            jitter = (float(rng.uniform(-room, room)), float(rng.uniform(-room, room)))
+            img, mask = reframe(g["image"], g["mask"], fill, self.crop, jitter=jitter)
+        else:
+            img, mask = wound_biased_crop(g["image"], g["mask"], self.crop, self.wound_prob, rng)
         img = self.photo(image=np.ascontiguousarray(img))["image"]
         x = torch.from_numpy(normalize(img, self.spec))
         y = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None]

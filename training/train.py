@@ -120,7 +120,14 @@ def train(cfg: Config, resume: Path | None = None) -> dict:
         )
 
     dataset = CropDataset(
-        train_pairs, spec.input, cfg.train.crop_px, cfg.train.wound_crop_prob, cfg.train.seed
+        train_pairs,
+        spec.input,
+        cfg.train.crop_px,
+        cfg.train.wound_crop_prob,
+        cfg.train.seed,
+        reframe_prob=cfg.train.reframe_prob,
+        reframe_fill=cfg.train.reframe_fill,
+        strong_photometric=cfg.train.strong_photometric,
     )
     sampler = DistributedSampler(dataset, seed=cfg.train.seed) if distributed else None
     loader = DataLoader(
