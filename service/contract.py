@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -56,6 +56,20 @@ class RefineSpec(_Strict):
     margin_frac: float = 0.35
 
 
+class PassSpec(_Strict):
+    """One look at the whole photo. Passes are averaged (``ModelSpec.combine``)."""
+
+    zoom: float = Field(default=1.0, gt=0.05, le=1.0)
+    """The photo's longer side as a share of the input square: 1.0 is the plain
+    letterbox; 0.5 shows the photo at half that size inside a reflect-padded canvas,
+    so a wound that fills a close-up looks as large as the wounds the model learned."""
+    hflip: bool = False
+    min_fill: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Make this pass only when the passes before it found a wound covering at least
+    this share of the photo (a zoomed-out look is for close-ups; it costs a far shot
+    nothing)."""
+
+
 class OnnxSpec(_Strict):
     file: str = "model.onnx"
     sha256: str = ""
@@ -72,6 +86,10 @@ class ModelSpec(_Strict):
     output: OutputSpec = Field(default_factory=OutputSpec)
     postprocess: PostprocessSpec = Field(default_factory=PostprocessSpec)
     refine: RefineSpec = Field(default_factory=RefineSpec)
+    passes: list[PassSpec] = Field(default_factory=lambda: [PassSpec()], min_length=1)
+    """The whole-photo passes the runtime makes, in order."""
+    combine: Literal["mean", "max"] = "mean"
+    """How the passes' probabilities become one."""
     onnx: OnnxSpec = Field(default_factory=OnnxSpec)
     architecture: dict[str, Any] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict)
@@ -153,6 +171,36 @@ def preprocess(
     """A photo (uint8 RGB, any size) -> the model's 1x3xSxS float32 input and its letterbox."""
     boxed, box = letterbox(rgb, spec.input, size)
     return normalize(boxed, spec.input)[None], box
+
+
+def reflect_pad(img: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+    """Mirror the image outward (BORDER_REFLECT_101), repeating when a pad exceeds it."""
+    while top or bottom or left or right:
+        h, w = img.shape[:2]
+        if h < 2 or w < 2:
+            return cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_REPLICATE)
+        t, b, lft, r = min(top, h - 1), min(bottom, h - 1), min(left, w - 1), min(right, w - 1)
+        img = cv2.copyMakeBorder(img, t, b, lft, r, cv2.BORDER_REFLECT_101)
+        top, bottom, left, right = top - t, bottom - b, left - lft, right - r
+    return img
+
+
+def zoomed(
+    rgb: np.ndarray, spec: ModelSpec, zoom: float, size: int | None = None
+) -> tuple[np.ndarray, Letterbox]:
+    """Like ``preprocess``, with the photo's longer side at ``zoom`` x the square and the
+    rest of the square reflect-padded (``unbox`` drops the padding again)."""
+    if zoom >= 1.0:
+        return preprocess(rgb, spec, size)
+    size = size or spec.input.size
+    h, w = rgb.shape[:2]
+    scale = zoom * size / max(h, w)
+    new_h, new_w = max(2, round(h * scale)), max(2, round(w * scale))
+    small = cv2.resize(rgb, (new_w, new_h), interpolation=_interp(spec.input, scale < 1))
+    canvas = reflect_pad(small, 0, size - new_h, 0, size - new_w)
+    return normalize(np.ascontiguousarray(canvas), spec.input)[None], Letterbox(
+        h, w, size, scale, new_h, new_w
+    )
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

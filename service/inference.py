@@ -20,12 +20,14 @@ import onnxruntime as ort
 
 from service.contract import (
     ModelSpec,
+    PassSpec,
     binarize,
     load_spec,
     preprocess,
     probability,
     sha256_file,
     unbox,
+    zoomed,
 )
 
 
@@ -96,6 +98,29 @@ class Segmenter:
         x, box = preprocess(rgb, self.spec, size)
         return unbox(probability(self.run_batch(x)[0], self.spec), box)
 
+    def _prob_pass(self, rgb: np.ndarray, look: PassSpec) -> np.ndarray:
+        x, box = zoomed(rgb, self.spec, look.zoom)
+        if look.hflip:
+            out = self.run_batch(np.ascontiguousarray(x[..., ::-1]))[0][:, ::-1]
+        else:
+            out = self.run_batch(x)[0]
+        return unbox(probability(out, self.spec), box)
+
+    def _prob_passes(self, rgb: np.ndarray) -> np.ndarray:
+        """Every pass of ``model.json`` over the whole photo, combined."""
+        spec = self.spec
+        probs: list[np.ndarray] = []
+        combined = np.zeros(rgb.shape[:2], np.float32)
+        for look in spec.passes:
+            if probs and look.min_fill > 0:
+                fill = np.count_nonzero(combined >= spec.output.threshold) / combined.size
+                if fill < look.min_fill:
+                    continue
+            probs.append(self._prob_pass(rgb, look))
+            stack = np.stack(probs)
+            combined = stack.max(axis=0) if spec.combine == "max" else stack.mean(axis=0)
+        return combined
+
     def _refine_box(self, coarse: np.ndarray) -> tuple[int, int, int, int] | None:
         """A square around the coarse wound (with margin, at least the model's input
         size), or None when refining would not see it at least ``min_gain`` finer."""
@@ -116,7 +141,7 @@ class Segmenter:
     def segment(self, rgb: np.ndarray, refine: bool | None = None) -> Segmentation:
         t0 = time.perf_counter()
         spec = self.spec
-        prob = self._prob_whole(rgb)
+        prob = self._prob_passes(rgb)
         refined = False
         do_refine = spec.refine.enabled if refine is None else refine
         if do_refine and max(rgb.shape[:2]) >= spec.input.size * spec.refine.min_gain:

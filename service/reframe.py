@@ -15,6 +15,8 @@ import math
 import cv2
 import numpy as np
 
+from service.contract import reflect_pad
+
 
 def wound_box(mask: np.ndarray) -> tuple[float, float, int, int] | None:
     """Centre (y, x) of the wound's bounding box and its height and width, or None."""
@@ -37,10 +39,11 @@ def reframe(
     The square's side is ``sqrt(wound_px / fill_frac)`` photo pixels, centred on the
     wound's bounding box (shifted by ``jitter`` x side, a fraction in each axis, so
     training does not always see the wound in the middle). Where the square leaves
-    the photo, the photo is reflected (the mask is not: reflected wound would be a
-    second wound). The mask is resized with nearest-neighbour and stays 0/255 (or
-    0/1, as given). When the wound's own box is wider than the square (an elongated
-    wound at a large fill), the wound is cut and the fraction is smaller than asked.
+    the photo, photo and mask are both reflected: a wound near the edge may then
+    appear twice, and both copies are wound in the mask (the truth stays true; the
+    fill is then larger than asked). The mask is resized with nearest-neighbour and
+    keeps its values. When the wound's own box is wider than the square (an
+    elongated wound at a large fill), the wound is cut and the fill is smaller.
     """
     if not 0 < fill_frac <= 1:
         raise ValueError(f"fill_frac must be in (0, 1], got {fill_frac}")
@@ -56,10 +59,8 @@ def reframe(
     pad_top, pad_left = max(0, -y0), max(0, -x0)
     pad_bottom, pad_right = max(0, y0 + side - h), max(0, x0 + side - w)
     if pad_top or pad_left or pad_bottom or pad_right:
-        rgb = _reflect(rgb, pad_top, pad_bottom, pad_left, pad_right)
-        mask = cv2.copyMakeBorder(
-            mask, pad_top, pad_bottom, pad_left, pad_right, cv2.BORDER_CONSTANT, value=0
-        )
+        rgb = reflect_pad(rgb, pad_top, pad_bottom, pad_left, pad_right)
+        mask = reflect_pad(mask, pad_top, pad_bottom, pad_left, pad_right)
         y0 += pad_top
         x0 += pad_left
     view = rgb[y0 : y0 + side, x0 : x0 + side]
@@ -70,19 +71,6 @@ def reframe(
         np.ascontiguousarray(view_mask), (size, size), interpolation=cv2.INTER_NEAREST
     )
     return out, out_mask
-
-
-def _reflect(img: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
-    """BORDER_REFLECT_101 that also works when a pad exceeds the image (it repeats)."""
-    while top or bottom or left or right:
-        h, w = img.shape[:2]
-        t, b = min(top, h - 1), min(bottom, h - 1)
-        lft, r = min(left, w - 1), min(right, w - 1)
-        if h < 2 or w < 2:
-            return cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_REPLICATE)
-        img = cv2.copyMakeBorder(img, t, b, lft, r, cv2.BORDER_REFLECT_101)
-        top, bottom, left, right = top - t, bottom - b, left - lft, right - r
-    return img
 
 
 def wound_fraction(mask: np.ndarray) -> float:

@@ -9,7 +9,13 @@
 4. the int8 model becomes ``model.onnx`` when it keeps pooled Dice within
    ``INT8_MAX_DICE_LOSS`` of fp32 (the issue's rule), else fp32 stays; the other is kept
    beside it (``model.fp32.onnx`` is git-ignored for size);
-5. ``model.json`` gets the chosen file's sha256 and the measured metrics of both.
+5. ``model.json`` gets the chosen file's sha256 and the measured metrics of both;
+6. the release gate (``service.yardsticks``): the chosen file and the current default
+   model are measured on every yardstick (FUSeg validation, re-framed, injury-ood);
+   a candidate that loses more than ``GATE_MAX_DICE_LOSS`` pooled Dice on any of them
+   is refused, naming the yardstick, unless ``--force REASON`` (the reason is written
+   into ``model.json`` and must be quoted in the card). Both sets of numbers are kept
+   in ``model.json`` (``metrics.yardsticks``, ``training.gate``).
 
 The model card (``MODEL_CARD.md``) is written by a person: it explains, this measures.
 """
@@ -24,6 +30,16 @@ import torch
 
 from service.contract import save_spec, sha256_file
 from service.evaluation import model_metrics
+from service.inference import Segmenter
+from service.models import installed_models
+from service.yardsticks import (
+    GATE_MAX_DICE_LOSS,
+    REFRAME_FILLS,
+    REFRAME_SIZES,
+    gate,
+    score_all,
+    yardsticks,
+)
 from training.config import Config
 from training.export import export, run_info
 from training.quantize import CALIBRATION_PHOTOS, quantize
@@ -31,13 +47,29 @@ from training.quantize import CALIBRATION_PHOTOS, quantize
 INT8_MAX_DICE_LOSS = 0.002
 
 
-def release(checkpoint: Path, version: str, data: Path, models: Path, recipe: str) -> dict:
+def measure_yardsticks(model_dir: Path, sticks: list) -> dict:
+    seg = Segmenter(model_dir)
+    return score_all(lambda rgb: seg.segment(rgb).mask, sticks)
+
+
+def release(
+    checkpoint: Path,
+    version: str,
+    data: Path,
+    models: Path,
+    recipe: str,
+    ood: Path | None = None,
+    force_reason: str = "",
+    fills: tuple[float, ...] = REFRAME_FILLS,
+    sizes: tuple[int, ...] = REFRAME_SIZES,
+) -> dict:
     cfg = Config.model_validate(
         torch.load(checkpoint, map_location="cpu", weights_only=False)["config"]
     )
     out = models / f"{cfg.model.name}-{version}"
     if out.exists():
         raise SystemExit(f"{out} exists: a released version is never overwritten")
+    current = installed_models([models])  # before the staging folder exists: it is not one
     staging = models / f"_staging-{version}"
     info = run_info(checkpoint.parent) | ({"recipe": recipe} if recipe else {})
     spec = export(checkpoint, staging, training_info=info, version=version)
@@ -63,11 +95,40 @@ def release(checkpoint: Path, version: str, data: Path, models: Path, recipe: st
         staging / "model.onnx"
     )
     spec.onnx.sha256 = sha256_file(staging / "model.onnx")
+    save_spec(spec, staging)
+    sticks = yardsticks(data, ood, fills, sizes)
+    candidate = measure_yardsticks(staging, sticks)
+    baseline_id, baseline, worse = None, {}, []
+    if current:
+        baseline_spec, baseline_dir = current[0]
+        baseline_id, baseline = baseline_spec.id, measure_yardsticks(baseline_dir, sticks)
+        worse = gate(candidate, baseline)
+    for name, m in candidate.items():
+        print(
+            f"yardstick {name}: {m['pooled_dice']:.4f} (default {baseline_id}:"
+            f" {baseline[name]['pooled_dice'] if baseline else float('nan'):.4f})"
+        )
+    if worse and not force_reason:
+        import shutil
+
+        shutil.rmtree(staging)
+        raise SystemExit(
+            f"refused: worse than the default {baseline_id} by more than {GATE_MAX_DICE_LOSS}"
+            " pooled Dice on " + "; ".join(worse) + ". Improve it, or --force REASON."
+        )
+    spec.training["gate"] = {
+        "baseline": baseline_id,
+        "max_pooled_dice_loss": GATE_MAX_DICE_LOSS,
+        "worse": worse,
+        "forced": force_reason or None,
+        "baseline_yardsticks": {n: _brief(m) for n, m in baseline.items()},
+    }
     spec.metrics = {
         **chosen,
         "measured_by": f"woundscope evaluate --model {spec.id} (this model.onnx)",
         f"{other_name}_pooled_dice": other["pooled_dice"],
         f"{other_name}_mean_dice": other["mean_dice"],
+        "yardsticks": {n: _brief(m) for n, m in candidate.items()},
     }
     spec.training["quantization"] = (
         "static int8 (QDQ, per-channel int8 weights, uint8 activations, MinMax calibration on"
@@ -81,6 +142,11 @@ def release(checkpoint: Path, version: str, data: Path, models: Path, recipe: st
     return spec.metrics
 
 
+def _brief(m: dict) -> dict:
+    keys = ("photos", "pooled_dice", "mean_dice", "precision", "recall")
+    return {k: m[k] for k in keys} | {"median_abs_rel_area_error": m["median_abs_rel_area_error"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--checkpoint", type=Path, required=True)
@@ -88,8 +154,18 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/datasets/fuseg2021"))
     ap.add_argument("--models", type=Path, default=Path("models"))
     ap.add_argument("--recipe", default="", help="how the checkpoint was trained, in words")
+    ap.add_argument("--ood", type=Path, default=Path("../shared/datasets/injury-ood"))
+    ap.add_argument("--force", default="", metavar="REASON", help="release past the gate")
     args = ap.parse_args()
-    release(args.checkpoint, args.version, args.data, args.models, args.recipe)
+    release(
+        args.checkpoint,
+        args.version,
+        args.data,
+        args.models,
+        args.recipe,
+        ood=args.ood,
+        force_reason=args.force,
+    )
 
 
 if __name__ == "__main__":

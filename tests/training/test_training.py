@@ -14,6 +14,8 @@ import pytest
 from tests.conftest import ROOT, has_module, need
 
 pytestmark = pytest.mark.slow
+QUICK_GATE = {"fills": (0.25,), "sizes": (224,)}
+"""One re-framing for the gate in tests (the real release measures all fifteen)."""
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +186,9 @@ def test_release_exports_quantizes_measures_and_never_overwrites(
     from service.contract import load_spec, sha256_file
     from training.release import release
 
-    metrics = release(trained / "last.pt", "0.0.2", tiny_dataset, tmp_path, "tiny test run")
+    metrics = release(
+        trained / "last.pt", "0.0.2", tiny_dataset, tmp_path, "tiny test run", **QUICK_GATE
+    )
     folder = tmp_path / "tinyseg-0.0.2"
     spec = load_spec(folder)
     assert spec.onnx.sha256 == sha256_file(folder / "model.onnx")
@@ -193,5 +197,48 @@ def test_release_exports_quantizes_measures_and_never_overwrites(
     assert spec.training["recipe"] == "tiny test run"
     assert not list(tmp_path.glob("_staging-*"))
     with pytest.raises(SystemExit, match="never overwritten"):
-        release(trained / "last.pt", "0.0.2", tiny_dataset, tmp_path, "")
+        release(trained / "last.pt", "0.0.2", tiny_dataset, tmp_path, "", **QUICK_GATE)
     assert not list(tmp_path.glob("_staging-*"))
+    assert {"fuseg-val", "reframed-f25-s224"} <= spec.metrics["yardsticks"].keys()
+    assert spec.training["gate"]["baseline"] is None  # nothing was installed before it
+
+
+def test_release_gate_refuses_a_worse_candidate_and_names_the_yardstick(
+    trained: Path, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    """A model that finds no wound at all is worse than the installed default on every
+    yardstick: refused (folder not made), unless forced with a reason kept in model.json."""
+    import torch
+
+    from service.contract import load_spec
+    from training.release import release
+
+    release(trained / "last.pt", "0.0.2", tiny_dataset, tmp_path, "baseline", **QUICK_GATE)
+    ckpt = torch.load(trained / "last.pt", map_location="cpu", weights_only=False)
+    ckpt["model"]["head.bias"].fill_(-30.0)  # sigmoid(-30): never a wound
+    blind = tmp_path / "blind" / "last.pt"
+    blind.parent.mkdir()
+    torch.save(ckpt, blind)
+    with pytest.raises(
+        SystemExit, match=r"refused: worse than the default tinyseg-0\.0\.2.*fuseg-val"
+    ):
+        release(blind, "0.0.3", tiny_dataset, tmp_path, "blind", **QUICK_GATE)
+    assert not (tmp_path / "tinyseg-0.0.3").exists()
+    assert not list(tmp_path.glob("_staging-*"))
+    release(blind, "0.0.3", tiny_dataset, tmp_path, "blind", force_reason="testing", **QUICK_GATE)
+    gate = load_spec(tmp_path / "tinyseg-0.0.3").training["gate"]
+    assert gate["forced"] == "testing" and gate["baseline"] == "tinyseg-0.0.2"
+    assert any(w.startswith("reframed-f25-s224") for w in gate["worse"])
+
+
+def test_reframed_training_samples_cover_close_ups(tiny_dataset: Path) -> None:
+    """With re-framing on, training sees wounds that fill a large part of the crop."""
+    need(has_module("albumentations"), "the [train] extra is not installed")
+    from service.contract import InputSpec
+    from training.data import CropDataset, split_pairs
+
+    pairs = [p for p in split_pairs(tiny_dataset, "train") if p.image.stem != "0128"]
+    ds = CropDataset(pairs, InputSpec(), 128, 0.7, 0, reframe_prob=1.0, reframe_fill=(0.2, 0.5))
+    fills = [float(ds[i % len(ds)][1].mean()) for i in range(10)]
+    assert max(fills) > 0.15, fills
+    assert all(ds[i][0].shape == (3, 128, 128) for i in range(len(ds)))

@@ -1,0 +1,112 @@
+"""Re-framing (the wound at a chosen share of the frame) and the runtime's passes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.contract import PassSpec, load_spec, zoomed
+from service.imaging import read_mask, read_photo
+from service.inference import Segmenter
+from service.models import resolve_model
+from service.reframe import reframe, wound_fraction
+from service.yardsticks import gate
+
+
+def disc_photo(h: int = 600, w: int = 800, r: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[:h, :w]
+    mask = (((yy - h // 2) ** 2 + (xx - w * 11 // 20) ** 2) <= r * r).astype(np.uint8) * 255
+    rgb = np.full((h, w, 3), 200, np.uint8)
+    rgb[..., 1] = (100 + xx % 100).astype(np.uint8)  # texture, so reflection is visible
+    rgb[mask > 0] = (180, 20, 30)
+    return rgb, mask
+
+
+@pytest.mark.parametrize("fill", [0.01, 0.03, 0.10, 0.25, 0.40])
+@pytest.mark.parametrize("size", [224, 512])
+def test_reframe_gives_the_fill_asked_with_photo_and_mask_aligned(fill: float, size: int) -> None:
+    rgb, mask = disc_photo()
+    view, view_mask = reframe(rgb, mask, fill, size)
+    assert view.shape == (size, size, 3) and view_mask.shape == (size, size)
+    assert wound_fraction(view_mask) == pytest.approx(fill, rel=0.08)
+    red = (view[..., 0] > 150) & (view[..., 1] < 60)
+    inside = view_mask > 0
+    # the wound's colour lies where the mask says (edges aside)
+    assert (red & inside).sum() / inside.sum() > 0.9
+    assert (red & ~inside).sum() / inside.sum() < 0.1
+
+
+def test_reframe_reflect_pads_a_far_view_and_refuses_an_empty_mask() -> None:
+    rgb, mask = disc_photo(h=200, w=240)
+    view, view_mask = reframe(rgb, mask, 0.001, 512)  # a square far larger than the photo
+    assert view.std() > 10  # reflected photo, not a flat border
+    # the mirrored copies of the wound are wound in the mask too: colour and mask agree
+    red = (view[..., 0] > 150) & (view[..., 1] < 60)
+    agree = (red == (view_mask > 0)).mean()
+    assert agree > 0.995 and np.count_nonzero(view_mask) > 0
+    with pytest.raises(ValueError, match="wound"):
+        reframe(rgb, np.zeros_like(mask), 0.1, 256)
+
+
+def test_reframe_of_a_real_sample(samples_dir: Path) -> None:
+    photo = read_photo(samples_dir / "images" / "0082.jpg").rgb
+    truth = read_mask(samples_dir / "labels" / "0082.png", shape=photo.shape[:2])
+    _, view_mask = reframe(photo, truth, 0.25, 512)
+    assert 0.15 < wound_fraction(view_mask) <= 0.3
+
+
+def test_zoomed_pass_keeps_the_photo_in_the_corner_and_unboxes_back() -> None:
+    rgb, _ = disc_photo()
+    spec = load_spec(resolve_model())
+    x, box = zoomed(rgb, spec, 0.5)
+    assert x.shape == (1, 3, spec.input.size, spec.input.size)
+    assert max(box.new_h, box.new_w) == spec.input.size // 2
+    assert (box.height, box.width) == rgb.shape[:2]
+
+
+def test_gate_names_each_yardstick_lost() -> None:
+    base = {"fuseg-val": {"pooled_dice": 0.91}, "injury-ood": {"pooled_dice": 0.85}}
+    cand = {"fuseg-val": {"pooled_dice": 0.907}, "injury-ood": {"pooled_dice": 0.80}}
+    (worse,) = gate(cand, base)
+    assert worse.startswith("injury-ood")
+    assert gate({"fuseg-val": {"pooled_dice": 0.95}}, base) == [
+        "injury-ood: not measured for the candidate"
+    ]
+
+
+def test_the_runtime_makes_the_passes_model_json_describes(
+    tmp_path: Path, samples_dir: Path
+) -> None:
+    """model.json is the one home of the passes: the segmenter runs exactly those, and
+    skips a pass whose ``min_fill`` the photo's wound does not reach."""
+    folder = tmp_path / "model"
+    shutil.copytree(resolve_model(), folder)
+    raw = json.loads((folder / "model.json").read_text())
+    raw["refine"]["enabled"] = False
+    raw["passes"] = [{"zoom": 1.0}, {"zoom": 0.5, "hflip": True}, {"zoom": 0.25, "min_fill": 0.9}]
+    raw["combine"] = "max"
+    (folder / "model.json").write_text(json.dumps(raw))
+    seg = Segmenter(folder)
+    calls = []
+    run = seg.run_batch
+    seg.run_batch = lambda x: calls.append(x.shape) or run(x)  # type: ignore[method-assign]
+    photo = read_photo(samples_dir / "images" / "0082.jpg").rgb
+    seg.segment(photo)
+    assert len(calls) == 2  # the third pass needs a wound over 90 % of the photo
+    raw["passes"][2]["min_fill"] = 0.0
+    (folder / "model.json").write_text(json.dumps(raw))
+    seg = Segmenter(folder)
+    calls.clear()
+    run = seg.run_batch
+    seg.run_batch = lambda x: calls.append(x.shape) or run(x)  # type: ignore[method-assign]
+    seg.segment(photo)
+    assert len(calls) == 3
+    raw["combine"] = "median"
+    (folder / "model.json").write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match="combine"):
+        load_spec(folder)
+    assert PassSpec().zoom == 1.0
