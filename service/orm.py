@@ -76,6 +76,8 @@ class Study(Base):
     model: Mapped[str | None] = mapped_column(String(100), default=None)
     """Pinned model id (``ulcerseg-1.2.0``); None = the server's default."""
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    review: Mapped[str] = mapped_column(String(16), default="flagged", server_default="flagged")
+    """Review policy (``service.review``): ``flagged``, ``all`` (central reading) or ``none``."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     sites: Mapped[list[Site]] = relationship(back_populates="study", order_by="Site.code")
@@ -152,7 +154,12 @@ class Assessment(Base):
     epithelialized: Mapped[bool | None] = mapped_column(Boolean, default=None)
     drainage: Mapped[bool | None] = mapped_column(Boolean, default=None)
     accepted: Mapped[bool] = mapped_column(Boolean, default=False)
-    """A clinician accepted a photo with severe quality flags: its measurement counts."""
+    """A clinician accepted the photo's measurement (flagged, or under central reading)."""
+    accepted_measurement_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    """The measurement that was accepted: another one counting later (a re-pinned model)
+    is not accepted. None on rows accepted before this was recorded (any counts)."""
+    accepted_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    accepted_at: Mapped[datetime | None] = mapped_column(default=None)
     voided: Mapped[bool] = mapped_column(Boolean, default=False)
     void_reason: Mapped[str | None] = mapped_column(Text, default=None)
     px_per_mm: Mapped[float | None] = mapped_column(Float, default=None)

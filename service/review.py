@@ -29,6 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any, Literal
 
 ReviewPolicy = Literal["flagged", "all", "none"]
@@ -119,9 +120,7 @@ def change_beyond_healing(earlier: SeriesPoint, later: SeriesPoint) -> bool:
     low, high = min(a, b), max(a, b)
     log_change = math.inf if low <= 0 else math.log(high / low)
     edge_cm = _radius_cm(high) - _radius_cm(low)
-    return (
-        log_change > MAX_LOG_CHANGE_PER_WEEK * weeks and edge_cm > MAX_EDGE_CM_PER_WEEK * weeks
-    )
+    return log_change > MAX_LOG_CHANGE_PER_WEEK * weeks and edge_cm > MAX_EDGE_CM_PER_WEEK * weeks
 
 
 def _dip_or_spike(prev: SeriesPoint, point: SeriesPoint, nxt: SeriesPoint) -> str | None:
@@ -157,13 +156,13 @@ def _pair_message(earlier: SeriesPoint, later: SeriesPoint) -> str:
 
 
 def _closure_mismatch(point: SeriesPoint) -> str | None:
-    if point.observed_closed and point.area_cm2 is not None:
-        if point.area_cm2 > CLOSED_MAX_AREA_CM2:
-            return (
-                f"Recorded as closed (re-epithelialised, no drainage) but the outline measures"
-                f" {point.area_cm2:.2f} cm² (more than {CLOSED_MAX_AREA_CM2:g} cm²). Check the"
-                " photo: correct the outline if the wound is closed, or the observation if not."
-            )
+    area_cm2 = point.area_cm2
+    if point.observed_closed and area_cm2 is not None and area_cm2 > CLOSED_MAX_AREA_CM2:
+        return (
+            f"Recorded as closed (re-epithelialised, no drainage) but the outline measures"
+            f" {area_cm2:.2f} cm² (more than {CLOSED_MAX_AREA_CM2:g} cm²). Check the photo:"
+            " correct the outline if the wound is closed, or the observation if it is not."
+        )
     if point.observed_open and point.area_px == 0:
         return (
             "Recorded as open but no wound was found on the photo: outline the wound by hand"
@@ -174,6 +173,16 @@ def _closure_mismatch(point: SeriesPoint) -> str | None:
 
 def series_flags(points: Sequence[SeriesPoint]) -> dict[str, list[dict[str, Any]]]:
     """``{assessment_id: [flag, ...]}`` of the series flags of one wound's assessments.
+
+    Memoised on the points (a pure function of them): the counted rule asks once per
+    photo, exports and the dashboard once per wound."""
+    cached = _series_flags(tuple(points))
+    return {key: [dict(flag) for flag in flags] for key, flags in cached.items()}
+
+
+@lru_cache(maxsize=4096)
+def _series_flags(points: tuple[SeriesPoint, ...]) -> dict[str, list[dict[str, Any]]]:
+    """The rules of ``series_flags``:
 
     ``points`` are the wound's non-voided assessments in capture order. A photo's area
     is compared with the other comparable visits (superseded ones take no part):

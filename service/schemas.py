@@ -4,13 +4,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from service.review import DEFAULT_REVIEW_POLICY, ReviewPolicy
 from service.scene import MARKER_MM
 
 T = TypeVar("T")
+
+REVIEW_POLICY_HELP = (
+    "Review policy: flagged (a photo with a severe or review flag counts once a clinician"
+    " accepts or corrects it), all (central reading: no model measurement counts until then)"
+    " or none (review flags do not hold a photo back; severe flags still do)"
+)
 
 # The clinic's wall-clock time, ISO 8601 without a time zone (RFC 3339 "date-time"
 # requires an offset, so the schema must not claim that format).
@@ -50,12 +57,14 @@ class StudyCreate(_In):
         description="Pinned model id; none = the server's default",
         examples=["ulcerseg-1.0.0"],
     )
+    review: ReviewPolicy = Field(default=DEFAULT_REVIEW_POLICY, description=REVIEW_POLICY_HELP)
 
 
 class StudyUpdate(_In):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     model: str | None = None
     locked: bool | None = None
+    review: ReviewPolicy | None = Field(default=None, description=REVIEW_POLICY_HELP)
 
 
 class StudyPublic(BaseModel):
@@ -64,6 +73,7 @@ class StudyPublic(BaseModel):
     marker_mm: float
     model: str | None
     locked: bool
+    review: str = Field(default=DEFAULT_REVIEW_POLICY, description=REVIEW_POLICY_HELP)
     created_at: datetime
 
 
@@ -133,6 +143,32 @@ class MeasurementPublic(BaseModel):
     mask_url: str
 
 
+ReviewStatus = Literal["awaiting", "accepted", "corrected", "not_needed"]
+
+
+class ReviewPublic(BaseModel):
+    """Where a photo stands with the clinician's review (``service.review``)."""
+
+    status: ReviewStatus = Field(
+        description="awaiting: in the review queue; accepted: a clinician accepted the"
+        " measurement that counts; corrected: it is a clinician's outline; not_needed"
+    )
+    reasons: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="{code, message, severe} of every flag that sends the photo to review"
+        " (severe and review quality flags, series flags)",
+    )
+    series_flags: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="implausible_change, closure_area_mismatch: flags that compare the photo"
+        " with its wound's series and observation (derived, not in measurement.quality)",
+    )
+    policy: str = Field(description=REVIEW_POLICY_HELP)
+    accepted_by: str | None = None
+    accepted_at: datetime | None = None
+    accepted_measurement: int | None = None
+
+
 class AssessmentPublic(BaseModel):
     id: str
     wound: str
@@ -155,6 +191,7 @@ class AssessmentPublic(BaseModel):
     mask_url: str
     overlay_url: str
     counted: bool = Field(description="Whether the current measurement counts toward endpoints")
+    review: ReviewPublic
     measurement: MeasurementPublic | None
     measurements: list[MeasurementPublic]
 
@@ -162,7 +199,11 @@ class AssessmentPublic(BaseModel):
 class AssessmentUpdate(_In):
     epithelialized: bool | None = None
     drainage: bool | None = None
-    accepted: bool | None = Field(default=None, description="Accept a photo with severe flags")
+    accepted: bool | None = Field(
+        default=None,
+        description="true: accept the measurement that counts now (a flagged photo, or any"
+        " under central reading); false: undo an acceptance",
+    )
     voided: bool | None = Field(default=None, description="Void a misfiled photo (needs reason)")
     reason: str | None = Field(default=None, max_length=2000)
 

@@ -8,6 +8,7 @@ database's unique constraints (safe with several replicas), not by a read first.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -16,10 +17,20 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service import access, audit, auth
+from service import access, audit, auth, review
 from service.auth import Caller
 from service.errors import AlreadyExists, DomainError, Forbidden, InvalidRequest, NotFound
-from service.orm import ApiKey, Assessment, AuditEntry, Measurement, Site, Study, Subject, Wound
+from service.orm import (
+    ApiKey,
+    Assessment,
+    AuditEntry,
+    Measurement,
+    Site,
+    Study,
+    Subject,
+    Wound,
+    utcnow,
+)
 from service.pipeline import Analysis, Calibration, ruler_from_json, ruler_json
 
 if TYPE_CHECKING:
@@ -84,7 +95,9 @@ def create_study(
         )
     if session.get(Study, data.id) is not None:
         raise AlreadyExists(f"study {data.id} already exists")
-    study = Study(id=data.id, name=data.name, marker_mm=data.marker_mm, model=data.model)
+    study = Study(
+        id=data.id, name=data.name, marker_mm=data.marker_mm, model=data.model, review=data.review
+    )
     session.add(study)
     audit.record(
         session,
@@ -112,7 +125,7 @@ def update_study(
         )
     before = audit.snapshot(study)
     for key, value in changes.items():
-        if key == "name" and value is None:
+        if key in ("name", "review") and value is None:
             continue
         setattr(study, key, value)
     action = (
@@ -384,11 +397,90 @@ def current_measurement(assessment: Assessment, study: Study | None = None) -> M
     return rows[0] if rows else None
 
 
-def is_counted(assessment: Assessment, measurement: Measurement | None) -> bool:
-    """Whether this photo's measurement enters cm² endpoints (DESIGN: counted)."""
+def is_reviewed(assessment: Assessment, measurement: Measurement | None) -> bool:
+    """A clinician drew this measurement (manual correction) or accepted it."""
+    if measurement is None:
+        return False
+    if measurement.manual:
+        return True
+    return assessment.accepted and assessment.accepted_measurement_id in (None, measurement.id)
+
+
+def series_flags_of(wound: Wound, study: Study) -> dict[str, list[dict[str, Any]]]:
+    """The series flags (``review.series_flags``: implausible_change,
+    closure_area_mismatch) of the wound's non-voided assessments, by assessment id."""
+    rows = sorted(
+        (a for a in wound.assessments if not a.voided), key=lambda a: (a.captured_at, a.created_at)
+    )
+    points = []
+    for i, a in enumerate(rows):
+        m = current_measurement(a, study)
+        reviewed = is_reviewed(a, m)
+        calibrated = m is not None and m.calibrated
+        points.append(
+            review.SeriesPoint(
+                assessment_id=a.id,
+                captured_on=a.captured_at.date(),
+                area_cm2=m.area_cm2 if m is not None and calibrated else None,
+                area_px=m.data.get("area_px") if m is not None else None,
+                comparable=calibrated and (m is not None and not m.severe or reviewed),
+                reviewed=reviewed,
+                epithelialized=a.epithelialized,
+                drainage=a.drainage,
+                superseded=i + 1 < len(rows)
+                and rows[i + 1].captured_at.date() == a.captured_at.date(),
+            )
+        )
+    return review.series_flags(points)
+
+
+def review_reasons(
+    measurement: Measurement | None, series: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The flags that send a photo to review: its severe and review quality flags, then
+    its series flags."""
+    quality = (measurement.data.get("quality") or []) if measurement is not None else []
+    own = [q for q in quality if q.get("severe") or q.get("code") in review.REVIEW_CODES]
+    return [*own, *series]
+
+
+def awaiting_review(
+    assessment: Assessment,
+    measurement: Measurement | None,
+    study: Study,
+    series: Sequence[dict[str, Any]],
+) -> bool:
+    """Whether the review queue lists this photo (``review.awaiting_review``)."""
+    if assessment.voided or measurement is None:
+        return False
+    return review.awaiting_review(
+        study.review,
+        reviewed=is_reviewed(assessment, measurement),
+        severe=measurement.severe,
+        review_flagged=review.review_flagged(review_reasons(measurement, series)),
+    )
+
+
+def is_counted(
+    assessment: Assessment,
+    measurement: Measurement | None,
+    series: Sequence[dict[str, Any]] | None = None,
+) -> bool:
+    """Whether this photo's measurement enters cm² endpoints (DESIGN: counted): not
+    voided, calibrated, and counted under the study's review policy
+    (``review.counts_under_review_policy``). ``series``: the photo's series flags
+    (``series_flags_of``; computed here when not given)."""
     if assessment.voided or measurement is None or not measurement.calibrated:
         return False
-    return measurement.manual or not measurement.severe or assessment.accepted
+    study = access.study_of(assessment)
+    if series is None:
+        series = series_flags_of(assessment.wound, study).get(assessment.id, [])
+    return review.counts_under_review_policy(
+        study.review,
+        reviewed=is_reviewed(assessment, measurement),
+        severe=measurement.severe,
+        review_flagged=review.review_flagged(review_reasons(measurement, series)),
+    )
 
 
 def baseline_dates(session: Session, wound_ids: list[str]) -> dict[str, datetime]:
@@ -433,12 +525,23 @@ def update_assessment(
     if changes.get("voided") and not reason:
         raise DomainError("voiding an assessment needs a 'reason'", code="reason_required")
     before = audit.snapshot(assessment)
-    for key in ("epithelialized", "drainage", "accepted", "voided"):
+    for key in ("epithelialized", "drainage", "voided"):
         if key in changes and changes[key] is not None:
             setattr(assessment, key, changes[key])
+    accepted = changes.get("accepted")
+    if accepted is not None:
+        _set_accepted(assessment, study, caller, accepted)
     if assessment.voided:
         assessment.void_reason = reason
-    action = "assessment.void" if assessment.voided else "assessment.update"
+    action = (
+        "assessment.void"
+        if assessment.voided
+        else "assessment.accept"
+        if accepted is True
+        else "assessment.unaccept"
+        if accepted is False
+        else "assessment.update"
+    )
     audit.record(
         session,
         caller,
@@ -450,6 +553,25 @@ def update_assessment(
     )
     session.commit()
     return assessment
+
+
+def _set_accepted(assessment: Assessment, study: Study, caller: Caller, accepted: bool) -> None:
+    """Accept the measurement that counts now (recording which, by whom, when), or undo."""
+    if not accepted:
+        assessment.accepted = False
+        assessment.accepted_measurement_id = None
+        assessment.accepted_by = None
+        assessment.accepted_at = None
+        return
+    current = current_measurement(assessment, study)
+    if current is None:
+        raise DomainError(
+            f"assessment {assessment.id} has no measurement to accept", code="invalid_request"
+        )
+    assessment.accepted = True
+    assessment.accepted_measurement_id = current.id
+    assessment.accepted_by = caller.holder
+    assessment.accepted_at = utcnow()
 
 
 def correct_mask(

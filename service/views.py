@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from service import access, trial
@@ -13,6 +15,8 @@ from service.schemas import (
     KeyPublic,
     MeasurementPublic,
     ModelInfo,
+    ReviewPublic,
+    ReviewStatus,
     SitePublic,
     StudyPublic,
     SubjectPublic,
@@ -30,6 +34,7 @@ def study_public(study: Study) -> StudyPublic:
         marker_mm=study.marker_mm,
         model=study.model,
         locked=study.locked,
+        review=study.review,
         created_at=study.created_at,
     )
 
@@ -74,13 +79,42 @@ def measurement_public(m: Measurement) -> MeasurementPublic:
     )
 
 
+def review_public(
+    a: Assessment, current: Measurement | None, study: Study, series: list[dict[str, Any]]
+) -> ReviewPublic:
+    """Where the photo stands with the clinician's review."""
+    status: ReviewStatus
+    if current is not None and current.manual:
+        status = "corrected"
+    elif trial.is_reviewed(a, current):
+        status = "accepted"
+    elif trial.awaiting_review(a, current, study, series):
+        status = "awaiting"
+    else:
+        status = "not_needed"
+    accepted = status == "accepted"
+    return ReviewPublic(
+        status=status,
+        reasons=trial.review_reasons(current, series),
+        series_flags=series,
+        policy=study.review,
+        accepted_by=a.accepted_by if accepted else None,
+        accepted_at=a.accepted_at if accepted else None,
+        accepted_measurement=a.accepted_measurement_id if accepted else None,
+    )
+
+
 def assessments_public(session: Session, rows: list[Assessment]) -> list[AssessmentPublic]:
     """Several assessments, with their day counted from each wound's baseline."""
     baselines = trial.baseline_dates(session, sorted({a.wound_id for a in rows}))
+    series_by_wound: dict[str, dict[str, list[dict[str, Any]]]] = {}
     out = []
     for a in rows:
         study = access.study_of(a)
         current = trial.current_measurement(a, study)
+        if a.wound_id not in series_by_wound:
+            series_by_wound[a.wound_id] = trial.series_flags_of(a.wound, study)
+        series = series_by_wound[a.wound_id].get(a.id, [])
         base = baselines.get(a.wound_id, a.captured_at)
         day = (a.captured_at.date() - base.date()).days
         url = f"/v1/assessments/{a.id}"
@@ -106,7 +140,8 @@ def assessments_public(session: Session, rows: list[Assessment]) -> list[Assessm
                 photo_url=f"{url}/photo.jpg",
                 mask_url=f"{url}/mask.png",
                 overlay_url=f"{url}/overlay.jpg",
-                counted=trial.is_counted(a, current),
+                counted=trial.is_counted(a, current, series),
+                review=review_public(a, current, study, series),
                 measurement=measurement_public(current) if current else None,
                 measurements=[
                     measurement_public(m) for m in sorted(a.measurements, key=lambda m: -m.id)

@@ -38,9 +38,14 @@ def current_measurement(assessment: Assessment, study: Study) -> Measurement | N
     return trial.current_measurement(assessment, study)
 
 
-def uncounted_reason(assessment: Assessment, measurement: Measurement | None) -> str | None:
-    """Why a photo stays out of the cm² endpoints (``trial.is_counted``); None when it counts."""
-    if trial.is_counted(assessment, measurement):
+def uncounted_reason(
+    assessment: Assessment,
+    measurement: Measurement | None,
+    series: list[dict[str, Any]] | None = None,
+) -> str | None:
+    """Why a photo stays out of the cm² endpoints (``trial.is_counted``); None when it counts.
+    ``series``: its series flags (``trial.series_flags_of``), computed when not given."""
+    if trial.is_counted(assessment, measurement, series):
         return None
     if assessment.voided:
         return "voided"
@@ -48,7 +53,9 @@ def uncounted_reason(assessment: Assessment, measurement: Measurement | None) ->
         return "no_measurement"
     if not measurement.calibrated or measurement.area_cm2 is None:
         return "uncalibrated"
-    return "severe_quality_flag"
+    if measurement.severe:
+        return "severe_quality_flag"
+    return "awaiting_review"
 
 
 def captured_on(assessment: Assessment) -> date:
@@ -58,12 +65,13 @@ def captured_on(assessment: Assessment) -> date:
 def wound_input(wound: Wound, study: Study) -> engine.Wound:
     """A stored wound as the engine's input; voided photos are left out."""
     visits = []
+    series = trial.series_flags_of(wound, study)
     for assessment in wound.assessments:
         if assessment.voided:
             continue
         measurement = current_measurement(assessment, study)
         data: dict[str, Any] = measurement.data if measurement is not None else {}
-        reason = uncounted_reason(assessment, measurement)
+        reason = uncounted_reason(assessment, measurement, series.get(assessment.id, []))
         visits.append(
             engine.Visit(
                 assessment_id=assessment.id,
