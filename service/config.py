@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +51,16 @@ class Settings(BaseSettings):
     """Quality-flag thresholds, e.g. WOUNDSCOPE_QUALITY__MAX_TILT_DEG=30."""
     photo_jpeg_quality: int = Field(default=95, ge=70, le=100)
     page_size_max: int = Field(default=500, ge=1)
+    clinic_timezone: str = Field(
+        default="",
+        description="IANA zone of the clinics' wall-clock capture times (Europe/Paris);"
+        " empty = unknown: exports then give a capture's date, not its time.",
+    )
+    fhir_base_url: str = Field(
+        default="",
+        description="FHIR server base the export's Bundle is loaded into (fullUrl ="
+        " base/Type/id); empty = urn:uuid fullUrls.",
+    )
     log_level: str = Field(default="INFO")
     log_json: bool = True
 
@@ -65,6 +76,25 @@ class Settings(BaseSettings):
         if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
         return value
+
+    @field_validator("clinic_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if value:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"clinic_timezone {value!r} is not an IANA time zone (e.g. Europe/Paris)"
+                ) from None
+        return value
+
+    @field_validator("fhir_base_url")
+    @classmethod
+    def _fhir_base(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("fhir_base_url must be an http(s) URL, e.g. https://ehr.example/fhir")
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
@@ -84,6 +114,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def clinic_tz(self) -> ZoneInfo | None:
+        return ZoneInfo(self.clinic_timezone) if self.clinic_timezone else None
 
 
 @lru_cache

@@ -70,6 +70,28 @@ class PassSpec(_Strict):
     nothing)."""
 
 
+class UncertaintySpec(_Strict):
+    """How wrong the outline may be (``service.uncertainty``), calibrated on photos
+    never trained on; written by ``python -m training.calibrate_uncertainty``."""
+
+    method: str = "split-conformal"
+    band_lo: float = Field(default=0.25, gt=0.0, lt=1.0)
+    band_hi: float = Field(default=0.75, gt=0.0, lt=1.0)
+    """Probabilities in [band_lo, band_hi) near the wound are where the model hesitates."""
+    size_coef: float = Field(default=1.0, ge=0.0)
+    """Weight of 1 / sqrt(wound area at the model's input resolution, px)."""
+    fill_coef: float = Field(default=0.0, ge=0.0)
+    """Weight of the wound's share of the photo (close-ups are outlined short)."""
+    floor: float = Field(default=0.02, ge=0.0)
+    q: float | None = Field(default=None, gt=0.0)
+    """The calibrated factor: 95 % half-width of log(true / measured area) = q x scale.
+    None: not calibrated, the interval covers the calibration marker only."""
+    calibrated_on: list[str] = Field(default_factory=list)
+    coverage: dict[str, float] = Field(default_factory=dict)
+    """Share of held-out photos whose true area fell inside the interval, per set."""
+    median_halfwidth_pct: dict[str, float] = Field(default_factory=dict)
+
+
 class OnnxSpec(_Strict):
     file: str = "model.onnx"
     sha256: str = ""
@@ -90,6 +112,8 @@ class ModelSpec(_Strict):
     """The whole-photo passes the runtime makes, in order."""
     combine: Literal["mean", "max"] = "mean"
     """How the passes' probabilities become one."""
+    uncertainty: UncertaintySpec | None = None
+    """The outline's calibrated error; None: the interval covers the marker only."""
     onnx: OnnxSpec = Field(default_factory=OnnxSpec)
     architecture: dict[str, Any] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict)

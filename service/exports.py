@@ -10,9 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import re
+import statistics
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
 LOINC = "http://loinc.org"
@@ -74,6 +76,41 @@ class MeasurementRow:
     photo_sha256: str | None = None
     photo_url: str | None = None
     arm: str | None = None
+    uncounted_reason: str | None = None
+    """Why the photo's current measurement stays out of the endpoints (the API's
+    ``uncounted_reason``: ``uncalibrated``, ``severe_quality_flag``, …); None when counted."""
+    reference_start: date | None = None
+    """The subject's time origin (SDTM RFSTDTC): study days count from it."""
+
+
+@dataclass(frozen=True)
+class SubjectRow:
+    """One subject of the study, photographed or not (the DM domain lists them all)."""
+
+    study: str
+    subject_id: str
+    subject_code: str
+    site: str
+    reference_start: date | None = None
+    arm: str | None = None
+
+
+def capture_time(value: datetime | date, clinic_tz: tzinfo | None = None) -> str:
+    """A capture date/time as every export writes it (ISO 8601).
+
+    The service stores the clinic's wall-clock time without a zone. A date alone when
+    only the day is known (a date upload is stored as midnight) or when the clinic's
+    zone is not configured: a time without an offset is not a valid FHIR dateTime, and
+    a guessed zone could move the photo to another day. With the zone known, the local
+    time with its explicit offset (the same instant as UTC, and its date stays the
+    clinic's calendar day, from which study days count)."""
+    if not isinstance(value, datetime):
+        return value.isoformat()
+    if value.tzinfo is None:
+        if value.time() == time(0) or clinic_tz is None:
+            return value.date().isoformat()
+        value = value.replace(tzinfo=clinic_tz)
+    return value.isoformat(timespec="seconds")
 
 
 CSV_COLUMNS = [
@@ -89,6 +126,7 @@ CSV_COLUMNS = [
     "assessment_id",
     "visit",
     "captured_at",
+    "captured_local",
     "day",
     "uploaded_at",
     "epithelialized",
@@ -125,8 +163,14 @@ CSV_COLUMNS = [
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _cell(value: Any) -> str:
-    """A CSV cell; text that a spreadsheet would run as a formula is quoted with '."""
+def spreadsheet_unsafe(text: str) -> bool:
+    """Text a spreadsheet would run as a formula when it opens a CSV."""
+    return text.startswith(_FORMULA_START)
+
+
+def _cell(value: Any, *, guard: bool = True) -> str:
+    """A CSV cell; with ``guard``, text that a spreadsheet would run as a formula is
+    quoted with '. Aware datetimes keep their offset."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -135,17 +179,17 @@ def _cell(value: Any) -> str:
         return value.isoformat()
     if isinstance(value, float):
         return repr(value)
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    if guard and isinstance(value, str) and spreadsheet_unsafe(value):
         return "'" + value
     return str(value)
 
 
-def _csv(columns: Sequence[str], records: Iterable[dict[str, Any]]) -> str:
+def _csv(columns: Sequence[str], records: Iterable[dict[str, Any]], *, guard: bool = True) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     for record in records:
-        writer.writerow([_cell(record.get(c)) for c in columns])
+        writer.writerow([_cell(record.get(c), guard=guard) for c in columns])
     return out.getvalue()
 
 
@@ -153,111 +197,234 @@ def _quality_codes(row: MeasurementRow) -> str:
     return ";".join(str(q.get("code", "")) for q in row.quality)
 
 
-def measurements_csv(rows: Iterable[MeasurementRow], *, include_arm: bool = False) -> str:
-    """One CSV row per measurement with its provenance; ``arm`` only for admins."""
+def measurements_csv(
+    rows: Iterable[MeasurementRow], *, include_arm: bool = False, clinic_tz: tzinfo | None = None
+) -> str:
+    """One CSV row per measurement with its provenance; ``arm`` only for admins.
+
+    ``captured_at`` as every export writes it (``capture_time``: a date, or the time with
+    its offset), like ``uploaded_at`` and ``measured_at`` (UTC, with offset);
+    ``captured_local`` is the clinic's wall-clock time as uploaded, without a zone."""
     columns = [c for c in CSV_COLUMNS if include_arm or c != "arm"]
     records = []
     for row in rows:
         record = {c: getattr(row, c, None) for c in columns}
+        record["captured_at"] = capture_time(row.captured_at, clinic_tz)
+        record["captured_local"] = (
+            row.captured_at.isoformat(timespec="seconds")
+            if isinstance(row.captured_at, datetime)
+            else row.captured_at.isoformat()
+        )
         record["quality_flags"] = _quality_codes(row)
         record["quality_severe"] = any(bool(q.get("severe")) for q in row.quality)
         records.append(record)
     return _csv(columns, records)
 
 
-def _fhir_id(value: str) -> str:
-    """FHIR ids allow [A-Za-z0-9-.] up to 64 characters."""
-    return re.sub(r"[^A-Za-z0-9.\-]", "-", value)[:64]
+# --- what counts, in the words of each standard -------------------------------------
+
+_NOT_DONE = {
+    "uncalibrated": "NOT CALIBRATED",
+    "severe_quality_flag": "SEVERE QUALITY FLAG",
+    "no_measurement": "NOT MEASURED",
+}
+
+
+def not_done_reason(row: MeasurementRow, value: float | None) -> str | None:
+    """Why a value of this photo is not reported (SDTM TRREASND; FHIR dataAbsentReason
+    text), or None when it is: a photo kept out of the endpoints reports no value at
+    all, never its area (a severe ``no_wound_found`` photo measures 0.0, which would
+    read as healed)."""
+    if not row.counted:
+        code = row.uncounted_reason or (
+            "uncalibrated" if not row.calibrated else "severe_quality_flag"
+        )
+        return _NOT_DONE.get(code, code.replace("_", " ").upper())
+    return "NOT MEASURED" if value is None else None
+
+
+def awaiting_clinician(row: MeasurementRow) -> bool:
+    """Not counted for a reason a clinician can lift (accept or correct the outline)."""
+    return not row.counted and not row.voided and row.calibrated
+
+
+# --- FHIR R4 ------------------------------------------------------------------------
+
+DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+# fullUrls without a configured FHIR base: urn:uuid, the same for a resource in every
+# export (uuid5 of its type and id), so a loader can match entries across exports.
+FHIR_NAMESPACE = uuid.UUID("5b0f6c39-7d5e-4c1a-9d63-3f1b2a0e8c71")
+SYSTEM = {
+    "subject": "urn:woundscope:subject",
+    "photo": "urn:woundscope:photo",
+    "wound_size": "urn:woundscope:wound-size",
+    "measurement": "urn:woundscope:measurement",
+    "model": "urn:woundscope:model",
+    "model_sha256": "urn:woundscope:model-sha256",
+    "photo_sha256": "urn:woundscope:photo-sha256",
+}
+
+
+def fhir_id(api_id: str) -> str:
+    """A FHIR id for an API id: FHIR allows [A-Za-z0-9-.]; the API's server-made ids
+    (``asm_1a2b…``) have one ``_`` and no ``-``, so ``_`` -> ``-`` is undone by
+    ``-`` -> ``_``. Each resource also carries the API id itself as an identifier."""
+    return re.sub(r"[^A-Za-z0-9.\-]", "-", api_id)[:64]
+
+
+def api_id(fhir_resource_id: str) -> str:
+    """The API id of a Patient, ResearchSubject, Media or Observation id (``fhir_id``)."""
+    return fhir_resource_id.replace("-", "_")
 
 
 def _quantity(value: float, unit: str) -> dict[str, Any]:
     return {"value": value, "unit": unit, "system": UCUM, "code": unit}
 
 
-def _component(code: tuple[str, str], value: float | None, unit: str) -> dict[str, Any]:
-    component: dict[str, Any] = {
-        "code": {
-            "coding": [{"system": LOINC, "code": code[0], "display": code[1]}],
-            "text": code[1],
-        }
-    }
-    if value is None:
+def _concept(code: tuple[str, str]) -> dict[str, Any]:
+    return {"coding": [{"system": LOINC, "code": code[0], "display": code[1]}], "text": code[1]}
+
+
+def _component(code: tuple[str, str], value: float | None, unit: str, absent: str | None) -> dict:
+    component: dict[str, Any] = {"code": _concept(code)}
+    if absent is not None:
         component["dataAbsentReason"] = {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
-                    "code": "not-performed",
-                }
-            ],
-            "text": "photo not calibrated (no marker or scale): no length in cm",
+            "coding": [{"system": DATA_ABSENT_REASON, "code": "not-performed"}],
+            "text": absent,
         }
     else:
-        component["valueQuantity"] = _quantity(value, unit)
+        component["valueQuantity"] = _quantity(float(value or 0.0), unit)
     return component
 
 
-def _date_time(value: datetime | date) -> str:
-    return value.isoformat()
+def _instant(value: datetime) -> str:
+    """A FHIR instant: UTC with its offset (server-made times are stored as UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def _split_model(model: str) -> tuple[str, str]:
+    """``ulcerseg-1.2.0`` -> (``ulcerseg``, ``1.2.0``): model names have no hyphen."""
+    name, _, version = model.partition("-")
+    return name, version or "unknown"
 
 
 def fhir_bundle(
-    rows: Iterable[MeasurementRow], *, base_url: str, include_arm: bool = False
+    rows: Iterable[MeasurementRow],
+    *,
+    base_url: str | None = None,
+    include_arm: bool = False,
+    clinic_tz: tzinfo | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """A FHIR R4 ``collection`` Bundle: per subject a Patient (pseudonymous code) and a
-    ResearchSubject (``assignedArm`` only for admins); per assessment a Media (the
-    photo) and one wound-size Observation (LOINC 72287-6 panel: area 89260-4,
-    length 39126-8, width 39125-0) from the measurement that counts for the photo,
-    ``derivedFrom`` that Media. A voided assessment's Observation is
-    ``entered-in-error``."""
-    base = base_url.rstrip("/")
+    """A FHIR R4 ``collection`` Bundle (``id`` and ``timestamp``).
+
+    Per subject a Patient (pseudonymous) and a ResearchSubject (``assignedArm`` only for
+    admins); per model a Device (name, version, sha256); per assessment a Media (the
+    photo) and one wound-size Observation (LOINC 72287-6 panel: area 89260-4, length
+    39126-8, width 39125-0) from the measurement that counts for the photo,
+    ``derivedFrom`` that Media.
+
+    The Observation's id and ``identifier`` belong to the assessment, not to the
+    measurement: a clinician's correction (or a re-analysis) is a new version of the
+    same resource, ``status: amended``, with a Provenance naming who, when, why and the
+    superseded measurement, so an incremental loader updates the one value in place.
+    A voided photo is ``entered-in-error``. A photo kept out of the endpoints carries
+    no value: each component has ``dataAbsentReason`` with the reason the TR domain
+    gives (NOT DONE); ``preliminary`` while a clinician can still accept or correct
+    it. An automatic value references its Device; a corrected one names the
+    clinician as ``performer``.
+
+    ``fullUrl``: ``{base_url}/{type}/{id}`` with a configured FHIR base (references
+    relative, ``Type/id``), else ``urn:uuid`` (references to those urns)."""
+    base = base_url.rstrip("/") if base_url else None
+    rows = list(rows)
     entries: list[dict[str, Any]] = []
-    seen_subjects: set[str] = set()
+    added: set[str] = set()
+
+    def full_url(resource_type: str, ident: str) -> str:
+        if base:
+            return f"{base}/{resource_type}/{ident}"
+        return f"urn:uuid:{uuid.uuid5(FHIR_NAMESPACE, f'{resource_type}/{ident}')}"
+
+    def ref(resource_type: str, ident: str) -> str:
+        return f"{resource_type}/{ident}" if base else full_url(resource_type, ident)
 
     def add(resource: dict[str, Any]) -> None:
-        entries.append(
-            {"fullUrl": f"{base}/{resource['resourceType']}/{resource['id']}", "resource": resource}
-        )
+        url = full_url(resource["resourceType"], resource["id"])
+        if url not in added:
+            added.add(url)
+            entries.append({"fullUrl": url, "resource": resource})
+
+    history: dict[str, list[MeasurementRow]] = {}
+    for row in rows:
+        history.setdefault(row.assessment_id, []).append(row)
 
     for row in rows:
         if not row.current:
             continue
-        patient_id = _fhir_id(row.subject_id)
-        if row.subject_id not in seen_subjects:
-            seen_subjects.add(row.subject_id)
-            add(
-                {
-                    "resourceType": "Patient",
-                    "id": patient_id,
-                    "identifier": [
-                        {
-                            "system": f"urn:woundscope:study:{row.study}:subject",
-                            "value": row.subject_code,
-                        }
-                    ],
-                }
-            )
-            research_subject: dict[str, Any] = {
-                "resourceType": "ResearchSubject",
-                "id": _fhir_id(f"rs-{row.subject_id}"),
-                "status": "on-study",
-                "study": {"identifier": {"value": row.study}, "display": row.study},
-                "individual": {"reference": f"Patient/{patient_id}"},
+        patient_id = fhir_id(row.subject_id)
+        subject_ids = [{"system": SYSTEM["subject"], "value": row.subject_id}]
+        add(
+            {
+                "resourceType": "Patient",
+                "id": patient_id,
+                "identifier": [
+                    *subject_ids,
+                    {
+                        "system": f"urn:woundscope:study:{row.study}:subject",
+                        "value": row.subject_code,
+                    },
+                ],
             }
-            if include_arm and row.arm is not None:
-                research_subject["assignedArm"] = row.arm
-            add(research_subject)
-        media_id = _fhir_id(f"photo-{row.assessment_id}")
+        )
+        research_subject: dict[str, Any] = {
+            "resourceType": "ResearchSubject",
+            "id": patient_id,
+            "identifier": subject_ids,
+            "status": "on-study",
+            "study": {
+                "identifier": {"system": "urn:woundscope:study", "value": row.study},
+                "display": row.study,
+            },
+            "individual": {"reference": ref("Patient", patient_id)},
+        }
+        if include_arm and row.arm is not None:
+            research_subject["assignedArm"] = row.arm
+        add(research_subject)
+
+        device_id = fhir_id(row.model)
+        model_name, model_version = _split_model(row.model)
+        device: dict[str, Any] = {
+            "resourceType": "Device",
+            "id": device_id,
+            "identifier": [{"system": SYSTEM["model"], "value": row.model}],
+            "status": "active",
+            "deviceName": [{"name": model_name, "type": "model-name"}],
+            "type": {"text": "wound segmentation model (woundscope software)"},
+            "version": [{"value": model_version}],
+        }
+        if row.model_sha256:
+            device["identifier"].append(
+                {"system": SYSTEM["model_sha256"], "value": row.model_sha256}
+            )
+        add(device)
+
+        asm_id = fhir_id(row.assessment_id)
+        status = "entered-in-error" if row.voided else None
         media: dict[str, Any] = {
             "resourceType": "Media",
-            "id": media_id,
-            "status": "completed",
+            "id": asm_id,
+            "identifier": [{"system": SYSTEM["photo"], "value": row.assessment_id}],
+            "status": "entered-in-error" if row.voided else "completed",
             "type": {
                 "coding": [
                     {"system": "http://terminology.hl7.org/CodeSystem/media-type", "code": "image"}
                 ]
             },
-            "subject": {"reference": f"Patient/{patient_id}"},
-            "createdDateTime": _date_time(row.captured_at),
+            "subject": {"reference": ref("Patient", patient_id)},
+            "createdDateTime": capture_time(row.captured_at, clinic_tz),
             "content": {
                 "contentType": "image/jpeg",
                 "title": f"{row.wound_label} {row.visit or ''}".strip(),
@@ -266,18 +433,39 @@ def fhir_bundle(
         if row.photo_url:
             media["content"]["url"] = row.photo_url
         if row.photo_sha256:
-            media["identifier"] = [
-                {"system": "urn:woundscope:photo-sha256", "value": row.photo_sha256}
-            ]
+            media["identifier"].append(
+                {"system": SYSTEM["photo_sha256"], "value": row.photo_sha256}
+            )
         if row.wound_location:
             media["bodySite"] = {"text": row.wound_location}
         add(media)
 
-        how = f"manual correction ({row.reason})" if row.manual else "automatic segmentation"
+        superseded = [
+            r
+            for r in history[row.assessment_id]
+            if r is not row
+            and r.measurement_id != row.measurement_id
+            and _measurement_order(r) < _measurement_order(row)
+        ]
+        if status is None:
+            if awaiting_clinician(row):
+                status = "preliminary"
+            elif superseded:
+                status = "amended"
+            else:
+                status = "final"
+        absent = [
+            not_done_reason(row, value) for value in (row.area_cm2, row.length_cm, row.width_cm)
+        ]
+        if row.manual:
+            method = f"manual outline by a clinician ({row.reason or 'no reason given'})"
+        else:
+            method = f"automatic segmentation, model {row.model}"
         observation: dict[str, Any] = {
             "resourceType": "Observation",
-            "id": _fhir_id(f"wound-size-{row.measurement_id}"),
-            "status": "entered-in-error" if row.voided else "final",
+            "id": asm_id,
+            "identifier": [{"system": SYSTEM["wound_size"], "value": row.assessment_id}],
+            "status": status,
             "category": [
                 {
                     "coding": [
@@ -288,34 +476,118 @@ def fhir_bundle(
                     ]
                 }
             ],
-            "code": {
-                "coding": [
-                    {"system": LOINC, "code": WOUND_SIZE_PANEL[0], "display": WOUND_SIZE_PANEL[1]}
-                ],
-                "text": f"Wound size: {row.wound_label}",
-            },
-            "subject": {"reference": f"Patient/{patient_id}"},
-            "effectiveDateTime": _date_time(row.captured_at),
-            "method": {"text": f"woundscope {row.model}, {how}, calibration {row.calibration}"},
-            "derivedFrom": [{"reference": f"Media/{media_id}"}],
+            "code": {**_concept(WOUND_SIZE_PANEL), "text": f"Wound size: {row.wound_label}"},
+            "subject": {"reference": ref("Patient", patient_id)},
+            "effectiveDateTime": capture_time(row.captured_at, clinic_tz),
+            "method": {"text": f"{method}; calibration {row.calibration}"},
+            "derivedFrom": [{"reference": ref("Media", asm_id)}],
             "component": [
-                _component(WOUND_AREA, row.area_cm2, "cm2"),
-                _component(WOUND_LENGTH, row.length_cm, "cm"),
-                _component(WOUND_WIDTH, row.width_cm, "cm"),
+                _component(WOUND_AREA, row.area_cm2, "cm2", absent[0]),
+                _component(WOUND_LENGTH, row.length_cm, "cm", absent[1]),
+                _component(WOUND_WIDTH, row.width_cm, "cm", absent[2]),
             ],
         }
         if row.measured_at is not None:
-            observation["issued"] = row.measured_at.isoformat()
+            observation["issued"] = _instant(row.measured_at)
+            observation["meta"] = {"lastUpdated": _instant(row.measured_at)}
+        if row.manual:
+            observation["performer"] = [{"display": row.measured_by or "clinician"}]
+        else:
+            observation["device"] = {"reference": ref("Device", device_id), "display": row.model}
         if row.wound_location:
             observation["bodySite"] = {"text": row.wound_location}
         notes = [f"{q.get('code')}: {q.get('message', '')}".strip() for q in row.quality]
+        if absent[0] is None and row.area_cm2_low is not None and row.area_cm2_high is not None:
+            notes.append(
+                f"95 % interval of the true area: {row.area_cm2_low:g}-{row.area_cm2_high:g} cm2"
+            )
         if not row.counted:
-            notes.append("not counted in the healing endpoints")
+            notes.append(f"not counted in the healing endpoints: {absent[0]}")
         if notes:
             observation["note"] = [{"text": n} for n in notes]
         add(observation)
-    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
+        if superseded and not row.voided:
+            agent_who: dict[str, Any] = (
+                {"display": row.measured_by or "clinician"}
+                if row.manual
+                else {"reference": ref("Device", device_id), "display": row.model}
+            )
+            provenance: dict[str, Any] = {
+                "resourceType": "Provenance",
+                "id": asm_id,
+                "target": [{"reference": ref("Observation", asm_id)}],
+                "recorded": _instant(row.measured_at or now or datetime.now(UTC)),
+                "activity": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                            "code": "UPDATE",
+                        }
+                    ]
+                },
+                "agent": [{"who": agent_who}],
+                "entity": [
+                    {
+                        "role": "revision",
+                        "what": {
+                            "identifier": {
+                                "system": SYSTEM["measurement"],
+                                "value": r.measurement_id,
+                            },
+                            "display": _superseded_display(r),
+                        },
+                    }
+                    for r in superseded
+                ],
+            }
+            if row.manual and row.reason:
+                provenance["reason"] = [{"text": row.reason}]
+            add(provenance)
+
+    stamp = now or datetime.now(UTC)
+    return {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": _instant(stamp)},
+        "type": "collection",
+        "timestamp": _instant(stamp),
+        "entry": entries,
+    }
+
+
+def _measurement_order(row: MeasurementRow) -> tuple[int, str]:
+    """Stored order of a photo's measurements (ids are increasing integers)."""
+    return (
+        (int(row.measurement_id), "") if row.measurement_id.isdigit() else (0, row.measurement_id)
+    )
+
+
+def _superseded_display(row: MeasurementRow) -> str:
+    kind = "manual" if row.manual else f"automatic ({row.model})"
+    area = "no area" if row.area_cm2 is None else f"{row.area_cm2:g} cm2"
+    when = f", {_instant(row.measured_at)}" if row.measured_at is not None else ""
+    return f"superseded {kind} measurement {row.measurement_id}: {area}{when}"
+
+
+# --- CDISC SDTM-style TU, TR and DM ---------------------------------------------------
+#
+# SDTM values are written as they are (a dataset, not a spreadsheet): no formula
+# guard inside them. Free text that reaches them (visit labels, wound locations) is
+# refused at the API when it would start a spreadsheet formula, and subject codes and
+# wound labels start with a letter or digit, so a spreadsheet that opens these CSVs
+# has nothing to run; ``sdtm_unsafe_values`` finds any older value that does.
+
+DM_COLUMNS = [
+    "STUDYID",
+    "DOMAIN",
+    "USUBJID",
+    "SUBJID",
+    "RFSTDTC",
+    "SITEID",
+    "ARMCD",
+    "ARM",
+]
 
 TU_COLUMNS = [
     "STUDYID",
@@ -330,6 +602,7 @@ TU_COLUMNS = [
     "TULOC",
     "TUMETHOD",
     "TUEVAL",
+    "VISITNUM",
     "VISIT",
     "TUDTC",
     "TUDY",
@@ -353,6 +626,7 @@ TR_COLUMNS = [
     "TRMETHOD",
     "TREVAL",
     "TRGRPID",
+    "VISITNUM",
     "VISIT",
     "TRDTC",
     "TRDY",
@@ -365,14 +639,34 @@ _TR_TESTS = (
     ("PERIM", "Perimeter", "perimeter_cm", "cm"),
 )
 
+# The define-style table of the test codes (README "Trial exports" lists it). Only
+# TUMIDENT is taken from the CDISC TU test codelist; the others are sponsor-defined
+# (not claimed to be CDISC controlled terminology).
+TEST_CODES: tuple[tuple[str, str, str, str, str], ...] = (
+    ("TU", "TUMIDENT", "Tumor Identification", "CDISC (TUTESTCD)", "ULCER: one row per wound"),
+    ("TR", "AREA", "Area", "sponsor-defined", "wound area in the mm plane, cm2"),
+    ("TR", "LENGTH", "Longest Length", "sponsor-defined", "longest length, cm"),
+    ("TR", "WIDTH", "Greatest Width", "sponsor-defined", "greatest width perpendicular, cm"),
+    ("TR", "PERIM", "Perimeter", "sponsor-defined", "outline perimeter, cm"),
+    ("TR", "WNDCLOSE", "Wound Closure", "sponsor-defined", "Y/N: epithelialised, no drainage"),
+)
 
-def _usubjid(row: MeasurementRow) -> str:
-    return f"{row.study}-{row.subject_code}"
+
+def _usubjid(study: str, subject_code: str) -> str:
+    return f"{study}-{subject_code}"
 
 
-def _study_day(day: int | None) -> int | None:
-    """SDTM --DY: the baseline day is 1 (there is no day 0)."""
-    return None if day is None else day + 1 if day >= 0 else day
+def _days_from_reference(row: MeasurementRow) -> int | None:
+    """Calendar days from the subject's reference start (RFSTDTC) to the photo."""
+    if row.reference_start is None:
+        return row.day
+    captured = row.captured_at.date() if isinstance(row.captured_at, datetime) else row.captured_at
+    return (captured - row.reference_start).days
+
+
+def _study_day(days: int | None) -> int | None:
+    """SDTM --DY from calendar days since RFSTDTC: RFSTDTC is day 1 (there is no day 0)."""
+    return None if days is None else days + 1 if days >= 0 else days
 
 
 def _current_rows(rows: Iterable[MeasurementRow]) -> list[MeasurementRow]:
@@ -380,15 +674,67 @@ def _current_rows(rows: Iterable[MeasurementRow]) -> list[MeasurementRow]:
     return sorted(current, key=lambda r: (r.subject_code, r.wound_label, str(r.captured_at)))
 
 
-def cdisc_tu_csv(rows: Iterable[MeasurementRow]) -> str:
+def _natural(label: str) -> list[Any]:
+    return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", label)]
+
+
+def visit_numbers(rows: Iterable[MeasurementRow]) -> dict[str, int]:
+    """VISITNUM for each visit label: the labels in study order (the median study day of
+    the photos that carry the label, then natural order: V2 before V10), numbered 1…n."""
+    days: dict[str, list[int]] = {}
+    for row in rows:
+        if row.visit:
+            day = _days_from_reference(row)
+            days.setdefault(row.visit, []).append(day if day is not None else 0)
+    order = sorted(days, key=lambda v: (statistics.median(days[v]), _natural(v)))
+    return {label: number for number, label in enumerate(order, start=1)}
+
+
+def sdtm_unsafe_values(*tables: str) -> list[str]:
+    """Values in SDTM CSVs that a spreadsheet would run as a formula (text starting with
+    = + - @ tab or CR; a negative study day such as -3 is a number, not text)."""
+    unsafe = []
+    for table in tables:
+        for record in csv.DictReader(io.StringIO(table)):
+            for value in record.values():
+                if value and spreadsheet_unsafe(value) and not re.fullmatch(r"-\d+(\.\d+)?", value):
+                    unsafe.append(value)
+    return unsafe
+
+
+def cdisc_dm_csv(subjects: Iterable[SubjectRow], *, include_arm: bool = False) -> str:
+    """CDISC-style DM (demographics): one row per subject, photographed or not, with
+    RFSTDTC (the subject's time origin, from which every --DY counts) and SITEID.
+    ARMCD/ARM only in the admin export (blinding)."""
+    columns = [c for c in DM_COLUMNS if include_arm or c not in ("ARMCD", "ARM")]
+    records = []
+    for s in sorted(subjects, key=lambda s: s.subject_code):
+        record: dict[str, Any] = {
+            "STUDYID": s.study,
+            "DOMAIN": "DM",
+            "USUBJID": _usubjid(s.study, s.subject_code),
+            "SUBJID": s.subject_code,
+            "RFSTDTC": s.reference_start.isoformat() if s.reference_start else None,
+            "SITEID": s.site,
+        }
+        if include_arm and s.arm is not None:
+            record["ARM"] = s.arm
+            record["ARMCD"] = re.sub(r"[^A-Z0-9]", "", s.arm.upper())[:20]
+        records.append(record)
+    return _csv(columns, records, guard=False)
+
+
+def cdisc_tu_csv(rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = None) -> str:
     """CDISC-style TU (lesion identification): one row per wound, at its first assessment."""
+    current = _current_rows(rows)
+    visits = visit_numbers(current)
     first_by_wound: dict[str, MeasurementRow] = {}
-    for row in _current_rows(rows):
+    for row in current:
         first_by_wound.setdefault(row.wound_id, row)
     records = []
     seq_by_subject: dict[str, int] = {}
     for row in first_by_wound.values():
-        usubjid = _usubjid(row)
+        usubjid = _usubjid(row.study, row.subject_code)
         seq_by_subject[usubjid] = seq_by_subject.get(usubjid, 0) + 1
         records.append(
             {
@@ -404,23 +750,27 @@ def cdisc_tu_csv(rows: Iterable[MeasurementRow]) -> str:
                 "TULOC": row.wound_location,
                 "TUMETHOD": "PHOTOGRAPHY",
                 "TUEVAL": "INVESTIGATOR",
+                "VISITNUM": visits.get(row.visit or ""),
                 "VISIT": row.visit,
-                "TUDTC": _date_time(row.captured_at),
-                "TUDY": _study_day(row.day),
+                "TUDTC": capture_time(row.captured_at, clinic_tz),
+                "TUDY": _study_day(_days_from_reference(row)),
             }
         )
-    return _csv(TU_COLUMNS, records)
+    return _csv(TU_COLUMNS, records, guard=False)
 
 
-def cdisc_tr_csv(rows: Iterable[MeasurementRow]) -> str:
+def cdisc_tr_csv(rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = None) -> str:
     """CDISC-style TR (lesion results): per assessment the counting measurement's area,
     length, width and perimeter, and the clinician's closure observation (WNDCLOSE).
 
-    A photo not counted in the endpoints has TRSTAT ``NOT DONE`` with the reason."""
+    A photo not counted in the endpoints has TRSTAT ``NOT DONE`` with the reason
+    (``not_done_reason``, the same the FHIR export gives)."""
+    current = _current_rows(rows)
+    visits = visit_numbers(current)
     records = []
     seq_by_subject: dict[str, int] = {}
-    for row in _current_rows(rows):
-        usubjid = _usubjid(row)
+    for row in current:
+        usubjid = _usubjid(row.study, row.subject_code)
         evaluator = "INVESTIGATOR" if row.manual else "ALGORITHM"
         common = {
             "STUDYID": row.study,
@@ -429,9 +779,10 @@ def cdisc_tr_csv(rows: Iterable[MeasurementRow]) -> str:
             "TRLNKID": row.wound_label,
             "TRMETHOD": "PHOTOGRAPHY",
             "TRGRPID": row.assessment_id,
+            "VISITNUM": visits.get(row.visit or ""),
             "VISIT": row.visit,
-            "TRDTC": _date_time(row.captured_at),
-            "TRDY": _study_day(row.day),
+            "TRDTC": capture_time(row.captured_at, clinic_tz),
+            "TRDY": _study_day(_days_from_reference(row)),
         }
         for code, name, attribute, unit in _TR_TESTS:
             value = getattr(row, attribute)
@@ -443,14 +794,8 @@ def cdisc_tr_csv(rows: Iterable[MeasurementRow]) -> str:
                 "TRTEST": name,
                 "TREVAL": evaluator,
             }
-            if value is None or not row.counted:
-                reason = (
-                    "NOT CALIBRATED"
-                    if not row.calibrated
-                    else "SEVERE QUALITY FLAG"
-                    if not row.counted
-                    else "NOT MEASURED"
-                )
+            reason = not_done_reason(row, value)
+            if reason is not None:
                 record.update({"TRSTAT": "NOT DONE", "TRREASND": reason})
             else:
                 record.update(
@@ -478,4 +823,4 @@ def cdisc_tr_csv(rows: Iterable[MeasurementRow]) -> str:
                     "TREVAL": "INVESTIGATOR",
                 }
             )
-    return _csv(TR_COLUMNS, records)
+    return _csv(TR_COLUMNS, records, guard=False)

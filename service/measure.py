@@ -44,7 +44,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.marker import DetectedMarker, detect_markers
+from service.review import CLOSED_MAX_AREA_CM2
 from service.scene import MARKER_MM
+from service.uncertainty import combine_log, halfwidth_pct
 
 Calibration = Literal["marker", "px_per_mm", "ruler", "none"]
 
@@ -66,6 +68,10 @@ MARKER_PRINT_SIGMA_REL = 0.002
 RULER_POINT_SIGMA_PX = 1.0
 """Standard error of a clicked ruler point, pixels."""
 Z95 = 1.959964
+SEGMENTATION_UNCERTAIN_PCT = 60.0
+"""The outline's 95 % half-width (% of the area) beyond which the photo goes to review
+(``outline_uncertain``); the model card reports how many photos of each yardstick it
+sends there and how wrong they were."""
 
 
 QUALITY_CODES: dict[str, tuple[str, bool]] = {
@@ -85,8 +91,26 @@ QUALITY_CODES: dict[str, tuple[str, bool]] = {
     "wound_touches_edge": ("the wound runs off the photo", False),
     "target_outside_wound": ("target point not on a wound; the nearest one was measured", False),
     "area_imprecise": ("95 % half-width beyond max_area_uncertainty_pct", False),
+    # Review flags that need more than the pixels (raised by the model's uncertainty,
+    # or by ``service.review`` over the wound's series; they send the photo to review).
+    "outline_uncertain": (
+        "the model is unsure where the wound's edge is: check the outline, correct it if needed",
+        False,
+    ),
+    "implausible_change": (
+        "the area jumps against the wound's other visits beyond what healing allows:"
+        " check the outline against the neighbouring photos, then accept or correct it",
+        False,
+    ),
+    "closure_area_mismatch": (
+        f"recorded closed while the outline measures more than {CLOSED_MAX_AREA_CM2:g} cm²,"
+        " or open while no wound is found: check the photo, then correct the outline or"
+        " the observation",
+        False,
+    ),
 }
-"""Every quality flag ``measure`` can raise, for documentation and the README."""
+"""Every quality flag a photo can carry, for documentation and the README: those
+``measure`` raises, and the review flags (``service.review.REVIEW_CODES``)."""
 
 
 class QualityLimits(BaseModel):
@@ -129,7 +153,12 @@ class QualityLimits(BaseModel):
         default=1, ge=1, description="fewer wound pixels than this is no wound"
     )
     max_area_uncertainty_pct: float = Field(
-        default=10.0, gt=0, description="95 % half-width of the area, % of it"
+        default=10.0, gt=0, description="calibration's 95 % half-width of the area, % of it"
+    )
+    max_segmentation_uncertainty_pct: float = Field(
+        default=SEGMENTATION_UNCERTAIN_PCT,
+        gt=0,
+        description="outline's 95 % half-width of the area, % of it (outline_uncertain)",
     )
 
 
@@ -190,6 +219,11 @@ class Measurement:
     markers_found: int = 0
     marker_corners_px: list[list[float]] | None = None
     """The marker's refined corners (ArUco order), for drawing and audit."""
+    calibration_pct: float | None = None
+    """95 % half-width of the area from the calibration (marker corners, scale), %."""
+    segmentation_pct: float | None = None
+    """95 % half-width of the area from the outline (the model's calibrated
+    uncertainty), %; None for a clinician's outline or an uncalibrated model."""
 
     @property
     def calibrated(self) -> bool:
@@ -226,6 +260,10 @@ class Measurement:
             "px_per_mm": r(self.px_per_mm, 3),
             "calibrated": self.calibrated,
             "calibration": self.calibration,
+            "uncertainty": {
+                "calibration_pct": r(self.calibration_pct, 1),
+                "segmentation_pct": r(self.segmentation_pct, 1),
+            },
             "quality": [f.to_json() for f in self.quality],
         }
 
@@ -497,12 +535,15 @@ def measure(
     target_point: tuple[float, float] | None = None,
     limits: QualityLimits | None = None,
     markers: list[DetectedMarker] | None = None,
+    segmentation_log_halfwidth: float | None = None,
 ) -> Measurement:
     """Measure the wound ``mask`` (nonzero = wound, same height and width as the
     photo ``rgb`` as displayed) in cm², with flags. ``marker_mm`` is the side of the
     marker's outer black square; ``px_per_mm`` or ``ruler`` calibrate a photo without
     one (``ruler``: x1, y1, x2, y2 in photo pixels and their distance in mm).
-    ``markers`` skips detection when the caller already ran it."""
+    ``markers`` skips detection when the caller already ran it.
+    ``segmentation_log_halfwidth`` is the outline's 95 % half-width of log(true /
+    measured area) (``service.uncertainty``); the interval then holds both errors."""
     limits = limits or QualityLimits()
     if ruler is not None and not isinstance(ruler, Ruler):
         ruler = Ruler(*(float(v) for v in ruler))
@@ -615,10 +656,24 @@ def measure(
             )
         )
 
+    segmentation_pct = (
+        halfwidth_pct(segmentation_log_halfwidth)
+        if segmentation_log_halfwidth is not None and area_px >= limits.min_wound_px
+        else None
+    )
+    if segmentation_pct is not None and segmentation_pct > limits.max_segmentation_uncertainty_pct:
+        flags.append(
+            QualityFlag(
+                "outline_uncertain",
+                f"The model is unsure where this wound's edge is (area uncertain by ±{segmentation_pct:.0f} % from the outline alone): check the outline on the photo and correct it if it misses part of the wound.",
+            )
+        )
+
     result = Measurement(
         area_px=area_px,
         components=components,
         calibration=calibration,
+        segmentation_pct=segmentation_pct,
         markers_found=len(markers),
         marker_id=chosen.marker_id if chosen else None,
         marker_corners_px=chosen.corners_px.round(3).tolist() if chosen else None,
@@ -651,16 +706,22 @@ def measure(
         rel = math.sqrt(2) * RULER_POINT_SIGMA_PX / ruler.length_px
         sigma_calib_mm2 = 2 * rel * area
     sigma = math.hypot(sigma_calib_mm2, sigma_quant)
-    low, high = max(area - Z95 * sigma, 0.0), area + Z95 * sigma
+    calibration_rel = Z95 * sigma / area if area > 0 else None
+    if calibration_rel is not None and segmentation_log_halfwidth is not None:
+        # Both errors, multiplicative, in quadrature on the log scale.
+        h = combine_log(calibration_rel, segmentation_log_halfwidth)
+        low, high = area * math.exp(-h), area * math.exp(h)
+    else:
+        low, high = max(area - Z95 * sigma, 0.0), area + Z95 * sigma
     if (
         centroid_px is not None
-        and area > 0
-        and 100 * Z95 * sigma / area > limits.max_area_uncertainty_pct
+        and calibration_rel is not None
+        and 100 * calibration_rel > limits.max_area_uncertainty_pct
     ):
         flags.append(
             QualityFlag(
                 "area_imprecise",
-                f"The area is uncertain by ±{100 * Z95 * sigma / area:.0f} %: move the camera closer and put the marker right beside the wound, then retake.",
+                f"The area is uncertain by ±{100 * calibration_rel:.0f} % from the calibration: move the camera closer and put the marker right beside the wound, then retake.",
             )
         )
     if chosen is not None and centroid_px is not None:
@@ -685,6 +746,8 @@ def measure(
         width_cm=width_mm / 10.0,
         tilt_deg=tilt_deg,
         px_per_mm=scale_px_per_mm,
+        calibration_pct=None if calibration_rel is None else 100 * calibration_rel,
+        segmentation_pct=segmentation_pct,
         quality=flags,
         marker_id=result.marker_id,
         markers_found=result.markers_found,

@@ -22,6 +22,7 @@ import numpy as np
 from service.errors import DomainError
 from service.imaging import decode_photo, encode_jpeg, encode_png
 from service.measure import QualityLimits, Ruler, measure, select_component
+from service.uncertainty import outline_log_halfwidth
 
 if TYPE_CHECKING:
     from service.inference import Segmenter
@@ -172,8 +173,11 @@ def measure_mask(
     marker_mm: float,
     cal: Calibration,
     limits: QualityLimits | None = None,
+    segmentation_log_halfwidth: float | None = None,
 ) -> dict[str, Any]:
-    """The measurement of ``mask`` on ``rgb`` as the wire JSON (``measure --json`` keys)."""
+    """The measurement of ``mask`` on ``rgb`` as the wire JSON (``measure --json`` keys);
+    ``segmentation_log_halfwidth`` is the model's outline uncertainty for it (None for a
+    clinician's outline)."""
     result = measure(
         rgb,
         mask,
@@ -182,6 +186,7 @@ def measure_mask(
         ruler=cal.ruler,
         target_point=cal.target_point,
         limits=limits,
+        segmentation_log_halfwidth=segmentation_log_halfwidth,
     ).to_json()
     plain: dict[str, Any] = json.loads(json.dumps(result))  # plain JSON types only
     return plain
@@ -212,7 +217,14 @@ def analyse_upload(
     seg = segmenter.segment(stored.rgb)
     segment_s = time.perf_counter() - t0
     mask = measured_mask(seg.mask, cal)
-    result = measure_mask(stored.rgb, mask, marker_mm=marker_mm, cal=cal, limits=limits)
+    result = measure_mask(
+        stored.rgb,
+        mask,
+        marker_mm=marker_mm,
+        cal=cal,
+        limits=limits,
+        segmentation_log_halfwidth=outline_log_halfwidth(seg.probability, mask, segmenter.spec),
+    )
     return Analysis(
         photo_jpeg=jpeg,
         upload_sha256=hashlib.sha256(data).hexdigest(),
@@ -239,8 +251,16 @@ def reanalyse(
     stored = decode_photo(
         photo_jpeg, name="stored photo", max_bytes=len(photo_jpeg) + 1, max_pixels=10**9
     )
-    mask = measured_mask(segmenter.segment(stored.rgb).mask, cal)
-    result = measure_mask(stored.rgb, mask, marker_mm=marker_mm, cal=cal, limits=limits)
+    seg = segmenter.segment(stored.rgb)
+    mask = measured_mask(seg.mask, cal)
+    result = measure_mask(
+        stored.rgb,
+        mask,
+        marker_mm=marker_mm,
+        cal=cal,
+        limits=limits,
+        segmentation_log_halfwidth=outline_log_halfwidth(seg.probability, mask, segmenter.spec),
+    )
     return encode_png(mask), result
 
 

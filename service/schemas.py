@@ -33,6 +33,9 @@ LocalDateTime = Annotated[
 ]
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# Free text that reaches the exports (visit labels, wound locations) may not start a
+# spreadsheet formula (= + - @ tab CR): the SDTM tables carry values as they are.
+SAFE_TEXT_PATTERN = r"^($|[^=+\-@\t\r])"
 
 
 class _In(BaseModel):
@@ -105,7 +108,13 @@ class SubjectPublic(BaseModel):
 
 class WoundCreate(_In):
     label: str = Field(pattern=CODE_PATTERN, examples=["W1"])
-    location: str | None = Field(default=None, max_length=200, examples=["left hallux, plantar"])
+    location: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=SAFE_TEXT_PATTERN,
+        examples=["left hallux, plantar"],
+        description="Free text; may not start with = + - @ (spreadsheet formulas)",
+    )
     index_leg: bool | None = None
 
 
@@ -194,6 +203,16 @@ class AssessmentPublic(BaseModel):
     review: ReviewPublic
     measurement: MeasurementPublic | None
     measurements: list[MeasurementPublic]
+
+
+class ReviewItem(BaseModel):
+    """An assessment awaiting review, with where it belongs and why it waits."""
+
+    site: str
+    subject_code: str
+    wound_label: str
+    reasons: list[dict[str, Any]] = Field(description="{code, message, severe}: why it waits")
+    assessment: AssessmentPublic
 
 
 class AssessmentUpdate(_In):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from service import access, audit, auth, review
 from service.auth import Caller
@@ -125,14 +125,14 @@ def update_study(
         )
     before = audit.snapshot(study)
     for key, value in changes.items():
-        if key in ("name", "review") and value is None:
-            continue
+        if key in ("name", "review", "locked") and value is None:
+            continue  # null means "leave as it is" for fields that cannot be empty
         setattr(study, key, value)
     action = (
         "study.lock"
         if changes.get("locked")
         else "study.unlock"
-        if "locked" in changes
+        if changes.get("locked") is False
         else "study.update"
     )
     audit.record(
@@ -406,12 +406,25 @@ def is_reviewed(assessment: Assessment, measurement: Measurement | None) -> bool
     return assessment.accepted and assessment.accepted_measurement_id in (None, measurement.id)
 
 
+def _in_capture_order(wound: Wound) -> list[Assessment]:
+    """The wound's non-voided assessments by capture time, then upload time."""
+    return sorted(
+        (a for a in wound.assessments if not a.voided), key=lambda a: (a.captured_at, a.created_at)
+    )
+
+
+def is_superseded(assessment: Assessment) -> bool:
+    """A later upload of the same wound and day replaced this photo (DESIGN: the last one
+    uploaded counts)."""
+    rows = _in_capture_order(assessment.wound)
+    later = rows[rows.index(assessment) + 1 :] if assessment in rows else []
+    return bool(later) and later[0].captured_at.date() == assessment.captured_at.date()
+
+
 def series_flags_of(wound: Wound, study: Study) -> dict[str, list[dict[str, Any]]]:
     """The series flags (``review.series_flags``: implausible_change,
     closure_area_mismatch) of the wound's non-voided assessments, by assessment id."""
-    rows = sorted(
-        (a for a in wound.assessments if not a.voided), key=lambda a: (a.captured_at, a.created_at)
-    )
+    rows = _in_capture_order(wound)
     points = []
     for i, a in enumerate(rows):
         m = current_measurement(a, study)
@@ -450,8 +463,9 @@ def awaiting_review(
     study: Study,
     series: Sequence[dict[str, Any]],
 ) -> bool:
-    """Whether the review queue lists this photo (``review.awaiting_review``)."""
-    if assessment.voided or measurement is None:
+    """Whether the review queue lists this photo (``review.awaiting_review``); never a
+    voided or superseded one (it cannot count whatever a clinician says)."""
+    if assessment.voided or measurement is None or is_superseded(assessment):
         return False
     return review.awaiting_review(
         study.review,
@@ -506,6 +520,29 @@ def list_assessments(
         stmt.order_by(Assessment.captured_at, Assessment.created_at).limit(limit).offset(offset)
     )
     return list(rows), total
+
+
+def review_queue(
+    session: Session, caller: Caller, study: Study, *, limit: int, offset: int
+) -> tuple[list[Assessment], int]:
+    """The study's assessments awaiting a clinician's review that this caller may see
+    (site keys: their site), the longest waiting (earliest uploaded) first."""
+    stmt = access.visible_subjects(caller, study.id).options(
+        selectinload(Subject.site),
+        selectinload(Subject.wounds)
+        .selectinload(Wound.assessments)
+        .selectinload(Assessment.measurements),
+    )
+    waiting = []
+    for subject in session.scalars(stmt):
+        for wound in subject.wounds:
+            series = series_flags_of(wound, study)
+            for a in _in_capture_order(wound):
+                current = current_measurement(a, study)
+                if awaiting_review(a, current, study, series.get(a.id, [])):
+                    waiting.append(a)
+    waiting.sort(key=lambda a: (a.created_at, a.id))
+    return waiting[offset : offset + limit], len(waiting)
 
 
 def update_assessment(

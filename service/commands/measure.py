@@ -54,6 +54,7 @@ def measure(
         fail(f"--px-per-mm must be positive, not {px_per_mm:g}", 2)
     if marker_mm <= 0:
         fail(f"--marker-mm must be positive, not {marker_mm:g}", 2)
+    outline_log: float | None = None  # a given mask is a person's outline
     try:
         rgb = read_photo(photo).rgb
         if mask is not None:
@@ -63,11 +64,15 @@ def measure(
     if mask is None:
         from service.inference import Segmenter
         from service.models import ModelNotFound, resolve_model
+        from service.uncertainty import outline_log_halfwidth
 
         try:
-            wound = Segmenter(resolve_model(model)).segment(rgb).mask
+            segmenter = Segmenter(resolve_model(model))
         except ModelNotFound as exc:
             fail(f"{photo}: no mask given and {exc}")
+        seg = segmenter.segment(rgb)
+        wound = seg.mask
+        outline_log = outline_log_halfwidth(seg.probability, wound, segmenter.spec)
     result = run(
         rgb,
         wound,
@@ -75,6 +80,7 @@ def measure(
         px_per_mm=px_per_mm,
         ruler=ruler_value,
         target_point=target_point,
+        segmentation_log_halfwidth=outline_log,
     )
     data = result.to_json()
     if json_out:

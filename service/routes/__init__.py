@@ -18,6 +18,7 @@ ROUTER_MODULES: list[str] = [
     "marker",
     "endpoints",
     "exports",
+    "review",
     "dashboard",
 ]
 

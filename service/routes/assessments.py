@@ -16,7 +16,13 @@ from service.deps import (
     VisibleWound,
 )
 from service.errors import DomainError
-from service.schemas import AssessmentPublic, AssessmentUpdate, MeasurementPublic, Page
+from service.schemas import (
+    SAFE_TEXT_PATTERN,
+    AssessmentPublic,
+    AssessmentUpdate,
+    MeasurementPublic,
+    Page,
+)
 
 router = APIRouter(tags=["assessments"])
 
@@ -55,7 +61,15 @@ def upload_assessment(
     ruler_mm: Annotated[
         str | None, Form(description="Distance between the ruler points (mm)")
     ] = None,
-    visit: Annotated[str | None, Form(max_length=64, examples=["V3"])] = None,
+    visit: Annotated[
+        str | None,
+        Form(
+            max_length=64,
+            pattern=SAFE_TEXT_PATTERN,
+            examples=["V3"],
+            description="Visit label; may not start with = + - @ (spreadsheet formulas)",
+        ),
+    ] = None,
     epithelialized: Annotated[
         bool | None, Form(description="Clinician: fully re-epithelialised")
     ] = None,

@@ -518,15 +518,17 @@ def export(study: str, kind: str, request: Request, session: SessionDep) -> Resp
     caller, key = _signed_in(request, session)
     try:
         row = access.load_study(session, caller, study)
-        if kind == "fhir.json":
-            return export_routes.export_fhir(row, session, caller, request)
+        settings = request.app.state.settings
         handlers = {
             "csv": export_routes.export_csv,
+            "fhir.json": export_routes.export_fhir,
             "tu.csv": export_routes.export_tu,
             "tr.csv": export_routes.export_tr,
         }
+        if kind == "dm.csv":
+            return export_routes.export_dm(row, session, caller)
         if kind not in handlers:
             raise HTTPException(status_code=404, detail=f"no export {kind}")
-        return handlers[kind](row, session, caller)
+        return handlers[kind](row, session, caller, settings)
     except DomainError as exc:
         return _error_page(request, caller, key, exc)

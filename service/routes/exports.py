@@ -1,4 +1,4 @@
-"""Study exports (monitor and admin keys): CSV, FHIR R4 Bundle, CDISC-style TU/TR.
+"""Study exports (monitor and admin keys): CSV, FHIR R4 Bundle, CDISC-style DM/TU/TR.
 
 Every export is written to the audit log. The arm appears only in admin exports.
 """
@@ -6,15 +6,16 @@ Every export is written to the audit log. The arm appears only in admin exports.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from service import audit, exports
 from service.auth import Caller
-from service.deps import CallerDep, SessionDep, VisibleStudy
+from service.deps import CallerDep, SessionDep, SettingsDep, VisibleStudy
 from service.orm import Study, Subject
 from service.routes.endpoints import (
     captured_on,
@@ -37,12 +38,42 @@ def assessment_paths(assessment_id: str) -> dict[str, str]:
     }
 
 
+def reference_start(subject: Subject) -> date | None:
+    """The subject's time origin (SDTM RFSTDTC): ``randomized_on`` where the model has
+    it, else the date of the subject's first photo (any wound, voided ones left out)."""
+    randomized_on: date | None = getattr(subject, "randomized_on", None)
+    if randomized_on is not None:
+        return randomized_on
+    return min(
+        (captured_on(a) for w in subject.wounds for a in w.assessments if not a.voided),
+        default=None,
+    )
+
+
+def subject_rows(
+    subjects: Sequence[Subject], study: Study, *, include_arm: bool
+) -> list[exports.SubjectRow]:
+    """One row per subject the caller sees (DM), photographed or not."""
+    return [
+        exports.SubjectRow(
+            study=study.id,
+            subject_id=s.id,
+            subject_code=s.code,
+            site=s.site.code,
+            reference_start=reference_start(s),
+            arm=s.arm if include_arm else None,
+        )
+        for s in subjects
+    ]
+
+
 def measurement_rows(
     subjects: Sequence[Subject], study: Study, *, include_arm: bool
 ) -> list[exports.MeasurementRow]:
     """One row per stored measurement (history included), oldest photo first."""
     rows = []
     for subject in subjects:
+        rfstdtc = reference_start(subject)
         for wound in subject.wounds:
             live = [a for a in wound.assessments if not a.voided]
             baseline_on = min((captured_on(a) for a in live), default=None)
@@ -50,7 +81,8 @@ def measurement_rows(
                 wound.assessments, key=lambda a: (a.captured_at, a.created_at)
             ):
                 current = current_measurement(assessment, study)
-                counted = uncounted_reason(assessment, current) is None
+                not_counted = uncounted_reason(assessment, current)
+                counted = not_counted is None
                 day = (captured_on(assessment) - baseline_on).days if baseline_on else None
                 for m in sorted(assessment.measurements, key=lambda m: m.id):
                     data: dict[str, Any] = m.data or {}
@@ -99,6 +131,8 @@ def measurement_rows(
                             quality=tuple(data.get("quality") or ()),
                             photo_sha256=assessment.photo_sha256,
                             photo_url=assessment_paths(assessment.id)["photo_url"],
+                            uncounted_reason=not_counted,
+                            reference_start=rfstdtc,
                         )
                     )
     return rows
@@ -109,13 +143,19 @@ def run_export(
     caller: Caller,
     study: Study,
     kind: str,
-    build: Callable[[list[exports.MeasurementRow]], Any],
+    build: Callable[[list[Any]], Any],
+    *,
+    per_subject: bool = False,
 ) -> Any:
-    """Build one export of the rows this caller sees, and audit it (monitor, admin)."""
+    """Build one export of the rows this caller sees (``MeasurementRow``s, or with
+    ``per_subject`` ``SubjectRow``s), and audit it (monitor, admin)."""
     caller.require(*EXPORT_ROLES)
     include_arm = caller.sees_arm
-    rows = measurement_rows(
-        load_visible_subjects(session, caller, study), study, include_arm=include_arm
+    subjects = load_visible_subjects(session, caller, study)
+    rows: list[Any] = (
+        subject_rows(subjects, study, include_arm=include_arm)
+        if per_subject
+        else measurement_rows(subjects, study, include_arm=include_arm)
     )
     body = build(rows)
     audit.record(
@@ -124,7 +164,7 @@ def run_export(
         f"export.{kind}",
         f"study/{study.id}",
         study_id=study.id,
-        after={"measurements": len(rows), "arm": include_arm},
+        after={"subjects" if per_subject else "measurements": len(rows), "arm": include_arm},
     )
     session.commit()
     return body
@@ -150,15 +190,21 @@ CSV_RESPONSES: dict[int | str, dict[str, Any]] = {
     response_class=Response,
     responses=CSV_RESPONSES,
 )
-def export_csv(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> Response:
+def export_csv(
+    study: VisibleStudy, session: SessionDep, caller: CallerDep, settings: SettingsDep
+) -> Response:
     """Every measurement (history included) with its provenance: model version, calibration
-    kind, quality flags, manual or not, whether it counts. ``arm`` only for admin keys."""
+    kind, quality flags, manual or not, whether it counts. ``arm`` only for admin keys.
+    ``captured_at`` is a date, or a time with its offset (``WOUNDSCOPE_CLINIC_TIMEZONE``);
+    ``uploaded_at`` and ``measured_at`` are UTC with offset."""
     text = run_export(
         session,
         caller,
         study,
         "csv",
-        lambda rows: exports.measurements_csv(rows, include_arm=caller.sees_arm),
+        lambda rows: exports.measurements_csv(
+            rows, include_arm=caller.sees_arm, clinic_tz=settings.clinic_tz
+        ),
     )
     return csv_response(text, f"{study.id}-measurements.csv")
 
@@ -175,17 +221,23 @@ def export_csv(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> R
     },
 )
 def export_fhir(
-    study: VisibleStudy, session: SessionDep, caller: CallerDep, request: Request
+    study: VisibleStudy, session: SessionDep, caller: CallerDep, settings: SettingsDep
 ) -> JSONResponse:
-    """A ``collection`` Bundle: Patient, ResearchSubject, Media (the photo) and one
-    wound-size Observation (LOINC 72287-6; 89260-4, 39126-8, 39125-0) per photo."""
-    base_url = str(request.base_url).rstrip("/") + "/fhir"
+    """A ``collection`` Bundle: Patient, ResearchSubject, Device (the model), Media (the
+    photo), one wound-size Observation (LOINC 72287-6; 89260-4, 39126-8, 39125-0) per
+    photo, its id stable across corrections (``amended``, with a Provenance).
+    ``fullUrl``: ``WOUNDSCOPE_FHIR_BASE_URL``/Type/id, or ``urn:uuid`` when not set."""
     bundle = run_export(
         session,
         caller,
         study,
         "fhir",
-        lambda rows: exports.fhir_bundle(rows, base_url=base_url, include_arm=caller.sees_arm),
+        lambda rows: exports.fhir_bundle(
+            rows,
+            base_url=settings.fhir_base_url or None,
+            include_arm=caller.sees_arm,
+            clinic_tz=settings.clinic_tz,
+        ),
     )
     return JSONResponse(
         bundle,
@@ -200,8 +252,17 @@ def export_fhir(
     response_class=Response,
     responses=CSV_RESPONSES,
 )
-def export_tu(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> Response:
-    text = run_export(session, caller, study, "tu", exports.cdisc_tu_csv)
+def export_tu(
+    study: VisibleStudy, session: SessionDep, caller: CallerDep, settings: SettingsDep
+) -> Response:
+    """One row per wound; TUDY from the subject's RFSTDTC (see the DM export)."""
+    text = run_export(
+        session,
+        caller,
+        study,
+        "tu",
+        lambda rows: exports.cdisc_tu_csv(rows, clinic_tz=settings.clinic_tz),
+    )
     return csv_response(text, f"{study.id}-TU.csv")
 
 
@@ -211,6 +272,36 @@ def export_tu(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> Re
     response_class=Response,
     responses=CSV_RESPONSES,
 )
-def export_tr(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> Response:
-    text = run_export(session, caller, study, "tr", exports.cdisc_tr_csv)
+def export_tr(
+    study: VisibleStudy, session: SessionDep, caller: CallerDep, settings: SettingsDep
+) -> Response:
+    """Per photo AREA, LENGTH, WIDTH, PERIM (NOT DONE with a reason when the photo does
+    not count) and WNDCLOSE; TRDY from the subject's RFSTDTC, VISITNUM in visit order."""
+    text = run_export(
+        session,
+        caller,
+        study,
+        "tr",
+        lambda rows: exports.cdisc_tr_csv(rows, clinic_tz=settings.clinic_tz),
+    )
     return csv_response(text, f"{study.id}-TR.csv")
+
+
+@router.get(
+    "/v1/studies/{study}/export.dm.csv",
+    summary="CDISC-style DM (subjects, RFSTDTC)",
+    response_class=Response,
+    responses=CSV_RESPONSES,
+)
+def export_dm(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> Response:
+    """One row per subject: USUBJID, SUBJID, RFSTDTC (the time origin every --DY counts
+    from), SITEID; ARMCD/ARM only for admin keys."""
+    text = run_export(
+        session,
+        caller,
+        study,
+        "dm",
+        lambda rows: exports.cdisc_dm_csv(rows, include_arm=caller.sees_arm),
+        per_subject=True,
+    )
+    return csv_response(text, f"{study.id}-DM.csv")

@@ -149,7 +149,8 @@ def test_fhir_bundle_wound_size_observations() -> None:
     observations = by_type["Observation"]
     assert len(observations) == 4  # the counting measurement of each assessment
     ids = {e["fullUrl"] for e in bundle["entry"]}
-    assert "https://ws.example/fhir/Observation/wound-size-1" in ids
+    # The Observation belongs to the assessment (a correction amends it, same id).
+    assert "https://ws.example/fhir/Observation/asm-1" in ids
 
     first = observations[0]
     assert first["code"]["coding"][0] == {
@@ -171,15 +172,17 @@ def test_fhir_bundle_wound_size_observations() -> None:
         (derived,) = observation["derivedFrom"]
         assert derived["reference"].removeprefix("Media/") in media_ids
         assert observation["subject"]["reference"].startswith("Patient/")
-    manual = next(o for o in observations if o["id"] == "wound-size-3")
-    assert "manual correction" in manual["method"]["text"]
-    uncalibrated = next(o for o in observations if o["id"] == "wound-size-4")
+    manual = next(o for o in observations if o["id"] == "asm-2")
+    assert manual["status"] == "amended"
+    assert "manual outline" in manual["method"]["text"]
+    uncalibrated = next(o for o in observations if o["id"] == "asm-3")
     area = next(c for c in uncalibrated["component"] if c["code"]["coding"][0]["code"] == "89260-4")
     assert "valueQuantity" not in area
     assert area["dataAbsentReason"]["coding"][0]["code"] == "not-performed"
     assert any("marker_missing" in n["text"] for n in uncalibrated["note"])
-    # Blinded: no arm anywhere.
-    assert "active" not in json.dumps(bundle)
+    # Blinded: no arm anywhere (the Device's status "active" is not an arm).
+    assert all("assignedArm" not in r for r in resources)
+    assert "control" not in json.dumps(bundle)
 
 
 def test_fhir_bundle_arm_for_admins_and_voided_photos() -> None:

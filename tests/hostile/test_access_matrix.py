@@ -214,6 +214,11 @@ MATRIX: dict[tuple[str, str], tuple[Request, tuple[str, ...], str]] = {
         READ,
         "study",
     ),
+    ("GET", "/v1/studies/{study}/review"): (
+        _call("GET", "/v1/studies/{study}/review"),
+        READ,
+        "study",
+    ),
     ("GET", "/v1/studies/{study}/export.csv"): (
         _call("GET", "/v1/studies/{study}/export.csv"),
         ("monitor", "admin"),
@@ -231,6 +236,11 @@ MATRIX: dict[tuple[str, str], tuple[Request, tuple[str, ...], str]] = {
     ),
     ("GET", "/v1/studies/{study}/export.tr.csv"): (
         _call("GET", "/v1/studies/{study}/export.tr.csv"),
+        ("monitor", "admin"),
+        "study",
+    ),
+    ("GET", "/v1/studies/{study}/export.dm.csv"): (
+        _call("GET", "/v1/studies/{study}/export.dm.csv"),
         ("monitor", "admin"),
         "study",
     ),

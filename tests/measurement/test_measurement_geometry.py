@@ -219,7 +219,7 @@ def test_json_has_exactly_the_contract_keys(upright_shot):
     assert set(data) == {
         "area_cm2", "area_cm2_low", "area_cm2_high", "area_px", "components", "perimeter_cm",
         "length_cm", "width_cm", "length_x_width_cm2", "tilt_deg", "px_per_mm", "calibrated",
-        "calibration", "quality",
+        "calibration", "uncertainty", "quality",
     }  # fmt: skip
     assert all(set(f) == {"code", "message", "severe"} for f in data["quality"])
 
