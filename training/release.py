@@ -156,6 +156,11 @@ def main() -> None:
     ap.add_argument("--recipe", default="", help="how the checkpoint was trained, in words")
     ap.add_argument("--ood", type=Path, default=Path("../shared/datasets/injury-ood"))
     ap.add_argument("--force", default="", metavar="REASON", help="release past the gate")
+    ap.add_argument(
+        "--sizes",
+        default=",".join(str(s) for s in REFRAME_SIZES),
+        help="re-framed frame sizes, px, comma-separated (fewer: a faster gate, say so)",
+    )
     args = ap.parse_args()
     release(
         args.checkpoint,
@@ -165,6 +170,7 @@ def main() -> None:
         args.recipe,
         ood=args.ood,
         force_reason=args.force,
+        sizes=tuple(int(s) for s in args.sizes.split(",")),
     )
 
 

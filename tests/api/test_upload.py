@@ -417,3 +417,31 @@ def test_target_point_picks_one_wound_of_several(trial: Trial) -> None:
         int((mask > 0).sum()) == one["measurement"]["area_px"]
     )  # the stored mask is the measured one
     assert mask[:, :512].max() == 0 and mask[246, 720] == 255
+
+
+def test_review_queue_lists_flagged_photos_by_site_until_accepted(trial: Trial) -> None:
+    c = trial.client
+    a = trial.upload(trial.wound("A"), sample_photo("0133"), key="uploader").json()  # no marker
+    b = trial.upload(trial.wound("B", "W1"), sample_photo("0133"), key="uploader_B").json()
+    queue = f"/v1/studies/{trial.study}/review"
+    r = c.get(queue, headers=trial.keys["monitor"])
+    assert r.status_code == 200
+    waiting = {item["assessment"]["id"]: item for item in r.json()["items"]}
+    assert {a["id"], b["id"]} <= set(waiting)
+    item = waiting[a["id"]]
+    assert item["site"] == "A" and item["wound_label"] == "W1"
+    assert "marker_not_found" in [reason["code"] for reason in item["reasons"]]
+    # A site key sees its own site's photos only.
+    mine = c.get(queue, headers=trial.keys["clinician"]).json()["items"]
+    assert [i["assessment"]["id"] for i in mine if i["assessment"]["id"] in (a["id"], b["id"])] == [
+        a["id"]
+    ]
+    # Accepted: it leaves the queue (and counts).
+    r = c.patch(
+        f"/v1/assessments/{a['id']}", json={"accepted": True}, headers=trial.keys["clinician"]
+    )
+    assert r.status_code == 200
+    left = {
+        i["assessment"]["id"] for i in c.get(queue, headers=trial.keys["monitor"]).json()["items"]
+    }
+    assert a["id"] not in left and b["id"] in left

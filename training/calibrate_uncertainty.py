@@ -1,0 +1,198 @@
+"""Calibrate a released model's outline uncertainty and write it into its model.json.
+
+    python -m training.calibrate_uncertainty models/ulcerseg-2.0.0 [--fuseg DIR] [--ood DIR]
+        [--sizes 224,512] [--write] [--out benchmarks/model/UNCERTAINTY-<model>.md]
+
+Split-conformal (``service.uncertainty``) on photos never trained on: FUSeg validation,
+its re-framed views (the wound filling 1-40 % of the frame) and injury-ood. Every
+photo is segmented as the service does; its signals (band, size, fill) and the true
+area are kept. The photos are split in two by a hash of their set and name: on the
+*fit* half a small grid of (size_coef, fill_coef, floor) is tried, each with its
+conformal q, and the one with the narrowest median interval kept; the *held-out*
+half reports the coverage per set, which is what the model card quotes. ``--write``
+stores the constants in model.json (the ONNX file and its sha256 are untouched).
+Torch-free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.contract import UncertaintySpec, save_spec
+from service.inference import Segmenter
+from service.measure import SEGMENTATION_UNCERTAIN_PCT
+from service.models import resolve_model
+from service.uncertainty import (
+    OutlineSignals,
+    calibration_half,
+    conformal_q,
+    halfwidth_pct,
+    nonconformity,
+    outline_signals,
+)
+from service.yardsticks import yardsticks
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ROOT.parent / "shared" / "datasets"
+GRID_SIZE_COEF = (0.0, 1.0, 3.0, 6.0)
+GRID_FILL_COEF = (0.0, 0.5, 1.0, 2.0)
+GRID_FLOOR = (0.02, 0.05, 0.1)
+
+
+@dataclass(frozen=True)
+class Row:
+    set: str
+    name: str
+    true_px: int
+    signals: OutlineSignals
+
+    @property
+    def fit(self) -> bool:
+        return calibration_half(f"{self.set}/{self.name}")
+
+
+def collect(segmenter: Segmenter, fuseg: Path, ood: Path, sizes: tuple[int, ...]) -> list[Row]:
+    rows = []
+    for stick in yardsticks(fuseg, ood, sizes=sizes):
+        for name, rgb, truth in stick.photos():
+            seg = segmenter.segment(rgb)
+            signals = outline_signals(seg.probability, seg.mask, segmenter.spec)
+            rows.append(Row(stick.name, name, int((truth > 0).sum()), signals))
+        print(f"{stick.name}: {sum(r.set == stick.name for r in rows)} photos", flush=True)
+    return rows
+
+
+def scores(rows: list[Row], u: UncertaintySpec) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        if r.signals.area_px > 0:  # an empty mask is no_wound_found: no interval
+            s = nonconformity(r.true_px, r.signals.area_px, r.signals.scale(u))
+            out.setdefault(r.set, []).append(s)
+    return out
+
+
+def fit(rows: list[Row], base: UncertaintySpec) -> UncertaintySpec:
+    """The grid point with the narrowest median interval on the fit half."""
+    best: tuple[float, UncertaintySpec] | None = None
+    for size_coef, fill_coef, floor in itertools.product(
+        GRID_SIZE_COEF, GRID_FILL_COEF, GRID_FLOOR
+    ):
+        u = base.model_copy(update={"size_coef": size_coef, "fill_coef": fill_coef, "floor": floor})
+        q = conformal_q(scores(rows, u))
+        if not math.isfinite(q):
+            continue
+        widths = [q * r.signals.scale(u) for r in rows if r.signals.area_px > 0]
+        width = statistics.median(widths)
+        if best is None or width < best[0]:
+            best = (width, u.model_copy(update={"q": q}))
+    if best is None:
+        raise SystemExit("no grid point gives a finite interval: too many empty or missed masks")
+    return best[1]
+
+
+def report(rows: list[Row], u: UncertaintySpec) -> dict[str, dict]:
+    """Per set, on the given rows: coverage of the 95 % interval, median half-width,
+    photos without an interval (empty mask), photos flagged outline_uncertain."""
+    assert u.q is not None
+    out: dict[str, dict] = {}
+    for name in dict.fromkeys(r.set for r in rows):
+        mine = [r for r in rows if r.set == name]
+        shown = [r for r in mine if r.signals.area_px > 0]
+        covered, widths, flagged, err_flagged, err_kept = 0, [], 0, [], []
+        for r in shown:
+            h = u.q * r.signals.scale(u)
+            ok = r.true_px > 0 and abs(math.log(r.true_px / r.signals.area_px)) <= h
+            covered += ok
+            pct = halfwidth_pct(h)
+            widths.append(pct)
+            err = abs(r.signals.area_px - r.true_px) / max(r.true_px, 1)
+            if pct > SEGMENTATION_UNCERTAIN_PCT:
+                flagged += 1
+                err_flagged.append(err)
+            else:
+                err_kept.append(err)
+        out[name] = {
+            "photos": len(mine),
+            "with_interval": len(shown),
+            "coverage": covered / len(shown) if shown else float("nan"),
+            "median_halfwidth_pct": statistics.median(widths) if widths else float("nan"),
+            "flagged_share": flagged / len(shown) if shown else float("nan"),
+            "median_area_error_flagged": statistics.median(err_flagged) if err_flagged else None,
+            "median_area_error_kept": statistics.median(err_kept) if err_kept else None,
+        }
+    return out
+
+
+def table(model_id: str, u: UncertaintySpec, held: dict[str, dict]) -> list[str]:
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.0f} %"
+
+    lines = [
+        f"# Outline uncertainty of {model_id} (held-out half)",
+        "",
+        f"Constants (fit half): q = {u.q:.3f}, size_coef = {u.size_coef:g},"
+        f" fill_coef = {u.fill_coef:g}, floor = {u.floor:g}, band [{u.band_lo:g},"
+        f" {u.band_hi:g}); outline_uncertain beyond ±{SEGMENTATION_UNCERTAIN_PCT:g} %.",
+        "",
+        "| set | photos | with an interval | coverage of the 95 % interval"
+        " | median half-width | flagged outline_uncertain"
+        " | median area error, flagged | median area error, not flagged |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in held.items():
+        lines.append(
+            f"| {name} | {m['photos']} | {m['with_interval']} | {pct(m['coverage'])}"
+            f" | ±{m['median_halfwidth_pct']:.0f} % | {pct(m['flagged_share'])}"
+            f" | {pct(m['median_area_error_flagged'])} | {pct(m['median_area_error_kept'])} |"
+        )
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("model", help="model id or folder")
+    ap.add_argument("--fuseg", type=Path, default=DATASETS / "fuseg2021")
+    ap.add_argument("--ood", type=Path, default=DATASETS / "injury-ood")
+    ap.add_argument("--sizes", default="224,512", help="re-framed sizes, px")
+    ap.add_argument("--write", action="store_true", help="store the constants in model.json")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    model_dir = resolve_model(args.model)
+    segmenter = Segmenter(model_dir, threads=2)
+    rows = collect(segmenter, args.fuseg, args.ood, tuple(int(s) for s in args.sizes.split(",")))
+    if not rows:
+        raise SystemExit(f"no calibration data under {args.fuseg} or {args.ood}")
+    u = fit([r for r in rows if r.fit], UncertaintySpec())
+    held = report([r for r in rows if not r.fit], u)
+    u = u.model_copy(
+        update={
+            "calibrated_on": list(held),
+            "coverage": {n: round(m["coverage"], 4) for n, m in held.items()},
+            "median_halfwidth_pct": {
+                n: round(m["median_halfwidth_pct"], 1) for n, m in held.items()
+            },
+        }
+    )
+    lines = table(segmenter.id, u, held)
+    print("\n".join(lines))
+    out = args.out or ROOT / "benchmarks" / "model" / f"UNCERTAINTY-{segmenter.id}.md"
+    out.write_text("\n".join(lines) + "\n")
+    out.with_suffix(".json").write_text(
+        json.dumps({"uncertainty": u.model_dump(), "held_out": held}, indent=2) + "\n"
+    )
+    if args.write:
+        spec = segmenter.spec.model_copy(update={"uncertainty": u})
+        save_spec(spec, model_dir)
+        print(f"wrote the constants into {model_dir / 'model.json'}")
+
+
+if __name__ == "__main__":
+    main()
