@@ -253,5 +253,21 @@ def awaiting_review(policy: str, *, reviewed: bool, severe: bool, review_flagged
     return not reviewed and (severe or review_flagged or policy == "all")
 
 
+def own_review_flags(
+    quality: Sequence[dict[str, Any]], *, recorded_closed: bool
+) -> list[dict[str, Any]]:
+    """A photo's own flags that send it to review: the severe ones and ``REVIEW_CODES``,
+    except ``outline_uncertain`` on a wound recorded closed: closure rests on the
+    clinician's observation, not on the outline (a scar's faint outline is always
+    "uncertain"), and an outline beyond ``CLOSED_MAX_AREA_CM2`` raises
+    ``closure_area_mismatch`` instead."""
+    return [
+        q
+        for q in quality
+        if (q.get("severe") or q.get("code") in REVIEW_CODES)
+        and not (recorded_closed and q.get("code") == "outline_uncertain")
+    ]
+
+
 def review_flagged(flags: Sequence[dict[str, Any]]) -> bool:
     return any(f.get("code") in REVIEW_CODES for f in flags)

@@ -448,12 +448,13 @@ def series_flags_of(wound: Wound, study: Study) -> dict[str, list[dict[str, Any]
 
 
 def review_reasons(
-    measurement: Measurement | None, series: Sequence[dict[str, Any]]
+    assessment: Assessment, measurement: Measurement | None, series: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """The flags that send a photo to review: its severe and review quality flags, then
-    its series flags."""
+    """The flags that send a photo to review: its own (``review.own_review_flags``),
+    then its series flags."""
     quality = (measurement.data.get("quality") or []) if measurement is not None else []
-    own = [q for q in quality if q.get("severe") or q.get("code") in review.REVIEW_CODES]
+    closed = assessment.epithelialized is True and assessment.drainage is not True
+    own = review.own_review_flags(quality, recorded_closed=closed)
     return [*own, *series]
 
 
@@ -471,7 +472,7 @@ def awaiting_review(
         study.review,
         reviewed=is_reviewed(assessment, measurement),
         severe=measurement.severe,
-        review_flagged=review.review_flagged(review_reasons(measurement, series)),
+        review_flagged=review.review_flagged(review_reasons(assessment, measurement, series)),
     )
 
 
@@ -493,7 +494,7 @@ def is_counted(
         study.review,
         reviewed=is_reviewed(assessment, measurement),
         severe=measurement.severe,
-        review_flagged=review.review_flagged(review_reasons(measurement, series)),
+        review_flagged=review.review_flagged(review_reasons(assessment, measurement, series)),
     )
 
 

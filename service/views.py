@@ -95,7 +95,7 @@ def review_public(
     accepted = status == "accepted"
     return ReviewPublic(
         status=status,
-        reasons=trial.review_reasons(current, series),
+        reasons=trial.review_reasons(a, current, series),
         series_flags=series,
         policy=study.review,
         accepted_by=a.accepted_by if accepted else None,

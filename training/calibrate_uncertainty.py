@@ -182,6 +182,27 @@ def main() -> None:
         }
     )
     lines = table(segmenter.id, u, held)
+    lines += ["", "What the outline_uncertain limit sends to review (held-out half):", ""]
+    # What a stricter or looser outline_uncertain limit would send to review.
+    held_rows = [r for r in rows if not r.fit and r.signals.area_px > 0]
+
+    def err(r: Row) -> float:
+        return abs(r.signals.area_px - r.true_px) / max(r.true_px, 1)
+
+    far = [r for r in held_rows if err(r) > 0.3]
+    near = [r for r in held_rows if err(r) <= 0.1]
+    for limit in (30.0, 45.0, 60.0, 100.0, 150.0):
+
+        def flagged(r: Row, limit: float = limit) -> bool:
+            assert u.q is not None
+            return halfwidth_pct(u.q * r.signals.scale(u)) > limit
+
+        lines.append(
+            f"- limit ±{limit:g} %: flags {sum(map(flagged, held_rows)) / len(held_rows):.0%}"
+            f" of held-out photos; {sum(map(flagged, far)) / max(len(far), 1):.0%} of the"
+            f" {len(far)} off by > 30 %; {sum(map(flagged, near)) / max(len(near), 1):.0%}"
+            f" of the {len(near)} within 10 %"
+        )
     print("\n".join(lines))
     out = args.out or ROOT / "benchmarks" / "model" / f"UNCERTAINTY-{segmenter.id}.md"
     out.write_text("\n".join(lines) + "\n")

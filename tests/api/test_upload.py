@@ -37,7 +37,14 @@ def test_upload_end_to_end(trial: Trial, marker_jpeg: bytes) -> None:
     assert m["px_per_mm"] == pytest.approx(10.0, rel=0.02)  # the marker was pasted at 10 px/mm
     assert m["area_cm2_low"] <= m["area_cm2"] <= m["area_cm2_high"]
     assert m["model"]["name"] == "ulcerseg" and len(m["model"]["sha256"]) == 64
-    assert m["manual"] is False and a["measurements"] == [m] and a["counted"]
+    assert m["manual"] is False and a["measurements"] == [m]
+    # The outline's share of the interval, from the model's calibrated constants.
+    seg_pct = m["uncertainty"]["segmentation_pct"]
+    assert seg_pct is not None and m["uncertainty"]["calibration_pct"] < seg_pct
+    assert m["area_cm2_high"] >= m["area_cm2"] * (1 + seg_pct / 100)
+    # It counts unless a review flag holds it for a clinician (the default policy).
+    held = any(q["code"] == "outline_uncertain" for q in m["quality"])
+    assert a["counted"] is not held
     for key in (
         "area_px",
         "components",

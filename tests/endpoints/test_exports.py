@@ -7,6 +7,8 @@ import io
 import json
 from datetime import UTC, date, datetime
 
+import pytest
+
 from service.exports import (
     MeasurementRow,
     cdisc_tr_csv,
@@ -225,3 +227,13 @@ def test_cdisc_tr_counting_measurements_and_closure() -> None:
     assert day28["TRDY"] == "29"
     assert day28["TRORRESU"] == "cm2"
     assert "arm" not in records[0] and "ARM" not in records[0]
+
+
+@pytest.mark.parametrize("base_url", ["https://ws.example/fhir/", None])
+def test_fhir_bundle_passes_the_official_r4_schema(base_url: str | None) -> None:
+    """An independent validator: HL7's FHIR R4 JSON schema (tests/endpoints/fhir/),
+    over the Bundle and every resource in it, with and without a FHIR base URL."""
+    from tests.endpoints.fhir_validation import schema_errors
+
+    rows = [*ROWS, row(voided=True)]
+    assert schema_errors(fhir_bundle(rows, base_url=base_url, include_arm=True)) == []
