@@ -146,6 +146,8 @@ def _compare(run: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]
                 "photo": p["photo"],
                 "true_area_cm2": p["area_cm2"],
                 "measured_area_cm2": got["area_cm2"],
+                "low_cm2": got.get("area_cm2_low"),
+                "high_cm2": got.get("area_cm2_high"),
                 "counted": got["counted"],
                 "uncounted_reason": got.get("uncounted_reason"),
                 "epithelialized": p["epithelialized"],
@@ -160,6 +162,19 @@ def _compare(run: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]
     bias = [
         (r["measured_area_cm2"] - r["true_area_cm2"]) / r["true_area_cm2"] * 100 for r in counted
     ]
+    # The 95 % interval with the model's masks, over every open photo that has one.
+    with_interval = [r for r in open_rows if r["low_cm2"] is not None and r["measured_area_cm2"]]
+    covered = [r for r in with_interval if r["low_cm2"] <= r["true_area_cm2"] <= r["high_cm2"]]
+    halfwidth = [
+        (r["high_cm2"] - r["low_cm2"]) / 2 / r["measured_area_cm2"] * 100 for r in with_interval
+    ]
+    off30 = [
+        r
+        for r in open_rows
+        if r["measured_area_cm2"] is None
+        or abs(r["measured_area_cm2"] - r["true_area_cm2"]) > 0.3 * r["true_area_cm2"]
+    ]
+    off30_held = [r for r in off30 if not r["counted"]]
     closed_rows = [r for r in rows if r["true_area_cm2"] == 0]
     closed_seen_empty = [
         r for r in closed_rows if not r["counted"] or (r["measured_area_cm2"] or 0) == 0
@@ -195,6 +210,11 @@ def _compare(run: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]
         "area_rel_err_pct_median": statistics.median(rel_err) if rel_err else None,
         "area_rel_err_pct_p90": _quantile(rel_err, 0.9) if rel_err else None,
         "area_bias_pct_median": statistics.median(bias) if bias else None,
+        "interval_coverage": len(covered) / len(with_interval) if with_interval else None,
+        "interval_photos": len(with_interval),
+        "interval_halfwidth_pct_median": statistics.median(halfwidth) if halfwidth else None,
+        "off30_photos": len(off30),
+        "off30_held_share": len(off30_held) / len(off30) if off30 else None,
         "closed_photos": len(closed_rows),
         "closed_photos_model_sees_no_wound": len(closed_seen_empty),
         "par_week4_wounds": len(par_err),
@@ -254,7 +274,7 @@ def _plot_km(true_study: dict[str, Any], measured_study: dict[str, Any], path: P
 
 ROWS: list[tuple[str, str]] = [
     (
-        "photos of open wounds counted (calibrated, no severe flag)",
+        "photos of open wounds counted (calibrated, no severe flag, no review flag awaiting a clinician)",
         "{photos_counted} / {photos_open}",
     ),
     (
@@ -266,6 +286,14 @@ ROWS: list[tuple[str, str]] = [
         "{area_rel_err_pct_median:.1f} / {area_rel_err_pct_p90:.1f}",
     ),
     ("area bias, median signed (%)", "{area_bias_pct_median:+.1f}"),
+    (
+        "95 % interval: holds the true area / median half-width (%)",
+        "{interval_coverage:.0%} of {interval_photos} / ±{interval_halfwidth_pct_median:.0f}",
+    ),
+    (
+        "photos off by > 30 % held out of the endpoints (flagged or severe)",
+        "{off30_held_share:.0%} of {off30_photos}",
+    ),
     (
         "healed-wound photos where the model finds no wound",
         "{closed_photos_model_sees_no_wound} / {closed_photos}",
