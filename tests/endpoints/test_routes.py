@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,27 @@ def test_study_days_are_validated(trial_app: tuple[TestClient, Trial]) -> None:
         f"/v1/studies/{trial.study}/endpoints?window_days=99", headers=trial.auth("admin")
     )
     assert answer.status_code == 422
+
+
+def test_cdisc_dm_one_row_per_subject_arm_for_admins_only(
+    trial_app: tuple[TestClient, Trial],
+) -> None:
+    client, trial = trial_app
+    url = f"/v1/studies/{trial.study}/export.dm.csv"
+    monitor = list(csv.DictReader(io.StringIO(client.get(url, headers=trial.auth("monitor")).text)))
+    assert [r["USUBJID"] for r in monitor] == ["T1-S01", "T1-S02"]
+    assert {r["DOMAIN"] for r in monitor} == {"DM"}
+    assert all(r["SITEID"] and r["RFSTDTC"] for r in monitor)
+    assert "ARM" not in monitor[0]  # blinded
+    admin = list(csv.DictReader(io.StringIO(client.get(url, headers=trial.auth("admin")).text)))
+    assert "ARM" in admin[0] and "ARMCD" in admin[0]
+    # Every TR study day counts from the subject's RFSTDTC.
+    tr = client.get(f"/v1/studies/{trial.study}/export.tr.csv", headers=trial.auth("admin"))
+    start = {r["USUBJID"]: date.fromisoformat(r["RFSTDTC"][:10]) for r in admin}
+    checked = 0
+    for r in csv.DictReader(io.StringIO(tr.text)):
+        if r["TRDTC"] and r["TRDY"]:
+            days = (date.fromisoformat(r["TRDTC"][:10]) - start[r["USUBJID"]]).days
+            assert int(r["TRDY"]) == days + (1 if days >= 0 else 0), r
+            checked += 1
+    assert checked > 0
