@@ -230,10 +230,13 @@ def test_cdisc_tr_counting_measurements_and_closure() -> None:
 
 
 @pytest.mark.parametrize("base_url", ["https://ws.example/fhir/", None])
-def test_fhir_bundle_passes_the_official_r4_schema(base_url: str | None) -> None:
-    """An independent validator: HL7's FHIR R4 JSON schema (tests/endpoints/fhir/),
-    over the Bundle and every resource in it, with and without a FHIR base URL."""
-    from tests.endpoints.fhir_validation import schema_errors
+def test_fhir_bundle_passes_two_independent_r4_validators(base_url: str | None) -> None:
+    """Two independent validators: HL7's FHIR R4 JSON schema (tests/endpoints/fhir/)
+    and fhir.resources' R4B models, over the Bundle and every resource in it, with and
+    without a FHIR base URL."""
+    from tests.endpoints.fhir_validation import model_errors, schema_errors
 
     rows = [*ROWS, row(voided=True)]
-    assert schema_errors(fhir_bundle(rows, base_url=base_url, include_arm=True)) == []
+    bundle = fhir_bundle(rows, base_url=base_url, include_arm=True)
+    assert schema_errors(bundle) == []
+    assert model_errors(bundle) == []
