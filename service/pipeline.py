@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,7 @@ from service.measure import QualityLimits, Ruler, measure, select_component
 from service.uncertainty import outline_log_halfwidth
 
 if TYPE_CHECKING:
-    from service.inference import Segmenter
+    from service.inference import Segmentation, Segmenter
 
 Point = tuple[float, float]
 
@@ -192,6 +191,29 @@ def measure_mask(
     return plain
 
 
+def segment_and_measure(
+    rgb: np.ndarray,
+    segmenter: Segmenter,
+    *,
+    marker_mm: float,
+    cal: Calibration,
+    limits: QualityLimits | None = None,
+) -> tuple[Segmentation, np.ndarray, dict[str, Any]]:
+    """The model's outline of ``rgb``, the wound ``cal`` points at, and its measurement
+    with the outline's uncertainty: (segmentation, measured mask, result JSON)."""
+    seg = segmenter.segment(rgb)
+    mask = measured_mask(seg.mask, cal)
+    result = measure_mask(
+        rgb,
+        mask,
+        marker_mm=marker_mm,
+        cal=cal,
+        limits=limits,
+        segmentation_log_halfwidth=outline_log_halfwidth(seg.probability, mask, segmenter.spec),
+    )
+    return seg, mask, result
+
+
 def analyse_upload(
     data: bytes,
     *,
@@ -213,17 +235,8 @@ def analyse_upload(
     stored = decode_photo(
         jpeg, name=name, max_bytes=max(max_bytes, len(jpeg)), max_pixels=max_pixels
     )
-    t0 = time.perf_counter()
-    seg = segmenter.segment(stored.rgb)
-    segment_s = time.perf_counter() - t0
-    mask = measured_mask(seg.mask, cal)
-    result = measure_mask(
-        stored.rgb,
-        mask,
-        marker_mm=marker_mm,
-        cal=cal,
-        limits=limits,
-        segmentation_log_halfwidth=outline_log_halfwidth(seg.probability, mask, segmenter.spec),
+    seg, mask, result = segment_and_measure(
+        stored.rgb, segmenter, marker_mm=marker_mm, cal=cal, limits=limits
     )
     return Analysis(
         photo_jpeg=jpeg,
@@ -234,7 +247,7 @@ def analyse_upload(
         mask_png=encode_png(mask),
         result=result,
         model=segmenter.info(),
-        segment_s=segment_s,
+        segment_s=seg.ms / 1000.0,
         exif_captured_at=exif_captured_at,
     )
 
@@ -251,15 +264,8 @@ def reanalyse(
     stored = decode_photo(
         photo_jpeg, name="stored photo", max_bytes=len(photo_jpeg) + 1, max_pixels=10**9
     )
-    seg = segmenter.segment(stored.rgb)
-    mask = measured_mask(seg.mask, cal)
-    result = measure_mask(
-        stored.rgb,
-        mask,
-        marker_mm=marker_mm,
-        cal=cal,
-        limits=limits,
-        segmentation_log_halfwidth=outline_log_halfwidth(seg.probability, mask, segmenter.spec),
+    _, mask, result = segment_and_measure(
+        stored.rgb, segmenter, marker_mm=marker_mm, cal=cal, limits=limits
     )
     return encode_png(mask), result
 

@@ -53,6 +53,11 @@ class Row:
     signals: OutlineSignals
 
     @property
+    def area_error(self) -> float:
+        """|measured - true| / true (pixels; a false positive on no wound counts 1 per px)."""
+        return abs(self.signals.area_px - self.true_px) / max(self.true_px, 1)
+
+    @property
     def fit(self) -> bool:
         return calibration_half(f"{self.set}/{self.name}")
 
@@ -111,7 +116,7 @@ def report(rows: list[Row], u: UncertaintySpec) -> dict[str, dict]:
             covered += ok
             pct = halfwidth_pct(h)
             widths.append(pct)
-            err = abs(r.signals.area_px - r.true_px) / max(r.true_px, 1)
+            err = r.area_error
             if pct > SEGMENTATION_UNCERTAIN_PCT:
                 flagged += 1
                 err_flagged.append(err)
@@ -186,11 +191,8 @@ def main() -> None:
     # What a stricter or looser outline_uncertain limit would send to review.
     held_rows = [r for r in rows if not r.fit and r.signals.area_px > 0]
 
-    def err(r: Row) -> float:
-        return abs(r.signals.area_px - r.true_px) / max(r.true_px, 1)
-
-    far = [r for r in held_rows if err(r) > 0.3]
-    near = [r for r in held_rows if err(r) <= 0.1]
+    far = [r for r in held_rows if r.area_error > 0.3]
+    near = [r for r in held_rows if r.area_error <= 0.1]
     for limit in (30.0, 45.0, 60.0, 100.0, 150.0):
 
         def flagged(r: Row, limit: float = limit) -> bool:

@@ -54,35 +54,32 @@ def measure(
         fail(f"--px-per-mm must be positive, not {px_per_mm:g}", 2)
     if marker_mm <= 0:
         fail(f"--marker-mm must be positive, not {marker_mm:g}", 2)
-    outline_log: float | None = None  # a given mask is a person's outline
     try:
         rgb = read_photo(photo).rgb
         if mask is not None:
             wound = read_mask(mask, shape=rgb.shape[:2])
     except ImageError as exc:
         fail(f"{exc.detail} [{exc.code}]")
-    if mask is None:
+    if mask is not None:  # a person's outline: no model, no outline uncertainty
+        data = run(
+            rgb,
+            wound,
+            marker_mm=marker_mm,
+            px_per_mm=px_per_mm,
+            ruler=ruler_value,
+            target_point=target_point,
+        ).to_json()
+    else:
         from service.inference import Segmenter
         from service.models import ModelNotFound, resolve_model
-        from service.uncertainty import outline_log_halfwidth
+        from service.pipeline import Calibration, segment_and_measure
 
         try:
             segmenter = Segmenter(resolve_model(model))
         except ModelNotFound as exc:
             fail(f"{photo}: no mask given and {exc}")
-        seg = segmenter.segment(rgb)
-        wound = seg.mask
-        outline_log = outline_log_halfwidth(seg.probability, wound, segmenter.spec)
-    result = run(
-        rgb,
-        wound,
-        marker_mm=marker_mm,
-        px_per_mm=px_per_mm,
-        ruler=ruler_value,
-        target_point=target_point,
-        segmentation_log_halfwidth=outline_log,
-    )
-    data = result.to_json()
+        cal = Calibration(px_per_mm, ruler_value, target_point)
+        _, _, data = segment_and_measure(rgb, segmenter, marker_mm=marker_mm, cal=cal)
     if json_out:
         typer.echo(json.dumps(data))
         return
