@@ -25,6 +25,7 @@ from service.errors import (
     install_handlers,
     install_storage_handler,
 )
+from service.limits import LimitsMiddleware, body_limit_bytes
 from service.metrics import Metrics, RequestMiddleware, configure_logging
 from service.orm import Study
 from service.routes import routers
@@ -109,9 +110,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def _home() -> RedirectResponse:
         return RedirectResponse("/dashboard/", status_code=307)
 
+    app.add_middleware(LimitsMiddleware, max_upload_bytes=settings.max_upload_bytes)  # type: ignore[arg-type]
     app.add_middleware(
         RequestMiddleware,  # type: ignore[arg-type]
         metrics=metrics,
-        max_body_bytes=settings.max_upload_bytes + 1024 * 1024,
+        max_body_bytes=body_limit_bytes(settings.max_upload_bytes),
     )
     return app

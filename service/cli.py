@@ -6,6 +6,8 @@ Runtime, torch) happen inside the command, so ``--help`` works from any install.
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from service.commands import register
@@ -27,6 +29,8 @@ register(app)
 
 
 def main() -> None:
+    # What the service writes (database, photos, backups, keys files) is the user's alone.
+    os.umask(0o077)
     app()
 
 
