@@ -42,7 +42,9 @@ def measure(
     import json
 
     from service.imaging import ImageError, read_mask, read_photo
-    from service.measure import Ruler
+    import math
+
+    from service.measure import Ruler, scale_problem
     from service.measure import measure as run
 
     try:
@@ -50,10 +52,10 @@ def measure(
         target_point = _point(target) if target else None
     except ValueError as exc:
         fail(str(exc), 2)
-    if px_per_mm is not None and px_per_mm <= 0:
-        fail(f"--px-per-mm must be positive, not {px_per_mm:g}", 2)
-    if marker_mm <= 0:
-        fail(f"--marker-mm must be positive, not {marker_mm:g}", 2)
+    if px_per_mm is not None and (problem := scale_problem(px_per_mm, "--px-per-mm")):
+        fail(problem, 2)
+    if not (math.isfinite(marker_mm) and 1 < marker_mm < 500):
+        fail(f"--marker-mm must be between 1 and 500 mm, not {marker_mm:g}", 2)
     try:
         rgb = read_photo(photo).rgb
         if mask is not None:
