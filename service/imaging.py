@@ -222,7 +222,9 @@ def decode_mask(data: bytes, *, width: int, height: int, name: str = "mask") -> 
             else:
                 rgb = np.asarray(img.convert("RGB"))
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
-        raise ImageError("corrupt_image", f"{name} is damaged and cannot be decoded ({exc})", 422)
+        raise ImageError(
+            "corrupt_image", f"{name} is damaged and cannot be decoded ({exc})", 422
+        ) from None
     return (rgb.max(axis=2) > 127).astype(np.uint8) * np.uint8(255)
 
 

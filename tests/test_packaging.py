@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SKIP = {".git", ".venv", "var", "runs", "build", "dist", "__pycache__", ".mypy_cache"}
 SKIP_SUFFIXES = (".egg-info", ".pyc")
 
-CHECK = r'''
+CHECK = r"""
 import importlib, importlib.metadata as md, json, re, sys, tempfile
 from pathlib import Path
 
@@ -98,7 +98,7 @@ for mod in list(sys.modules):
             undeclared.add(f"{top} ({dist})")
 out["undeclared"] = sorted(undeclared)
 print(json.dumps(out))
-'''
+"""
 
 
 def _copy_checkout(dest: Path) -> None:

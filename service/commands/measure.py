@@ -40,10 +40,9 @@ def measure(
 ) -> None:
     """Measure a wound in cm² (marker-calibrated, perspective-corrected) with quality flags."""
     import json
-
-    from service.imaging import ImageError, read_mask, read_photo
     import math
 
+    from service.imaging import ImageError, read_mask, read_photo
     from service.measure import Ruler, scale_problem
     from service.measure import measure as run
 

@@ -29,8 +29,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
-from service import access, trial
-from service import auth
+from service import access, auth, trial
 from service.auth import Caller
 from service.deps import RuntimeDep, SessionDep
 from service.errors import DomainError, Forbidden

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,10 +115,8 @@ def folder_bytes(folder: Path) -> int:
     total = 0
     for root, _, files in os.walk(folder):
         for name in files:
-            try:
+            with suppress(OSError):
                 total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
     return total
 
 
@@ -191,7 +189,7 @@ def send_chunked(
     boundary = "hostileboundary"
     head.append(f"Content-Type: multipart/form-data; boundary={boundary}")
     preamble = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"x.jpg\""
+        f'--{boundary}\r\nContent-Disposition: form-data; name="photo"; filename="x.jpg"'
         "\r\nContent-Type: image/jpeg\r\n\r\n"
     ).encode()
     chunk = b"\0" * chunk_bytes
@@ -235,10 +233,8 @@ def send_chunked(
             except OSError:
                 sock.setblocking(True)
                 sock.settimeout(5)
-                try:
+                with suppress(OSError):
                     answer += sock.recv(65536)
-                except OSError:
-                    pass
                 break
         sock.setblocking(True)
         sock.settimeout(5)

@@ -222,9 +222,7 @@ def test_no_non_finite_number_is_stored_and_exports_work(
 
 
 @pytest.mark.parametrize("marker_mm", ["20.25", "1000", "4", "nan", "inf"])
-def test_marker_sheet_size_is_bounded_and_quantised(
-    service: Service, marker_mm: str
-) -> None:  # noqa: F811
+def test_marker_sheet_size_is_bounded_and_quantised(service: Service, marker_mm: str) -> None:  # noqa: F811
     r = service.client.get("/v1/marker.png", params={"marker_mm": marker_mm})
     refused(r, 422, "invalid_request")
 

@@ -117,4 +117,3 @@ def test_data_files_are_private(live: Live) -> None:
         if p.exists() and p.stat().st_mode & 0o077
     ]
     assert not loose, loose
-
