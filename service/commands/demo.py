@@ -28,10 +28,10 @@ def demo(
     print its keys; with --serve, start the service first and keep it running.
     Loads once per data dir (WOUNDSCOPE_DATA_DIR): a second run only prints the keys."""
     from service.commands._util import fail
-    from service.config import Settings
+    from service.config import settings_from_env
     from service.demo import DemoError, run_demo, serve_and_demo
 
-    data_dir = Settings().data_dir
+    data_dir = settings_from_env().data_dir
     try:
         if serve:
             if url is not None:

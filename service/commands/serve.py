@@ -14,17 +14,15 @@ def serve(
     The embedded SQLite default migrates itself; an external database must be
     migrated first with `woundscope db upgrade`.
     """
-    from pydantic import ValidationError
-
     from service.commands._util import fail
-    from service.config import Settings
+    from service.config import ConfigError, settings_from_env
     from service.db import Database
     from service.errors import DatabaseBehind
 
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        fail(f"invalid configuration: {exc.errors()[0]['msg']}")
+        settings = settings_from_env()
+    except ConfigError as exc:
+        fail(f"invalid configuration: {exc}", 2)
         return
     db = Database(settings.database_url)
     try:
