@@ -355,3 +355,16 @@ def test_revoking_the_key_ends_its_sessions(service: Service) -> None:  # noqa: 
     assert service.client.delete(f"/v1/keys/{key_id}", headers=service.admin).status_code == 200
     r = client.get("/dashboard/", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/dashboard/login"
+
+
+def test_links_are_never_built_from_the_host_header(world: tuple[Trial, str, str]) -> None:
+    trial, _, assessment = world
+    evil = {"Host": "evil.example", "X-Forwarded-Host": "evil.example"}
+    for path, key in (
+        (f"/v1/studies/{trial.study}/export.fhir.json", "monitor"),
+        (f"/v1/assessments/{assessment}", "admin"),
+        (f"/v1/studies/{trial.study}/export.csv", "monitor"),
+    ):
+        r = trial.client.get(path, headers={**trial.keys[key], **evil})
+        assert r.status_code == 200, r.text[:200]
+        assert b"evil.example" not in r.content, path
