@@ -185,7 +185,7 @@ def scale_problem(px_per_mm: float, what: str = "px_per_mm") -> str | None:
     """Why ``px_per_mm`` is not a physical scale, or None when it is."""
     low, high = PX_PER_MM_RANGE
     if not (math.isfinite(px_per_mm) and low <= px_per_mm <= high):
-        return f"{what} {px_per_mm:g} is outside {low:g}-{high:g} px/mm"
+        return f"{what} {px_per_mm:g} is not a positive scale within {low:g}-{high:g} px/mm"
     return None
 
 
