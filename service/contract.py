@@ -26,19 +26,22 @@ class InputSpec(_Strict):
     size: int = 512
     """Side of the square the whole photo is letterboxed into (pixels)."""
     multiple_of: int = 32
-    resize: str = "letterbox"
+    # The runtime can do exactly these; ``load_spec`` refuses a model.json that asks for
+    # anything else, instead of serving a model fed the wrong way.
+    resize: Literal["letterbox"] = "letterbox"
     pad_value: tuple[int, int, int] = (0, 0, 0)
-    channel_order: str = "RGB"
-    layout: str = "NCHW"
-    dtype: str = "float32"
+    channel_order: Literal["RGB"] = "RGB"
+    layout: Literal["NCHW"] = "NCHW"
+    dtype: Literal["float32"] = "float32"
     scale: float = 255.0
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    interpolation: str = "area"
+    interpolation: Literal["area", "linear"] = "area"
+    """``area`` when shrinking (linear when enlarging), or ``linear`` always."""
 
 
 class OutputSpec(_Strict):
-    activation: str = "sigmoid"
+    activation: Literal["sigmoid", "none"] = "sigmoid"
     """What turns the network's output into a probability: sigmoid (logits out) or none."""
     threshold: float = 0.5
 

@@ -79,7 +79,15 @@ class Segmenter:
             str(onnx_path), sess_options=opts, providers=available_providers(prefer_gpu)
         )
         self.provider = self.session.get_providers()[0]
-        self.input_name = self.session.get_inputs()[0].name
+        inputs = {i.name for i in self.session.get_inputs()}
+        outputs = [o.name for o in self.session.get_outputs()]
+        if self.spec.onnx.input_name not in inputs or self.spec.onnx.output_name not in outputs:
+            raise ValueError(
+                f"{onnx_path} has inputs {sorted(inputs)} and outputs {outputs}, but model.json"
+                f" names {self.spec.onnx.input_name!r} -> {self.spec.onnx.output_name!r}"
+            )
+        self.input_name = self.spec.onnx.input_name
+        self.output_name = self.spec.onnx.output_name
         self._lock = threading.Lock()
 
     @property
@@ -91,7 +99,7 @@ class Segmenter:
 
     def run_batch(self, batch: np.ndarray) -> np.ndarray:
         """N x 3 x S x S float32 -> N x S x S raw outputs."""
-        out = self.session.run(None, {self.input_name: batch})[0]
+        out = self.session.run([self.output_name], {self.input_name: batch})[0]
         return out[:, 0]
 
     def _prob_whole(self, rgb: np.ndarray, size: int | None = None) -> np.ndarray:

@@ -43,9 +43,8 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.marker import DetectedMarker, detect_markers
+from service.marker import MARKER_MM, DetectedMarker, detect_markers
 from service.review import CLOSED_MAX_AREA_CM2
-from service.scene import MARKER_MM
 from service.uncertainty import combine_log, halfwidth_pct
 
 Calibration = Literal["marker", "px_per_mm", "ruler", "none"]

@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from service.scene import MARKER_MM
+from service.marker import MARKER_MM
 
 
 def utcnow() -> datetime:

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from service.marker import MARKER_MM
 from service.review import DEFAULT_REVIEW_POLICY, ReviewPolicy
-from service.scene import MARKER_MM
 
 T = TypeVar("T")
 

@@ -76,3 +76,16 @@ def test_torch_commands_name_the_extra_when_torch_is_missing(tmp_path: Path) -> 
         )
         assert done.returncode == 2
         assert "woundscope[train]" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_serving_path_does_not_import_the_simulator() -> None:
+    """The marker's definition lives in ``service.marker``; the simulated camera
+    (``service.scene``) and the virtual trial are for tests, benchmarks and the demo."""
+    code = (
+        "import sys\n"
+        "import service.app, service.pipeline, service.measure, service.marker, service.exports\n"
+        "bad = [m for m in ('service.scene', 'service.simulate') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
