@@ -32,6 +32,8 @@ def demo(
     from service.demo import DemoError, run_demo, serve_and_demo
 
     data_dir = settings_from_env().data_dir
+    if serve:
+        _stop_on_terminate()
     try:
         if serve:
             if url is not None:
@@ -40,3 +42,15 @@ def demo(
         run_demo(url or f"http://{host}:{port}", data_dir, admin_key)
     except DemoError as exc:
         fail(str(exc))
+
+
+def _stop_on_terminate() -> None:
+    """SIGTERM/SIGHUP (``kill PID``, a closed terminal) stop the demo like Ctrl-C does,
+    so the service it started is stopped with it instead of left running."""
+    import signal
+
+    def _interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)

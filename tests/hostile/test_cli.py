@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.api.conftest import SAMPLES, need_model
 from tests.hostile.live import ROOT
 
@@ -56,3 +58,64 @@ def test_predict_says_what_it_did_without_json(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "0078.jpg" in out.stdout and "0078.png" in out.stdout and "wound pixels" in out.stdout
     assert "later" in out.stderr and "sub-folder" in out.stderr
+
+
+def test_serve_refuses_a_busy_port_before_loading(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = woundscope(tmp_path, "serve", "--port", str(port))
+    assert out.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
+    assert "service ready" not in out.stderr
+
+
+@pytest.mark.slow
+def test_stopping_the_demo_by_pid_stops_its_service(tmp_path: Path) -> None:
+    """``kill PID`` of ``make run`` (``woundscope demo --serve``) stops the service too."""
+    import signal
+    import time
+
+    import httpx
+
+    from tests.hostile.live import free_port
+
+    need_model()
+    port = free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("WOUNDSCOPE_")}
+    base["WOUNDSCOPE_DATA_DIR"] = str(tmp_path / "demo")
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "demo", "--serve", "--port", str(port)],
+        env=base,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/healthz"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert demo.poll() is None, "the demo stopped early"
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(url, timeout=1)
+            except httpx.HTTPError:
+                return  # nothing listens any more
+            time.sleep(0.3)
+        raise AssertionError("the service still answers after the demo was stopped")
+    finally:
+        if demo.poll() is None:
+            demo.kill()
