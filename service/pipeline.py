@@ -21,7 +21,6 @@ import numpy as np
 from service.errors import DomainError
 from service.imaging import decode_photo, encode_jpeg, encode_png
 from service.measure import QualityLimits, Ruler, measure, select_component
-from service.uncertainty import outline_log_halfwidth
 
 if TYPE_CHECKING:
     from service.inference import Segmentation, Segmenter
@@ -209,7 +208,7 @@ def segment_and_measure(
         marker_mm=marker_mm,
         cal=cal,
         limits=limits,
-        segmentation_log_halfwidth=outline_log_halfwidth(seg.probability, mask, segmenter.spec),
+        segmentation_log_halfwidth=segmenter.outline_log_halfwidth(rgb, seg, mask),
     )
     return seg, mask, result
 
