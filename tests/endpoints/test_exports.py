@@ -471,3 +471,87 @@ def test_define_table_in_the_readme_is_the_code() -> None:
         assert f"| `{name}` | " in readme and all(f"`{x}`" in readme for x in values), name
     for domain, code, name, *_ in TEST_CODES:
         assert f"| {domain} | `{code}` | {name} |" in readme, code
+
+
+# --- the live exports of a demo-style trial (routes, real app, bundled model) ----------
+
+
+@dataclasses.dataclass
+class LiveTrial:
+    client: Any
+    study: str
+    keys: dict[str, dict[str, str]]
+
+    def get(self, role: str, path: str) -> Any:
+        answer = self.client.get(f"/v1/studies/{self.study}/{path}", headers=self.keys[role])
+        assert answer.status_code == 200, answer.text
+        return answer
+
+
+@pytest.fixture(scope="module")
+def demo_trial(tmp_path_factory: pytest.TempPathFactory, samples_dir: Any) -> Any:
+    """A virtual trial as `woundscope demo` loads one (simulated photos with the printed
+    marker, replayed through the REST API), smaller: two subjects over three weeks."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.demo import create_study, replay
+    from service.simulate import SITES, simulate_trial
+    from tests.api.conftest import make_settings, need_model, server_admin_key
+
+    need_model()
+    trial_dir = tmp_path_factory.mktemp("demo-trial")
+    truth = simulate_trial(trial_dir, n_subjects=2, weeks=3, seed=2026, source_dir=samples_dir)
+    data_dir = tmp_path_factory.mktemp("demo-data")
+    settings = make_settings(data_dir, f"sqlite:///{data_dir / 'woundscope.db'}")
+    app = create_app(settings)
+    with TestClient(app) as client:
+        admin = server_admin_key(app.state.db)
+        create_study(client, admin, "DEMO-T", "demo-style trial", truth["marker_mm"], list(SITES))
+        replay(client, trial_dir, "DEMO-T", admin)
+        made = client.post(
+            "/v1/keys",
+            json={"role": "monitor", "holder": "Mo Monitor", "study": "DEMO-T"},
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        assert made.status_code == 201, made.text
+        keys = {
+            "admin": {"Authorization": f"Bearer {admin}"},
+            "monitor": {"Authorization": f"Bearer {made.json()['key']}"},
+        }
+        yield LiveTrial(client, "DEMO-T", keys)
+
+
+@pytest.mark.parametrize("role", ["admin", "monitor"])
+def test_live_fhir_export_passes_both_validators(demo_trial: LiveTrial, role: str) -> None:
+    from tests.endpoints.fhir_validation import model_errors, schema_errors
+
+    bundle = demo_trial.get(role, "export.fhir.json").json()
+    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert kinds.count("Observation") >= 4 and "Device" in kinds and "Media" in kinds
+    assert schema_errors(bundle) == []
+    assert model_errors(bundle) == []
+    arms = [e["resource"].get("assignedArm") for e in bundle["entry"]]
+    assert any(arms) == (role == "admin")
+
+
+@pytest.mark.parametrize("role", ["admin", "monitor"])
+def test_live_sdtm_exports_pass_review_and_xpt_equals_csv(demo_trial: LiveTrial, role: str) -> None:
+    tables = {d: demo_trial.get(role, f"export.{d}.csv").text for d in ("dm", "tu", "tr")}
+    assert sdtm_review_errors(tables["dm"], tables["tu"], tables["tr"]) == []
+    assert len(parse(tables["dm"])) == 2 and len(parse(tables["tu"])) >= 2
+    assert all(r["VISITNUM"] for r in parse(tables["tr"]))  # every demo photo has a visit
+    assert ("ARM" in tables["dm"].splitlines()[0]) == (role == "admin")
+    for domain, text in tables.items():
+        answer = demo_trial.get(role, f"export.{domain}.xpt")
+        assert answer.headers["content-type"] == "application/x-sas-xport"
+        assert_xpt_matches_csv(answer.content, text, domain.upper())
+
+
+def test_live_csv_times_in_one_convention(demo_trial: LiveTrial) -> None:
+    records = parse(demo_trial.get("monitor", "export.csv").text)
+    assert records
+    for r in records:
+        assert re.fullmatch(ISO_DATE, r["captured_at"]), r["captured_at"]
+        for stamp in ("uploaded_at", "measured_at"):
+            assert re.fullmatch(rf"{ISO_DATE}T[\d:.]+\+00:00", r[stamp]), r[stamp]
