@@ -201,6 +201,13 @@ def test_generated_client_runs_the_upload_flow(live: Live, generated: ModuleType
         assert got.calibration == "ruler", fields
         assert got.px_per_mm == pytest.approx(10.0, rel=1e-3), fields
 
+    alone = upload.sync_detailed(
+        wound.id,
+        client=client,
+        body=body_type(photo=photo(plain, "ruler.jpg"), captured_at="2026-01-19", ruler_mm="10"),
+    )
+    assert (alone.status_code, alone.parsed.code) == (422, "invalid_ruler")
+
     # Errors come back typed: the one {code, detail} body.
     refused = upload.sync_detailed(
         wound.id,
