@@ -40,9 +40,11 @@ _FASTAPI_ERROR_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 # Reads that not every role may make (the others are open to every role of the study).
 RESTRICTED_READS = ("/export.", "/v1/audit", "/v1/keys")
-# Paths whose writes change a study's data, refused while it is locked (423). The study
-# itself (PATCH unlocks it), a new study and keys are not.
-_LOCKABLE_PREFIXES = ("/v1/studies/{study}/", "/v1/subjects/", "/v1/wounds/", "/v1/assessments/")
+# Paths whose writes change a study's data, refused while it is locked (423; a PATCH of
+# the study itself that only unlocks it is taken). A new study and keys are not.
+_LOCKABLE_PREFIXES = ("/v1/studies/{study}", "/v1/subjects/", "/v1/wounds/", "/v1/assessments/")
+# Operations that name a study or site outside their path (body or query): 404 too.
+_NAMES_OUTSIDE_PATH = (("post", "/v1/keys"), ("get", "/v1/audit"))
 
 
 def _body_media(operation: dict[str, Any]) -> set[str]:
@@ -54,11 +56,11 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> list[in
 
     - 401 (missing_key, invalid_key): it needs a key;
     - 403 (forbidden): a write, or a read kept to some roles (exports, audit, keys);
-    - 404 (not_found): a path parameter names a resource;
+    - 404 (not_found): a path parameter (or the body or query) names a resource;
     - 409: a create (already_exists, idempotency_conflict) or a change of an
       assessment (already_voided);
     - 413 (payload_too_large, photo_too_large, too_many_pixels): it takes a body;
-    - 415 (unsupported_format, animated_image): it takes a file;
+    - 415 (unsupported_format, animated_image): it takes a file (a photo or a mask);
     - 422: it takes parameters or a body;
     - 423 (study_locked): a write to a study's data;
     - 503: anything that reaches the database, the store or the model.
@@ -72,13 +74,13 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> list[in
         statuses.add(401)
         if write or any(part in path for part in RESTRICTED_READS):
             statuses.add(403)
-    if "{" in path:
+    if "{" in path or (method, path) in _NAMES_OUTSIDE_PATH:
         statuses.add(404)
     if method == "post" or (method in ("put", "patch") and path.startswith("/v1/assessments/")):
         statuses.add(409)
     if media:
         statuses.add(413)
-    if "multipart/form-data" in media and "/assessments" in path and method == "post":
+    if "multipart/form-data" in media:
         statuses.add(415)
     if operation.get("parameters") or media:
         statuses.add(422)

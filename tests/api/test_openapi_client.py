@@ -31,10 +31,18 @@ import pytest
 
 from service.db import Database
 from service.measure import Measurement
-from tests.api.conftest import encode, marker_photo_rgb, need_model, sample_photo, server_admin_key
+from tests.api.conftest import (
+    Service,
+    encode,
+    marker_photo_rgb,
+    need_model,
+    sample_photo,
+    server_admin_key,
+)
 from tests.conftest import ROOT, need
 from tests.endpoints.seed import MODEL_DIR
-from tests.hostile.test_access_matrix import MATRIX, PUBLIC, ROLES
+from tests.hostile.test_access_matrix import MATRIX, PUBLIC, ROLES, World
+from tests.hostile.test_access_matrix import world as matrix_world
 
 GENERATOR = Path(sys.executable).with_name("openapi-python-client")
 PACKAGE = "woundscope_generated_client"
@@ -311,7 +319,11 @@ def test_locks_uploads_and_conflicts_documented(live: Live) -> None:
     assert {"409", "413", "415", "422", "423", "503"} <= set(upload)
     assert "423" in paths["/v1/assessments/{assessment}/mask"]["put"]["responses"]
     assert "409" in paths["/v1/studies"]["post"]["responses"]
-    assert "423" not in paths["/v1/studies/{study}"]["patch"]["responses"]  # unlocks
+    assert "415" in paths["/v1/assessments/{assessment}/mask"]["put"]["responses"]
+    assert "423" in paths["/v1/studies/{study}"]["patch"]["responses"]  # a rename, locked
+    assert "423" not in paths["/v1/studies"]["post"]["responses"]
+    assert "423" not in paths["/v1/keys"]["post"]["responses"]
+    assert "404" in paths["/v1/keys"]["post"]["responses"]  # the body names the study
 
 
 def test_the_full_measurement_is_typed(live: Live) -> None:
@@ -322,3 +334,29 @@ def test_the_full_measurement_is_typed(live: Live) -> None:
         assert "description" in properties[name] or "anyOf" in properties[name], name
     quality = properties["quality"]["items"]
     assert quality == {"$ref": "#/components/schemas/QualityFlagPublic"}
+
+
+world = matrix_world  # the access matrix's study, sites and resources (own instance here)
+
+
+def test_423_documented_exactly_where_a_locked_study_refuses(
+    world: World, service: Service
+) -> None:
+    """Every write run on a locked study (the access matrix's requests, as its admin):
+    423 answered exactly by the operations that document it."""
+    spec = service.client.get("/openapi.json").json()
+    trial, admin = world.trial, world.trial.keys["admin"]
+    locked = trial.client.patch(f"/v1/studies/{trial.study}", json={"locked": True}, headers=admin)
+    assert locked.status_code == 200, locked.text
+    try:
+        for method, path, op in _operations(spec):
+            if method == "GET" or (method, path) in PUBLIC:
+                continue
+            request = MATRIX[(method, path)][0]
+            got = request(trial, world.own, admin).status_code
+            assert (got == 423) == ("423" in op["responses"]), (method, path, got)
+    finally:
+        unlocked = trial.client.patch(
+            f"/v1/studies/{trial.study}", json={"locked": False}, headers=admin
+        )
+        assert unlocked.status_code == 200, unlocked.text
