@@ -2,7 +2,10 @@
 
 The routes load ``MeasurementRow`` objects (one per stored measurement, with the
 provenance of the number) and call one builder. Blinding: the arm is written only
-when the caller passes ``include_arm=True`` (admin keys).
+when the caller passes ``include_arm=True`` (admin keys). The SDTM tables are built
+once as records and written as CSV or as SAS transport (``sas_transport``); their
+define-style metadata (``SDTM_VARIABLES``, ``CODELISTS``, ``TEST_CODES``) is the one
+home the README's table and the tests read.
 """
 
 from __future__ import annotations
