@@ -237,32 +237,3 @@ def install_storage_handler(app: FastAPI) -> None:
         return _json(
             503, "storage_unavailable", f"the photo store failed: {exc}", {"Retry-After": "5"}
         )
-
-
-ERROR_BODY_SCHEMA: dict[str, Any] = {
-    "title": "Error",
-    "type": "object",
-    "required": ["code", "detail"],
-    "properties": {
-        "code": {"type": "string", "description": "stable snake_case code (see the README)"},
-        "detail": {"type": "string", "description": "what went wrong and what to do"},
-    },
-}
-
-
-def document_error_body(app: FastAPI) -> None:
-    """Make the OpenAPI schema tell the truth about 422s: our ``{code, detail}`` body,
-    not FastAPI's default list of validation errors."""
-    default_openapi = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = default_openapi()
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components["HTTPValidationError"] = ERROR_BODY_SCHEMA
-        components.pop("ValidationError", None)
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
