@@ -19,7 +19,8 @@ from sqlalchemy import select
 from service import __version__
 from service.config import Settings, get_settings
 from service.db import Database
-from service.errors import ERROR_CODES, install_handlers, install_storage_handler
+from service.errors import ERROR_CODES
+from service.handlers import install_handlers, install_storage_handler
 from service.metrics import Metrics, RequestMiddleware, configure_logging
 from service.openapi import install_openapi
 from service.orm import Study
