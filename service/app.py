@@ -19,14 +19,11 @@ from sqlalchemy import select
 from service import __version__
 from service.config import Settings, get_settings
 from service.db import Database
-from service.errors import (
-    ERROR_CODES,
-    document_error_body,
-    install_handlers,
-    install_storage_handler,
-)
+from service.errors import ERROR_CODES
+from service.handlers import install_handlers, install_storage_handler
 from service.limits import LimitsMiddleware, body_limit_bytes
 from service.metrics import Metrics, RequestMiddleware, configure_logging
+from service.openapi import install_openapi
 from service.orm import Study
 from service.routes import routers
 from service.runtime import Runtime
@@ -102,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_handlers(app)
     install_storage_handler(app)
-    document_error_body(app)
+    install_openapi(app)
     for router in routers():
         app.include_router(router)
 

@@ -81,6 +81,14 @@ class UncertaintySpec(_Strict):
     band_lo: float = Field(default=0.25, gt=0.0, lt=1.0)
     band_hi: float = Field(default=0.75, gt=0.0, lt=1.0)
     """Probabilities in [band_lo, band_hi) near the wound are where the model hesitates."""
+    band_coef: float = Field(default=1.0, ge=0.0)
+    """Weight of the hesitant band's share of the area."""
+    check_pass: PassSpec | None = None
+    """A second whole-photo look (e.g. mirrored, or zoomed out); how much its wound
+    area near the measured one disagrees with the first look's widens the interval.
+    None: no second look (one inference less per photo)."""
+    disagree_coef: float = Field(default=0.0, ge=0.0)
+    """Weight of that disagreement (|area of the check look - area of the first| / area)."""
     size_coef: float = Field(default=1.0, ge=0.0)
     """Weight of 1 / sqrt(wound area at the model's input resolution, px)."""
     fill_coef: float = Field(default=0.0, ge=0.0)

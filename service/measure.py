@@ -67,10 +67,12 @@ MARKER_PRINT_SIGMA_REL = 0.002
 RULER_POINT_SIGMA_PX = 1.0
 """Standard error of a clicked ruler point, pixels."""
 Z95 = 1.959964
-SEGMENTATION_UNCERTAIN_PCT = 60.0
+SEGMENTATION_UNCERTAIN_PCT = 45.0
 """The outline's 95 % half-width (% of the area) beyond which the photo goes to review
 (``outline_uncertain``); the model card reports how many photos of each yardstick it
-sends there and how wrong they were."""
+sends there and how wrong they were. ±45 % is the loosest of 30/45/60/100/150 that
+flags at least 90 % of the held-out photos whose area is off by more than 30 % with
+ulcerseg-2.0.0 (``python -m training.calibrate_uncertainty ulcerseg-2.0.0``)."""
 
 
 QUALITY_CODES: dict[str, tuple[str, bool]] = {

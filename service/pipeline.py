@@ -28,7 +28,6 @@ from service.measure import (
     scale_problem,
     select_component,
 )
-from service.uncertainty import outline_log_halfwidth
 
 if TYPE_CHECKING:
     from service.inference import Segmentation, Segmenter
@@ -240,7 +239,7 @@ def segment_and_measure(
         marker_mm=marker_mm,
         cal=cal,
         limits=limits,
-        segmentation_log_halfwidth=outline_log_halfwidth(seg.probability, mask, segmenter.spec),
+        segmentation_log_halfwidth=segmenter.outline_log_halfwidth(rgb, seg, mask),
     )
     return seg, mask, result
 

@@ -21,10 +21,10 @@ import itertools
 import json
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from service.contract import UncertaintySpec, save_spec
+from service.contract import PassSpec, UncertaintySpec, save_spec
 from service.inference import Segmenter
 from service.measure import SEGMENTATION_UNCERTAIN_PCT
 from service.models import resolve_model
@@ -32,6 +32,7 @@ from service.uncertainty import (
     OutlineSignals,
     calibration_half,
     conformal_q,
+    disagreement,
     halfwidth_pct,
     nonconformity,
     outline_signals,
@@ -43,6 +44,11 @@ DATASETS = ROOT.parent / "shared" / "datasets"
 GRID_SIZE_COEF = (0.0, 1.0, 3.0, 6.0)
 GRID_FILL_COEF = (0.0, 0.5, 1.0, 2.0)
 GRID_FLOOR = (0.02, 0.05, 0.1)
+GRID_BAND_COEF = (0.0, 0.5, 1.0)
+GRID_DISAGREE_COEF = (0.5, 1.0, 2.0, 4.0)
+CHECK_LOOKS = {"hflip": PassSpec(hflip=True), "zoom0.5": PassSpec(zoom=0.5)}
+"""The second looks tried: mirrored (does the outline hold under a flip?) and zoomed out
+(does it hold at half the scale? close-ups are where the model errs most)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,11 @@ class Row:
     name: str
     true_px: int
     signals: OutlineSignals
+    disagree: dict[str, float]
+    """Per check look (``CHECK_LOOKS``): its disagreement with the first look."""
+
+    def with_check(self, check: str | None) -> OutlineSignals:
+        return replace(self.signals, disagreement=self.disagree[check] if check else 0.0)
 
     @property
     def area_error(self) -> float:
@@ -68,31 +79,68 @@ def collect(segmenter: Segmenter, fuseg: Path, ood: Path, sizes: tuple[int, ...]
         for name, rgb, truth in stick.photos():
             seg = segmenter.segment(rgb)
             signals = outline_signals(seg.probability, seg.mask, segmenter.spec)
-            rows.append(Row(stick.name, name, int((truth > 0).sum()), signals))
+            cut = segmenter.spec.output.threshold
+            disagree = {
+                check: disagreement(seg.coarse, segmenter.look(rgb, look), seg.mask, cut)
+                if seg.coarse is not None and seg.wound_px
+                else 0.0
+                for check, look in CHECK_LOOKS.items()
+            }
+            rows.append(Row(stick.name, name, int((truth > 0).sum()), signals, disagree))
         print(f"{stick.name}: {sum(r.set == stick.name for r in rows)} photos", flush=True)
     return rows
+
+
+def check_name(u: UncertaintySpec) -> str | None:
+    """Which of ``CHECK_LOOKS`` the spec uses (None: no second look)."""
+    if u.check_pass is None or u.disagree_coef == 0:
+        return None
+    return next(n for n, look in CHECK_LOOKS.items() if look == u.check_pass)
+
+
+def scale(r: Row, u: UncertaintySpec) -> float:
+    return r.with_check(check_name(u)).scale(u)
 
 
 def scores(rows: list[Row], u: UncertaintySpec) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for r in rows:
         if r.signals.area_px > 0:  # an empty mask is no_wound_found: no interval
-            s = nonconformity(r.true_px, r.signals.area_px, r.signals.scale(u))
+            s = nonconformity(r.true_px, r.signals.area_px, scale(r, u))
             out.setdefault(r.set, []).append(s)
     return out
+
+
+def grid(base: UncertaintySpec) -> list[UncertaintySpec]:
+    """Every combination tried: without a second look, and with each check look."""
+    checks: list[tuple[PassSpec | None, float]] = [(None, 0.0)]
+    checks += [(look, c) for look in CHECK_LOOKS.values() for c in GRID_DISAGREE_COEF]
+    return [
+        base.model_copy(
+            update={
+                "band_coef": band,
+                "check_pass": look,
+                "disagree_coef": coef,
+                "size_coef": size_coef,
+                "fill_coef": fill_coef,
+                "floor": floor,
+            }
+        )
+        for (look, coef), band, size_coef, fill_coef, floor in itertools.product(
+            checks, GRID_BAND_COEF, GRID_SIZE_COEF, GRID_FILL_COEF, GRID_FLOOR
+        )
+        if band > 0 or coef > 0
+    ]
 
 
 def fit(rows: list[Row], base: UncertaintySpec) -> UncertaintySpec:
     """The grid point with the narrowest median interval on the fit half."""
     best: tuple[float, UncertaintySpec] | None = None
-    for size_coef, fill_coef, floor in itertools.product(
-        GRID_SIZE_COEF, GRID_FILL_COEF, GRID_FLOOR
-    ):
-        u = base.model_copy(update={"size_coef": size_coef, "fill_coef": fill_coef, "floor": floor})
+    for u in grid(base):
         q = conformal_q(scores(rows, u))
         if not math.isfinite(q):
             continue
-        widths = [q * r.signals.scale(u) for r in rows if r.signals.area_px > 0]
+        widths = [q * scale(r, u) for r in rows if r.signals.area_px > 0]
         width = statistics.median(widths)
         if best is None or width < best[0]:
             best = (width, u.model_copy(update={"q": q}))
@@ -111,7 +159,7 @@ def report(rows: list[Row], u: UncertaintySpec) -> dict[str, dict]:
         shown = [r for r in mine if r.signals.area_px > 0]
         covered, widths, flagged, err_flagged, err_kept = 0, [], 0, [], []
         for r in shown:
-            h = u.q * r.signals.scale(u)
+            h = u.q * scale(r, u)
             ok = r.true_px > 0 and abs(math.log(r.true_px / r.signals.area_px)) <= h
             covered += ok
             pct = halfwidth_pct(h)
@@ -141,7 +189,8 @@ def table(model_id: str, u: UncertaintySpec, held: dict[str, dict]) -> list[str]
     lines = [
         f"# Outline uncertainty of {model_id} (held-out half)",
         "",
-        f"Constants (fit half): q = {u.q:.3f}, size_coef = {u.size_coef:g},"
+        f"Constants (fit half): q = {u.q:.3f}, band_coef = {u.band_coef:g}, check look ="
+        f" {check_name(u) or 'none'} x {u.disagree_coef:g}, size_coef = {u.size_coef:g},"
         f" fill_coef = {u.fill_coef:g}, floor = {u.floor:g}, band [{u.band_lo:g},"
         f" {u.band_hi:g}); outline_uncertain beyond ±{SEGMENTATION_UNCERTAIN_PCT:g} %.",
         "",
@@ -197,7 +246,7 @@ def main() -> None:
 
         def flagged(r: Row, limit: float = limit) -> bool:
             assert u.q is not None
-            return halfwidth_pct(u.q * r.signals.scale(u)) > limit
+            return halfwidth_pct(u.q * scale(r, u)) > limit
 
         lines.append(
             f"- limit ±{limit:g} %: flags {sum(map(flagged, held_rows)) / len(held_rows):.0%}"

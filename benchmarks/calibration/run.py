@@ -41,7 +41,6 @@ from service import scene
 from service.imaging import read_mask, read_photo
 from service.marker import detect_markers
 from service.measure import measure
-from service.uncertainty import outline_log_halfwidth
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "data" / "samples" / "fuseg"
@@ -233,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             row["codes"] = [f.code for f in m.quality]
             if segmenter is not None:
                 seg = segmenter.segment(case.rgb)
-                h = outline_log_halfwidth(seg.probability, seg.mask, segmenter.spec)
+                h = segmenter.outline_log_halfwidth(case.rgb, seg, seg.mask)
                 mm = measure(case.rgb, seg.mask, markers=markers, segmentation_log_halfwidth=h)
                 if mm.area_cm2 is not None:
                     row["model"] = 100 * (mm.area_cm2 / truth - 1)
