@@ -30,6 +30,8 @@ SITE_ROLES = ("uploader", "clinician")
 KEY_PREFIX = "ws_"
 SESSION_TTL = timedelta(hours=8)
 """How long a dashboard sign-in lasts."""
+SESSION_COOKIE = "ws_session"
+SECURE_SESSION_COOKIE = "__Host-ws_session"
 # Unicode categories refused in names: controls (C0/C1, ESC, CR, LF, TAB), format
 # characters (bidi overrides and isolates, zero-width), line/paragraph separators,
 # unassigned, surrogates, private use.
@@ -182,6 +184,12 @@ def revoke_key(session: Session, ident: str) -> ApiKey:
 
 
 # --- dashboard sessions -----------------------------------------------------------
+
+
+def session_cookie_name(scheme: str) -> str:
+    """The dashboard's session cookie: ``__Host-`` (Secure, Path=/) over https; over
+    plain http, where browsers refuse ``__Host-`` cookies, ``ws_session``."""
+    return SECURE_SESSION_COOKIE if scheme == "https" else SESSION_COOKIE
 
 
 def start_session(session: Session, key: str) -> tuple[Caller, str]:

@@ -26,6 +26,8 @@ from typing import Any
 import anyio.to_thread
 from fastapi import HTTPException
 
+from service.auth import session_cookie_name
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -192,8 +194,6 @@ class LimitsMiddleware:
                 return None
             return self.limit
         if path.startswith("/dashboard/") and path != "/dashboard/login":
-            from service.routes.dashboard import session_cookie_name
-
             token = _cookie(scope, (session_cookie_name(scope.get("scheme", "http")),))
             ok: bool | None = bool(token) and db is not None
             if ok:

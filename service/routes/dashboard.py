@@ -50,9 +50,9 @@ DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
 STATIC_DIR = DASHBOARD_DIR / "static"
 templates = Jinja2Templates(directory=str(DASHBOARD_DIR / "templates"))
 
-SESSION_COOKIE = "ws_session"
-SECURE_SESSION_COOKIE = "__Host-ws_session"
-SESSION_COOKIES = (SECURE_SESSION_COOKIE, SESSION_COOKIE)
+SESSION_COOKIE = auth.SESSION_COOKIE
+SECURE_SESSION_COOKIE = auth.SECURE_SESSION_COOKIE
+session_cookie_name = auth.session_cookie_name
 LOGIN_CSRF_COOKIE = "ws_login_csrf"
 SESSION_MAX_AGE_S = int(auth.SESSION_TTL.total_seconds())
 SECURITY_HEADERS = {
@@ -75,11 +75,6 @@ def csrf_token(session_id: str) -> str:
     """The form token of a signed-in browser: an HMAC of its session id, so a token
     works only with the session it was issued to."""
     return hmac.new(session_id.encode(), b"woundscope-dashboard-csrf", hashlib.sha256).hexdigest()
-
-
-def session_cookie_name(scheme: str) -> str:
-    """``__Host-`` needs Secure, which browsers allow only over https."""
-    return SECURE_SESSION_COOKIE if scheme == "https" else SESSION_COOKIE
 
 
 def _set_session_cookie(request: Request, response: Response, session_id: str) -> None:
