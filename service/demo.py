@@ -33,8 +33,10 @@ DEMO_SUBJECTS = 6
 DEMO_WEEKS = 12
 DEMO_SEED = 2026
 DEMO_UPLOADS_AT_ONCE = 3
-"""Wounds the demo uploads at once: the service's two inference workers stay busy while
-the client prepares and sends the next photo (benchmarks/demo/README.md has the timing)."""
+"""Wounds the demo uploads at once (at most the service's inference workers + 1, far
+below its queue): the client reads the next photo and finds its target point while
+the service measures. No faster on a saturated 2-core machine, where one upload
+already keeps both cores busy (benchmarks/demo/README.md)."""
 
 
 class DemoError(RuntimeError):
