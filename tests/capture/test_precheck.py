@@ -10,15 +10,7 @@ from sqlalchemy import func, select
 from service.errors import ERROR_CODES
 from service.orm import Assessment, AuditEntry
 from service.precheck import PRECHECK_MAX_PIXELS, RateLimiter
-from tests.api.conftest import (  # noqa: F401  (fixtures)
-    Trial,
-    backend_url,
-    encode,
-    marker_jpeg,
-    sample_photo,
-    service,
-    trial,
-)
+from tests.api.conftest import Trial, encode, sample_photo
 
 
 def _precheck(trial: Trial, frame: bytes, role: str = "uploader", **data: str) -> object:
@@ -41,7 +33,7 @@ def _stored(trial: Trial) -> tuple[int, int, int]:
         )
 
 
-def test_marker_photo_is_ok_and_nothing_is_stored(trial: Trial, marker_jpeg: bytes) -> None:  # noqa: F811
+def test_marker_photo_is_ok_and_nothing_is_stored(trial: Trial, marker_jpeg: bytes) -> None:
     before = _stored(trial)
     r = _precheck(trial, marker_jpeg, study=trial.study)
     assert r.status_code == 200, r.text
