@@ -33,7 +33,6 @@ from service.routes.dashboard import SECURITY_HEADERS, _check_csrf, _signed_in, 
 from service.schemas import AssessmentPublic, StudyPublic, SubjectCreate, WoundCreate
 
 router = APIRouter()
-PAGE = {"include_in_schema": False}
 
 CAPTURE_DIR = Path(__file__).resolve().parent.parent / "capture"
 STATIC_DIR = CAPTURE_DIR / "static"
@@ -89,14 +88,14 @@ def _precheck(
 # --- the page ---------------------------------------------------------------------
 
 
-@router.get("/capture/", **PAGE, response_class=HTMLResponse)
+@router.get("/capture/", include_in_schema=False, response_class=HTMLResponse)
 def capture_page(request: Request) -> HTMLResponse:
     response = templates.TemplateResponse(request, "capture.html", {"api": SESSION_API})
     response.headers.update(CAPTURE_HEADERS)
     return response
 
 
-@router.get("/capture/static/{name}", **PAGE)
+@router.get("/capture/static/{name}", include_in_schema=False)
 def capture_static(name: str) -> FileResponse:
     files = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
     if name not in files:
@@ -132,7 +131,7 @@ def precheck_route(
 # --- the page's calls (dashboard session) -----------------------------------------
 
 
-@router.get(f"{SESSION_API}/session", **PAGE)
+@router.get(f"{SESSION_API}/session", include_in_schema=False)
 def whoami(request: Request, session: SessionDep) -> dict[str, Any]:
     caller, token = _session_caller(request, session)
     return {
@@ -145,14 +144,14 @@ def whoami(request: Request, session: SessionDep) -> dict[str, Any]:
     }
 
 
-@router.get(f"{SESSION_API}/studies", **PAGE, response_model=list[StudyPublic])
+@router.get(f"{SESSION_API}/studies", include_in_schema=False, response_model=list[StudyPublic])
 def studies(request: Request, session: SessionDep) -> list[StudyPublic]:
     caller, _ = _session_caller(request, session)
     rows = session.scalars(access.visible_studies(caller).order_by("id"))
     return [views.study_public(s) for s in rows]
 
 
-@router.get(f"{SESSION_API}/studies/{{study}}/subjects", **PAGE)
+@router.get(f"{SESSION_API}/studies/{{study}}/subjects", include_in_schema=False)
 def subjects(study: str, request: Request, session: SessionDep) -> list[dict[str, Any]]:
     caller, _ = _session_caller(request, session)
     row = access.load_study(session, caller, study)
@@ -160,7 +159,7 @@ def subjects(study: str, request: Request, session: SessionDep) -> list[dict[str
     return [views.subject_public(s, caller).model_dump(mode="json") for s in rows]
 
 
-@router.post(f"{SESSION_API}/studies/{{study}}/subjects", **PAGE, status_code=201)
+@router.post(f"{SESSION_API}/studies/{{study}}/subjects", include_in_schema=False, status_code=201)
 def create_subject(
     study: str,
     data: SubjectCreate,
@@ -174,7 +173,7 @@ def create_subject(
     return views.subject_public(subject, caller).model_dump(mode="json")
 
 
-@router.get(f"{SESSION_API}/subjects/{{subject}}/wounds", **PAGE)
+@router.get(f"{SESSION_API}/subjects/{{subject}}/wounds", include_in_schema=False)
 def wounds(subject: str, request: Request, session: SessionDep) -> list[dict[str, Any]]:
     caller, _ = _session_caller(request, session)
     row = access.load_subject(session, caller, subject)
@@ -182,7 +181,7 @@ def wounds(subject: str, request: Request, session: SessionDep) -> list[dict[str
     return [views.wound_public(w).model_dump(mode="json") for w in rows]
 
 
-@router.post(f"{SESSION_API}/subjects/{{subject}}/wounds", **PAGE, status_code=201)
+@router.post(f"{SESSION_API}/subjects/{{subject}}/wounds", include_in_schema=False, status_code=201)
 def create_wound(
     subject: str,
     data: WoundCreate,
@@ -199,7 +198,7 @@ def create_wound(
 
 @router.post(
     f"{SESSION_API}/wounds/{{wound}}/assessments",
-    **PAGE,
+    include_in_schema=False,
     status_code=201,
     response_model=AssessmentPublic,
 )
@@ -237,7 +236,7 @@ def upload(
     )
 
 
-@router.post(f"{SESSION_API}/precheck", **PAGE)
+@router.post(f"{SESSION_API}/precheck", include_in_schema=False)
 def session_precheck(
     request: Request,
     session: SessionDep,
