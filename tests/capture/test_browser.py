@@ -9,35 +9,81 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import httpx
+import numpy as np
 import pytest
 
 from tests.api.conftest import encode, marker_photo_rgb
 from tests.dashboard.test_browser import CHROMIUM_ARGS, server  # noqa: F401  (fixture)
-from tests.endpoints.seed import Trial
+from tests.endpoints.seed import PHOTO, Trial
 
 pytestmark = pytest.mark.browser
 
 PHONE = {"width": 390, "height": 844}
 
 
+def y4m(rgb: np.ndarray, path: Path, frames: int = 3) -> Path:
+    """A Y4M clip (4:2:0) of one still: what Chromium's fake camera plays in a loop."""
+    h, w = rgb.shape[:2]
+    i420 = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).tobytes()
+    with path.open("wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            f.write(b"FRAME\n" + i420)
+    return path
+
+
+def camera_scene() -> np.ndarray:
+    """1280 x 720: the marker photo (ulcer + 20 mm marker) on skin, as a preview sees it."""
+    photo = marker_photo_rgb()
+    scale = 700 / photo.shape[0]
+    photo = cv2.resize(photo, (round(photo.shape[1] * scale), 700), interpolation=cv2.INTER_AREA)
+    plane = np.empty((720, 1280, 3), dtype=np.uint8)
+    plane[:] = photo[-4:].mean(axis=(0, 1)).astype(np.uint8)
+    x0 = (1280 - photo.shape[1]) // 2
+    plane[10:710, x0 : x0 + photo.shape[1]] = photo
+    return plane
+
+
 @pytest.fixture(scope="module")
-def browser(chromium_path: Path) -> Iterator[Any]:
-    """Chromium with a fake camera (its test pattern has no marker) and camera consent."""
+def playwright_(chromium_path: Path) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(chromium_path),
-            headless=True,
-            args=[
-                *CHROMIUM_ARGS,
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-            ],
-        )
-        yield chromium
-        chromium.close()
+        yield playwright
+
+
+def launch(playwright: Any, chromium_path: Path, *extra: str) -> Any:
+    return playwright.chromium.launch(
+        executable_path=str(chromium_path),
+        headless=True,
+        args=[
+            *CHROMIUM_ARGS,
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            *extra,
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def browser(playwright_: Any, chromium_path: Path) -> Iterator[Any]:
+    """Chromium with the default fake camera (a test pattern: no marker)."""
+    chromium = launch(playwright_, chromium_path)
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture(scope="module")
+def marker_camera(
+    playwright_: Any, chromium_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """Chromium whose fake camera films a virtual-trial photo with a marker."""
+    clip = y4m(camera_scene(), tmp_path_factory.mktemp("camera") / "marker.y4m")
+    chromium = launch(playwright_, chromium_path, f"--use-file-for-fake-video-capture={clip}")
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -162,4 +208,54 @@ def test_fake_camera_guidance_says_no_marker(
     page.click("#override summary")
     page.fill("#override-reason", "marker lost, patient leaving")
     page.wait_for_function("() => !document.getElementById('shutter').disabled")
+    page.context.close()
+
+
+def test_fake_camera_with_marker_guides_shoots_and_measures(
+    server: tuple[str, Trial],  # noqa: F811
+    marker_camera: Any,
+) -> None:
+    base, trial = server
+    page = open_capture(marker_camera, base, trial.keys["uploader"])
+    new_wound(page, trial, "S93")
+    page.click("#start-camera")
+    page.wait_for_selector("#guidance[data-marker=found]", timeout=30_000)
+    assert "Marker found" in page.inner_text("#guidance")
+    page.wait_for_function("() => !document.getElementById('shutter').disabled")
+    page.click("#shutter")
+    page.wait_for_selector("#review:not([hidden])")
+    page.click("#send")
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    assert "cm²" in page.inner_text("#area")
+    items = wound_assessments(base, trial, page)
+    assert len(items) == 1 and items[0]["width"] == 1280 and items[0]["height"] == 720
+    assert items[0]["measurement"]["calibration"] == "marker"
+    page.context.close()
+
+
+def test_retake_advice_and_accessibility(
+    server: tuple[str, Trial],  # noqa: F811
+    browser: Any,
+) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    base, trial = server
+    page = open_capture(browser, base, trial.keys["uploader"])
+    new_wound(page, trial, "S94")
+    page.set_input_files("#file", str(PHOTO))  # no marker in view
+    page.click("#send")
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    flag = page.locator("#flags li[data-code=marker_not_found]")
+    assert "place the printed" in flag.inner_text()
+    assert "pixels" in page.inner_text("#area")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    results = Axe().run(page)
+    serious = [
+        (v["id"], v["impact"])
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == []
+    page.click("#retake")
+    assert page.is_hidden("#result")
     page.context.close()
