@@ -28,6 +28,7 @@ from service.auth import Caller
 from service.deps import CallerDep, RuntimeDep, SessionDep
 from service.errors import InvalidKey
 from service.marker import MARKER_MM
+from service.openapi import ERROR_REF
 from service.routes import assessments as assessment_routes
 from service.routes.dashboard import SECURITY_HEADERS, _check_csrf, _signed_in, csrf_token
 from service.schemas import AssessmentPublic, StudyPublic, SubjectCreate, WoundCreate
@@ -110,9 +111,11 @@ def capture_static(name: str) -> FileResponse:
     "/v1/precheck",
     tags=["capture"],
     responses={
-        413: {"description": "photo_too_large, too_many_pixels (send a downscaled frame)"},
-        415: {"description": "unsupported_format"},
-        429: {"description": "rate_limited (see Retry-After)"},
+        413: {"description": "photo_too_large, too_many_pixels: send a downscaled frame"},
+        429: {
+            "description": "`rate_limited`: more frames than the key may send; see Retry-After",
+            "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
+        },
     },
 )
 def precheck_route(
