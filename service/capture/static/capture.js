@@ -255,7 +255,13 @@ async function deliver(item, foreground) {
   if (foreground) { show("progress-box", true); $("progress").value = 0; }
   const r = await upload(item, foreground ? (p) => { $("progress").value = p; } : null);
   if (foreground) show("progress-box", false);
-  const retry = r.status === 0 || r.status === 503 || r.status === 429 || r.status >= 500;
+  if (r.status === 401) { // the session ended: keep the photo, ask for a new sign-in
+    status("Your sign-in has ended: sign in again on the dashboard; the photos waiting here are kept and sent after.", true);
+    show("signin", true);
+    await renderQueue();
+    return false;
+  }
+  const retry = r.status === 0 || r.status === 429 || r.status >= 500;
   if (retry) {
     if (foreground) status("No connection to the service: the photo is kept on this phone and will be sent when the network returns.", true);
     await renderQueue();
@@ -296,6 +302,9 @@ function showResult(a) {
     list.appendChild(li);
   }
   show("result", true);
+  // The service has the photo now: the page keeps no copy of it.
+  const img = $("still");
+  if (img.src) { URL.revokeObjectURL(img.src); img.removeAttribute("src"); }
   still = null;
 }
 
