@@ -21,6 +21,7 @@ from service.config import Settings, get_settings
 from service.db import Database
 from service.errors import ERROR_CODES
 from service.handlers import install_handlers, install_storage_handler
+from service.limits import LimitsMiddleware, body_limit_bytes
 from service.metrics import Metrics, RequestMiddleware, configure_logging
 from service.openapi import install_openapi
 from service.orm import Study
@@ -106,9 +107,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def _home() -> RedirectResponse:
         return RedirectResponse("/dashboard/", status_code=307)
 
+    app.add_middleware(LimitsMiddleware, max_upload_bytes=settings.max_upload_bytes)  # type: ignore[arg-type]
     app.add_middleware(
         RequestMiddleware,  # type: ignore[arg-type]
         metrics=metrics,
-        max_body_bytes=settings.max_upload_bytes + 1024 * 1024,
+        max_body_bytes=body_limit_bytes(settings.max_upload_bytes),
     )
     return app

@@ -19,7 +19,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         422,
         "ruler must be 'x1,y1,x2,y2,mm': two points in the photo and their distance in mm (> 0).",
     ),
-    "invalid_scale": (422, "px_per_mm must be a positive number."),
+    "invalid_scale": (422, "px_per_mm must be a number of pixels per mm, 0.1-1000."),
     "invalid_mask": (
         422,
         "The mask must be a PNG (0/255) the size of the photo, or a polygon of 3+ points.",

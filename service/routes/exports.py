@@ -5,6 +5,7 @@ Every export is written to the audit log. The arm appears only in admin exports.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
@@ -222,7 +223,7 @@ def export_csv(
 )
 def export_fhir(
     study: VisibleStudy, session: SessionDep, caller: CallerDep, settings: SettingsDep
-) -> JSONResponse:
+) -> Response:
     """A ``collection`` Bundle: Patient, ResearchSubject, Device (the model), Media (the
     photo), one wound-size Observation (LOINC 72287-6; 89260-4, 39126-8, 39125-0) per
     photo, its id stable across corrections (``amended``, with a Provenance).
@@ -232,14 +233,20 @@ def export_fhir(
         caller,
         study,
         "fhir",
-        lambda rows: exports.fhir_bundle(
-            rows,
-            base_url=settings.fhir_base_url or None,
-            include_arm=caller.sees_arm,
-            clinic_tz=settings.clinic_tz,
-        ),
+        # Serialised inside the export, so a bundle that cannot be written is not audited.
+        lambda rows: json.dumps(
+            exports.fhir_bundle(
+                rows,
+                base_url=settings.fhir_base_url or None,
+                include_arm=caller.sees_arm,
+                clinic_tz=settings.clinic_tz,
+            ),
+            allow_nan=False,
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode(),
     )
-    return JSONResponse(
+    return Response(
         bundle,
         media_type="application/fhir+json",
         headers={"Content-Disposition": f'attachment; filename="{study.id}-fhir.json"'},
