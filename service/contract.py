@@ -86,6 +86,7 @@ class UncertaintySpec(_Strict):
     check_pass: PassSpec | None = None
     """A second whole-photo look (e.g. mirrored, or zoomed out); how much its wound
     area near the measured one disagrees with the first look's widens the interval.
+    Made only for a wound filling at least its ``min_fill`` of the photo.
     None: no second look (one inference less per photo)."""
     disagree_coef: float = Field(default=0.0, ge=0.0)
     """Weight of that disagreement (|area of the check look - area of the first| / area)."""

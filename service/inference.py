@@ -126,6 +126,7 @@ class Segmenter:
             and u.check_pass is not None
             and u.disagree_coef > 0
             and seg.coarse is not None
+            and np.count_nonzero(mask) >= u.check_pass.min_fill * mask.size
             and np.any(mask)
         ):
             check = self.look(rgb, u.check_pass)
