@@ -13,13 +13,14 @@ healing days are counted between its calendar dates.
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -78,6 +79,11 @@ class Study(Base):
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
     review: Mapped[str] = mapped_column(String(16), default="flagged", server_default="flagged")
     """Review policy (``service.review``): ``flagged``, ``all`` (central reading) or ``none``."""
+    closure_requires_drainage_recorded: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=sa.true()
+    )
+    """Closure needs drainage recorded as absent (the FDA reading); off: unrecorded
+    drainage does not keep a wound open (``endpoints.is_closed``)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     sites: Mapped[list[Site]] = relationship(back_populates="study", order_by="Site.code")
@@ -108,6 +114,9 @@ class Subject(Base):
     site_pk: Mapped[int] = mapped_column(ForeignKey("sites.pk"), index=True)
     arm: Mapped[str | None] = mapped_column(String(64), default=None)
     """Arm or cohort: set and seen only by admin keys (blinding)."""
+    randomized_on: Mapped[date | None] = mapped_column(Date, default=None)
+    """The subject's time origin (day 0) when given (``endpoints.time_origin``); not
+    blinded (the arm is)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     site: Mapped[Site] = relationship()

@@ -35,6 +35,7 @@ def study_public(study: Study) -> StudyPublic:
         model=study.model,
         locked=study.locked,
         review=study.review,
+        closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
         created_at=study.created_at,
     )
 
@@ -50,6 +51,7 @@ def subject_public(subject: Subject, caller: Caller) -> SubjectPublic:
         code=subject.code,
         site=subject.site.code,
         arm=subject.arm if caller.sees_arm else None,
+        randomized_on=subject.randomized_on,
         created_at=subject.created_at,
     )
 

@@ -43,19 +43,8 @@ def uncounted_reason(
     measurement: Measurement | None,
     series: list[dict[str, Any]] | None = None,
 ) -> str | None:
-    """Why a photo stays out of the cm² endpoints (``trial.is_counted``); None when it counts.
-    ``series``: its series flags (``trial.series_flags_of``), computed when not given."""
-    if trial.is_counted(assessment, measurement, series):
-        return None
-    if assessment.voided:
-        return "voided"
-    if measurement is None:
-        return "no_measurement"
-    if not measurement.calibrated or measurement.area_cm2 is None:
-        return "uncalibrated"
-    if measurement.severe:
-        return "severe_quality_flag"
-    return "awaiting_review"
+    """Why a photo stays out of the cm² endpoints (``trial.uncounted_reason``)."""
+    return trial.uncounted_reason(assessment, measurement, series)
 
 
 def captured_on(assessment: Assessment) -> date:
@@ -85,6 +74,8 @@ def wound_input(wound: Wound, study: Study) -> engine.Wound:
                 area_cm2_low=data.get("area_cm2_low"),
                 area_cm2_high=data.get("area_cm2_high"),
                 uncounted_reason=reason,
+                model=measurement.model_id if measurement is not None else None,
+                manual=bool(measurement is not None and measurement.manual),
             )
         )
     return engine.Wound(wound.id, visits, label=wound.label, index_leg=wound.index_leg)
@@ -96,6 +87,8 @@ def subject_input(subject: Subject, study: Study) -> engine.Subject:
         [wound_input(w, study) for w in subject.wounds],
         code=subject.code,
         arm=subject.arm,
+        randomized_on=subject.randomized_on,
+        site=subject.site.code,
     )
 
 
@@ -118,7 +111,11 @@ def wound_answer(
     wound: Wound, *, window_days: int = engine.PAR_WEEK4_WINDOW_DAYS
 ) -> dict[str, Any]:
     study = access.study_of(wound)
-    answer = engine.wound_endpoints(wound_input(wound, study).visits, week4_window_days=window_days)
+    answer = engine.wound_endpoints(
+        wound_input(wound, study).visits,
+        week4_window_days=window_days,
+        closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
+    )
     return {"wound": wound.id, "subject": wound.subject_id, "label": wound.label, **answer}
 
 
@@ -127,7 +124,10 @@ def subject_answer(
 ) -> dict[str, Any]:
     study = access.study_of(subject)
     answer = engine.subject_endpoints(
-        subject_input(subject, study).wounds, week4_window_days=window_days
+        subject_input(subject, study).wounds,
+        randomized_on=subject.randomized_on,
+        week4_window_days=window_days,
+        closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
     )
     return {"subject": subject.id, "code": subject.code, "study": subject.study_id, **answer}
 
@@ -146,6 +146,7 @@ def study_answer(
         by_arm=caller.sees_arm,
         proportion_days=proportion_days,
         week4_window_days=window_days,
+        closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
     )
     return {"study": study.id, "scope": caller.site_code or "study", **answer}
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from service import audit, exports
+from service import audit, exports, trial
 from service.auth import Caller
 from service.deps import CallerDep, SessionDep, SettingsDep, VisibleStudy
 from service.orm import Study, Subject
@@ -39,15 +39,8 @@ def assessment_paths(assessment_id: str) -> dict[str, str]:
 
 
 def reference_start(subject: Subject) -> date | None:
-    """The subject's time origin (SDTM RFSTDTC): ``randomized_on`` where the model has
-    it, else the date of the subject's first photo (any wound, voided ones left out)."""
-    randomized_on: date | None = getattr(subject, "randomized_on", None)
-    if randomized_on is not None:
-        return randomized_on
-    return min(
-        (captured_on(a) for w in subject.wounds for a in w.assessments if not a.voided),
-        default=None,
-    )
+    """The subject's time origin (SDTM RFSTDTC): ``trial.day_zero``."""
+    return trial.day_zero(subject)
 
 
 def subject_rows(

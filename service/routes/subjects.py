@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from service import trial, views
 from service.deps import CallerDep, PagingDep, SessionDep, VisibleStudy, VisibleSubject
-from service.schemas import Page, SubjectCreate, SubjectPublic
+from service.schemas import Page, SubjectCreate, SubjectPublic, SubjectUpdate
 
 router = APIRouter(tags=["subjects"])
 
@@ -43,3 +43,11 @@ def list_subjects(
 @router.get("/v1/subjects/{subject}", response_model=SubjectPublic)
 def get_subject(subject: VisibleSubject, caller: CallerDep) -> SubjectPublic:
     return views.subject_public(subject, caller)
+
+
+@router.patch("/v1/subjects/{subject}", response_model=SubjectPublic)
+def update_subject(
+    subject: VisibleSubject, data: SubjectUpdate, session: SessionDep, caller: CallerDep
+) -> SubjectPublic:
+    """Admin: set the subject's ``randomized_on`` (day 0 of its endpoints), audited."""
+    return views.subject_public(trial.update_subject(session, caller, subject, data), caller)
