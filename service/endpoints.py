@@ -275,8 +275,12 @@ def wound_endpoints(
     week4_window_days: int = PAR_WEEK4_WINDOW_DAYS,
     closure_confirm_days: int = CLOSURE_CONFIRM_DAYS,
     closure_requires_drainage_recorded: bool = True,
+    origin: date | None = None,
 ) -> dict[str, Any]:
-    """The wound-level endpoints of DESIGN.md for one wound's visits (any order)."""
+    """The wound-level endpoints of DESIGN.md for one wound's visits (any order).
+
+    Days count from ``origin`` (the subject's time origin, ``time_origin``) when given,
+    else from this wound's baseline photo."""
     all_rows = _rows(visits, closure_requires_drainage_recorded)
     effective = [r for r in all_rows if r.effective]
     flags: list[dict[str, Any]] = []
@@ -286,11 +290,12 @@ def wound_endpoints(
         marked = [r for r in effective if r.visit.baseline]
         baseline_row = marked[0] if marked else effective[0]
     baseline_on = baseline_row.captured_on if baseline_row else None
+    day0 = _as_date(origin) if origin is not None else baseline_on
     for row in all_rows:
-        row.day = (row.captured_on - baseline_on).days if baseline_on else 0
+        row.day = (row.captured_on - day0).days if day0 else 0
         if not row.effective:
             continue
-        if row.day < 0:
+        if baseline_on is not None and row.captured_on < baseline_on:
             row.effective = False
             row.reason = "before_baseline"
         elif not row.visit.counted:
@@ -334,14 +339,14 @@ def wound_endpoints(
     if baseline_area_cm2 is not None and baseline_row is not None and last is not None:
         assert last.visit.area_cm2 is not None
         rate_cm2_per_week = absolute_healing_rate_cm2_per_week(
-            baseline_area_cm2, last.visit.area_cm2, last.day
+            baseline_area_cm2, last.visit.area_cm2, last.day - baseline_row.day
         )
         gilman = gilman_cm_per_week(
             baseline_area_cm2,
             last.visit.area_cm2,
             baseline_row.visit.perimeter_cm,
             last.visit.perimeter_cm,
-            last.day,
+            last.day - baseline_row.day,
         )
     k_per_day = log_linear_rate_per_day(
         [(r.day, r.visit.area_cm2) for r in counted if r.visit.area_cm2 is not None]
@@ -385,6 +390,7 @@ def wound_endpoints(
     return {
         "baseline_assessment": baseline_row.visit.assessment_id if baseline_row else None,
         "baseline_date": baseline_on.isoformat() if baseline_on else None,
+        "time_origin": day0.isoformat() if day0 else None,
         "baseline_area_cm2": _clean(baseline_area_cm2),
         "visits": [
             {
@@ -427,10 +433,8 @@ def wound_endpoints(
     }
 
 
-def _date_after(baseline_date: str | None, day: int | None) -> date | None:
-    if baseline_date is None or day is None:
-        return None
-    return date.fromordinal(date.fromisoformat(baseline_date).toordinal() + day)
+BASE_DATE = date(2000, 1, 1)
+"""Any date: spells are compared as dates only relative to each other."""
 
 
 def first_all_healed(spells_by_wound: Sequence[Sequence[tuple[date, date | None]]]) -> date | None:
@@ -462,31 +466,28 @@ def subject_endpoints(
     study's event). ``all_wounds_healed`` / ``all_healed_day``: healed at the last
     visit (durable), the day being the latest of their closure days. A subject whose
     every wound is marked ``index_leg: false`` answers null with a reason."""
+    first_pass = [wound_endpoints(w.visits, **options)["baseline_date"] for w in wounds]
+    start = time_origin(randomized_on, first_pass)
     answers = []
     for wound in wounds:
-        answer = wound_endpoints(wound.visits, **options)
+        answer = wound_endpoints(wound.visits, origin=start, **options)
         answers.append(
             {"wound": wound.wound_id, "label": wound.label, "index_leg": wound.index_leg, **answer}
         )
     index_leg = [a for a in answers if a["index_leg"] is not False]
     considered = [a for a in index_leg if a["baseline_date"] is not None]
-    start = time_origin(randomized_on, [a["baseline_date"] for a in answers])
-
-    def subject_day(on: date | None) -> int | None:
-        return (on - start).days if on is not None and start is not None else None
 
     reason = NO_INDEX_LEG_WOUND if answers and not index_leg else None
-    healed_dates = [_date_after(a["baseline_date"], a["healed_day"]) for a in considered]
-    last_dates = [_date_after(a["baseline_date"], a["last_visit_day"]) for a in considered]
-    known_last = [d for d in last_dates if d is not None]
-    known_healed = [d for d in healed_dates if d is not None]
+    healed_days = [a["healed_day"] for a in considered if a["healed_day"] is not None]
+    last_days = [a["last_visit_day"] for a in considered if a["last_visit_day"] is not None]
+    origin_on = start or BASE_DATE
     spells = [
         [
             (
-                date.fromisoformat(a["baseline_date"]) + timedelta(days=s),
-                None if e is None else date.fromisoformat(a["baseline_date"]) + timedelta(days=e),
+                origin_on + timedelta(days=first),
+                None if end is None else origin_on + timedelta(days=end),
             )
-            for s, e in a["healed_spells"]
+            for first, end in a["healed_spells"]
         ]
         for a in considered
     ]
@@ -505,11 +506,11 @@ def subject_endpoints(
         else ("first_photo" if start is not None else None),
         "baseline_date": start.isoformat() if start else None,
         "healing_event": None if reason else first_healed is not None,
-        "first_healed_day": subject_day(first_healed),
+        "first_healed_day": (first_healed - origin_on).days if first_healed else None,
         "recurrence": None if reason else any(a["recurrence"] for a in considered),
         "all_wounds_healed": all_healed,
-        "all_healed_day": subject_day(max(known_healed)) if all_healed and known_healed else None,
-        "last_visit_day": subject_day(max(known_last)) if known_last else None,
+        "all_healed_day": max(healed_days) if all_healed and healed_days else None,
+        "last_visit_day": max(last_days) if last_days else None,
         "reason": reason,
     }
 

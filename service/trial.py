@@ -569,18 +569,6 @@ def day_zero(subject: Subject) -> date | None:
     return time_origin(subject.randomized_on, firsts)
 
 
-def baseline_dates(session: Session, wound_ids: list[str]) -> dict[str, datetime]:
-    """First capture time of each wound's non-voided assessments (day 0)."""
-    if not wound_ids:
-        return {}
-    rows = session.execute(
-        select(Assessment.wound_id, func.min(Assessment.captured_at))
-        .where(Assessment.wound_id.in_(wound_ids), Assessment.voided.is_(False))
-        .group_by(Assessment.wound_id)
-    )
-    return {wound_id: first for wound_id, first in rows}
-
-
 def list_assessments(
     session: Session, wound: Wound, *, include_voided: bool, limit: int, offset: int
 ) -> tuple[list[Assessment], int]:

@@ -113,6 +113,7 @@ def wound_answer(
     study = access.study_of(wound)
     answer = engine.wound_endpoints(
         wound_input(wound, study).visits,
+        origin=trial.day_zero(wound.subject),
         week4_window_days=window_days,
         closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
     )

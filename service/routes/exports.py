@@ -68,15 +68,13 @@ def measurement_rows(
     for subject in subjects:
         rfstdtc = reference_start(subject)
         for wound in subject.wounds:
-            live = [a for a in wound.assessments if not a.voided]
-            baseline_on = min((captured_on(a) for a in live), default=None)
             for assessment in sorted(
                 wound.assessments, key=lambda a: (a.captured_at, a.created_at)
             ):
                 current = current_measurement(assessment, study)
                 not_counted = uncounted_reason(assessment, current)
                 counted = not_counted is None
-                day = (captured_on(assessment) - baseline_on).days if baseline_on else None
+                day = (captured_on(assessment) - rfstdtc).days if rfstdtc else None
                 for m in sorted(assessment.measurements, key=lambda m: m.id):
                     data: dict[str, Any] = m.data or {}
                     rows.append(
