@@ -18,6 +18,7 @@ from service import access, trial
 from service import endpoints as engine
 from service.auth import Caller
 from service.deps import CallerDep, SessionDep, VisibleStudy, VisibleSubject, VisibleWound
+from service.endpoint_models import StudyAnswer, SubjectAnswer, WoundAnswer
 from service.errors import InvalidRequest
 from service.orm import Assessment, Measurement, Study, Subject, Wound
 
@@ -152,21 +153,34 @@ def study_answer(
     return {"study": study.id, "scope": caller.site_code or "study", **answer}
 
 
-@router.get("/v1/wounds/{wound}/endpoints", summary="Wound-level healing endpoints")
+@router.get(
+    "/v1/wounds/{wound}/endpoints",
+    summary="Wound-level healing endpoints",
+    response_model=WoundAnswer,
+)
 def get_wound_endpoints(wound: VisibleWound, window_days: WindowDays = 7) -> dict[str, Any]:
     """Baseline area, PAR per visit and at week 4, healing rates (cm²/week, Gilman
     cm/week, log-linear), confirmed closure, time to closure with censoring, recurrence."""
     return wound_answer(wound, window_days=window_days)
 
 
-@router.get("/v1/subjects/{subject}/endpoints", summary="Subject-level healing endpoints")
+@router.get(
+    "/v1/subjects/{subject}/endpoints",
+    summary="Subject-level healing endpoints",
+    response_model=SubjectAnswer,
+)
 def get_subject_endpoints(subject: VisibleSubject, window_days: WindowDays = 7) -> dict[str, Any]:
     """Every wound's endpoints, and whether all ulcers (of the index leg, where recorded)
     are healed, and on which day."""
     return subject_answer(subject, window_days=window_days)
 
 
-@router.get("/v1/studies/{study}/endpoints", summary="Study-level healing endpoints")
+@router.get(
+    "/v1/studies/{study}/endpoints",
+    summary="Study-level healing endpoints",
+    response_model=StudyAnswer,
+    response_model_exclude_unset=True,
+)
 def get_study_endpoints(
     study: VisibleStudy,
     session: SessionDep,

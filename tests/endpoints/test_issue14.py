@@ -410,3 +410,31 @@ def test_only_the_pinned_models_measurement_counts() -> None:
     )
     (only,) = wound_input(wound2, unpinned).visits
     assert only.counted and only.area_cm2 == 4.4 and only.model == "ulcerseg-1.2.0"
+
+
+# --- typed answers ------------------------------------------------------------------------
+
+
+def test_typed_answer_models_hold_every_engine_key() -> None:
+    from service.endpoint_models import StudyAnswer, SubjectAnswer, WoundAnswer
+
+    WoundAnswer.model_validate(
+        {
+            "wound": "w",
+            "subject": "s",
+            "label": "W1",
+            **wound_endpoints(visits_of([opened(0)], "c")),
+        }
+    )
+
+    obs = [opened(0), closed(14), closed(28), opened(56)]
+    wounds = [Wound("W1", visits_of(obs, "a")), Wound("W2", visits_of([opened(0)], "b"))]
+    sub = subject_endpoints(wounds)
+    SubjectAnswer.model_validate({"subject": "s", "code": "S", "study": "T", **sub})
+    for by_arm in (False, True):
+        study = study_endpoints([Subject("s", wounds, arm="x"), Subject("t", [])], by_arm=by_arm)
+        dumped = StudyAnswer.model_validate({"study": "T", "scope": "study", **study}).model_dump(
+            exclude_unset=True
+        )
+        assert set(dumped) == {"study", "scope", *study}
+        assert ("by_arm" in dumped) is by_arm
