@@ -109,6 +109,28 @@ class KaplanMeier(_Answer):
     ci95_high: list[float | None]
 
 
+class CumulativeIncidence(_Answer):
+    method: str
+    healed: int
+    competing: int = Field(description="Death or major amputation of the index leg first")
+    censored: int
+    proportion_healed: dict[str, float | None] = Field(
+        description="Cumulative incidence of healing by day; null past the last time at risk"
+    )
+    timeline_days: list[float]
+    cumulative_incidence: list[float | None]
+    ci95_low: list[float | None]
+    ci95_high: list[float | None]
+
+
+class AmputationFreeSurvival(_Answer):
+    subjects: int
+    events: int = Field(description="Major amputation of the index leg or death")
+    median_days: float | None
+    median_days_ci95: list[float | None] | None = None
+    km: KaplanMeier
+
+
 class TimeToHealing(_Answer):
     subjects: int
     healed: int = Field(description="Subjects with the event (first confirmed healing)")
@@ -124,6 +146,8 @@ class TimeToHealing(_Answer):
     at_risk: dict[str, int] = Field(description="Number at risk at each reported day")
     last_time_at_risk_days: float | None
     km: KaplanMeier
+    cumulative_incidence: CumulativeIncidence
+    amputation_free_survival: AmputationFreeSurvival
 
 
 class SubjectRow(_Answer):
@@ -139,6 +163,10 @@ class SubjectRow(_Answer):
     time_origin: str | None
     photographed: bool
     reason: str | None
+    cr_time_days: int | None = Field(description="Competing-risk time (days)")
+    cr_cause: int = Field(description="1 healed, 2 death / index-leg major amputation, 0 censored")
+    afs_time_days: int | None
+    afs_event: bool
     arm: str | None = Field(default=None, description="Admin keys only")
 
 

@@ -79,6 +79,32 @@ class Visit:
     manual: bool = False
 
 
+EVENT_KINDS = (
+    "death",
+    "major_amputation",
+    "minor_amputation",
+    "revascularisation",
+    "withdrawal",
+    "lost_to_follow_up",
+)
+LEGS = ("index", "contralateral")
+
+
+@dataclass(frozen=True)
+class SubjectEvent:
+    """A dated clinical event of a subject (DESIGN: events); voided ones are left out by
+    the caller. ``leg``: ``index`` or ``contralateral`` (amputations)."""
+
+    kind: str
+    on: date
+    leg: str | None = None
+
+    @property
+    def competing(self) -> bool:
+        """Death or major amputation of the index leg: ends the chance of healing it."""
+        return self.kind == "death" or (self.kind == "major_amputation" and self.leg == "index")
+
+
 @dataclass(frozen=True)
 class Wound:
     wound_id: str
@@ -95,6 +121,7 @@ class Subject:
     arm: str | None = None
     randomized_on: date | None = None
     site: str | None = None
+    events: Sequence[SubjectEvent] = ()
 
 
 @dataclass
@@ -570,6 +597,125 @@ def _km_answer(
     }
 
 
+CIF_METHOD = (
+    "Aalen-Johansen; competing events: death, major amputation of the index leg; 95 % CI "
+    "by the delta method on log(-log) of Greenwood-type variance (Collett 3rd ed. p. 411)"
+)
+Z_95 = 1.959963984540054
+
+
+def _exp_neg_exp(x: float) -> float:
+    """exp(−exp(x)) without overflow."""
+    return 0.0 if x > 700 else math.exp(-math.exp(x))
+
+
+def aalen_johansen(
+    durations_days: Sequence[float], causes: Sequence[int], cause: int = 1
+) -> dict[str, list[float | None]]:
+    """Cumulative incidence of ``cause`` (``causes``: 0 censored, 1, 2, …: event types)
+    with its 95 % CI, at 0 and every distinct duration. Ties between event types are
+    handled exactly (events of every type at t leave the risk set together)."""
+    times = sorted({0.0, *(float(t) for t in durations_days)})
+    n_at: list[int] = []
+    d_all: list[int] = []
+    d_k: list[int] = []
+    for t in times:
+        n_at.append(sum(1 for u in durations_days if u >= t))
+        d_all.append(sum(1 for u, c in zip(durations_days, causes, strict=True) if u == t and c))
+        d_k.append(
+            sum(1 for u, c in zip(durations_days, causes, strict=True) if u == t and c == cause)
+        )
+    lag_s: list[float] = []
+    cif: list[float] = []
+    s_prev, f = 1.0, 0.0
+    for i, _ in enumerate(times):
+        lag_s.append(s_prev)
+        if i > 0 and n_at[i]:  # lifelines' convention: the CIF is 0 at the first time
+            f += s_prev * d_k[i] / n_at[i]
+        cif.append(f)
+        if n_at[i]:
+            s_prev *= 1.0 - d_all[i] / n_at[i]
+    low: list[float | None] = []
+    high: list[float | None] = []
+    for j, f_t in enumerate(cif):
+        var = 0.0
+        for i in range(j + 1):
+            n, d, dk = n_at[i], d_all[i], d_k[i]
+            if n == 0:
+                continue
+            if d and n > d:
+                var += (f_t - cif[i]) ** 2 * d / (n * (n - d))
+            var += lag_s[i] ** 2 * dk * (n - dk) / n**3
+            var -= 2 * (f_t - cif[i]) * lag_s[i] * dk / n**2
+        if 0.0 < f_t < 1.0 and var >= 0:
+            se = math.sqrt(var) / (f_t * abs(math.log(f_t)))
+            centre = math.log(-math.log(f_t))
+            bounds = sorted(_exp_neg_exp(centre + k * Z_95 * se) for k in (1, -1))
+            low.append(_clean(bounds[0]))
+            high.append(_clean(bounds[1]))
+        else:
+            low.append(None)
+            high.append(None)
+    return {
+        "timeline_days": times,
+        "cumulative_incidence": [_clean(x) for x in cif],
+        "ci95_low": low,
+        "ci95_high": high,
+    }
+
+
+def _cif_answer(
+    durations_days: Sequence[float], causes: Sequence[int], days: Sequence[int]
+) -> dict[str, Any]:
+    if not durations_days:
+        curve: dict[str, list[float | None]] = {
+            "timeline_days": [],
+            "cumulative_incidence": [],
+            "ci95_low": [],
+            "ci95_high": [],
+        }
+    else:
+        curve = aalen_johansen(durations_days, causes, 1)
+    last = max(durations_days) if durations_days else None
+
+    def at(day: int) -> float | None:
+        if last is None or day > last:
+            return None
+        value: float | None = 0.0
+        for t, f in zip(curve["timeline_days"], curve["cumulative_incidence"], strict=True):
+            if t is not None and t <= day:
+                value = f
+        return value
+
+    return {
+        "method": CIF_METHOD,
+        "healed": sum(1 for c in causes if c == 1),
+        "competing": sum(1 for c in causes if c == 2),
+        "censored": sum(1 for c in causes if c == 0),
+        "proportion_healed": {str(d): at(d) for d in days},
+        **curve,
+    }
+
+
+def _survival_answer(durations_days: Sequence[float], events: Sequence[bool]) -> dict[str, Any]:
+    """Kaplan–Meier of a time-to-event (amputation-free survival) with its median."""
+    if not durations_days:
+        return {
+            "subjects": 0,
+            "events": 0,
+            "median_days": None,
+            "km": {"timeline_days": [], "survival": [], "ci95_low": [], "ci95_high": []},
+        }
+    km = _km_answer(durations_days, events, ())
+    return {
+        "subjects": len(durations_days),
+        "events": int(sum(bool(e) for e in events)),
+        "median_days": km["median_time_to_closure_days"],
+        "median_days_ci95": km["median_time_to_closure_days_ci95"],
+        "km": km["km"],
+    }
+
+
 def _empty_km_answer(days: Sequence[int]) -> dict[str, Any]:
     return {
         "subjects": 0,
@@ -653,6 +799,7 @@ def study_endpoints(
             "photographed": answer["last_visit_day"] is not None,
             "reason": reason,
         }
+        row.update(_outcomes(subject, answer, row))
         if by_arm:
             row["arm"] = subject.arm
         rows.append(row)
@@ -671,6 +818,13 @@ def study_endpoints(
             )
         out["durably_healed"] = sum(1 for r in group if r["all_wounds_healed"])
         out["recurred"] = sum(1 for r in group if r["recurrence"])
+        out["cumulative_incidence"] = _cif_answer(
+            [float(r["cr_time_days"]) for r in group], [r["cr_cause"] for r in group], days
+        )
+        afs = [r for r in group if r["afs_time_days"] is not None]
+        out["amputation_free_survival"] = _survival_answer(
+            [float(r["afs_time_days"]) for r in afs], [bool(r["afs_event"]) for r in afs]
+        )
         return out
 
     answer = figures(timed)
@@ -691,3 +845,29 @@ def study_endpoints(
             for arm in arms
         }
     return answer
+
+
+def _outcomes(subject: Subject, answer: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """Competing-risk outcome (``cr_cause``: 1 healed, 2 death or major amputation of the
+    index leg first, 0 censored) and amputation-free survival of one study row."""
+    origin = date.fromisoformat(answer["time_origin"]) if answer["time_origin"] else None
+    if origin is None:
+        return {"cr_time_days": None, "cr_cause": 0, "afs_time_days": None, "afs_event": False}
+    days = sorted(((e.on - origin).days, e) for e in subject.events)
+    competing = [d for d, e in days if e.competing]
+    first_competing = competing[0] if competing else None
+    time_days = row["time_to_closure_days"]
+    healed_day = row["first_healed_day"] if row["healing_event"] else None
+    if healed_day is not None and (first_competing is None or healed_day <= first_competing):
+        cr_time, cause = healed_day, 1
+    elif first_competing is not None:
+        cr_time, cause = first_competing, 2
+    else:
+        cr_time, cause = time_days, 0
+    follow_up = max([d for d, _ in days] + [answer["last_visit_day"] or 0])
+    return {
+        "cr_time_days": cr_time,
+        "cr_cause": cause,
+        "afs_time_days": first_competing if first_competing is not None else follow_up,
+        "afs_event": first_competing is not None,
+    }

@@ -8,6 +8,7 @@ engine is unlikely.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -438,3 +439,100 @@ def test_typed_answer_models_hold_every_engine_key() -> None:
         )
         assert set(dumped) == {"study", "scope", *study}
         assert ("by_arm" in dumped) is by_arm
+
+
+# --- competing events: Aalen–Johansen and amputation-free survival -----------------------
+
+
+def ref_cif(times: list[int], causes: list[int], day: int) -> Fraction:
+    """Cumulative incidence of cause 1 by ``day``: Σ S(t−) · d1(t) / n(t), exact."""
+    s, f = Fraction(1), Fraction(0)
+    for t in sorted(set(times)):
+        if t > day:
+            break
+        n = sum(1 for u in times if u >= t)
+        d = sum(1 for u, c in zip(times, causes, strict=True) if u == t and c)
+        d1 = sum(1 for u, c in zip(times, causes, strict=True) if u == t and c == 1)
+        if t > 0:
+            f += s * Fraction(d1, n)
+        s *= Fraction(n - d, n)
+    return f
+
+
+def competing_trial(seed: int, n: int = 60) -> tuple[list[Subject], list[int], list[int]]:
+    """Subjects that heal, die, lose the index leg or are censored, with distinct days
+    (lifelines' Aalen–Johansen jitters tied event times of different kinds)."""
+    from service.endpoints import SubjectEvent
+
+    rng = random.Random(seed)
+    days = rng.sample(range(20, 400), n)
+    subjects, times, causes = [], [], []
+    for i, t in enumerate(days):
+        kind = rng.choice(["heal", "heal", "death", "amputation", "censor", "minor"])
+        events: list[SubjectEvent] = []
+        if kind == "heal":
+            obs = [opened(0), closed(t), closed(t + 14)]
+            times.append(t)
+            causes.append(1)
+        else:
+            obs = [opened(0), opened(t)]
+            if kind == "death":
+                events = [SubjectEvent("death", BASE + timedelta(days=t))]
+            elif kind == "amputation":
+                events = [SubjectEvent("major_amputation", BASE + timedelta(days=t), "index")]
+            elif kind == "minor":  # not competing: censored at the last visit
+                events = [SubjectEvent("minor_amputation", BASE + timedelta(days=t - 5), "index")]
+            times.append(t)
+            causes.append(2 if kind in ("death", "amputation") else 0)
+        wound = Wound(f"w{i}", visits_of(obs, f"s{i}"))
+        subjects.append(Subject(f"s{i}", [wound], events=events))
+    return subjects, times, causes
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_cumulative_incidence_matches_lifelines_and_the_exact_reference(seed: int) -> None:
+    from lifelines import AalenJohansenFitter
+
+    subjects, times, causes = competing_trial(seed)
+    answer = study_endpoints(subjects, proportion_days=[100, 200, 500])
+    cif = answer["cumulative_incidence"]
+    assert cif["healed"] == causes.count(1)
+    assert cif["competing"] == causes.count(2)
+    ajf = AalenJohansenFitter(calculate_variance=True).fit(times, causes, event_of_interest=1)
+    expected = ajf.cumulative_density_.iloc[:, 0]
+    ours = dict(zip(cif["timeline_days"], cif["cumulative_incidence"], strict=True))
+    assert len(ours) == len(expected)
+    for t, f in expected.items():
+        assert ours[float(t)] == pytest.approx(float(f), abs=1e-9)
+        assert ours[float(t)] == pytest.approx(float(ref_cif(times, causes, int(t))), abs=1e-9)
+    bands = ajf.confidence_interval_
+    low = dict(zip(cif["timeline_days"], cif["ci95_low"], strict=True))
+    high = dict(zip(cif["timeline_days"], cif["ci95_high"], strict=True))
+    compared = 0
+    for t, (a, b) in zip(bands.index, bands.to_numpy(), strict=True):
+        if math.isnan(a) or math.isnan(b):
+            continue
+        compared += 1
+        assert low[float(t)] == pytest.approx(min(a, b), abs=1e-9)
+        assert high[float(t)] == pytest.approx(max(a, b), abs=1e-9)
+    assert compared > 10
+    assert cif["proportion_healed"]["200"] == pytest.approx(float(ref_cif(times, causes, 200)))
+    assert cif["proportion_healed"]["500"] is None
+    assert "Aalen-Johansen" in cif["method"]
+
+
+def test_amputation_free_survival_matches_lifelines() -> None:
+    from lifelines import KaplanMeierFitter
+
+    subjects, times, causes = competing_trial(4)
+    answer = study_endpoints(subjects)
+    afs = answer["amputation_free_survival"]
+    # AFS event: death or index-leg major amputation; otherwise censored at follow-up
+    # (the last visit; healed subjects are followed to their confirming visit).
+    afs_times = [t + 14 if c == 1 else t for t, c in zip(times, causes, strict=True)]
+    afs_events = [c == 2 for c in causes]
+    kmf = KaplanMeierFitter().fit(afs_times, afs_events)
+    assert afs["events"] == sum(afs_events)
+    ours = dict(zip(afs["km"]["timeline_days"], afs["km"]["survival"], strict=True))
+    for t, s in kmf.survival_function_.iloc[:, 0].items():
+        assert ours[float(t)] == pytest.approx(float(s), abs=1e-9)
