@@ -8,6 +8,9 @@ cannot ship undocumented.
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -199,3 +202,46 @@ class StudyAnswer(TimeToHealing):
     by_arm: dict[str, TimeToHealing] | None = Field(
         default=None, description="Admin keys only (blinding)"
     )
+
+
+# --- subject events (the competing events' input) -------------------------------------
+
+EventKind = Literal[
+    "death",
+    "major_amputation",
+    "minor_amputation",
+    "revascularisation",
+    "withdrawal",
+    "lost_to_follow_up",
+]
+
+
+class EventCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: EventKind
+    date: dt.date = Field(description="The day it happened")
+    leg: Literal["index", "contralateral"] | None = Field(
+        default=None, description="Which leg (amputations and revascularisation)"
+    )
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class EventVoid(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    voided: Literal[True] = True
+    reason: str = Field(min_length=1, max_length=2000, description="Why it was recorded in error")
+
+
+class EventPublic(BaseModel):
+    id: int
+    subject: str
+    kind: str
+    date: dt.date
+    leg: str | None
+    note: str | None
+    voided: bool
+    void_reason: str | None
+    created_by: str
+    created_at: dt.datetime

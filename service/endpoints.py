@@ -657,7 +657,7 @@ def aalen_johansen(
             low.append(None)
             high.append(None)
     return {
-        "timeline_days": times,
+        "timeline_days": list[float | None](times),
         "cumulative_incidence": [_clean(x) for x in cif],
         "ci95_low": low,
         "ci95_high": high,

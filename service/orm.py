@@ -121,6 +121,30 @@ class Subject(Base):
 
     site: Mapped[Site] = relationship()
     wounds: Mapped[list[Wound]] = relationship(back_populates="subject", order_by="Wound.label")
+    events: Mapped[list[SubjectEvent]] = relationship(
+        back_populates="subject", order_by="SubjectEvent.id"
+    )
+
+
+class SubjectEvent(Base):
+    """A dated clinical event of a subject (death, amputation, …); voided with a reason,
+    never deleted (``endpoints.SubjectEvent`` is what the engine sees)."""
+
+    __tablename__ = "subject_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    on: Mapped[date] = mapped_column(Date)
+    leg: Mapped[str | None] = mapped_column(String(16), default=None)
+    """``index`` or ``contralateral`` (amputations)."""
+    note: Mapped[str | None] = mapped_column(Text, default=None)
+    voided: Mapped[bool] = mapped_column(Boolean, default=False)
+    void_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    subject: Mapped[Subject] = relationship(back_populates="events")
 
 
 class Wound(Base):

@@ -29,12 +29,14 @@ from service.orm import (
     Site,
     Study,
     Subject,
+    SubjectEvent,
     Wound,
     utcnow,
 )
 from service.pipeline import Analysis, Calibration, ruler_from_json, ruler_json
 
 if TYPE_CHECKING:
+    from service.endpoint_models import EventCreate
     from service.runtime import Runtime
     from service.schemas import (
         AssessmentUpdate,
@@ -242,6 +244,74 @@ def list_subjects(
     return list(rows), total
 
 
+# --- subject events -------------------------------------------------------------------
+
+MAJOR_AMPUTATION_LEGS = ("index", "contralateral")
+
+
+def create_event(
+    session: Session, caller: Caller, subject: Subject, data: EventCreate
+) -> SubjectEvent:
+    """Clinician or admin records a dated event (audited; voided, never deleted)."""
+    caller.require(*CORRECTORS)
+    access.ensure_writable(subject)
+    if data.kind == "major_amputation" and data.leg is None:
+        raise InvalidRequest("a major amputation needs its 'leg': 'index' or 'contralateral'")
+    row = SubjectEvent(
+        subject_id=subject.id,
+        kind=data.kind,
+        on=data.date,
+        leg=data.leg,
+        note=data.note,
+        created_by=caller.holder,
+    )
+    _insert(session, caller, row, kind="event", what="this event", study_id=subject.study_id)
+    return row
+
+
+def void_event(
+    session: Session, caller: Caller, subject: Subject, event_id: int, reason: str
+) -> SubjectEvent:
+    caller.require(*CORRECTORS)
+    access.ensure_writable(subject)
+    row = next((e for e in subject.events if e.id == event_id), None)
+    if row is None:
+        raise NotFound("event", event_id)
+    if row.voided:
+        raise DomainError(f"event {event_id} is already voided", code="event_already_voided")
+    before = audit.snapshot(row)
+    row.voided = True
+    row.void_reason = reason.strip()
+    audit.record(
+        session,
+        caller,
+        "event.void",
+        f"event/{row.id}",
+        study_id=subject.study_id,
+        before=before,
+        after=audit.snapshot(row),
+    )
+    session.commit()
+    return row
+
+
+def live_events(subject: Subject) -> list[SubjectEvent]:
+    return [e for e in subject.events if not e.voided]
+
+
+def blocking_event(wound: Wound, captured_on: date) -> SubjectEvent | None:
+    """The event that rules out a photo of this wound on ``captured_on``: the subject's
+    death before it, or a major amputation of the wound's leg before it (a wound not
+    marked ``index_leg: false`` is on the index leg)."""
+    leg = "contralateral" if wound.index_leg is False else "index"
+    for event in live_events(wound.subject):
+        if event.on >= captured_on:
+            continue
+        if event.kind == "death" or (event.kind == "major_amputation" and event.leg == leg):
+            return event
+    return None
+
+
 def create_wound(session: Session, caller: Caller, subject: Subject, data: WoundCreate) -> Wound:
     caller.require(*WRITERS)
     access.ensure_writable(subject)
@@ -313,6 +383,15 @@ def upload_assessment(
 
     caller.require(*WRITERS)
     study = access.ensure_writable(wound)
+    blocked = blocking_event(wound, form.captured_at.date())
+    if blocked is not None:
+        raise DomainError(
+            f"this photo is dated {form.captured_at.date().isoformat()}, after the subject's "
+            f"{blocked.kind.replace('_', ' ')} on {blocked.on.isoformat()}"
+            + (f" ({blocked.leg} leg)" if blocked.leg else "")
+            + ": check the date, or void the event if it was recorded in error",
+            code="after_subject_event",
+        )
     upload_sha256 = hashlib.sha256(data).hexdigest()
     if form.idempotency_key:
         found = _replay(session, wound, form.idempotency_key, upload_sha256)

@@ -90,6 +90,7 @@ def subject_input(subject: Subject, study: Study) -> engine.Subject:
         arm=subject.arm,
         randomized_on=subject.randomized_on,
         site=subject.site.code,
+        events=[engine.SubjectEvent(e.kind, e.on, e.leg) for e in trial.live_events(subject)],
     )
 
 
@@ -99,6 +100,7 @@ def load_visible_subjects(session: Session, caller: Caller, study: Study) -> Seq
         access.visible_subjects(caller, study.id)
         .options(
             selectinload(Subject.site),
+            selectinload(Subject.events),
             selectinload(Subject.wounds)
             .selectinload(Wound.assessments)
             .selectinload(Assessment.measurements),
