@@ -135,7 +135,7 @@ class SubjectEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
-    on: Mapped[date] = mapped_column(Date)
+    occurred_on: Mapped[date] = mapped_column(Date)
     leg: Mapped[str | None] = mapped_column(String(16), default=None)
     """``index`` or ``contralateral`` (amputations)."""
     note: Mapped[str | None] = mapped_column(Text, default=None)

@@ -260,7 +260,7 @@ def create_event(
     row = SubjectEvent(
         subject_id=subject.id,
         kind=data.kind,
-        on=data.date,
+        occurred_on=data.date,
         leg=data.leg,
         note=data.note,
         created_by=caller.holder,
@@ -305,7 +305,7 @@ def blocking_event(wound: Wound, captured_on: date) -> SubjectEvent | None:
     marked ``index_leg: false`` is on the index leg)."""
     leg = "contralateral" if wound.index_leg is False else "index"
     for event in live_events(wound.subject):
-        if event.on >= captured_on:
+        if event.occurred_on >= captured_on:
             continue
         if event.kind == "death" or (event.kind == "major_amputation" and event.leg == leg):
             return event
@@ -387,7 +387,7 @@ def upload_assessment(
     if blocked is not None:
         raise DomainError(
             f"this photo is dated {form.captured_at.date().isoformat()}, after the subject's "
-            f"{blocked.kind.replace('_', ' ')} on {blocked.on.isoformat()}"
+            f"{blocked.kind.replace('_', ' ')} on {blocked.occurred_on.isoformat()}"
             + (f" ({blocked.leg} leg)" if blocked.leg else "")
             + ": check the date, or void the event if it was recorded in error",
             code="after_subject_event",

@@ -60,7 +60,7 @@ def event_public(row: SubjectEvent) -> EventPublic:
         id=row.id,
         subject=row.subject_id,
         kind=row.kind,
-        date=row.on,
+        date=row.occurred_on,
         leg=row.leg,
         note=row.note,
         voided=row.voided,

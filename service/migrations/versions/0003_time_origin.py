@@ -35,7 +35,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("subject_id", sa.String(length=32), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
-        sa.Column("on", sa.Date(), nullable=False),
+        sa.Column("occurred_on", sa.Date(), nullable=False),
         sa.Column("leg", sa.String(length=16), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("voided", sa.Boolean(), nullable=False),
