@@ -90,7 +90,9 @@ def subject_input(subject: Subject, study: Study) -> engine.Subject:
         arm=subject.arm,
         randomized_on=subject.randomized_on,
         site=subject.site.code,
-        events=[engine.SubjectEvent(e.kind, e.occurred_on, e.leg) for e in trial.live_events(subject)],
+        events=[
+            engine.SubjectEvent(e.kind, e.occurred_on, e.leg) for e in trial.live_events(subject)
+        ],
     )
 
 

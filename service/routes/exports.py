@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from service import audit, exports, trial
+from service import adtte, audit, exports, trial
 from service.auth import Caller
 from service.deps import CallerDep, SessionDep, SettingsDep, VisibleStudy
 from service.orm import Study, Subject
@@ -21,6 +21,7 @@ from service.routes.endpoints import (
     captured_on,
     current_measurement,
     load_visible_subjects,
+    subject_input,
     uncounted_reason,
 )
 
@@ -296,3 +297,33 @@ def export_dm(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> Re
         per_subject=True,
     )
     return csv_response(text, f"{study.id}-DM.csv")
+
+
+@router.get(
+    "/v1/studies/{study}/export.adtte.csv",
+    summary="CDISC ADaM ADTTE: one row per subject and time-to-event parameter",
+    response_class=Response,
+    responses=CSV_RESPONSES,
+)
+def export_adtte(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> Response:
+    """TTHEAL (all index-leg ulcers healed), TTWHEAL (each ulcer), TTMAJAMP, TTDEATH, AFS
+    and CRHEAL (competing-risk cause in CRCAUSE), with AVAL in days from STARTDT (the
+    time origin), CNSR, EVNTDESC, CNSDTDSC; TRTP only for admin keys."""
+    caller.require(*EXPORT_ROLES)
+    subjects = [subject_input(s, study) for s in load_visible_subjects(session, caller, study)]
+    rows = adtte.adtte_rows(
+        study.id,
+        subjects,
+        include_arm=caller.sees_arm,
+        closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
+    )
+    audit.record(
+        session,
+        caller,
+        "export.adtte",
+        f"study/{study.id}",
+        study_id=study.id,
+        after={"rows": len(rows), "subjects": len(subjects), "arm": caller.sees_arm},
+    )
+    session.commit()
+    return csv_response(adtte.adtte_csv(rows, include_arm=caller.sees_arm), f"{study.id}-ADTTE.csv")

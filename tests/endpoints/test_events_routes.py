@@ -140,3 +140,31 @@ def test_openapi_documents_the_endpoint_answers(trial_app: tuple[TestClient, Tri
     )
     assert "model" in schemas["VisitAnswer"]["properties"]
     assert "/v1/subjects/{subject}/events" in spec["paths"]
+
+
+def test_adtte_export_route_blinding_and_audit(trial_app: tuple[TestClient, Trial, Any]) -> None:
+    import csv
+    import io
+
+    client, trial, db = trial_app
+    path = f"/v1/studies/{trial.study}/export.adtte.csv"
+    assert client.get(path, headers=trial.auth("uploader")).status_code == 403
+    monitor = client.get(path, headers=trial.auth("monitor"))
+    assert monitor.status_code == 200, monitor.text
+    assert monitor.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(monitor.text)))
+    assert "TRTP" not in rows[0]
+    heal = {r["SUBJID"]: r for r in rows if r["PARAMCD"] == "TTHEAL"}
+    study = client.get(f"/v1/studies/{trial.study}/endpoints", headers=trial.auth("monitor")).json()
+    for r in study["subject_rows"]:
+        if r["time_to_closure_days"] is not None:
+            assert int(heal[r["code"]]["AVAL"]) == r["time_to_closure_days"]
+            assert heal[r["code"]]["CNSR"] == ("1" if r["censored"] else "0")
+            assert heal[r["code"]]["USUBJID"] == f"{trial.study}-{r['code']}"
+    admin = list(csv.DictReader(io.StringIO(client.get(path, headers=trial.auth("admin")).text)))
+    assert {r["TRTP"] for r in admin if r["SUBJID"] == "S01"} == {"active"}
+    with db.session() as session:
+        assert (
+            session.scalar(select(AuditEntry.id).where(AuditEntry.action == "export.adtte"))
+            is not None
+        )

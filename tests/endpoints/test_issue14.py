@@ -536,3 +536,61 @@ def test_amputation_free_survival_matches_lifelines() -> None:
     ours = dict(zip(afs["km"]["timeline_days"], afs["km"]["survival"], strict=True))
     for t, s in kmf.survival_function_.iloc[:, 0].items():
         assert ours[float(t)] == pytest.approx(float(s), abs=1e-9)
+
+
+# --- ADTTE -------------------------------------------------------------------------------
+
+
+def test_adtte_rebuilds_the_study_answer_with_lifelines() -> None:
+    import csv
+    import io
+
+    from lifelines import AalenJohansenFitter, KaplanMeierFitter
+
+    from service.adtte import adtte_csv, adtte_rows
+
+    subjects, times, causes = competing_trial(5, n=40)
+    subjects = [
+        Subject(s.subject_id, s.wounds, code=f"C{i}", arm="ab"[i % 2], site="A", events=s.events)
+        for i, s in enumerate(subjects)
+    ] + [Subject("late", [], code="LATE", randomized_on=BASE, site="A")]
+    answer = study_endpoints(subjects, proportion_days=[100])
+    text = adtte_csv(adtte_rows("T", subjects), include_arm=False)
+    table = list(csv.DictReader(io.StringIO(text)))
+    assert "TRTP" not in table[0]
+    heal = [r for r in table if r["PARAMCD"] == "TTHEAL"]
+    assert len(heal) == answer["subjects_in_analysis"] == 41
+    kmf = KaplanMeierFitter().fit(
+        [float(r["AVAL"]) for r in heal], [r["CNSR"] == "0" for r in heal]
+    )
+    survival = kmf.survival_function_.iloc[:, 0]
+    assert answer["km"]["timeline_days"] == list(survival.index)
+    assert answer["km"]["survival"] == pytest.approx(list(survival), abs=1e-9)
+    late = next(r for r in heal if r["SUBJID"] == "LATE")
+    assert (late["AVAL"], late["CNSR"], late["STARTDT"]) == ("0", "1", BASE.isoformat())
+    assert "never photographed" in late["CNSDTDSC"]
+    cr = [r for r in table if r["PARAMCD"] == "CRHEAL"]
+    ajf = AalenJohansenFitter().fit(
+        [float(r["AVAL"]) for r in cr], [int(r["CRCAUSE"]) for r in cr], event_of_interest=1
+    )
+    cif = dict(
+        zip(
+            answer["cumulative_incidence"]["timeline_days"],
+            answer["cumulative_incidence"]["cumulative_incidence"],
+            strict=True,
+        )
+    )
+    for t, f in ajf.cumulative_density_.iloc[:, 0].items():
+        assert cif[float(t)] == pytest.approx(float(f), abs=1e-9)
+    afs = [r for r in table if r["PARAMCD"] == "AFS"]
+    assert sum(r["CNSR"] == "0" for r in afs) == answer["amputation_free_survival"]["events"]
+    for r in table:
+        if r["ADT"]:
+            start = date.fromisoformat(r["STARTDT"])
+            assert (date.fromisoformat(r["ADT"]) - start).days == int(r["AVAL"])
+    admin = list(
+        csv.DictReader(
+            io.StringIO(adtte_csv(adtte_rows("T", subjects, include_arm=True), include_arm=True))
+        )
+    )
+    assert {r["TRTP"] for r in admin if r["SUBJID"] != "LATE"} == {"a", "b"}
