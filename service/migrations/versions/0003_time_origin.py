@@ -3,7 +3,7 @@ given); the study setting closure_requires_drainage_recorded (default true, the 
 reading); subject_events (death, amputations, …; voidable, never deleted)
 
 Revision ID: 0003
-Revises: 0002
+Revises: 0004 (re-chained after main's 0004 at merge)
 Create Date: 2026-12-03 07:50:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0002"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
