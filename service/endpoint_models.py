@@ -191,6 +191,26 @@ class ParDistribution(_Answer):
     mean_pct: float | None
 
 
+class LogRank(_Answer):
+    method: str
+    statistic: float | None
+    p_value: float | None
+
+
+class CoxHazardRatio(_Answer):
+    method: str
+    hazard_ratio: float | None
+    ci95: list[float | None]
+    warning: str | None = Field(description="The fitter's warning (e.g. separation), if any")
+
+
+class ArmComparison(_Answer):
+    reference_arm: str
+    compared_arm: str
+    logrank: LogRank
+    cox: CoxHazardRatio
+
+
 class StudyAnswer(TimeToHealing):
     study: str
     scope: str = Field(description="'study', or the site of a site key")
@@ -201,6 +221,9 @@ class StudyAnswer(TimeToHealing):
     subject_rows: list[SubjectRow]
     by_arm: dict[str, TimeToHealing] | None = Field(
         default=None, description="Admin keys only (blinding)"
+    )
+    arm_comparison: ArmComparison | None = Field(
+        default=None, description="Admin keys only, two arms: stratified log-rank and Cox HR"
     )
 
 

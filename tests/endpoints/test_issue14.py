@@ -594,3 +594,76 @@ def test_adtte_rebuilds_the_study_answer_with_lifelines() -> None:
         )
     )
     assert {r["TRTP"] for r in admin if r["SUBJID"] != "LATE"} == {"a", "b"}
+
+
+# --- by arm (admins): stratified log-rank and Cox hazard ratio ---------------------------
+
+
+def arm_trial(seed: int, sites: tuple[str, ...] = ("A",)) -> list[Subject]:
+    rng = random.Random(seed)
+    subjects = []
+    days = rng.sample(range(20, 300), 60)
+    for i, t in enumerate(days):
+        arm = "active" if i % 2 else "control"
+        heals = rng.random() < (0.8 if arm == "active" else 0.4)
+        obs = [opened(0), closed(t), closed(t + 14)] if heals else [opened(0), opened(t)]
+        subjects.append(
+            Subject(
+                f"s{i}",
+                [Wound(f"w{i}", visits_of(obs, f"s{i}"))],
+                arm=arm,
+                site=sites[(i // 2) % len(sites)],  # both arms at every site
+            )
+        )
+    return subjects
+
+
+def test_logrank_equals_lifelines_with_one_site_and_adds_over_sites() -> None:
+    from lifelines.statistics import logrank_test
+
+    subjects = arm_trial(11)
+    answer = study_endpoints(subjects, by_arm=True)
+    rows = answer["subject_rows"]
+    a = [r for r in rows if r["arm"] == "active"]
+    c = [r for r in rows if r["arm"] == "control"]
+    expected = logrank_test(
+        [r["time_to_closure_days"] for r in a],
+        [r["time_to_closure_days"] for r in c],
+        [r["healing_event"] for r in a],
+        [r["healing_event"] for r in c],
+    )
+    ours = answer["arm_comparison"]
+    assert ours["reference_arm"] == "control" or ours["reference_arm"] == "active"
+    assert ours["logrank"]["statistic"] == pytest.approx(expected.test_statistic, abs=1e-9)
+    assert ours["logrank"]["p_value"] == pytest.approx(expected.p_value, abs=1e-9)
+    # The same trial copied into a second site: O − E and V double, so does χ².
+    copy = [Subject(s.subject_id + "b", s.wounds, arm=s.arm, site="B") for s in subjects]
+    doubled = study_endpoints(subjects + copy, by_arm=True)["arm_comparison"]["logrank"]
+    assert doubled["statistic"] == pytest.approx(2 * expected.test_statistic, rel=1e-9)
+    assert "stratified by site" in doubled["method"]
+
+
+def test_cox_hazard_ratio_favours_the_faster_healing_arm_and_matches_lifelines() -> None:
+    import pandas as pd
+    from lifelines import CoxPHFitter
+
+    subjects = arm_trial(12, sites=("A", "B"))
+    answer = study_endpoints(subjects, by_arm=True)
+    cox = answer["arm_comparison"]["cox"]
+    rows = answer["subject_rows"]
+    frame = pd.DataFrame(
+        {
+            "T": [r["time_to_closure_days"] for r in rows],
+            "E": [r["healing_event"] for r in rows],
+            "x": [int(r["arm"] == "control") for r in rows],
+            "site": [s.site for s in subjects],
+        }
+    )
+    expected = CoxPHFitter().fit(frame, "T", "E", strata=["site"]).summary.loc["x"]
+    assert answer["arm_comparison"]["reference_arm"] == "active"
+    assert cox["hazard_ratio"] == pytest.approx(float(expected["exp(coef)"]), rel=1e-6)
+    assert cox["hazard_ratio"] < 1  # control heals more slowly than active
+    low, high = cox["ci95"]
+    assert low < cox["hazard_ratio"] < high
+    pooled = study_endpoints(subjects, by_arm=False)
+    assert "arm_comparison" not in pooled and "by_arm" not in pooled
