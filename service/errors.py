@@ -65,6 +65,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         503,
         "/readyz: the database, the photo store or the model is not ready; the detail says which.",
     ),
+    "rate_limited": (429, "Too many requests from this key: retry after the Retry-After seconds."),
     "busy": (503, "All workers are busy: retry after the Retry-After seconds."),
     "storage_unavailable": (503, "The photo store cannot be reached; retry later."),
     "database_unavailable": (

@@ -44,7 +44,9 @@ RESTRICTED_READS = ("/export.", "/v1/audit", "/v1/keys")
 # the study itself that only unlocks it is taken). A new study and keys are not.
 _LOCKABLE_PREFIXES = ("/v1/studies/{study}", "/v1/subjects/", "/v1/wounds/", "/v1/assessments/")
 # Operations that name a study or site outside their path (body or query): 404 too.
-_NAMES_OUTSIDE_PATH = (("post", "/v1/keys"), ("get", "/v1/audit"))
+_NAMES_OUTSIDE_PATH = (("post", "/v1/keys"), ("get", "/v1/audit"), ("post", "/v1/precheck"))
+# POSTs that only read (a file a GET cannot carry): not writes, so no 403, 409 or 423.
+READ_ONLY_POSTS = ("/v1/precheck",)
 
 
 def _body_media(operation: dict[str, Any]) -> set[str]:
@@ -67,7 +69,7 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> list[in
     """
     method = method.lower()
     secured = bool(operation.get("security"))
-    write = method in ("post", "put", "patch", "delete")
+    write = method in ("post", "put", "patch", "delete") and path not in READ_ONLY_POSTS
     media = _body_media(operation)
     statuses: set[int] = set()
     if secured:
@@ -76,7 +78,9 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> list[in
             statuses.add(403)
     if "{" in path or (method, path) in _NAMES_OUTSIDE_PATH:
         statuses.add(404)
-    if method == "post" or (method in ("put", "patch") and path.startswith("/v1/assessments/")):
+    if (method == "post" and write) or (
+        method in ("put", "patch") and path.startswith("/v1/assessments/")
+    ):
         statuses.add(409)
     if media:
         statuses.add(413)
