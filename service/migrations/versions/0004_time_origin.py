@@ -2,8 +2,8 @@
 given); the study setting closure_requires_drainage_recorded (default true, the FDA
 reading); subject_events (death, amputations, …; voidable, never deleted)
 
-Revision ID: 0003
-Revises: 0004 (re-chained after main's 0004 at merge)
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-03 07:50:00
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0004"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
