@@ -29,6 +29,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from service import endpoints as engine
+from service.exports import ADTTE_PARAMS as PARAMS
 from service.exports import _usubjid as usubjid
 
 COLUMNS = (
@@ -48,14 +49,6 @@ COLUMNS = (
     "EVNTDESC",
     "CNSDTDSC",
 )
-PARAMS = {
-    "TTHEAL": "Time to complete healing of all index-leg ulcers (days)",
-    "TTWHEAL": "Time to first confirmed closure of the ulcer (days)",
-    "TTMAJAMP": "Time to major amputation of the index leg (days)",
-    "TTDEATH": "Time to death (days)",
-    "AFS": "Amputation-free survival: major amputation of the index leg or death (days)",
-    "CRHEAL": "Time to healing, death and index-leg major amputation competing (days)",
-}
 
 
 def _row(
@@ -203,11 +196,16 @@ def adtte_rows(
     return rows
 
 
+def columns(*, include_arm: bool = False) -> list[str]:
+    """The export's columns: TRTP (the arm) only where the caller may see it."""
+    return [*COLUMNS, "TRTP"] if include_arm else list(COLUMNS)
+
+
 def adtte_csv(rows: Sequence[dict[str, Any]], *, include_arm: bool = False) -> str:
-    columns = [*COLUMNS, "TRTP"] if include_arm else list(COLUMNS)
+    columns_ = columns(include_arm=include_arm)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer = csv.DictWriter(out, fieldnames=columns_, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
+        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns_})
     return out.getvalue()

@@ -419,3 +419,34 @@ def export_tr_xpt(
         ),
     )
     return xpt_response(data, f"{study.id}-tr.xpt")
+
+
+@router.get(
+    "/v1/studies/{study}/export.adtte.xpt",
+    summary="CDISC ADaM ADTTE as SAS transport (v5)",
+    response_class=Response,
+    responses=XPT_RESPONSES,
+)
+def export_adtte_xpt(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> Response:
+    """The ADTTE export (``export.adtte.csv``) as a SAS transport file, version 5: dataset
+    ADTTE, the variables' labels and types as in the README's define table (STARTDT and
+    ADT as ISO 8601 text); TRTP only for admin keys."""
+    caller.require(*EXPORT_ROLES)
+    subjects = [subject_input(s, study) for s in load_visible_subjects(session, caller, study)]
+    rows = adtte.adtte_rows(
+        study.id,
+        subjects,
+        include_arm=caller.sees_arm,
+        closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
+    )
+    data = exports.sas_transport("ADTTE", adtte.columns(include_arm=caller.sees_arm), rows)
+    audit.record(
+        session,
+        caller,
+        "export.adtte.xpt",
+        f"study/{study.id}",
+        study_id=study.id,
+        after={"rows": len(rows), "subjects": len(subjects), "arm": caller.sees_arm},
+    )
+    session.commit()
+    return xpt_response(data, f"{study.id}-adtte.xpt")

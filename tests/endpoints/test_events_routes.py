@@ -168,3 +168,12 @@ def test_adtte_export_route_blinding_and_audit(trial_app: tuple[TestClient, Tria
             session.scalar(select(AuditEntry.id).where(AuditEntry.action == "export.adtte"))
             is not None
         )
+    # The same rows as SAS transport (v5), read back by an independent reader.
+    from tests.endpoints.test_exports import assert_xpt_matches_csv
+
+    for role in ("monitor", "admin"):
+        xpt = client.get(path.replace(".csv", ".xpt"), headers=trial.auth(role))
+        assert xpt.status_code == 200, xpt.text
+        assert xpt.headers["content-type"] == "application/x-sas-xport"
+        text = client.get(path, headers=trial.auth(role)).text
+        assert_xpt_matches_csv(xpt.content, text, "ADTTE")

@@ -295,7 +295,7 @@ MATRIX: dict[tuple[str, str], tuple[Request, tuple[str, ...], str]] = {
             ("monitor", "admin"),
             "study",
         )
-        for domain in ("dm", "tu", "tr")
+        for domain in ("dm", "tu", "tr", "adtte")
     },
     ("POST", "/v1/precheck"): (
         _call(
