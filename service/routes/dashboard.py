@@ -27,11 +27,11 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from service import access, trial
-from service.endpoints import CLOSURE_CONFIRM_DAYS
-from service.measure import QUALITY_CODES
 from service.auth import Caller, authenticate
 from service.deps import RuntimeDep, SessionDep
+from service.endpoints import CLOSURE_CONFIRM_DAYS
 from service.errors import DomainError, Forbidden, InvalidRequest
+from service.measure import QUALITY_CODES
 from service.orm import Assessment, Study, Wound
 from service.routes import exports as export_routes
 from service.routes.endpoints import (
@@ -524,7 +524,7 @@ def study_page(study: str, request: Request, session: SessionDep) -> HTMLRespons
         row = access.load_study(session, caller, study)
         subjects = {s.id: s for s in load_visible_subjects(session, caller, row)}
         answer = study_answer(session, caller, row)
-        _, awaiting = trial.review_queue(session, caller, row, limit=0, offset=0)
+        awaiting = trial.review_queue(session, caller, row, limit=0, offset=0)[1]
         return "study.html", {
             "study": row,
             "answer": answer,
@@ -601,7 +601,9 @@ def _wound_context(caller: Caller, row: Wound, form: dict[str, Any] | None) -> d
     answer = wound_answer(row)
     days = {v["assessment"]: v["day"] for v in answer["visits"]}
     rows = _assessment_rows(row, study)
-    manual = frozenset(r["assessment"].id for r in rows if r["measurement"] and r["measurement"].manual)
+    manual = frozenset(
+        r["assessment"].id for r in rows if r["measurement"] and r["measurement"].manual
+    )
     awaiting = frozenset(r["assessment"].id for r in rows if r["awaiting"])
     return {
         "wound": row,
@@ -670,18 +672,14 @@ def _review_context(
 ) -> dict[str, Any]:
     """The review queue (the API's ``trial.review_queue``, scoped by the caller's site):
     each photo with its reasons in words and its wound's series beside it."""
-    rows, total = trial.review_queue(
-        session, caller, study, limit=REVIEW_PAGE_SIZE, offset=offset
-    )
+    rows, total = trial.review_queue(session, caller, study, limit=REVIEW_PAGE_SIZE, offset=offset)
     series: dict[str, list[dict[str, Any]]] = {}
     days: dict[str, dict[str, int]] = {}
     items = []
     for a in rows:
         if a.wound_id not in series:
             series[a.wound_id] = _assessment_rows(a.wound, study)
-            days[a.wound_id] = {
-                v["assessment"]: v["day"] for v in wound_answer(a.wound)["visits"]
-            }
+            days[a.wound_id] = {v["assessment"]: v["day"] for v in wound_answer(a.wound)["visits"]}
         current = trial.current_measurement(a, study)
         own = trial.series_flags_of(a.wound, study).get(a.id, [])
         items.append(
@@ -738,9 +736,7 @@ def accept(
         row = access.load_assessment(session, caller, assessment)
         if accepted not in ("yes", "no"):
             raise InvalidRequest("accepted: give 'yes' or 'no'")
-        trial.update_assessment(
-            session, caller, row, AssessmentUpdate(accepted=accepted == "yes")
-        )
+        trial.update_assessment(session, caller, row, AssessmentUpdate(accepted=accepted == "yes"))
     except DomainError as exc:
         return _refused_form(request, session, caller, key, exc, row, back, {})
     return _back_to(row, back)
@@ -762,9 +758,7 @@ def void(
     try:
         _check_csrf(key, csrf)
         row = access.load_assessment(session, caller, assessment)
-        trial.update_assessment(
-            session, caller, row, AssessmentUpdate(voided=True, reason=reason)
-        )
+        trial.update_assessment(session, caller, row, AssessmentUpdate(voided=True, reason=reason))
     except DomainError as exc:
         form = {"action": "void", "reason": reason}
         return _refused_form(request, session, caller, key, exc, row, back, form)

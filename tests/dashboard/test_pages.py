@@ -246,9 +246,7 @@ def test_km_band_follows_the_steps_both_ways() -> None:
     # lower edge never jumps back to day 0 at the band's low value.
     assert xs == [0.0, 10.0, 10.0, 20.0, 20.0, 20.0, 20.0, 10.0, 10.0, 0.0]
     assert ys == [1.0, 1.0, 0.8, 0.8, 0.6, 0.05, 0.2, 0.2, 1.0, 1.0]
-    figure = km_figure(
-        {"by_arm": {"active": {"km": km}, "control": {"km": km}}}, title="two arms"
-    )
+    figure = km_figure({"by_arm": {"active": {"km": km}, "control": {"km": km}}}, title="two arms")
     bands = [t for t in figure["data"] if t.get("fill") == "toself"]
     curves = [t for t in figure["data"] if t.get("fill") != "toself"]
     assert len(bands) == len(curves) == 2
@@ -277,9 +275,10 @@ def test_flags_read_as_words_from_one_home() -> None:
     meaning = QUALITY_CODES["outline_uncertain"][0]
     assert plain_flag({"code": "outline_uncertain"})["text"] == meaning
     own = plain_flag({"code": "implausible_change", "message": "The area, 0.01 cm², ..."})
-    assert own["text"].startswith("The area") and own["meaning"] == QUALITY_CODES[
-        "implausible_change"
-    ][0]
+    assert (
+        own["text"].startswith("The area")
+        and own["meaning"] == QUALITY_CODES["implausible_change"][0]
+    )
     assert "_" not in plain_flag({"code": "something_new"})["text"]
 
 

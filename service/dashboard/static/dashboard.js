@@ -20,6 +20,7 @@ function renderPlots() {
       showLink: false,
       responsive: true,
       modeBarButtonsToRemove: [
+        "sendChartToCloud",
         "sendDataToCloud",
         "editInChartStudio",
         "select2d",
