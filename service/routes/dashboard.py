@@ -381,6 +381,70 @@ def area_figure(
     }
 
 
+STALLED_PAR_PCT = 50.0
+"""PAR at week 4 under this is a stalled wound (the usual week-4 predictor of healing)."""
+WOUND_STATUSES = {
+    "healed": "healed",
+    "pending": "closure pending confirmation",
+    "stalled": "stalled (PAR < 50 % at week 4)",
+    "open": "open",
+}
+
+
+def wound_status(answer: dict[str, Any]) -> str:
+    """A wound's badge: healed (confirmed closure, not re-opened), closure pending
+    confirmation (its last visit recorded closed, not yet confirmed), stalled (PAR at
+    week 4 under ``STALLED_PAR_PCT``), else open."""
+    if answer["healed_at_last_visit"]:
+        return "healed"
+    effective = [v for v in answer["visits"] if v["uncounted_reason"] != "voided"]
+    if effective and effective[-1]["closed"]:
+        return "pending"
+    par = answer["par_week4_pct"]
+    if par is not None and par < STALLED_PAR_PCT:
+        return "stalled"
+    return "open"
+
+
+def subject_figure(answer: dict[str, Any], *, title: str) -> dict[str, Any]:
+    """Every wound's area over the subject's visits on one plot (open markers: not
+    counted), one colour per wound."""
+    data: list[dict[str, Any]] = []
+    for i, wound in enumerate(answer["wounds"]):
+        measured = [v for v in wound["visits"] if v["area_cm2"] is not None]
+        if not measured:
+            continue
+        colour = PALETTE[i % len(PALETTE)]
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": str(wound["label"]),
+                "x": [v["captured_at"] for v in measured],
+                "y": [v["area_cm2"] for v in measured],
+                "customdata": [[v["day"], v["assessment"]] for v in measured],
+                "line": {"color": colour},
+                "marker": {
+                    "size": 9,
+                    "color": colour,
+                    "symbol": ["circle" if v["counted"] else "circle-open" for v in measured],
+                },
+                "hovertemplate": f"{wound['label']} day %{{customdata[0]}}: %{{y:.2f}} cm²"
+                "<extra>%{customdata[1]}</extra>",
+            }
+        )
+    return {
+        "data": data,
+        "layout": {
+            "title": {"text": title},
+            "xaxis": {"title": {"text": "captured"}, "type": "date"},
+            "yaxis": {"title": {"text": "area (cm²)"}, "rangemode": "tozero"},
+            "legend": LEGEND_BELOW,
+            "margin": {"t": 50, "r": 20, "l": 60},
+        },
+    }
+
+
 def _fmt(value: Any, digits: int = 2) -> str:
     if value is None:
         return "—"
@@ -546,16 +610,36 @@ def subject_page(subject: str, request: Request, session: SessionDep) -> HTMLRes
     def build(caller: Caller, _: str) -> tuple[str, dict[str, Any]]:
         row = access.load_subject(session, caller, subject)
         study = access.study_of(row)
-        warnings = [
-            {"wound": w, "row": r, "flags": r["flags"]}
-            for w in sorted(row.wounds, key=lambda w: w.label)
-            for r in _assessment_rows(w, study)
-            if r["flags"] and not r["assessment"].voided
-        ]
+        answer = subject_answer(row)
+        by_id = {w.id: w for w in row.wounds}
+        warnings = []
+        cards = []
+        for wound_answer_ in answer["wounds"]:
+            wound_row = by_id[wound_answer_["wound"]]
+            rows = _assessment_rows(wound_row, study)
+            live = [r for r in rows if not r["assessment"].voided]
+            warnings += [
+                {"wound": wound_row, "row": r, "flags": r["flags"]} for r in live if r["flags"]
+            ]
+            photos = [r for r in live if r["measurement"] is not None]
+            cards.append(
+                {
+                    "wound": wound_row,
+                    "answer": wound_answer_,
+                    "status": wound_status(wound_answer_),
+                    "latest": photos[-1] if photos else None,
+                    "awaiting": sum(1 for r in live if r["awaiting"]),
+                }
+            )
         return "subject.html", {
             "subject": row,
-            "answer": subject_answer(row),
+            "answer": answer,
             "warnings": warnings,
+            "cards": cards,
+            "statuses": WOUND_STATUSES,
+            "subject_json": figure_json(
+                subject_figure(answer, title=f"{row.code}: every wound's area")
+            ),
         }
 
     return _page(request, session, build)

@@ -22,6 +22,7 @@ from service.routes.dashboard import (
     plotly_js_path,
     proportions_within_follow_up,
     step_path,
+    wound_status,
 )
 from tests.conftest import need
 from tests.endpoints.seed import MODEL_DIR, PHOTO, Trial, seed
@@ -432,3 +433,33 @@ def test_overlay_urls_name_their_measurement(app_trial: tuple[TestClient, Trial]
     assert re.search(r'<a class="lightbox" href="/dashboard/assessments/[^"]+\?measurement=', page)
     # The confirmation rule is explained where closure is shown.
     assert "at least 14 days" in page
+
+
+def test_wound_status_badges() -> None:
+    def answer(closed: list[bool], *, healed: bool = False, par: float | None = None) -> dict:
+        visits = [{"closed": c, "uncounted_reason": None} for c in closed]
+        return {"healed_at_last_visit": healed, "visits": visits, "par_week4_pct": par}
+
+    assert wound_status(answer([False, True, True], healed=True)) == "healed"
+    assert wound_status(answer([False, True])) == "pending"
+    assert wound_status(answer([False, False], par=20.0)) == "stalled"
+    assert wound_status(answer([False, False], par=60.0)) == "open"
+    assert wound_status(answer([False])) == "open"
+
+
+def test_subject_page_has_every_wounds_curve_photo_and_badge(
+    app_trial: tuple[TestClient, Trial],
+) -> None:
+    client, trial = app_trial
+    sign_in(client, trial.keys["clinician"])
+    page = client.get(f"/dashboard/subjects/{trial.subjects['S01']}").text
+    figure = json.loads(re.search(r'id="subject-figure">(.*?)</script>', page, re.S).group(1))
+    w1 = next(t for t in figure["data"] if t["name"] == "W1")
+    assert [c[1] for c in w1["customdata"]] == trial.assessments["S01-W1"]
+    card = re.search(rf'data-wound="{trial.wounds["S01-W1"]}">(.*?)</article>', page, re.S)
+    assert card is not None
+    assert 'class="badge badge-healed"' in card.group(1)
+    latest = trial.assessments["S01-W1"][-1]
+    assert re.search(
+        rf"/dashboard/assessments/{latest}/overlay.jpg\?measurement=\d+", card.group(1)
+    )
