@@ -241,6 +241,35 @@ def ci_text(low: float | None, high: float | None) -> str:
     return f"{lo} to {hi} days"
 
 
+AT_RISK_STEP_DAYS = 28
+
+
+def number_at_risk(answer: dict[str, Any]) -> dict[str, Any]:
+    """The number-at-risk table under the Kaplan–Meier plot: per group (pooled, or per
+    arm for admins, as the curves), how many subjects are still followed and not yet
+    healed at day 0, 28, 56, … up to the end of follow-up (a subject is at risk at day
+    d while its time to closure, healed or censored, is ≥ d)."""
+    timed = [r for r in answer["subject_rows"] if r["time_to_closure_days"] is not None]
+    if not timed:
+        return {"days": [], "groups": {}}
+    last = max(r["time_to_closure_days"] for r in timed)
+    days = list(range(0, int(last) + 1, AT_RISK_STEP_DAYS))
+    if answer.get("by_arm"):
+        names = list(answer["by_arm"])
+        groups = {
+            name: [r for r in timed if (r.get("arm") or "unassigned") == name] for name in names
+        }
+    else:
+        groups = {"all subjects": timed}
+    return {
+        "days": days,
+        "groups": {
+            name: [sum(1 for r in rows if r["time_to_closure_days"] >= d) for d in days]
+            for name, rows in groups.items()
+        },
+    }
+
+
 LEGEND_BELOW = {"orientation": "h", "x": 0, "y": -0.22, "yanchor": "top"}
 """Legends sit under the plot: beside it they squeeze a phone-width plot to nothing."""
 
@@ -594,6 +623,7 @@ def study_page(study: str, request: Request, session: SessionDep) -> HTMLRespons
             "answer": answer,
             "awaiting": awaiting,
             "proportions": proportions_within_follow_up(answer),
+            "at_risk": number_at_risk(answer),
             "median_ci": ci_text(*answer["median_time_to_closure_days_ci95"]),
             "subjects": subjects,
             "can_export": caller.role in export_routes.EXPORT_ROLES,

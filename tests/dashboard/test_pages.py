@@ -18,6 +18,7 @@ from service.routes.dashboard import (
     figure_json,
     km_band,
     km_figure,
+    number_at_risk,
     plain_flag,
     plotly_js_path,
     proportions_within_follow_up,
@@ -463,3 +464,37 @@ def test_subject_page_has_every_wounds_curve_photo_and_badge(
     assert re.search(
         rf"/dashboard/assessments/{latest}/overlay.jpg\?measurement=\d+", card.group(1)
     )
+
+
+def test_number_at_risk_counts_subjects_still_followed() -> None:
+    rows = [
+        {"time_to_closure_days": 30, "arm": "active"},
+        {"time_to_closure_days": 60, "arm": "control"},
+        {"time_to_closure_days": 90, "arm": "control"},
+        {"time_to_closure_days": None, "arm": "active"},
+    ]
+    pooled = number_at_risk({"subject_rows": rows})
+    assert pooled["days"] == [0, 28, 56, 84]
+    assert pooled["groups"] == {"all subjects": [3, 3, 2, 1]}
+    by_arm = number_at_risk({"subject_rows": rows, "by_arm": {"active": {}, "control": {}}})
+    assert by_arm["groups"] == {"active": [1, 1, 0, 0], "control": [2, 2, 2, 1]}
+    assert number_at_risk({"subject_rows": []}) == {"days": [], "groups": {}}
+
+
+def test_study_page_shows_number_at_risk_without_arms_for_monitors(
+    app_trial: tuple[TestClient, Trial],
+) -> None:
+    client, trial = app_trial
+    sign_in(client, trial.keys["monitor"])
+    page = client.get(f"/dashboard/studies/{trial.study}").text
+    table = re.search(r'<table id="at-risk">(.*?)</table>', page, re.S)
+    assert table is not None and "all subjects" in table.group(1)
+    assert "active" not in table.group(1)
+    assert "–—" not in page and "—–" not in page
+    sign_in(client, trial.keys["admin"])
+    table = re.search(
+        r'<table id="at-risk">(.*?)</table>',
+        client.get(f"/dashboard/studies/{trial.study}").text,
+        re.S,
+    )
+    assert table is not None and "active" in table.group(1) and "control" in table.group(1)
