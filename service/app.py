@@ -19,13 +19,11 @@ from sqlalchemy import select
 from service import __version__
 from service.config import Settings, get_settings
 from service.db import Database
-from service.errors import (
-    ERROR_CODES,
-    document_error_body,
-    install_handlers,
-    install_storage_handler,
-)
+from service.errors import ERROR_CODES
+from service.handlers import install_handlers, install_storage_handler
+from service.limits import LimitsMiddleware, body_limit_bytes
 from service.metrics import Metrics, RequestMiddleware, configure_logging
+from service.openapi import install_openapi
 from service.orm import Study
 from service.routes import routers
 from service.runtime import Runtime
@@ -101,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_handlers(app)
     install_storage_handler(app)
-    document_error_body(app)
+    install_openapi(app)
     for router in routers():
         app.include_router(router)
 
@@ -109,9 +107,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def _home() -> RedirectResponse:
         return RedirectResponse("/dashboard/", status_code=307)
 
+    app.add_middleware(LimitsMiddleware, max_upload_bytes=settings.max_upload_bytes)  # type: ignore[arg-type]
     app.add_middleware(
         RequestMiddleware,  # type: ignore[arg-type]
         metrics=metrics,
-        max_body_bytes=settings.max_upload_bytes + 1024 * 1024,
+        max_body_bytes=body_limit_bytes(settings.max_upload_bytes),
     )
     return app

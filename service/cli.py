@@ -6,6 +6,8 @@ Runtime, torch) happen inside the command, so ``--help`` works from any install.
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from service.commands import register
@@ -27,7 +29,17 @@ register(app)
 
 
 def main() -> None:
-    app()
+    # What the service writes (database, photos, backups, keys files) is the user's alone.
+    os.umask(0o077)
+    from service.config import ConfigError, unknown_variables
+
+    for name in unknown_variables():
+        typer.echo(f"warning: {name} is not a woundscope setting (misspelled?): ignored", err=True)
+    try:
+        app()
+    except ConfigError as exc:
+        typer.echo(f"error: invalid configuration: {exc}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ No import-time globals: ``get_settings()`` is cached and the app factory takes a
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -120,7 +121,61 @@ class Settings(BaseSettings):
         return ZoneInfo(self.clinic_timezone) if self.clinic_timezone else None
 
 
+# WOUNDSCOPE_* variables read outside Settings (by the model finder, the S3 store, the
+# test suite, benchmarks and notebooks): known, so not reported as misspelled.
+OTHER_VARIABLES = {
+    "MODELS_DIR",
+    "S3_ENDPOINT_URL",
+    "TEST_POSTGRES_URL",
+    "FUSEG",
+    "CHROMIUM",
+    "FUZZ_EXAMPLES",
+    "ADMIN_KEY",
+    "NB_IMAGES",
+    "NB_LABELS",
+    "EXPORT_CSV",
+}
+
+
+class ConfigError(ValueError):
+    """A WOUNDSCOPE_* variable holds a value the service cannot use; names it."""
+
+
+def settings_from_env() -> Settings:
+    """``Settings()`` from the environment; ``ConfigError`` naming the variable and its
+    value when one is wrong (pydantic's own message names only the field)."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = "__".join(str(p) for p in error.get("loc", ()) if p != "__root__")
+            name = f"WOUNDSCOPE_{loc.upper()}" if loc else "WOUNDSCOPE_*"
+            value = os.environ.get(name)
+            shown = f"={value!r}" if value is not None else ""
+            message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+            problems.append(f"{name}{shown}: {message}")
+        raise ConfigError("; ".join(problems)) from None
+
+
+def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
+    """WOUNDSCOPE_* variables that no setting reads (a misspelling is silently ignored
+    otherwise), e.g. ``WOUNDSCOPE_MODLE``."""
+    env = os.environ if environ is None else environ
+    known = {name.upper() for name in Settings.model_fields} | OTHER_VARIABLES
+    unknown = []
+    for name in sorted(env):
+        if not name.startswith("WOUNDSCOPE_"):
+            continue
+        field = name.removeprefix("WOUNDSCOPE_")
+        if field.split("__", 1)[0] not in known:
+            unknown.append(name)
+    return unknown
+
+
 @lru_cache
 def get_settings() -> Settings:
     """The process's settings, read once from the environment."""
-    return Settings()
+    return settings_from_env()

@@ -26,19 +26,22 @@ class InputSpec(_Strict):
     size: int = 512
     """Side of the square the whole photo is letterboxed into (pixels)."""
     multiple_of: int = 32
-    resize: str = "letterbox"
+    # The runtime can do exactly these; ``load_spec`` refuses a model.json that asks for
+    # anything else, instead of serving a model fed the wrong way.
+    resize: Literal["letterbox"] = "letterbox"
     pad_value: tuple[int, int, int] = (0, 0, 0)
-    channel_order: str = "RGB"
-    layout: str = "NCHW"
-    dtype: str = "float32"
+    channel_order: Literal["RGB"] = "RGB"
+    layout: Literal["NCHW"] = "NCHW"
+    dtype: Literal["float32"] = "float32"
     scale: float = 255.0
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    interpolation: str = "area"
+    interpolation: Literal["area", "linear"] = "area"
+    """``area`` when shrinking (linear when enlarging), or ``linear`` always."""
 
 
 class OutputSpec(_Strict):
-    activation: str = "sigmoid"
+    activation: Literal["sigmoid", "none"] = "sigmoid"
     """What turns the network's output into a probability: sigmoid (logits out) or none."""
     threshold: float = 0.5
 
@@ -78,6 +81,15 @@ class UncertaintySpec(_Strict):
     band_lo: float = Field(default=0.25, gt=0.0, lt=1.0)
     band_hi: float = Field(default=0.75, gt=0.0, lt=1.0)
     """Probabilities in [band_lo, band_hi) near the wound are where the model hesitates."""
+    band_coef: float = Field(default=1.0, ge=0.0)
+    """Weight of the hesitant band's share of the area."""
+    check_pass: PassSpec | None = None
+    """A second whole-photo look (e.g. mirrored, or zoomed out); how much its wound
+    area near the measured one disagrees with the first look's widens the interval.
+    Made only for a wound filling at least its ``min_fill`` of the photo.
+    None: no second look (one inference less per photo)."""
+    disagree_coef: float = Field(default=0.0, ge=0.0)
+    """Weight of that disagreement (|area of the check look - area of the first| / area)."""
     size_coef: float = Field(default=1.0, ge=0.0)
     """Weight of 1 / sqrt(wound area at the model's input resolution, px)."""
     fill_coef: float = Field(default=0.0, ge=0.0)

@@ -6,6 +6,7 @@ migrated only by ``woundscope db upgrade`` and refused while it is behind the co
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -30,12 +31,20 @@ def alembic_config(url: str) -> Any:
     return cfg
 
 
+def private_sqlite_file(path: Path) -> None:
+    """Create the database file (and its folder) readable by this user only: SQLite
+    gives its -wal and -shm files the database file's permissions."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
 def make_engine(url: str) -> Engine:
     """An engine; SQLite files get WAL, foreign keys and a busy timeout."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(Path(parsed.database).expanduser())
         engine = create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},

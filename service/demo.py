@@ -317,7 +317,7 @@ def load_demo(
     Keys are made first and recorded in ``data_dir/demo-keys.json``, so a run that
     was interrupted resumes (replay is idempotent) instead of loading twice.
     """
-    from service.scene import MARKER_MM
+    from service.marker import MARKER_MM
     from service.simulate import SITES, simulate_trial
 
     recorded = _load_keys(data_dir)

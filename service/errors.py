@@ -1,26 +1,13 @@
-"""Domain errors with a stable ``code``, and the one set of handlers that answers them.
+"""Domain errors with a stable ``code``: the one registry of codes and their statuses.
 
 Every error body is ``{"code": "...", "detail": "..."}``. ``ERROR_CODES`` is the
 single registry of every code the API can answer (the README table is generated
-from it); a test checks that every raised code is registered.
+from it); a test checks that every raised code is registered. Pure: no web framework
+or database here, so the domain can raise these anywhere; ``service.handlers``
+turns them (and the web stack's own errors) into answers.
 """
 
 from __future__ import annotations
-
-import logging
-from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import InterfaceError as DBAPIInterfaceError
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from service.imaging import ImageError
-
-log = logging.getLogger("woundscope.errors")
 
 # code -> (HTTP status, what it means and what the caller can do)
 ERROR_CODES: dict[str, tuple[int, str]] = {
@@ -32,7 +19,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         422,
         "ruler must be 'x1,y1,x2,y2,mm': two points in the photo and their distance in mm (> 0).",
     ),
-    "invalid_scale": (422, "px_per_mm must be a positive number."),
+    "invalid_scale": (422, "px_per_mm must be a number of pixels per mm, 0.1-1000."),
     "invalid_mask": (
         422,
         "The mask must be a PNG (0/255) the size of the photo, or a polygon of 3+ points.",
@@ -72,6 +59,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         503,
         "/readyz: the database, the photo store or the model is not ready; the detail says which.",
     ),
+    "rate_limited": (429, "Too many requests from this key: retry after the Retry-After seconds."),
     "busy": (503, "All workers are busy: retry after the Retry-After seconds."),
     "storage_unavailable": (503, "The photo store cannot be reached; retry later."),
     "database_unavailable": (
@@ -161,108 +149,3 @@ class DatabaseBehind(DomainError):
 
 def error_body(code: str, detail: str) -> dict[str, str]:
     return {"code": code, "detail": detail}
-
-
-def _json(
-    status: int, code: str, detail: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(error_body(code, detail), status_code=status, headers=headers)
-
-
-def _validation_detail(exc: RequestValidationError) -> tuple[str, str]:
-    parts = []
-    code = "invalid_request"
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
-        parts.append(f"{loc or 'request'}: {err.get('msg', 'invalid')}")
-        if loc.endswith("captured_at"):
-            code = "invalid_date"
-    return code, "; ".join(parts) or "invalid request"
-
-
-def install_handlers(app: FastAPI) -> None:
-    """Map domain, image, validation and HTTP errors to ``{"code", "detail"}`` bodies."""
-
-    @app.exception_handler(DomainError)
-    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        return _json(exc.status, exc.code, exc.detail, exc.headers)
-
-    @app.exception_handler(ImageError)
-    async def _image(_: Request, exc: ImageError) -> JSONResponse:
-        code = exc.code if exc.code in ERROR_CODES else "corrupt_image"
-        return _json(exc.status, code, exc.detail)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        code, detail = _validation_detail(exc)
-        return _json(422, code, detail)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code < 400:  # a redirect raised as an exception (e.g. to a login page)
-            return Response(status_code=exc.status_code, headers=getattr(exc, "headers", None))
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status_code, "invalid_request" if exc.status_code < 500 else "internal_error"
-        )
-        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        headers: Any = getattr(exc, "headers", None)
-        return _json(exc.status_code, code, detail, headers)
-
-    @app.exception_handler(SQLAlchemyTimeout)
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(DBAPIInterfaceError)
-    async def _database(_: Request, exc: Exception) -> JSONResponse:
-        # Pool exhausted, database restarting or unreachable: the transaction did not
-        # commit, so the client may safely retry (with the same Idempotency-Key).
-        log.error("database unavailable: %s", type(exc).__name__)
-        return _json(
-            503,
-            "database_unavailable",
-            "the database is busy or unreachable; nothing was saved: retry shortly",
-            {"Retry-After": "5"},
-        )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error: %s", type(exc).__name__)
-        return _json(500, "internal_error", "an unexpected error occurred; it was logged")
-
-
-def install_storage_handler(app: FastAPI) -> None:
-    from service.storage import StorageError
-
-    @app.exception_handler(StorageError)
-    async def _storage(_: Request, exc: StorageError) -> JSONResponse:
-        log.error("photo store error: %s", exc)
-        return _json(
-            503, "storage_unavailable", f"the photo store failed: {exc}", {"Retry-After": "5"}
-        )
-
-
-ERROR_BODY_SCHEMA: dict[str, Any] = {
-    "title": "Error",
-    "type": "object",
-    "required": ["code", "detail"],
-    "properties": {
-        "code": {"type": "string", "description": "stable snake_case code (see the README)"},
-        "detail": {"type": "string", "description": "what went wrong and what to do"},
-    },
-}
-
-
-def document_error_body(app: FastAPI) -> None:
-    """Make the OpenAPI schema tell the truth about 422s: our ``{code, detail}`` body,
-    not FastAPI's default list of validation errors."""
-    default_openapi = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = default_openapi()
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components["HTTPValidationError"] = ERROR_BODY_SCHEMA
-        components.pop("ValidationError", None)
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

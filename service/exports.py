@@ -2,7 +2,10 @@
 
 The routes load ``MeasurementRow`` objects (one per stored measurement, with the
 provenance of the number) and call one builder. Blinding: the arm is written only
-when the caller passes ``include_arm=True`` (admin keys).
+when the caller passes ``include_arm=True`` (admin keys). The SDTM tables are built
+once as records and written as CSV or as SAS transport (``sas_transport``); their
+define-style metadata (``SDTM_VARIABLES``, ``CODELISTS``, ``TEST_CODES``) is the one
+home the README's table and the tests read.
 """
 
 from __future__ import annotations
@@ -95,22 +98,35 @@ class SubjectRow:
     arm: str | None = None
 
 
-def capture_time(value: datetime | date, clinic_tz: tzinfo | None = None) -> str:
-    """A capture date/time as every export writes it (ISO 8601).
+def capture_time(
+    value: datetime | date, clinic_tz: tzinfo | None = None, *, utc: bool = True
+) -> str:
+    """A capture date/time as the exports write it (ISO 8601): the one convention of
+    every export is a date when only the day is known, else a time with its offset.
 
     The service stores the clinic's wall-clock time without a zone. A date alone when
     only the day is known (a date upload is stored as midnight) or when the clinic's
     zone is not configured: a time without an offset is not a valid FHIR dateTime, and
-    a guessed zone could move the photo to another day. With the zone known, the local
-    time with its explicit offset (the same instant as UTC, and its date stays the
-    clinic's calendar day, from which study days count)."""
+    a guessed zone could move the photo to another day. With the zone known, the
+    instant in UTC (``+00:00``, as ``uploaded_at`` and ``measured_at``); with
+    ``utc=False`` (SDTM --DTC) the same instant at the clinic's offset, so that the
+    date part stays the clinic's calendar day, from which SDTM study days count."""
     if not isinstance(value, datetime):
         return value.isoformat()
     if value.tzinfo is None:
         if value.time() == time(0) or clinic_tz is None:
             return value.date().isoformat()
         value = value.replace(tzinfo=clinic_tz)
+    if utc:
+        value = value.astimezone(UTC)
     return value.isoformat(timespec="seconds")
+
+
+def utc_instant(value: datetime) -> str:
+    """A server-made time (stored as UTC) in UTC with its offset: ``...+00:00``."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
 
 
 CSV_COLUMNS = [
@@ -202,14 +218,17 @@ def measurements_csv(
 ) -> str:
     """One CSV row per measurement with its provenance; ``arm`` only for admins.
 
-    ``captured_at`` as every export writes it (``capture_time``: a date, or the time with
-    its offset), like ``uploaded_at`` and ``measured_at`` (UTC, with offset);
+    ``captured_at`` as every export writes it (``capture_time``: a date, or the UTC
+    time with its offset), like ``uploaded_at`` and ``measured_at`` (UTC, with offset);
     ``captured_local`` is the clinic's wall-clock time as uploaded, without a zone."""
     columns = [c for c in CSV_COLUMNS if include_arm or c != "arm"]
     records = []
     for row in rows:
         record = {c: getattr(row, c, None) for c in columns}
         record["captured_at"] = capture_time(row.captured_at, clinic_tz)
+        for stamp in ("uploaded_at", "measured_at"):
+            value = getattr(row, stamp)
+            record[stamp] = utc_instant(value) if value is not None else None
         record["captured_local"] = (
             row.captured_at.isoformat(timespec="seconds")
             if isinstance(row.captured_at, datetime)
@@ -227,6 +246,7 @@ _NOT_DONE = {
     "uncalibrated": "NOT CALIBRATED",
     "severe_quality_flag": "SEVERE QUALITY FLAG",
     "no_measurement": "NOT MEASURED",
+    "awaiting_review": "AWAITING REVIEW",
 }
 
 
@@ -295,13 +315,6 @@ def _component(code: tuple[str, str], value: float | None, unit: str, absent: st
     else:
         component["valueQuantity"] = _quantity(float(value or 0.0), unit)
     return component
-
-
-def _instant(value: datetime) -> str:
-    """A FHIR instant: UTC with its offset (server-made times are stored as UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat()
 
 
 def _split_model(model: str) -> tuple[str, str]:
@@ -488,8 +501,8 @@ def fhir_bundle(
             ],
         }
         if row.measured_at is not None:
-            observation["issued"] = _instant(row.measured_at)
-            observation["meta"] = {"lastUpdated": _instant(row.measured_at)}
+            observation["issued"] = utc_instant(row.measured_at)
+            observation["meta"] = {"lastUpdated": utc_instant(row.measured_at)}
         if row.manual:
             observation["performer"] = [{"display": row.measured_by or "clinician"}]
         else:
@@ -517,7 +530,7 @@ def fhir_bundle(
                 "resourceType": "Provenance",
                 "id": asm_id,
                 "target": [{"reference": ref("Observation", asm_id)}],
-                "recorded": _instant(row.measured_at or now or datetime.now(UTC)),
+                "recorded": utc_instant(row.measured_at or now or datetime.now(UTC)),
                 "activity": {
                     "coding": [
                         {
@@ -549,9 +562,9 @@ def fhir_bundle(
     return {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
-        "meta": {"lastUpdated": _instant(stamp)},
+        "meta": {"lastUpdated": utc_instant(stamp)},
         "type": "collection",
-        "timestamp": _instant(stamp),
+        "timestamp": utc_instant(stamp),
         "entry": entries,
     }
 
@@ -566,7 +579,7 @@ def _measurement_order(row: MeasurementRow) -> tuple[int, str]:
 def _superseded_display(row: MeasurementRow) -> str:
     kind = "manual" if row.manual else f"automatic ({row.model})"
     area = "no area" if row.area_cm2 is None else f"{row.area_cm2:g} cm2"
-    when = f", {_instant(row.measured_at)}" if row.measured_at is not None else ""
+    when = f", {utc_instant(row.measured_at)}" if row.measured_at is not None else ""
     return f"superseded {kind} measurement {row.measurement_id}: {area}{when}"
 
 
@@ -578,59 +591,89 @@ def _superseded_display(row: MeasurementRow) -> str:
 # wound labels start with a letter or digit, so a spreadsheet that opens these CSVs
 # has nothing to run; ``sdtm_unsafe_values`` finds any older value that does.
 
-DM_COLUMNS = [
-    "STUDYID",
-    "DOMAIN",
-    "USUBJID",
-    "SUBJID",
-    "RFSTDTC",
-    "SITEID",
-    "ARMCD",
-    "ARM",
-]
 
-TU_COLUMNS = [
-    "STUDYID",
-    "DOMAIN",
-    "USUBJID",
-    "TUSEQ",
-    "TULNKID",
-    "TUTESTCD",
-    "TUTEST",
-    "TUORRES",
-    "TUSTRESC",
-    "TULOC",
-    "TUMETHOD",
-    "TUEVAL",
-    "VISITNUM",
-    "VISIT",
-    "TUDTC",
-    "TUDY",
-]
+@dataclass(frozen=True)
+class Variable:
+    """One SDTM variable as a define.xml would describe it."""
 
-TR_COLUMNS = [
-    "STUDYID",
-    "DOMAIN",
-    "USUBJID",
-    "TRSEQ",
-    "TRLNKID",
-    "TRTESTCD",
-    "TRTEST",
-    "TRORRES",
-    "TRORRESU",
-    "TRSTRESC",
-    "TRSTRESN",
-    "TRSTRESU",
-    "TRSTAT",
-    "TRREASND",
-    "TRMETHOD",
-    "TREVAL",
-    "TRGRPID",
-    "VISITNUM",
-    "VISIT",
-    "TRDTC",
-    "TRDY",
-]
+    name: str
+    label: str
+    numeric: bool = False
+    required: bool = False
+    """SDTM core 'Req': present and never null in every record."""
+    codelist: str | None = None
+    """Name of the codelist its values come from (``CODELISTS``)."""
+
+
+def _v(name: str, label: str, **kw: Any) -> Variable:
+    return Variable(name, label, **kw)
+
+
+_STUDY = (
+    _v("STUDYID", "Study Identifier", required=True),
+    _v("DOMAIN", "Domain Abbreviation", required=True),
+    _v("USUBJID", "Unique Subject Identifier", required=True),
+)
+_VISIT = (
+    _v("VISITNUM", "Visit Number", numeric=True),
+    _v("VISIT", "Visit Name"),
+)
+
+# The define-style table (README "Trial exports" prints it): every variable of each
+# domain in column order, its label (also the SAS transport label), type and codelist.
+SDTM_VARIABLES: dict[str, tuple[Variable, ...]] = {
+    "DM": (
+        *_STUDY,
+        _v("SUBJID", "Subject Identifier for the Study", required=True),
+        _v("RFSTDTC", "Subject Reference Start Date/Time"),
+        _v("SITEID", "Study Site Identifier", required=True),
+        _v("ARMCD", "Planned Arm Code"),
+        _v("ARM", "Description of Planned Arm"),
+    ),
+    "TU": (
+        *_STUDY,
+        _v("TUSEQ", "Sequence Number", numeric=True, required=True),
+        _v("TULNKID", "Link ID"),
+        _v("TUTESTCD", "Tumor/Lesion ID Short Name", required=True, codelist="TUTESTCD"),
+        _v("TUTEST", "Tumor/Lesion ID Test Name", required=True),
+        _v("TUORRES", "Tumor/Lesion ID Result", codelist="TUORRES"),
+        _v("TUSTRESC", "Tumor/Lesion ID Result Std. Format", codelist="TUORRES"),
+        _v("TULOC", "Location of the Tumor/Lesion"),
+        _v("TUMETHOD", "Method of Identification", codelist="METHOD"),
+        _v("TUEVAL", "Evaluator", codelist="EVAL"),
+        *_VISIT,
+        _v("TUDTC", "Date/Time of Tumor/Lesion Identification"),
+        _v("TUDY", "Study Day of Tumor/Lesion Identification", numeric=True),
+    ),
+    "TR": (
+        *_STUDY,
+        _v("TRSEQ", "Sequence Number", numeric=True, required=True),
+        _v("TRLNKID", "Link ID"),
+        _v("TRTESTCD", "Tumor/Lesion Assessment Short Name", required=True, codelist="TRTESTCD"),
+        _v("TRTEST", "Tumor/Lesion Assessment Test Name", required=True),
+        _v("TRORRES", "Result or Finding in Original Units"),
+        _v("TRORRESU", "Original Units", codelist="UNIT"),
+        _v("TRSTRESC", "Character Result/Finding in Std Format"),
+        _v("TRSTRESN", "Numeric Result/Finding in Standard Units", numeric=True),
+        _v("TRSTRESU", "Standard Units", codelist="UNIT"),
+        _v("TRSTAT", "Completion Status", codelist="ND"),
+        _v("TRREASND", "Reason Not Done", codelist="REASND"),
+        _v("TRMETHOD", "Method Used to Identify the Tumor/Lesion", codelist="METHOD"),
+        _v("TREVAL", "Evaluator", codelist="EVAL"),
+        _v("TRGRPID", "Group ID"),
+        *_VISIT,
+        _v("TRDTC", "Date/Time of Tumor/Lesion Measurement"),
+        _v("TRDY", "Study Day of Tumor/Lesion Measurement", numeric=True),
+    ),
+}
+SDTM_LABELS = {
+    "DM": "Demographics",
+    "TU": "Tumor/Lesion Identification",
+    "TR": "Tumor/Lesion Results",
+}
+DM_COLUMNS = [v.name for v in SDTM_VARIABLES["DM"]]
+TU_COLUMNS = [v.name for v in SDTM_VARIABLES["TU"]]
+TR_COLUMNS = [v.name for v in SDTM_VARIABLES["TR"]]
 
 _TR_TESTS = (
     ("AREA", "Area", "area_cm2", "cm2"),
@@ -650,6 +693,22 @@ TEST_CODES: tuple[tuple[str, str, str, str, str], ...] = (
     ("TR", "PERIM", "Perimeter", "sponsor-defined", "outline perimeter, cm"),
     ("TR", "WNDCLOSE", "Wound Closure", "sponsor-defined", "Y/N: epithelialised, no drainage"),
 )
+
+
+CODELISTS: dict[str, tuple[str, ...]] = {
+    "TUTESTCD": ("TUMIDENT",),
+    "TUORRES": ("ULCER",),
+    "TRTESTCD": tuple(code for domain, code, *_ in TEST_CODES if domain == "TR"),
+    "METHOD": ("PHOTOGRAPHY", "CLINICAL EXAMINATION"),
+    "EVAL": ("ALGORITHM", "INVESTIGATOR"),
+    "UNIT": ("cm", "cm2"),
+    "ND": ("NOT DONE",),
+    "REASND": tuple(sorted(set(_NOT_DONE.values()))),
+    "NY": ("N", "Y"),
+}
+"""Values each coded variable takes (REASND: the API's ``uncounted_reason`` codes in
+the words of ``_NOT_DONE``; a reason added later is written upper case, spaces for
+underscores, until it is added there)."""
 
 
 def _usubjid(study: str, subject_code: str) -> str:
@@ -702,11 +761,23 @@ def sdtm_unsafe_values(*tables: str) -> list[str]:
     return unsafe
 
 
+def dm_columns(*, include_arm: bool) -> list[str]:
+    """DM's columns; ARMCD/ARM only in the admin export (blinding)."""
+    return [c for c in DM_COLUMNS if include_arm or c not in ("ARMCD", "ARM")]
+
+
 def cdisc_dm_csv(subjects: Iterable[SubjectRow], *, include_arm: bool = False) -> str:
+    """CDISC-style DM as CSV (``cdisc_dm_records``)."""
+    records = cdisc_dm_records(subjects, include_arm=include_arm)
+    return _csv(dm_columns(include_arm=include_arm), records, guard=False)
+
+
+def cdisc_dm_records(
+    subjects: Iterable[SubjectRow], *, include_arm: bool = False
+) -> list[dict[str, Any]]:
     """CDISC-style DM (demographics): one row per subject, photographed or not, with
     RFSTDTC (the subject's time origin, from which every --DY counts) and SITEID.
     ARMCD/ARM only in the admin export (blinding)."""
-    columns = [c for c in DM_COLUMNS if include_arm or c not in ("ARMCD", "ARM")]
     records = []
     for s in sorted(subjects, key=lambda s: s.subject_code):
         record: dict[str, Any] = {
@@ -721,10 +792,17 @@ def cdisc_dm_csv(subjects: Iterable[SubjectRow], *, include_arm: bool = False) -
             record["ARM"] = s.arm
             record["ARMCD"] = re.sub(r"[^A-Z0-9]", "", s.arm.upper())[:20]
         records.append(record)
-    return _csv(columns, records, guard=False)
+    return records
 
 
 def cdisc_tu_csv(rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = None) -> str:
+    """CDISC-style TU as CSV (``cdisc_tu_records``)."""
+    return _csv(TU_COLUMNS, cdisc_tu_records(rows, clinic_tz=clinic_tz), guard=False)
+
+
+def cdisc_tu_records(
+    rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = None
+) -> list[dict[str, Any]]:
     """CDISC-style TU (lesion identification): one row per wound, at its first assessment."""
     current = _current_rows(rows)
     visits = visit_numbers(current)
@@ -752,14 +830,21 @@ def cdisc_tu_csv(rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = N
                 "TUEVAL": "INVESTIGATOR",
                 "VISITNUM": visits.get(row.visit or ""),
                 "VISIT": row.visit,
-                "TUDTC": capture_time(row.captured_at, clinic_tz),
+                "TUDTC": capture_time(row.captured_at, clinic_tz, utc=False),
                 "TUDY": _study_day(_days_from_reference(row)),
             }
         )
-    return _csv(TU_COLUMNS, records, guard=False)
+    return records
 
 
 def cdisc_tr_csv(rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = None) -> str:
+    """CDISC-style TR as CSV (``cdisc_tr_records``)."""
+    return _csv(TR_COLUMNS, cdisc_tr_records(rows, clinic_tz=clinic_tz), guard=False)
+
+
+def cdisc_tr_records(
+    rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = None
+) -> list[dict[str, Any]]:
     """CDISC-style TR (lesion results): per assessment the counting measurement's area,
     length, width and perimeter, and the clinician's closure observation (WNDCLOSE).
 
@@ -781,7 +866,7 @@ def cdisc_tr_csv(rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = N
             "TRGRPID": row.assessment_id,
             "VISITNUM": visits.get(row.visit or ""),
             "VISIT": row.visit,
-            "TRDTC": capture_time(row.captured_at, clinic_tz),
+            "TRDTC": capture_time(row.captured_at, clinic_tz, utc=False),
             "TRDY": _study_day(_days_from_reference(row)),
         }
         for code, name, attribute, unit in _TR_TESTS:
@@ -823,4 +908,75 @@ def cdisc_tr_csv(rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = N
                     "TREVAL": "INVESTIGATOR",
                 }
             )
-    return _csv(TR_COLUMNS, records, guard=False)
+    return records
+
+
+# --- SAS transport (XPORT v5), the format a submission takes ---------------------------
+
+
+def sas_transport(domain: str, columns: Sequence[str], records: Iterable[dict[str, Any]]) -> bytes:
+    """One SDTM domain as a SAS transport file, version 5 (the FDA's format), written by
+    pyreadstat: the dataset named after the domain, the variables' labels and types of
+    ``SDTM_VARIABLES`` (numeric ones as numbers, missing as SAS missing; character ones
+    as text, missing as blank), values as in the CSV (no formula guard)."""
+    import os
+    import tempfile
+
+    import pandas as pd
+    import pyreadstat
+
+    variables = {v.name: v for v in SDTM_VARIABLES[domain]}
+    rows = list(records)
+    frame = pd.DataFrame(
+        {
+            name: (
+                pd.Series([_sas_number(r.get(name)) for r in rows], dtype="float64")
+                if variables[name].numeric
+                else pd.Series([_sas_text(r.get(name)) for r in rows], dtype="object")
+            )
+            for name in columns
+        },
+        columns=list(columns),
+    )
+    _widen_short_records(frame, [n for n in columns if not variables[n].numeric])
+    handle, path = tempfile.mkstemp(suffix=".xpt")
+    os.close(handle)
+    try:
+        pyreadstat.write_xport(
+            frame,
+            path,
+            file_label=SDTM_LABELS[domain],
+            column_labels=[variables[name].label for name in columns],
+            table_name=domain,
+            file_format_version=5,
+        )
+        with open(path, "rb") as f:
+            return f.read()
+    finally:
+        os.unlink(path)
+
+
+def _widen_short_records(frame: Any, text_columns: Sequence[str]) -> None:
+    """Make an observation longer than one 80-byte card (in place).
+
+    Version 5 stores no row count: a reader infers it from the file's length and the
+    blank padding of its last card. pandas.read_sas (2.x) counts every blank 8-byte word
+    of that card as padding when an observation fits in one card, and so drops the
+    last subject of a short DM. Trailing blanks are no data in SAS (text is blank
+    padded), so widening one text variable by blanks changes no value."""
+    numeric_bytes = 8 * (len(frame.columns) - len(text_columns))
+    widths = {c: max([len(str(v).encode()) for v in frame[c]] + [1]) for c in text_columns}
+    short_by = 81 - (numeric_bytes + sum(widths.values()))
+    if short_by > 0 and len(frame) and text_columns:
+        last = text_columns[-1]
+        frame.at[0, last] = str(frame.at[0, last]).ljust(widths[last] + short_by)
+
+
+def _sas_number(value: Any) -> float:
+    return float("nan") if value is None or value == "" else float(value)
+
+
+def _sas_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else _cell(value, guard=False)

@@ -190,6 +190,44 @@ def read_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
     return mask
 
 
+def decode_mask(data: bytes, *, width: int, height: int, name: str = "mask") -> np.ndarray:
+    """A clinician's PNG mask -> H x W uint8 0/255 (any channel > 127 = wound).
+
+    The size is read from the PNG header and checked against the photo *before* a
+    pixel is decoded: a 12 KB PNG can declare 10000 x 10000 pixels (a decompression
+    bomb), so at most one photo's worth of pixels is ever decoded."""
+    if not data:
+        raise ImageError("empty_file", f"{name} is empty (0 bytes): send the mask PNG", 422)
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Exception:  # noqa: BLE001 - not an image at all
+        raise ImageError(
+            "invalid_mask", f"{name} is not a PNG: send a PNG (0 = skin, 255 = wound)", 422
+        ) from None
+    if (img.format or "").upper() != "PNG" or int(getattr(img, "n_frames", 1)) > 1:
+        raise ImageError(
+            "invalid_mask", f"{name} must be a single-frame PNG (0 = skin, 255 = wound)", 422
+        )
+    if img.size != (width, height):
+        raise ImageError(
+            "mask_size_mismatch",
+            f"{name} is {img.size[0]}x{img.size[1]} but the photo is {width}x{height}",
+            422,
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if img.mode in ("1", "L", "P", "I;16", "I;16B", "I;16L", "I", "F", "LA", "PA"):
+                rgb = _to_rgb8(img)
+            else:
+                rgb = np.asarray(img.convert("RGB"))
+    except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
+        raise ImageError(
+            "corrupt_image", f"{name} is damaged and cannot be decoded ({exc})", 422
+        ) from None
+    return (rgb.max(axis=2) > 127).astype(np.uint8) * np.uint8(255)
+
+
 def encode_png(array: np.ndarray) -> bytes:
     """A mask or image -> PNG bytes, with no metadata."""
     buf = io.BytesIO()

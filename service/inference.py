@@ -29,6 +29,7 @@ from service.contract import (
     unbox,
     zoomed,
 )
+from service.uncertainty import disagreement, outline_log_halfwidth
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Segmentation:
     """float32 wound probability at the photo's size."""
     refined: bool
     ms: float
+    coarse: np.ndarray | None = None
+    """The whole-photo passes' probability before refinement (the photo's size)."""
 
     @property
     def wound_px(self) -> int:
@@ -79,7 +82,15 @@ class Segmenter:
             str(onnx_path), sess_options=opts, providers=available_providers(prefer_gpu)
         )
         self.provider = self.session.get_providers()[0]
-        self.input_name = self.session.get_inputs()[0].name
+        inputs = {i.name for i in self.session.get_inputs()}
+        outputs = [o.name for o in self.session.get_outputs()]
+        if self.spec.onnx.input_name not in inputs or self.spec.onnx.output_name not in outputs:
+            raise ValueError(
+                f"{onnx_path} has inputs {sorted(inputs)} and outputs {outputs}, but model.json"
+                f" names {self.spec.onnx.input_name!r} -> {self.spec.onnx.output_name!r}"
+            )
+        self.input_name = self.spec.onnx.input_name
+        self.output_name = self.spec.onnx.output_name
         self._lock = threading.Lock()
 
     @property
@@ -91,12 +102,36 @@ class Segmenter:
 
     def run_batch(self, batch: np.ndarray) -> np.ndarray:
         """N x 3 x S x S float32 -> N x S x S raw outputs."""
-        out = self.session.run(None, {self.input_name: batch})[0]
+        out = self.session.run([self.output_name], {self.input_name: batch})[0]
         return out[:, 0]
 
     def _prob_whole(self, rgb: np.ndarray, size: int | None = None) -> np.ndarray:
         x, box = preprocess(rgb, self.spec, size)
         return unbox(probability(self.run_batch(x)[0], self.spec), box)
+
+    def look(self, rgb: np.ndarray, look: PassSpec) -> np.ndarray:
+        """One whole-photo look (``PassSpec``) -> wound probability at the photo's size."""
+        return self._prob_pass(rgb, look)
+
+    def outline_log_halfwidth(
+        self, rgb: np.ndarray, seg: Segmentation, mask: np.ndarray
+    ) -> float | None:
+        """The outline's 95 % log half-width for ``mask`` (the measured wound of
+        ``seg``), with the check look of ``model.json`` when it has one."""
+        u = self.spec.uncertainty
+        disagree = 0.0
+        if (
+            u is not None
+            and u.q is not None
+            and u.check_pass is not None
+            and u.disagree_coef > 0
+            and seg.coarse is not None
+            and np.count_nonzero(mask) >= u.check_pass.min_fill * mask.size
+            and np.any(mask)
+        ):
+            check = self.look(rgb, u.check_pass)
+            disagree = disagreement(seg.coarse, check, mask, self.spec.output.threshold)
+        return outline_log_halfwidth(seg.probability, mask, self.spec, disagree)
 
     def _prob_pass(self, rgb: np.ndarray, look: PassSpec) -> np.ndarray:
         x, box = zoomed(rgb, self.spec, look.zoom)
@@ -141,7 +176,7 @@ class Segmenter:
     def segment(self, rgb: np.ndarray, refine: bool | None = None) -> Segmentation:
         t0 = time.perf_counter()
         spec = self.spec
-        prob = self._prob_passes(rgb)
+        prob = coarse = self._prob_passes(rgb)
         refined = False
         do_refine = spec.refine.enabled if refine is None else refine
         if do_refine and max(rgb.shape[:2]) >= spec.input.size * spec.refine.min_gain:
@@ -153,4 +188,4 @@ class Segmenter:
                 refined = True
         mask = binarize(prob, spec)
         ms = (time.perf_counter() - t0) * 1000
-        return Segmentation(mask=mask, probability=prob, refined=refined, ms=ms)
+        return Segmentation(mask=mask, probability=prob, refined=refined, ms=ms, coarse=coarse)

@@ -30,7 +30,23 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from service.scene import ARUCO_DICTIONARY, MARKER_CELLS, MARKER_MM, marker_cells
+ARUCO_DICTIONARY = cv2.aruco.DICT_4X4_50
+"""The printed marker: the one home of its dictionary, cells and default size."""
+MARKER_CELLS = 6
+"""A DICT_4X4_50 marker is 4 x 4 data cells inside a one-cell black border."""
+MARKER_MM = 20.0
+"""Side of the printed marker's outer black square (mm), as the marker sheet prints it:
+the default of a study, the sheet and the simulator."""
+
+
+def marker_cells(marker_id: int) -> np.ndarray:
+    """The marker's 6 x 6 cells (border included) as booleans, True = white."""
+    if not 0 <= marker_id < 50:
+        raise ValueError(f"marker_id {marker_id} is outside DICT_4X4_50 (0-49)")
+    dictionary = cv2.aruco.getPredefinedDictionary(ARUCO_DICTIONARY)
+    img = cv2.aruco.generateImageMarker(dictionary, marker_id, MARKER_CELLS)
+    return np.asarray(img > 127)
+
 
 # Detection runs on a copy at most this many pixels on its long side; the corners
 # are then refined on the full-resolution photo.

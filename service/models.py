@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 from service.contract import ModelSpec, load_spec
+from service.resources import bundled_models_dir
 
-BUNDLED_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+BUNDLED_MODELS_DIR = bundled_models_dir()
 
 
 class ModelNotFound(LookupError):

@@ -3,7 +3,7 @@
 study ─┬─ site
        └─ subject ─ wound ─ assessment ─ measurement (one per model version or
           manual correction)
-api_key, audit_log (append-only)
+api_key ─ dashboard_session; audit_log (append-only)
 
 Timestamps of the server (``created_at``, audit ``at``) are UTC. ``captured_at`` is
 the clinic's wall-clock time as the client sent it (timezone dropped), because
@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from service.scene import MARKER_MM
+from service.marker import MARKER_MM
 
 
 def utcnow() -> datetime:
@@ -245,6 +245,23 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
     site: Mapped[Site | None] = relationship()
+
+
+class DashboardSession(Base):
+    """A signed-in dashboard browser: the cookie holds a random id, the table its sha256.
+
+    Valid while not revoked (sign-out), not expired and its key not revoked."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    key: Mapped[ApiKey] = relationship()
 
 
 class AuditEntry(Base):

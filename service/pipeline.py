@@ -19,9 +19,15 @@ import cv2
 import numpy as np
 
 from service.errors import DomainError
-from service.imaging import decode_photo, encode_jpeg, encode_png
-from service.measure import QualityLimits, Ruler, measure, select_component
-from service.uncertainty import outline_log_halfwidth
+from service.imaging import decode_mask, decode_photo, encode_jpeg, encode_png
+from service.measure import (
+    PX_PER_MM_RANGE,
+    QualityLimits,
+    Ruler,
+    measure,
+    scale_problem,
+    select_component,
+)
 
 if TYPE_CHECKING:
     from service.inference import Segmentation, Segmenter
@@ -115,10 +121,17 @@ def parse_calibration(
         try:
             scale = float(px_per_mm)
         except ValueError:
-            scale = -1.0
-        if not (math.isfinite(scale) and scale > 0):
+            scale = math.nan
+        problem = (
+            f"px_per_mm {px_per_mm[:40]!r} is not a finite number"
+            if not math.isfinite(scale)
+            else scale_problem(scale)
+        )
+        if problem:
+            low, high = PX_PER_MM_RANGE
             raise DomainError(
-                f"px_per_mm {px_per_mm!r} must be a positive number", code="invalid_scale"
+                f"{problem}: send the photo's pixels per mm, {low:g}-{high:g}",
+                code="invalid_scale",
             )
     rule = None
     if ruler not in (None, ""):
@@ -187,7 +200,24 @@ def measure_mask(
         limits=limits,
         segmentation_log_halfwidth=segmentation_log_halfwidth,
     ).to_json()
-    plain: dict[str, Any] = json.loads(json.dumps(result))  # plain JSON types only
+    return finite_json(result)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def finite_json(result: dict[str, Any]) -> dict[str, Any]:
+    """Plain JSON types only, and no NaN or infinity: a non-finite number would be
+    stored and then break every export of the study (JSON has no inf). The inputs are
+    bounded so this never happens; if it did, the value is null (not measurable)."""
+    plain: dict[str, Any] = _finite(json.loads(json.dumps(result)))
     return plain
 
 
@@ -209,7 +239,7 @@ def segment_and_measure(
         marker_mm=marker_mm,
         cal=cal,
         limits=limits,
-        segmentation_log_halfwidth=outline_log_halfwidth(seg.probability, mask, segmenter.spec),
+        segmentation_log_halfwidth=segmenter.outline_log_halfwidth(rgb, seg, mask),
     )
     return seg, mask, result
 
@@ -285,15 +315,7 @@ def manual_mask(
     )
     h, w = stored.height, stored.width
     if mask_png is not None:
-        got = decode_photo(mask_png, name="mask", max_bytes=64 * 1024 * 1024, max_pixels=10**9)
-        if got.format != "PNG":
-            raise DomainError("the mask must be a PNG (0 = skin, 255 = wound)", code="invalid_mask")
-        if (got.height, got.width) != (h, w):
-            raise DomainError(
-                f"the mask is {got.width}x{got.height} but the photo is {w}x{h}",
-                code="mask_size_mismatch",
-            )
-        mask = (got.rgb.max(axis=2) > 127).astype(np.uint8) * np.uint8(255)
+        mask = decode_mask(mask_png, width=w, height=h)
     elif polygon:
         mask = polygon_mask(polygon, w, h)
     else:
@@ -315,7 +337,7 @@ def polygon_mask(text: str, width: int, height: int) -> np.ndarray:
     """JSON ``[[x, y], ...]`` (photo pixels, 3+ points) -> a filled 0/255 mask."""
     try:
         points = np.asarray(json.loads(text), dtype=np.float64)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # RecursionError: [[[[...]]]] 50,000 deep
         points = np.zeros((0,))
     if points.ndim != 2 or points.shape[1] != 2 or len(points) < 3 or not np.isfinite(points).all():
         raise DomainError(

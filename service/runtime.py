@@ -155,13 +155,12 @@ class ModelRegistry:
 
 
 def model_installed(model_id: str) -> bool:
-    from service.models import ModelNotFound, resolve_model
+    """Whether ``model_id`` is the id of an installed model (``ulcerseg-2.0.0``). Only
+    ids: a study's pin is set over the API, and a path there would let a study admin
+    make the server load any folder on its disk."""
+    from service.models import installed_models
 
-    try:
-        resolve_model(model_id)
-    except ModelNotFound:
-        return False
-    return True
+    return any(spec.id == model_id for spec, _ in installed_models())
 
 
 class Runtime:

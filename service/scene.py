@@ -29,23 +29,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-ARUCO_DICTIONARY = cv2.aruco.DICT_4X4_50
-MARKER_CELLS = 6
-MARKER_MM = 20.0
-"""Side of the printed marker's outer black square (mm), as the marker sheet prints it:
-the default of a study, the sheet and the simulator."""
-"""A DICT_4X4_50 marker is 4 x 4 data cells inside a one-cell black border."""
+from service.marker import MARKER_CELLS, MARKER_MM, marker_cells
+
 INK_RGB = (22, 22, 22)
 PAPER_RGB = (238, 238, 232)
-
-
-def marker_cells(marker_id: int) -> np.ndarray:
-    """The marker's 6 x 6 cells (border included) as booleans, True = white."""
-    if not 0 <= marker_id < 50:
-        raise ValueError(f"marker_id {marker_id} is outside DICT_4X4_50 (0-49)")
-    dictionary = cv2.aruco.getPredefinedDictionary(ARUCO_DICTIONARY)
-    img = cv2.aruco.generateImageMarker(dictionary, marker_id, MARKER_CELLS)
-    return np.asarray(img > 127)
 
 
 def marker_corners_mm(

@@ -8,8 +8,9 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from service.marker import MARKER_MM
+from service.measure import Calibration
 from service.review import DEFAULT_REVIEW_POLICY, ReviewPolicy
-from service.scene import MARKER_MM
 
 T = TypeVar("T")
 
@@ -133,20 +134,68 @@ class ModelInfo(BaseModel):
     sha256: str
 
 
+class QualityFlagPublic(BaseModel):
+    """A quality flag of a photo (``service.measure.QUALITY_CODES``; README table)."""
+
+    code: str = Field(examples=["marker_not_found"])
+    message: str
+    severe: bool = Field(
+        default=False, description="true: keeps the photo out of the endpoints until reviewed"
+    )
+
+
+class UncertaintyPublic(BaseModel):
+    """The two 95 % half-widths of the area, % of it."""
+
+    calibration_pct: float | None = Field(
+        default=None, description="from the calibration (marker corners, scale, printer)"
+    )
+    segmentation_pct: float | None = Field(
+        default=None,
+        description="from the outline (the model's calibrated uncertainty); null for a"
+        " clinician's outline or a model without calibrated constants",
+    )
+
+
 class MeasurementPublic(BaseModel):
-    """The keys of ``woundscope measure --json`` plus provenance."""
+    """The keys of ``woundscope measure --json`` plus provenance. cm values are null when
+    the photo is not calibrated (area then in pixels only)."""
 
     model_config = ConfigDict(extra="allow")
 
     id: int
-    area_cm2: float | None = None
-    area_px: int | None = None
+    area_cm2: float | None = Field(default=None, description="Wound area in the mm plane, cm²")
+    area_cm2_low: float | None = Field(
+        default=None, description="95 % interval of the true area, lower bound (cm²)"
+    )
+    area_cm2_high: float | None = Field(
+        default=None, description="95 % interval of the true area, upper bound (cm²)"
+    )
+    area_px: int | None = Field(default=None, description="Wound pixels in the photo")
+    components: int | None = Field(default=None, description="Separate wound regions measured")
+    perimeter_cm: float | None = Field(default=None, description="Outline perimeter, cm")
+    length_cm: float | None = Field(default=None, description="Longest length, cm")
+    width_cm: float | None = Field(
+        default=None, description="Greatest width perpendicular to the length, cm"
+    )
+    length_x_width_cm2: float | None = Field(
+        default=None, description="length × width (for comparison with ruler methods), cm²"
+    )
+    tilt_deg: float | None = Field(
+        default=None, description="Camera tilt from the marker's plane, degrees"
+    )
+    px_per_mm: float | None = Field(
+        default=None, description="Pixel density at the marker, or the given scale"
+    )
     calibrated: bool = False
-    calibration: str | None = None
-    quality: list[dict[str, Any]] = Field(default_factory=list)
+    calibration: Calibration | None = Field(
+        default=None, description="marker, px_per_mm, ruler or none"
+    )
+    uncertainty: UncertaintyPublic | None = None
+    quality: list[QualityFlagPublic] = Field(default_factory=list)
     model: ModelInfo
-    manual: bool
-    reason: str | None
+    manual: bool = Field(description="A clinician's outline (a correction)")
+    reason: str | None = Field(description="Why a clinician corrected the outline")
     created_by: str
     created_at: datetime
     mask_url: str

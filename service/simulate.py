@@ -47,8 +47,9 @@ import numpy as np
 
 from service import endpoints, scene
 from service.imaging import encode_png
+from service.resources import samples_dir
 
-DEFAULT_SOURCE = Path(__file__).resolve().parents[1] / "data" / "samples" / "fuseg"
+DEFAULT_SOURCE = samples_dir() / "fuseg"
 STUDY_START = date(2026, 1, 5)
 ARMS = ("active", "control")
 SITES = ("A", "B")

@@ -159,7 +159,7 @@ class LocalPhotoStore(PhotoStore):
             probe = probe.parent
         for path in reversed(missing):
             try:
-                path.mkdir()
+                path.mkdir(mode=0o700)
             except FileExistsError:
                 continue  # a concurrent put made it
             _fsync_dir(path.parent)
@@ -182,7 +182,7 @@ class LocalPhotoStore(PhotoStore):
         try:
             self._mkdirs(final.parent)
             tmp = final.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 view = memoryview(data)
                 while view:
@@ -265,9 +265,9 @@ class LocalPhotoStore(PhotoStore):
 
     def check(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
             probe = self.root / f"{TEMP_PREFIX}probe-{uuid.uuid4().hex}"
-            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 os.write(fd, b"ok")
                 os.fsync(fd)

@@ -815,7 +815,7 @@ def reanalyze_assessment(
     assessment = session.get(Assessment, assessment_id)
     if assessment is None:
         raise NotFound("assessment", assessment_id)
-    study = access.study_of(assessment)
+    study = access.ensure_writable(assessment)  # a locked study takes no new measurement
     png, result = reanalyse(
         store.get(assessment.photo_key),
         segmenter=segmenter,

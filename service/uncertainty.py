@@ -6,9 +6,12 @@ where it hesitates: the pixels whose probability lies in a band around the
 threshold. For one measured mask (the wound the area is for) the *scale* of its
 error is
 
-    u = band_px / area_px + size_coef / sqrt(area_model_px) + fill_coef * fill + floor
+    u = band_coef * band_px / area_px + disagree_coef * disagreement
+        + size_coef / sqrt(area_model_px) + fill_coef * fill + floor
 
-the share of the area the model is unsure of, plus a term for small wounds (the
+the share of the area the model is unsure of, plus how much a second look at the
+photo (``check_pass``: mirrored or zoomed out) disagrees on the wound's area near
+this one, plus a term for small wounds (the
 outline's pixel error weighs more on them, counted at the model's input
 resolution), plus one for wounds that fill much of the photo (close-ups, which
 models trained on far shots outline short), plus a floor. The interval of the true area is then
@@ -46,35 +49,59 @@ class OutlineSignals:
     """The mask's area at the model's input resolution."""
     fill: float
     """The mask's share of the photo."""
+    disagreement: float = 0.0
+    """|wound area of the check look - of the first look| / the first's, near the wound
+    (0 without a check look)."""
 
     def scale(self, u: UncertaintySpec) -> float:
         if self.area_px <= 0:
             return math.inf
         return (
-            self.band_px / self.area_px
+            u.band_coef * self.band_px / self.area_px
+            + u.disagree_coef * self.disagreement
             + u.size_coef / math.sqrt(max(self.area_model_px, 1.0))
             + u.fill_coef * self.fill
             + u.floor
         )
 
 
-def outline_signals(prob: np.ndarray, mask: np.ndarray, spec: ModelSpec) -> OutlineSignals:
-    """The model's hesitation around ``mask`` (0/255 or bool, the photo's size)."""
+def near_box(wound: np.ndarray) -> tuple[slice, slice]:
+    """Near the wound: its bounding box grown by half its size (another wound's band
+    elsewhere in the photo is not this wound's uncertainty)."""
+    x, y, w, h = cv2.boundingRect(wound.astype(np.uint8))
+    gx, gy = w // 2 + 2, h // 2 + 2
+    return (
+        slice(max(0, y - gy), min(wound.shape[0], y + h + gy)),
+        slice(max(0, x - gx), min(wound.shape[1], x + w + gx)),
+    )
+
+
+def disagreement(first: np.ndarray, check: np.ndarray, mask: np.ndarray, threshold: float) -> float:
+    """How much two whole-photo looks disagree on the wound area near ``mask``:
+    |area(check) - area(first)| / area(first), both thresholded as the contract does."""
+    wound = mask > 0
+    if not wound.any():
+        return 0.0
+    box = near_box(wound)
+    a = int(np.count_nonzero(first[box] >= threshold))
+    b = int(np.count_nonzero(check[box] >= threshold))
+    return abs(b - a) / max(a, 1)
+
+
+def outline_signals(
+    prob: np.ndarray, mask: np.ndarray, spec: ModelSpec, disagree: float = 0.0
+) -> OutlineSignals:
+    """The model's hesitation around ``mask`` (0/255 or bool, the photo's size);
+    ``disagree`` is ``disagreement`` of the check look, when the model has one."""
     u = spec.uncertainty or UncertaintySpec()
     wound = mask > 0
     area_px = int(np.count_nonzero(wound))
     px_per_model_px = (max(prob.shape[:2]) / spec.input.size) ** 2
     if not area_px:
         return OutlineSignals(0, 0, 0.0, 0.0)
-    # Near the wound: its bounding box grown by half its size (another wound's band
-    # elsewhere in the photo is not this wound's uncertainty).
-    x, y, w, h = cv2.boundingRect(wound.astype(np.uint8))
-    gx, gy = w // 2 + 2, h // 2 + 2
-    y0, y1 = max(0, y - gy), min(prob.shape[0], y + h + gy)
-    x0, x1 = max(0, x - gx), min(prob.shape[1], x + w + gx)
-    near = prob[y0:y1, x0:x1]
+    near = prob[near_box(wound)]
     band = int(np.count_nonzero((near >= u.band_lo) & (near < u.band_hi)))
-    return OutlineSignals(area_px, band, area_px / px_per_model_px, area_px / wound.size)
+    return OutlineSignals(area_px, band, area_px / px_per_model_px, area_px / wound.size, disagree)
 
 
 def segmentation_log_halfwidth(signals: OutlineSignals, spec: ModelSpec) -> float | None:
@@ -85,10 +112,12 @@ def segmentation_log_halfwidth(signals: OutlineSignals, spec: ModelSpec) -> floa
     return spec.uncertainty.q * signals.scale(spec.uncertainty)
 
 
-def outline_log_halfwidth(prob: np.ndarray, mask: np.ndarray, spec: ModelSpec) -> float | None:
+def outline_log_halfwidth(
+    prob: np.ndarray, mask: np.ndarray, spec: ModelSpec, disagree: float = 0.0
+) -> float | None:
     """The model's 95 % log half-width for the measured ``mask`` (None: uncalibrated
     model or no wound)."""
-    return segmentation_log_halfwidth(outline_signals(prob, mask, spec), spec)
+    return segmentation_log_halfwidth(outline_signals(prob, mask, spec, disagree), spec)
 
 
 def halfwidth_pct(log_halfwidth: float) -> float:

@@ -130,3 +130,38 @@ def test_the_default_model_outlines_a_close_up(samples_dir: Path, fill: float) -
         total += int(np.count_nonzero(view_mask))
     assert total > 0
     assert hit / total >= 0.8, f"close-up recall {hit / total:.2f}"
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("input", "resize", "stretch"),
+        ("input", "channel_order", "BGR"),
+        ("input", "layout", "NHWC"),
+        ("input", "dtype", "float16"),
+        ("input", "interpolation", "cubic"),
+        ("output", "activation", "softmax"),
+    ],
+)
+def test_load_spec_refuses_what_the_runtime_cannot_do(
+    tmp_path: Path, section: str, key: str, value: str
+) -> None:
+    """A model.json field the runtime does not obey is refused at load, never ignored."""
+    folder = tmp_path / "model"
+    shutil.copytree(resolve_model(), folder)
+    raw = json.loads((folder / "model.json").read_text())
+    raw[section][key] = value
+    (folder / "model.json").write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match=key):
+        load_spec(folder)
+
+
+def test_the_runtime_feeds_the_input_model_json_names(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(resolve_model(), folder)
+    assert Segmenter(folder).input_name == load_spec(folder).onnx.input_name
+    raw = json.loads((folder / "model.json").read_text())
+    raw["onnx"]["input_name"] = "pixels"
+    (folder / "model.json").write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match="pixels"):
+        Segmenter(folder)

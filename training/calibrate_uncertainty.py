@@ -4,11 +4,12 @@
         [--sizes 224,512] [--write] [--out benchmarks/model/UNCERTAINTY-<model>.md]
 
 Split-conformal (``service.uncertainty``) on photos never trained on: FUSeg validation,
-its re-framed views (the wound filling 1-40 % of the frame) and injury-ood. Every
+its re-framed views (the wound filling 1-40 % of the frame), injury-ood, and a virtual
+trial of FUSeg validation wounds photographed as a site would (``VIRTUAL_TRIAL``). Every
 photo is segmented as the service does; its signals (band, size, fill) and the true
-area are kept. The photos are split in two by a hash of their set and name: on the
+area are kept (cached in ``runs/``, so a new grid is a re-fit). The photos are split in two by a hash of their set and name: on the
 *fit* half a small grid of (size_coef, fill_coef, floor) is tried, each with its
-conformal q, and the one with the narrowest median interval kept; the *held-out*
+conformal q, and the one with the narrowest interval (mean of the sets' medians) kept; the *held-out*
 half reports the coverage per set, which is what the model card quotes. ``--write``
 stores the constants in model.json (the ONNX file and its sha256 are untouched).
 Torch-free.
@@ -21,28 +22,44 @@ import itertools
 import json
 import math
 import statistics
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from service.contract import UncertaintySpec, save_spec
+import cv2
+import numpy as np
+
+from service.contract import PassSpec, UncertaintySpec, save_spec
+from service.imaging import read_mask, read_photo
 from service.inference import Segmenter
-from service.measure import SEGMENTATION_UNCERTAIN_PCT
+from service.measure import SEGMENTATION_UNCERTAIN_PCT, select_component
 from service.models import resolve_model
+from service.simulate import simulate_trial
 from service.uncertainty import (
     OutlineSignals,
     calibration_half,
     conformal_q,
+    disagreement,
     halfwidth_pct,
     nonconformity,
     outline_signals,
 )
-from service.yardsticks import yardsticks
+from service.yardsticks import Yardstick, yardsticks
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
 GRID_SIZE_COEF = (0.0, 1.0, 3.0, 6.0)
 GRID_FILL_COEF = (0.0, 0.5, 1.0, 2.0)
 GRID_FLOOR = (0.02, 0.05, 0.1)
+GRID_BAND_COEF = (0.0, 0.5, 1.0)
+GRID_DISAGREE_COEF = (0.5, 1.0, 2.0, 4.0)
+CHECK_LOOKS = {"hflip": PassSpec(hflip=True), "zoom0.5": PassSpec(zoom=0.5)}
+"""The second looks tried: mirrored (does the outline hold under a flip?) and zoomed out
+(does it hold at half the scale? close-ups are where the model errs most)."""
+GRID_CHECK_MIN_FILL = (0.0, 0.03, 0.1)
+"""A check look is made only for wounds filling at least this share of the photo: a far
+shot zoomed out further shows the model a wound too small to see, a disagreement that
+says nothing about the outline."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +68,12 @@ class Row:
     name: str
     true_px: int
     signals: OutlineSignals
+    disagree: dict[str, float]
+    """Per check look (``CHECK_LOOKS``): its disagreement with the first look."""
+
+    def with_check(self, check: str | None, min_fill: float = 0.0) -> OutlineSignals:
+        used = check is not None and self.signals.fill >= min_fill
+        return replace(self.signals, disagreement=self.disagree[check] if used else 0.0)
 
     @property
     def area_error(self) -> float:
@@ -62,38 +85,149 @@ class Row:
         return calibration_half(f"{self.set}/{self.name}")
 
 
-def collect(segmenter: Segmenter, fuseg: Path, ood: Path, sizes: tuple[int, ...]) -> list[Row]:
+VIRTUAL_TRIAL = {"n_subjects": 24, "weeks": 10, "seed": 11}
+"""The virtual trial calibrated on: photos as a site takes them (a marker beside the wound,
+tilt, distance, blur, exposure; ``service.simulate``) of FUSeg validation wounds."""
+
+
+TAPPED = {"virtual-trial"}
+"""Sets whose photos are measured at a target point inside the true wound, as the
+virtual trial's site sends it (``service.demo.replay``)."""
+
+
+def deepest_point(truth: np.ndarray) -> tuple[float, float]:
+    """The point deepest inside the true wound (x, y px), as a nurse would tap it."""
+    depth = cv2.distanceTransform((truth > 0).astype(np.uint8), cv2.DIST_L2, 5)
+    y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    return float(x), float(y)
+
+
+def virtual_trial(fuseg: Path, out_dir: Path) -> Yardstick | None:
+    """The virtual trial's open-wound photos (a closed wound has no area to err on; its
+    closure rests on the clinician's observation), simulated once into ``out_dir``."""
+    source = fuseg / "validation"
+    if not (source / "images").is_dir():
+        return None
+    if not (out_dir / "truth.json").is_file():
+        simulate_trial(out_dir, source_dir=source, workers=2, **VIRTUAL_TRIAL)  # type: ignore[arg-type]
+    truth = json.loads((out_dir / "truth.json").read_text())
+
+    def photos() -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        for p in truth["photos"]:
+            if p["area_cm2"] > 0:
+                rgb = read_photo(out_dir / p["photo"]).rgb
+                yield p["photo"], rgb, read_mask(out_dir / p["mask"], shape=rgb.shape[:2])
+
+    return Yardstick("virtual-trial", photos)
+
+
+def collect(segmenter: Segmenter, sticks: list[Yardstick]) -> list[Row]:
     rows = []
-    for stick in yardsticks(fuseg, ood, sizes=sizes):
+    for stick in sticks:
         for name, rgb, truth in stick.photos():
             seg = segmenter.segment(rgb)
-            signals = outline_signals(seg.probability, seg.mask, segmenter.spec)
-            rows.append(Row(stick.name, name, int((truth > 0).sum()), signals))
+            mask = seg.mask
+            if stick.name in TAPPED and truth.any() and mask.any():
+                # A site taps the wound (target_point): only that component is measured.
+                mask = select_component(mask > 0, deepest_point(truth))[0].astype(np.uint8) * 255
+            signals = outline_signals(seg.probability, mask, segmenter.spec)
+            cut = segmenter.spec.output.threshold
+            disagree = {
+                check: disagreement(seg.coarse, segmenter.look(rgb, look), mask, cut)
+                if seg.coarse is not None and mask.any()
+                else 0.0
+                for check, look in CHECK_LOOKS.items()
+            }
+            rows.append(Row(stick.name, name, int((truth > 0).sum()), signals, disagree))
         print(f"{stick.name}: {sum(r.set == stick.name for r in rows)} photos", flush=True)
     return rows
+
+
+def check_name(u: UncertaintySpec) -> str | None:
+    """Which of ``CHECK_LOOKS`` the spec uses (None: no second look)."""
+    if u.check_pass is None or u.disagree_coef == 0:
+        return None
+    return next(
+        n
+        for n, look in CHECK_LOOKS.items()
+        if (look.zoom, look.hflip) == (u.check_pass.zoom, u.check_pass.hflip)
+    )
+
+
+def scale(r: Row, u: UncertaintySpec) -> float:
+    min_fill = u.check_pass.min_fill if u.check_pass is not None else 0.0
+    return r.with_check(check_name(u), min_fill).scale(u)
+
+
+def save_rows(rows: list[Row], path: Path) -> None:
+    """Every photo's signals, so that a new grid is a re-fit, not a re-segmentation."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plain = [
+        {"set": r.set, "name": r.name, "true_px": r.true_px, "signals": asdict(r.signals),
+         "disagree": r.disagree}
+        for r in rows
+    ]  # fmt: skip
+    path.write_text(json.dumps(plain))
+
+
+def load_rows(path: Path) -> list[Row]:
+    return [
+        Row(d["set"], d["name"], d["true_px"], OutlineSignals(**d["signals"]), d["disagree"])
+        for d in json.loads(path.read_text())
+    ]
 
 
 def scores(rows: list[Row], u: UncertaintySpec) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for r in rows:
         if r.signals.area_px > 0:  # an empty mask is no_wound_found: no interval
-            s = nonconformity(r.true_px, r.signals.area_px, r.signals.scale(u))
+            s = nonconformity(r.true_px, r.signals.area_px, scale(r, u))
             out.setdefault(r.set, []).append(s)
     return out
 
 
+def grid(base: UncertaintySpec) -> list[UncertaintySpec]:
+    """Every combination tried: without a second look, and with each check look."""
+    checks: list[tuple[PassSpec | None, float]] = [(None, 0.0)]
+    checks += [
+        (look.model_copy(update={"min_fill": fill}), c)
+        for look in CHECK_LOOKS.values()
+        for fill in GRID_CHECK_MIN_FILL
+        for c in GRID_DISAGREE_COEF
+    ]
+    return [
+        base.model_copy(
+            update={
+                "band_coef": band,
+                "check_pass": look,
+                "disagree_coef": coef,
+                "size_coef": size_coef,
+                "fill_coef": fill_coef,
+                "floor": floor,
+            }
+        )
+        for (look, coef), band, size_coef, fill_coef, floor in itertools.product(
+            checks, GRID_BAND_COEF, GRID_SIZE_COEF, GRID_FILL_COEF, GRID_FLOOR
+        )
+        if band > 0 or coef > 0
+    ]
+
+
 def fit(rows: list[Row], base: UncertaintySpec) -> UncertaintySpec:
-    """The grid point with the narrowest median interval on the fit half."""
+    """The grid point with the narrowest interval on the fit half: the mean over sets of
+    each set's median half-width."""
     best: tuple[float, UncertaintySpec] | None = None
-    for size_coef, fill_coef, floor in itertools.product(
-        GRID_SIZE_COEF, GRID_FILL_COEF, GRID_FLOOR
-    ):
-        u = base.model_copy(update={"size_coef": size_coef, "fill_coef": fill_coef, "floor": floor})
+    for u in grid(base):
         q = conformal_q(scores(rows, u))
         if not math.isfinite(q):
             continue
-        widths = [q * r.signals.scale(u) for r in rows if r.signals.area_px > 0]
-        width = statistics.median(widths)
+        # Every set weighs the same: a grid point narrow on the re-framed views (ten
+        # sets) but wide on the virtual trial (how sites photograph) is not the best.
+        per_set: dict[str, list[float]] = {}
+        for r in rows:
+            if r.signals.area_px > 0:
+                per_set.setdefault(r.set, []).append(q * scale(r, u))
+        width = statistics.mean(statistics.median(w) for w in per_set.values())
         if best is None or width < best[0]:
             best = (width, u.model_copy(update={"q": q}))
     if best is None:
@@ -111,7 +245,7 @@ def report(rows: list[Row], u: UncertaintySpec) -> dict[str, dict]:
         shown = [r for r in mine if r.signals.area_px > 0]
         covered, widths, flagged, err_flagged, err_kept = 0, [], 0, [], []
         for r in shown:
-            h = u.q * r.signals.scale(u)
+            h = u.q * scale(r, u)
             ok = r.true_px > 0 and abs(math.log(r.true_px / r.signals.area_px)) <= h
             covered += ok
             pct = halfwidth_pct(h)
@@ -141,7 +275,10 @@ def table(model_id: str, u: UncertaintySpec, held: dict[str, dict]) -> list[str]
     lines = [
         f"# Outline uncertainty of {model_id} (held-out half)",
         "",
-        f"Constants (fit half): q = {u.q:.3f}, size_coef = {u.size_coef:g},"
+        f"Constants (fit half): q = {u.q:.3f}, band_coef = {u.band_coef:g}, check look ="
+        f" {check_name(u) or 'none'} x {u.disagree_coef:g}"
+        f" (for wounds filling ≥ {u.check_pass.min_fill if u.check_pass else 0:g} of the photo),"
+        f" size_coef = {u.size_coef:g},"
         f" fill_coef = {u.fill_coef:g}, floor = {u.floor:g}, band [{u.band_lo:g},"
         f" {u.band_hi:g}); outline_uncertain beyond ±{SEGMENTATION_UNCERTAIN_PCT:g} %.",
         "",
@@ -168,11 +305,25 @@ def main() -> None:
     ap.add_argument("--ood", type=Path, default=DATASETS / "injury-ood")
     ap.add_argument("--sizes", default="224,512", help="re-framed sizes, px")
     ap.add_argument("--write", action="store_true", help="store the constants in model.json")
+    ap.add_argument("--rows", type=Path, default=None, help="signals cache (JSON)")
+    ap.add_argument("--recollect", action="store_true", help="segment again, ignore the cache")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     model_dir = resolve_model(args.model)
     segmenter = Segmenter(model_dir, threads=2)
-    rows = collect(segmenter, args.fuseg, args.ood, tuple(int(s) for s in args.sizes.split(",")))
+    sizes = tuple(int(s) for s in args.sizes.split(","))
+    cache = (
+        args.rows or ROOT / "runs" / f"uncertainty-rows-{segmenter.id}-{segmenter.sha256[:12]}.json"
+    )
+    sticks = yardsticks(args.fuseg, args.ood, sizes=sizes)
+    trial = virtual_trial(args.fuseg, ROOT / "runs" / "uncertainty-virtual-trial")
+    sticks += [trial] if trial is not None else []
+    rows = load_rows(cache) if cache.is_file() and not args.recollect else []
+    have = {r.set for r in rows}
+    if have:
+        print(f"signals of {sorted(have)} from {cache} (--recollect to segment again)")
+    rows += collect(segmenter, [s for s in sticks if s.name not in have])
+    save_rows(rows, cache)
     if not rows:
         raise SystemExit(f"no calibration data under {args.fuseg} or {args.ood}")
     u = fit([r for r in rows if r.fit], UncertaintySpec())
@@ -197,7 +348,7 @@ def main() -> None:
 
         def flagged(r: Row, limit: float = limit) -> bool:
             assert u.q is not None
-            return halfwidth_pct(u.q * r.signals.scale(u)) > limit
+            return halfwidth_pct(u.q * scale(r, u)) > limit
 
         lines.append(
             f"- limit ±{limit:g} %: flags {sum(map(flagged, held_rows)) / len(held_rows):.0%}"

@@ -231,10 +231,16 @@ def main(argv: list[str] | None = None) -> int:
             row["tilt_err"] = (m.tilt_deg or 0.0) - case.tilt_deg
             row["codes"] = [f.code for f in m.quality]
             if segmenter is not None:
-                seg = segmenter.segment(case.rgb).mask
-                mm = measure(case.rgb, seg, markers=markers)
+                seg = segmenter.segment(case.rgb)
+                h = segmenter.outline_log_halfwidth(case.rgb, seg, seg.mask)
+                mm = measure(case.rgb, seg.mask, markers=markers, segmentation_log_halfwidth=h)
                 if mm.area_cm2 is not None:
                     row["model"] = 100 * (mm.area_cm2 / truth - 1)
+                    row["model_covered"] = mm.area_cm2_low <= truth <= mm.area_cm2_high  # type: ignore[operator]
+                    row["model_half_pct"] = (
+                        100 * (mm.area_cm2_high - mm.area_cm2_low) / 2 / mm.area_cm2
+                    )  # type: ignore[operator]
+                    row["model_flagged"] = any(f.code == "outline_uncertain" for f in mm.quality)
         rows.append(row)
         if (i + 1) % 40 == 0:
             print(
@@ -246,6 +252,33 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     args.out.write_text(table)
     return 0
+
+
+def model_interval_lines(rows: list[dict]) -> list[str]:
+    """The interval a trial is given with the model's own outline: does it hold the truth,
+    how wide is it, and are the badly wrong areas flagged ``outline_uncertain``?"""
+    with_model = [r for r in rows if "model_covered" in r]
+    if not with_model:
+        return []
+    out = ["", "With the model's masks (the interval the service reports: marker and outline):", ""]
+    out += [
+        "| tilt | n | coverage | median half-width | off > 30 %: flagged | within 10 %: flagged |"
+    ]
+    out += ["| --- | --- | --- | --- | --- | --- |"]
+    for lo, hi in [(0, 45), (0, 60)]:
+        sel = [r for r in with_model if r["tilt"] < hi and r["tilt"] >= lo]
+        if not sel:
+            continue
+        cov = 100 * np.mean([r["model_covered"] for r in sel])
+        half = np.median([r["model_half_pct"] for r in sel])
+        bad = [r for r in sel if abs(r["model"]) > 30]
+        good = [r for r in sel if abs(r["model"]) <= 10]
+        bad_s = f"{sum(r['model_flagged'] for r in bad)} of {len(bad)}" if bad else "–"
+        good_s = f"{sum(r['model_flagged'] for r in good)} of {len(good)}" if good else "–"
+        out.append(
+            f"| {lo}–{hi}° | {len(sel)} | {cov:.1f} % | ±{half:.0f} % | {bad_s} | {good_s} |"
+        )
+    return out
 
 
 def report(rows: list[dict], args: argparse.Namespace, model_note: str, n_sources: int) -> str:
@@ -295,6 +328,7 @@ def report(rows: list[dict], args: argparse.Namespace, model_note: str, n_source
             f" {np.percentile(a, 95):.2f} % (≤ 3), coverage {cov:.1f} % (≥ 90): "
             + ("**met**." if verdict else "**not met**.")
         )
+    lines.extend(model_interval_lines(rows))
     missed = [r for r in rows if not r["found"]]
     lines.append(
         f"Marker not found in {len(missed)} of {len(rows)} photos (counted in n, not in the errors)."

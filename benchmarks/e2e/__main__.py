@@ -125,7 +125,9 @@ def _measure(
         for s, sid in loaded.subjects.items()
     }
     study = client.get(f"/v1/studies/{STUDY}/endpoints", headers=headers).json()
+    queue = client.get(f"/v1/studies/{STUDY}/review?limit=500", headers=headers).json()
     return {
+        "review": {item["assessment"]["id"]: item["reasons"] for item in queue["items"]},
         "truth": truth,
         "assessments": loaded.assessments,
         "wounds": wounds,
@@ -180,6 +182,8 @@ def _compare(run: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]
         r for r in closed_rows if not r["counted"] or (r["measured_area_cm2"] or 0) == 0
     ]
 
+    collapses, mismatches = _unflagged_implausible(run, rows)
+
     par_err, par_class, closure_same, ttc_err, healed_same = [], [], [], [], []
     for w in truth["wounds"]:
         t, m = w["endpoints"], run["wounds"][w["wound"]]
@@ -215,6 +219,8 @@ def _compare(run: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]
         "interval_halfwidth_pct_median": statistics.median(halfwidth) if halfwidth else None,
         "off30_photos": len(off30),
         "off30_held_share": len(off30_held) / len(off30) if off30 else None,
+        "collapses_unflagged": collapses,
+        "closure_mismatch_unflagged": mismatches,
         "closed_photos": len(closed_rows),
         "closed_photos_model_sees_no_wound": len(closed_seen_empty),
         "par_week4_wounds": len(par_err),
@@ -229,6 +235,33 @@ def _compare(run: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]
         "upload_s": run["upload_s"],
     }
     return {"summary": summary, "true_study": true_study, "measured_study": m_study}, rows
+
+
+def _unflagged_implausible(run: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[int, int]:
+    """The demo-trial targets of the review flags: counted areas of open wounds under 5 %
+    of both neighbours' (an outline that lost the wound), and photos recorded closed
+    whose outline measures over ``review.CLOSED_MAX_AREA_CM2``, that no flag holds for
+    a clinician (``implausible_change``, ``closure_area_mismatch``). Both should be 0."""
+    from service.review import CLOSED_MAX_AREA_CM2
+
+    closed_by_obs = {run["assessments"][r["photo"]] for r in rows if r["epithelialized"]}
+    collapses = mismatches = 0
+    for wound in run["wounds"].values():
+        visits = [v for v in wound["visits"] if v["area_cm2"] is not None]
+        for before, v, after in zip(visits, visits[1:], visits[2:], strict=False):
+            low = min(before["area_cm2"], after["area_cm2"])
+            open_now = v["assessment"] not in closed_by_obs
+            if open_now and v["counted"] and low > 0 and v["area_cm2"] < 0.05 * low:
+                collapses += 1
+        for v in visits:
+            held = v["assessment"] in run["review"]
+            if (
+                v["assessment"] in closed_by_obs
+                and v["area_cm2"] > CLOSED_MAX_AREA_CM2
+                and not held
+            ):
+                mismatches += 1
+    return collapses, mismatches
 
 
 def _plot_km(true_study: dict[str, Any], measured_study: dict[str, Any], path: Path) -> None:
@@ -293,6 +326,11 @@ ROWS: list[tuple[str, str]] = [
     (
         "photos off by > 30 % held out of the endpoints (flagged or severe)",
         "{off30_held_share:.0%} of {off30_photos}",
+    ),
+    (
+        "counted areas under 5 % of both neighbours, unflagged / recorded-closed photos"
+        " outlined over the mismatch limit, not held for review (targets 0 / 0)",
+        "{collapses_unflagged} / {closure_mismatch_unflagged}",
     ),
     (
         "healed-wound photos where the model finds no wound",

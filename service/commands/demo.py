@@ -28,10 +28,12 @@ def demo(
     print its keys; with --serve, start the service first and keep it running.
     Loads once per data dir (WOUNDSCOPE_DATA_DIR): a second run only prints the keys."""
     from service.commands._util import fail
-    from service.config import Settings
+    from service.config import settings_from_env
     from service.demo import DemoError, run_demo, serve_and_demo
 
-    data_dir = Settings().data_dir
+    data_dir = settings_from_env().data_dir
+    if serve:
+        _stop_on_terminate()
     try:
         if serve:
             if url is not None:
@@ -40,3 +42,15 @@ def demo(
         run_demo(url or f"http://{host}:{port}", data_dir, admin_key)
     except DemoError as exc:
         fail(str(exc))
+
+
+def _stop_on_terminate() -> None:
+    """SIGTERM/SIGHUP (``kill PID``, a closed terminal) stop the demo like Ctrl-C does,
+    so the service it started is stopped with it instead of left running."""
+    import signal
+
+    def _interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)

@@ -56,7 +56,7 @@ def create(
     finally:
         db.dispose()
     scope = f"study {study or 'all'}" + (f", site {site}" if site else "")
-    typer.echo(f"key {key_id} for {holder.strip()}: {role}, {scope}")
+    typer.echo(f"key {key_id} for {holder.strip()}: {role}, {scope}")  # checked by create_key
     typer.echo("shown once: store it now (use as 'Authorization: Bearer <key>')")
     typer.echo(key)
 
@@ -65,7 +65,7 @@ def create(
 def revoke(key: Annotated[str, typer.Argument(help="the key's id or its printed prefix")]) -> None:
     """Revoke a key (it answers 401 from now on)."""
     from service import audit
-    from service.auth import Caller, revoke_key
+    from service.auth import Caller, printable, revoke_key
     from service.commands._util import fail
     from service.errors import DomainError
 
@@ -81,7 +81,7 @@ def revoke(key: Annotated[str, typer.Argument(help="the key's id or its printed 
                 study_id=row.study_id,
                 after=audit.snapshot(row, exclude=("key_hash",)),
             )
-            typer.echo(f"key {row.id} ({row.holder}) revoked")
+            typer.echo(f"key {row.id} ({printable(row.holder)}) revoked")
     except DomainError as exc:
         fail(exc.detail)
     finally:
@@ -93,6 +93,7 @@ def list_keys() -> None:
     """List keys (never the keys themselves)."""
     from sqlalchemy import select
 
+    from service.auth import printable
     from service.orm import ApiKey
 
     db = _database()
@@ -103,7 +104,7 @@ def list_keys() -> None:
                 state = "revoked" if row.revoked_at else "active"
                 typer.echo(
                     f"{row.id}\t{row.prefix}…\t{row.role}\t{row.study_id or '*'}\t{site}"
-                    f"\t{state}\t{row.holder}"
+                    f"\t{state}\t{printable(row.holder)}"
                 )
     finally:
         db.dispose()

@@ -26,6 +26,7 @@ def marker(
     except ValueError as exc:
         fail(str(exc), 2)
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(data)
     except OSError as exc:
         fail(f"{out}: {exc.strerror}")

@@ -40,9 +40,10 @@ def measure(
 ) -> None:
     """Measure a wound in cm² (marker-calibrated, perspective-corrected) with quality flags."""
     import json
+    import math
 
     from service.imaging import ImageError, read_mask, read_photo
-    from service.measure import Ruler
+    from service.measure import Ruler, scale_problem
     from service.measure import measure as run
 
     try:
@@ -50,10 +51,10 @@ def measure(
         target_point = _point(target) if target else None
     except ValueError as exc:
         fail(str(exc), 2)
-    if px_per_mm is not None and px_per_mm <= 0:
-        fail(f"--px-per-mm must be positive, not {px_per_mm:g}", 2)
-    if marker_mm <= 0:
-        fail(f"--marker-mm must be positive, not {marker_mm:g}", 2)
+    if px_per_mm is not None and (problem := scale_problem(px_per_mm, "--px-per-mm")):
+        fail(problem, 2)
+    if not (math.isfinite(marker_mm) and 1 < marker_mm < 500):
+        fail(f"--marker-mm must be between 1 and 500 mm, not {marker_mm:g}", 2)
     try:
         rgb = read_photo(photo).rgb
         if mask is not None:

@@ -15,6 +15,10 @@ def _inputs(paths: list[Path]) -> list[Path]:
     for p in paths:
         if p.is_dir():
             files += sorted(f for f in p.iterdir() if f.suffix.lower() in PHOTO_SUFFIXES)
+            for sub in sorted(f for f in p.iterdir() if f.is_dir()):
+                typer.echo(
+                    f"note: {sub} is a sub-folder: not read (name it to predict it)", err=True
+                )
         elif p.exists():
             files.append(p)
         else:
@@ -68,5 +72,10 @@ def predict(
                 "ms": round(seg.ms, 1),
             }
             typer.echo(json.dumps(line))
+        else:
+            typer.echo(
+                f"{f} -> {mask_path}: {seg.wound_px} wound pixels in {seg.components}"
+                f" component(s), {seg.ms:.0f} ms"
+            )
     if failed:
         raise typer.Exit(1)

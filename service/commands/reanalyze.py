@@ -18,7 +18,7 @@ def reanalyze(
     from service.commands._util import fail
     from service.config import get_settings
     from service.db import Database
-    from service.errors import DatabaseBehind
+    from service.errors import DatabaseBehind, StudyLocked
     from service.inference import Segmenter
     from service.models import ModelNotFound, installed_models, resolve_model
     from service.orm import Study
@@ -45,17 +45,24 @@ def reanalyze(
     added = skipped = 0
     try:
         with db.sessions() as session:
-            if session.get(Study, study) is None:
+            row = session.get(Study, study)
+            if row is None:
                 fail(f"study {study} not found")
+            elif row.locked:
+                fail(f"study {study} is locked: an admin must unlock it before re-analysis")
             todo = pending_reanalysis(session, study, segmenter.info())
         typer.echo(f"{study}: {len(todo)} photos to measure with {segmenter.id}")
         with typer.progressbar(todo, label="reanalyze") as bar:
             for assessment_id in bar:
                 with db.sessions() as session:
-                    row = reanalyze_assessment(
-                        session, store, segmenter, caller, assessment_id, settings.quality
-                    )
-                if row is None:
+                    try:
+                        measured = reanalyze_assessment(
+                            session, store, segmenter, caller, assessment_id, settings.quality
+                        )
+                    except StudyLocked as exc:  # locked while this run was going
+                        fail(f"{exc.detail}; {added} measurements were added before the lock")
+                        return
+                if measured is None:
                     skipped += 1
                 else:
                     added += 1

@@ -14,17 +14,15 @@ def serve(
     The embedded SQLite default migrates itself; an external database must be
     migrated first with `woundscope db upgrade`.
     """
-    from pydantic import ValidationError
-
     from service.commands._util import fail
-    from service.config import Settings
+    from service.config import ConfigError, settings_from_env
     from service.db import Database
     from service.errors import DatabaseBehind
 
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        fail(f"invalid configuration: {exc.errors()[0]['msg']}")
+        settings = settings_from_env()
+    except ConfigError as exc:
+        fail(f"invalid configuration: {exc}", 2)
         return
     db = Database(settings.database_url)
     try:
@@ -36,9 +34,31 @@ def serve(
     finally:
         db.dispose()
 
+    port_problem = _port_in_use(host, port)
+    if port_problem:
+        fail(port_problem)
+
     import uvicorn
 
     from service.app import create_app
 
     typer.echo(f"woundscope: serving on http://{host}:{port} (API docs at /docs)", err=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+def _port_in_use(host: str, port: int) -> str | None:
+    """Why the service cannot listen on host:port, checked before the model loads and
+    "service ready" is logged (uvicorn would only fail after both)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return (
+                f"cannot listen on {host}:{port} ({exc.strerror}): another process uses it;"
+                " stop it or choose another --port"
+            )
+    return None

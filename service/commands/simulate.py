@@ -5,7 +5,9 @@ from typing import Annotated
 
 import typer
 
-DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "data" / "samples" / "fuseg"
+from service.resources import samples_dir
+
+DEFAULT_SOURCE = samples_dir() / "fuseg"
 
 
 def simulate(

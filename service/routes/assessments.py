@@ -35,6 +35,16 @@ def _read(upload: UploadFile, limit: int) -> bytes:
     return data
 
 
+def _ruler_text(ruler: str | None, ruler_mm: str | None) -> str | None:
+    """The ruler as ``Ruler.parse`` reads it: ``ruler`` alone (five numbers), or its
+    four coordinates with the distance sent apart in ``ruler_mm``."""
+    if ruler_mm in (None, ""):
+        return ruler
+    if ruler in (None, ""):
+        raise DomainError("ruler_mm needs the ruler's points in 'ruler'", code="invalid_ruler")
+    return f"{ruler},{ruler_mm}"
+
+
 @router.post(
     "/v1/wounds/{wound}/assessments",
     status_code=201,
@@ -56,10 +66,16 @@ def upload_assessment(
     captured_at: Annotated[str, Form(description="ISO date or datetime", examples=["2026-01-05"])],
     px_per_mm: Annotated[str | None, Form(description="Scale when no marker is in view")] = None,
     ruler: Annotated[
-        str | None, Form(description="Two ruler points 'x1,y1,x2,y2' (photo pixels)")
+        str | None,
+        Form(
+            description="Two ruler points and their distance 'x1,y1,x2,y2,mm' (photo pixels"
+            " as displayed, then mm); or the four coordinates here and the mm in ruler_mm",
+            examples=["120,840,620,845,50"],
+        ),
     ] = None,
     ruler_mm: Annotated[
-        str | None, Form(description="Distance between the ruler points (mm)")
+        str | None,
+        Form(description="Distance between the ruler points (mm) when ruler has four numbers"),
     ] = None,
     visit: Annotated[
         str | None,
@@ -89,7 +105,7 @@ def upload_assessment(
     """
     form = trial.UploadForm(
         captured_at=pipeline.parse_captured_at(captured_at),
-        cal=pipeline.parse_calibration(px_per_mm, ruler, target_point),
+        cal=pipeline.parse_calibration(px_per_mm, _ruler_text(ruler, ruler_mm), target_point),
         visit=visit or None,
         epithelialized=epithelialized,
         drainage=drainage,

@@ -1,10 +1,13 @@
 """The clinicians' dashboard: server-rendered pages over the same domain functions as the API.
 
-Sign-in: the person pastes their API key once; it travels back in an HttpOnly,
-SameSite=Strict cookie scoped to ``/dashboard`` and is checked on every request like
-a bearer key (so revocation takes effect at once and no replica keeps session state).
-Forms carry a CSRF token derived from the key (HMAC), the sign-in form a
-double-submit token. Roles and site scopes are the API's: pages load resources
+Sign-in: the person pastes their API key once; the server answers a random session
+id in an HttpOnly, SameSite=Strict cookie (the key never travels again). The
+database holds the id's sha256, its expiry and the key it came from
+(``service.auth``), so sign-out, expiry and revoking the key end it on every replica
+at once. The cookie is ``__Host-ws_session`` (Secure, Path=/) when served over https
+and ``ws_session`` (Path=/dashboard) over plain http, where browsers refuse
+``__Host-`` cookies (local runs, the tests). Forms carry a CSRF token bound to the
+session (an HMAC of the session id), the sign-in form a double-submit token. Roles and site scopes are the API's: pages load resources
 through ``service.access``, corrections go through ``trial.correct_mask``.
 
 Every asset is local: plotly.js is served from the installed plotly package.
@@ -26,8 +29,8 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
-from service import access, trial
-from service.auth import Caller, authenticate
+from service import access, auth, trial
+from service.auth import Caller
 from service.deps import RuntimeDep, SessionDep
 from service.endpoints import CLOSURE_CONFIRM_DAYS
 from service.errors import DomainError, Forbidden, InvalidRequest
@@ -49,9 +52,11 @@ DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
 STATIC_DIR = DASHBOARD_DIR / "static"
 templates = Jinja2Templates(directory=str(DASHBOARD_DIR / "templates"))
 
-SESSION_COOKIE = "ws_session"
+SESSION_COOKIE = auth.SESSION_COOKIE
+SECURE_SESSION_COOKIE = auth.SECURE_SESSION_COOKIE
+session_cookie_name = auth.session_cookie_name
 LOGIN_CSRF_COOKIE = "ws_login_csrf"
-SESSION_MAX_AGE_S = 8 * 3600
+SESSION_MAX_AGE_S = int(auth.SESSION_TTL.total_seconds())
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
@@ -68,17 +73,31 @@ def plotly_js_path() -> Path:
     return Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
 
 
-def csrf_token(key: str) -> str:
-    """The form token of a signed-in person: an HMAC of their key (stateless)."""
-    return hmac.new(key.encode(), b"woundscope-dashboard-csrf", hashlib.sha256).hexdigest()
+def csrf_token(session_id: str) -> str:
+    """The form token of a signed-in browser: an HMAC of its session id, so a token
+    works only with the session it was issued to."""
+    return hmac.new(session_id.encode(), b"woundscope-dashboard-csrf", hashlib.sha256).hexdigest()
+
+
+def _set_session_cookie(request: Request, response: Response, session_id: str) -> None:
+    secure = request.url.scheme == "https"
+    response.set_cookie(
+        session_cookie_name(request.url.scheme),
+        session_id,
+        max_age=SESSION_MAX_AGE_S,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        path="/" if secure else "/dashboard",
+    )
 
 
 def _signed_in(request: Request, session: Session) -> tuple[Caller, str]:
-    """The caller of the session cookie, or a redirect to the sign-in page."""
-    key = request.cookies.get(SESSION_COOKIE, "")
-    if key:
+    """(The caller, the session id) of the session cookie, or a redirect to sign-in."""
+    session_id = request.cookies.get(session_cookie_name(request.url.scheme), "")
+    if session_id:
         try:
-            return authenticate(session, key), key
+            return auth.session_caller(session, session_id), session_id
         except DomainError:
             pass
     raise HTTPException(status_code=303, headers={"Location": "/dashboard/login"})
@@ -556,7 +575,7 @@ def login(
         error = "The sign-in form expired: reload the page and try again."
     else:
         try:
-            authenticate(session, key.strip())
+            _, session_id = auth.start_session(session, key.strip())
         except DomainError as exc:
             error = exc.detail
     if error is not None:
@@ -564,15 +583,7 @@ def login(
             request, "login.html", {"csrf": expected, "error": error, "caller": None}, 401
         )
     response = RedirectResponse("/dashboard/", status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        key.strip(),
-        max_age=SESSION_MAX_AGE_S,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/dashboard",
-    )
+    _set_session_cookie(request, response, session_id)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/dashboard")
     return response
 
@@ -581,10 +592,18 @@ def login(
 def logout(
     request: Request, session: SessionDep, csrf: Annotated[str, Form()] = ""
 ) -> RedirectResponse:
-    _, key = _signed_in(request, session)
-    _check_csrf(key, csrf)
+    _, session_id = _signed_in(request, session)
+    _check_csrf(session_id, csrf)
+    auth.end_session(session, session_id)
     response = RedirectResponse("/dashboard/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/dashboard")
+    secure = request.url.scheme == "https"
+    response.delete_cookie(
+        session_cookie_name(request.url.scheme),
+        path="/" if secure else "/dashboard",
+        secure=secure,
+        httponly=True,
+        samesite="strict",
+    )
     return response
 
 
@@ -918,7 +937,14 @@ def correct(
     try:
         _check_csrf(key, csrf)
         row = access.load_assessment(session, caller, assessment)
-        mask_png = mask.file.read() if mask is not None and mask.filename else None
+        mask_png = None
+        if mask is not None and mask.filename:
+            limit = runtime.settings.max_upload_bytes
+            mask_png = mask.file.read(limit + 1)
+            if len(mask_png) > limit:
+                raise DomainError(
+                    f"the mask file is larger than {limit / 1e6:.0f} MB", code="payload_too_large"
+                )
         trial.correct_mask(
             session,
             runtime,

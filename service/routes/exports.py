@@ -5,6 +5,7 @@ Every export is written to the audit log. The arm appears only in admin exports.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
@@ -222,7 +223,7 @@ def export_csv(
 )
 def export_fhir(
     study: VisibleStudy, session: SessionDep, caller: CallerDep, settings: SettingsDep
-) -> JSONResponse:
+) -> Response:
     """A ``collection`` Bundle: Patient, ResearchSubject, Device (the model), Media (the
     photo), one wound-size Observation (LOINC 72287-6; 89260-4, 39126-8, 39125-0) per
     photo, its id stable across corrections (``amended``, with a Provenance).
@@ -232,14 +233,20 @@ def export_fhir(
         caller,
         study,
         "fhir",
-        lambda rows: exports.fhir_bundle(
-            rows,
-            base_url=settings.fhir_base_url or None,
-            include_arm=caller.sees_arm,
-            clinic_tz=settings.clinic_tz,
-        ),
+        # Serialised inside the export, so a bundle that cannot be written is not audited.
+        lambda rows: json.dumps(
+            exports.fhir_bundle(
+                rows,
+                base_url=settings.fhir_base_url or None,
+                include_arm=caller.sees_arm,
+                clinic_tz=settings.clinic_tz,
+            ),
+            allow_nan=False,
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode(),
     )
-    return JSONResponse(
+    return Response(
         bundle,
         media_type="application/fhir+json",
         headers={"Content-Disposition": f'attachment; filename="{study.id}-fhir.json"'},
@@ -305,3 +312,88 @@ def export_dm(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> Re
         per_subject=True,
     )
     return csv_response(text, f"{study.id}-DM.csv")
+
+
+# --- SAS transport (.xpt v5) beside the CSVs -------------------------------------------
+
+XPT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"application/x-sas-xport": {"schema": {"type": "string", "format": "binary"}}},
+        "description": "SAS transport file, version 5",
+    }
+}
+
+
+def xpt_response(data: bytes, filename: str) -> Response:
+    return Response(
+        data,
+        media_type="application/x-sas-xport",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get(
+    "/v1/studies/{study}/export.dm.xpt",
+    summary="CDISC-style DM as SAS transport (v5)",
+    response_class=Response,
+    responses=XPT_RESPONSES,
+)
+def export_dm_xpt(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> Response:
+    """The DM export (``export.dm.csv``) as a SAS transport file, version 5: dataset DM,
+    the variables' labels and types as in the README's define table."""
+    columns = exports.dm_columns(include_arm=caller.sees_arm)
+    data = run_export(
+        session,
+        caller,
+        study,
+        "dm.xpt",
+        lambda rows: exports.sas_transport(
+            "DM", columns, exports.cdisc_dm_records(rows, include_arm=caller.sees_arm)
+        ),
+        per_subject=True,
+    )
+    return xpt_response(data, f"{study.id}-dm.xpt")
+
+
+@router.get(
+    "/v1/studies/{study}/export.tu.xpt",
+    summary="CDISC-style TU as SAS transport (v5)",
+    response_class=Response,
+    responses=XPT_RESPONSES,
+)
+def export_tu_xpt(
+    study: VisibleStudy, session: SessionDep, caller: CallerDep, settings: SettingsDep
+) -> Response:
+    """The TU export (``export.tu.csv``) as a SAS transport file, version 5."""
+    data = run_export(
+        session,
+        caller,
+        study,
+        "tu.xpt",
+        lambda rows: exports.sas_transport(
+            "TU", exports.TU_COLUMNS, exports.cdisc_tu_records(rows, clinic_tz=settings.clinic_tz)
+        ),
+    )
+    return xpt_response(data, f"{study.id}-tu.xpt")
+
+
+@router.get(
+    "/v1/studies/{study}/export.tr.xpt",
+    summary="CDISC-style TR as SAS transport (v5)",
+    response_class=Response,
+    responses=XPT_RESPONSES,
+)
+def export_tr_xpt(
+    study: VisibleStudy, session: SessionDep, caller: CallerDep, settings: SettingsDep
+) -> Response:
+    """The TR export (``export.tr.csv``) as a SAS transport file, version 5."""
+    data = run_export(
+        session,
+        caller,
+        study,
+        "tr.xpt",
+        lambda rows: exports.sas_transport(
+            "TR", exports.TR_COLUMNS, exports.cdisc_tr_records(rows, clinic_tz=settings.clinic_tz)
+        ),
+    )
+    return xpt_response(data, f"{study.id}-tr.xpt")

@@ -3,18 +3,34 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
+import re
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 
 from service.exports import (
+    CODELISTS,
+    SDTM_VARIABLES,
+    TEST_CODES,
+    TR_COLUMNS,
+    TU_COLUMNS,
     MeasurementRow,
+    SubjectRow,
+    cdisc_dm_csv,
+    cdisc_dm_records,
     cdisc_tr_csv,
+    cdisc_tr_records,
     cdisc_tu_csv,
+    cdisc_tu_records,
+    dm_columns,
     fhir_bundle,
     measurements_csv,
+    sas_transport,
+    visit_numbers,
 )
 
 
@@ -240,3 +256,302 @@ def test_fhir_bundle_passes_two_independent_r4_validators(base_url: str | None) 
     bundle = fhir_bundle(rows, base_url=base_url, include_arm=True)
     assert schema_errors(bundle) == []
     assert model_errors(bundle) == []
+
+
+# --- one time convention ----------------------------------------------------------------
+
+
+def test_every_timestamp_has_its_offset_and_dates_stay_dates() -> None:
+    """CSV and FHIR: UTC with offset (captured_at as uploaded_at and measured_at); a
+    date-only capture stays a date; SDTM --DTC: the same instant at the clinic's offset
+    (its date is the clinic's day, from which --DY counts)."""
+    from zoneinfo import ZoneInfo
+
+    paris = ZoneInfo("Europe/Paris")
+    timed = row(
+        captured_at=datetime(2026, 1, 5, 10, 30),
+        uploaded_at=datetime(2026, 1, 5, 9, 31),  # naive: stored UTC
+        measured_at=datetime(2026, 1, 5, 9, 32, tzinfo=UTC),
+    )
+    dated = row(assessment_id="asm_9", measurement_id="9", captured_at=date(2026, 1, 19))
+    first, second = parse(measurements_csv([timed, dated], clinic_tz=paris))
+    assert first["captured_at"] == "2026-01-05T09:30:00+00:00"
+    assert first["captured_local"] == "2026-01-05T10:30:00"
+    assert first["uploaded_at"] == "2026-01-05T09:31:00+00:00"
+    assert first["measured_at"] == "2026-01-05T09:32:00+00:00"
+    assert second["captured_at"] == "2026-01-19"
+    bundle = fhir_bundle([timed, dated], clinic_tz=paris)
+    effective = sorted(
+        e["resource"]["effectiveDateTime"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Observation"
+    )
+    assert effective == ["2026-01-05T09:30:00+00:00", "2026-01-19"]
+    tr = parse(cdisc_tr_csv([timed], clinic_tz=paris))
+    assert {r["TRDTC"] for r in tr} == {"2026-01-05T10:30:00+01:00"}
+    # without the clinic's zone a time is not guessed: the date only
+    assert parse(measurements_csv([timed]))[0]["captured_at"] == "2026-01-05"
+
+
+def test_formula_guard_in_the_csv_export_not_inside_sdtm_values() -> None:
+    risky = row(visit="-V2", wound_location="=HYPERLINK(1)")
+    assert parse(measurements_csv([risky]))[0]["visit"] == "'-V2"
+    assert parse(measurements_csv([risky]))[0]["wound_location"] == "'=HYPERLINK(1)"
+    assert {r["VISIT"] for r in parse(cdisc_tr_csv([risky]))} == {"-V2"}
+    tu = parse(cdisc_tu_csv([risky]))[0]
+    assert (tu["VISIT"], tu["TULOC"]) == ("-V2", "=HYPERLINK(1)")
+    xpt = read_xpt(
+        sas_transport("TU", TU_COLUMNS, cdisc_tu_records([risky])),
+    )
+    assert (xpt["VISIT"][0], xpt["TULOC"][0]) == ("-V2", "=HYPERLINK(1)")
+
+
+# --- SDTM as a reviewer checks it first -------------------------------------------------
+
+ISO_DATE = r"\d{4}-\d{2}-\d{2}"
+ISO_DTC = re.compile(rf"^{ISO_DATE}(T\d{{2}}:\d{{2}}(:\d{{2}})?([+-]\d{{2}}:\d{{2}}|Z))?$")
+
+
+def sdtm_review_errors(dm: str, tu: str, tr: str) -> list[str]:
+    """What a reviewer runs first on DM/TU/TR (CSV text): required variables present and
+    filled, --SEQ unique per subject, ISO 8601 dates, study days from RFSTDTC, names
+    and codes of at most 8 characters, one VISITNUM per VISIT in visit order."""
+    errors: list[str] = []
+    tables = {"DM": parse(dm), "TU": parse(tu), "TR": parse(tr)}
+    rfstdtc = {r["USUBJID"]: r["RFSTDTC"] for r in tables["DM"]}
+    for domain, records in tables.items():
+        variables = SDTM_VARIABLES[domain]
+        header = next(csv.reader(io.StringIO({"DM": dm, "TU": tu, "TR": tr}[domain])))
+        for v in variables:
+            if v.required and v.name not in header:
+                errors.append(f"{domain}: required {v.name} missing")
+            if len(v.name) > 8 or len(v.label) > 40:
+                errors.append(f"{domain}.{v.name}: name > 8 or label > 40 characters")
+        seqs: set[tuple[str, str]] = set()
+        visits: dict[str, set[str]] = {}
+        for i, r in enumerate(records):
+            where = f"{domain}[{i}]"
+            for v in variables:
+                if v.required and not r.get(v.name):
+                    errors.append(f"{where}: {v.name} empty")
+                if v.codelist and r.get(v.name) and r[v.name] not in CODELISTS[v.codelist]:
+                    errors.append(f"{where}: {v.name}={r[v.name]!r} not in {v.codelist}")
+            if r["DOMAIN"] != domain:
+                errors.append(f"{where}: DOMAIN {r['DOMAIN']}")
+            code = r.get(f"{domain}TESTCD")
+            if code is not None and (len(code) > 8 or not re.fullmatch(r"[A-Z][A-Z0-9_]*", code)):
+                errors.append(f"{where}: {domain}TESTCD {code!r} is not a code of <= 8")
+            if domain == "DM":
+                if r["RFSTDTC"] and not ISO_DTC.match(r["RFSTDTC"]):
+                    errors.append(f"{where}: RFSTDTC {r['RFSTDTC']!r} not ISO 8601")
+                continue
+            seq = (r["USUBJID"], r[f"{domain}SEQ"])
+            if seq in seqs:
+                errors.append(f"{where}: {domain}SEQ {seq} repeated")
+            seqs.add(seq)
+            dtc, dy = r[f"{domain}DTC"], r[f"{domain}DY"]
+            if not ISO_DTC.match(dtc):
+                errors.append(f"{where}: {domain}DTC {dtc!r} not ISO 8601")
+                continue
+            start = rfstdtc.get(r["USUBJID"])
+            if not start:
+                errors.append(f"{where}: {r['USUBJID']} has no RFSTDTC in DM")
+                continue
+            days = (date.fromisoformat(dtc[:10]) - date.fromisoformat(start[:10])).days
+            if int(dy) != (days + 1 if days >= 0 else days):
+                errors.append(f"{where}: {domain}DY {dy} but {dtc} is day {days} from {start}")
+            if r["VISIT"]:
+                visits.setdefault(r["VISIT"], set()).add(r["VISITNUM"])
+        for label, numbers in visits.items():
+            if len(numbers) != 1 or not all(n.isdigit() for n in numbers):
+                errors.append(f"{domain}: VISIT {label} has VISITNUM {sorted(numbers)}")
+    return errors
+
+
+def read_xpt(data: bytes) -> Any:
+    """A SAS transport file read back by pandas' own reader (not pyreadstat's)."""
+    import pandas as pd
+
+    assert data.startswith(b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!"), data[:80]
+    assert b"LIBV8" not in data[:80], "a version 8 file, not version 5"
+    frame = pd.read_sas(io.BytesIO(data), format="xport", encoding="utf-8")
+    return frame
+
+
+def assert_xpt_matches_csv(data: bytes, text: str, domain: str) -> None:
+    import math
+
+    frame = read_xpt(data)
+    records = parse(text)
+    assert list(frame.columns) == list(records[0]) if records else True
+    assert len(frame) == len(records)
+    numeric = {v.name for v in SDTM_VARIABLES[domain] if v.numeric}
+    for i, record in enumerate(records):
+        for name, value in record.items():
+            got = frame[name][i]
+            if name in numeric:
+                if value == "":
+                    assert math.isnan(got), (domain, i, name, got)
+                else:
+                    assert got == pytest.approx(float(value)), (domain, i, name)
+            else:
+                assert got == value, (domain, i, name, got, value)
+
+
+SUBJECTS = [
+    SubjectRow(
+        study="REX-001",
+        subject_id=f"sub_{code}",
+        subject_code=code,
+        site="A",
+        reference_start=date(2026, 1, 5),
+        arm=arm,
+    )
+    for code, arm in (("S01", "active"), ("=HYPERLINK(1)", "control"))
+]
+assert {s.subject_code for s in SUBJECTS} == {r.subject_code for r in ROWS}
+
+
+def _with_reference(rows: list[MeasurementRow]) -> list[MeasurementRow]:
+    return [dataclasses.replace(r, reference_start=date(2026, 1, 5)) for r in rows]
+
+
+def test_sdtm_tables_pass_the_reviewers_first_checks() -> None:
+    rows = _with_reference(ROWS)
+    dm = cdisc_dm_csv(SUBJECTS, include_arm=True)
+    tu, tr = cdisc_tu_csv(rows), cdisc_tr_csv(rows)
+    assert sdtm_review_errors(dm, tu, tr) == []
+    assert {r["VISITNUM"] for r in parse(tr) if r["VISIT"]} <= {"1", "2", "3", "4"}
+    # a broken table is caught (the checks can fail)
+    broken = tr.replace(",AREA,", ",AREA_OF_WOUND,", 1)
+    assert any("TESTCD" in e for e in sdtm_review_errors(dm, tu, broken))
+    shifted = cdisc_dm_csv(
+        [dataclasses.replace(s, reference_start=date(2026, 1, 1)) for s in SUBJECTS]
+    )
+    assert any("DY" in e for e in sdtm_review_errors(shifted, tu, tr))
+
+
+def test_visitnum_follows_the_visit_labels_in_study_order() -> None:
+    rows = [
+        row(assessment_id=f"asm_{i}", measurement_id=str(i), visit=v, captured_at=d)
+        for i, (v, d) in enumerate(
+            [("V10", date(2026, 3, 1)), ("V2", date(2026, 1, 19)), ("SCR", date(2026, 1, 5))]
+        )
+    ]
+    assert visit_numbers(rows) == {"SCR": 1, "V2": 2, "V10": 3}
+    tu = parse(cdisc_tu_csv(rows))
+    assert [(r["VISIT"], r["VISITNUM"]) for r in tu] == [("SCR", "1")]
+    tr = parse(cdisc_tr_csv(rows))
+    assert {(r["VISIT"], r["VISITNUM"]) for r in tr} == {("SCR", "1"), ("V2", "2"), ("V10", "3")}
+
+
+def test_sas_transport_v5_read_back_by_pandas_equals_the_csv() -> None:
+    rows = _with_reference(ROWS)
+    for domain, columns, records, text in (
+        (
+            "DM",
+            dm_columns(include_arm=True),
+            cdisc_dm_records(SUBJECTS, include_arm=True),
+            cdisc_dm_csv(SUBJECTS, include_arm=True),
+        ),
+        ("TU", TU_COLUMNS, cdisc_tu_records(rows), cdisc_tu_csv(rows)),
+        ("TR", TR_COLUMNS, cdisc_tr_records(rows), cdisc_tr_csv(rows)),
+    ):
+        assert_xpt_matches_csv(sas_transport(domain, columns, records), text, domain)
+
+
+def test_define_table_in_the_readme_is_the_code() -> None:
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    for domain, variables in SDTM_VARIABLES.items():
+        for v in variables:
+            assert f"| {domain} | `{v.name}` | {v.label} |" in readme, (domain, v.name)
+    for name, values in CODELISTS.items():
+        assert f"| `{name}` | " in readme and all(f"`{x}`" in readme for x in values), name
+    for domain, code, name, *_ in TEST_CODES:
+        assert f"| {domain} | `{code}` | {name} |" in readme, code
+
+
+# --- the live exports of a demo-style trial (routes, real app, bundled model) ----------
+
+
+@dataclasses.dataclass
+class LiveTrial:
+    client: Any
+    study: str
+    keys: dict[str, dict[str, str]]
+
+    def get(self, role: str, path: str) -> Any:
+        answer = self.client.get(f"/v1/studies/{self.study}/{path}", headers=self.keys[role])
+        assert answer.status_code == 200, answer.text
+        return answer
+
+
+@pytest.fixture(scope="module")
+def demo_trial(tmp_path_factory: pytest.TempPathFactory, samples_dir: Any) -> Any:
+    """A virtual trial as `woundscope demo` loads one (simulated photos with the printed
+    marker, replayed through the REST API), smaller: two subjects over three weeks."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.demo import create_study, replay
+    from service.simulate import SITES, simulate_trial
+    from tests.api.conftest import make_settings, need_model, server_admin_key
+
+    need_model()
+    trial_dir = tmp_path_factory.mktemp("demo-trial")
+    truth = simulate_trial(trial_dir, n_subjects=2, weeks=3, seed=2026, source_dir=samples_dir)
+    data_dir = tmp_path_factory.mktemp("demo-data")
+    settings = make_settings(data_dir, f"sqlite:///{data_dir / 'woundscope.db'}")
+    app = create_app(settings)
+    with TestClient(app) as client:
+        admin = server_admin_key(app.state.db)
+        create_study(client, admin, "DEMO-T", "demo-style trial", truth["marker_mm"], list(SITES))
+        replay(client, trial_dir, "DEMO-T", admin)
+        made = client.post(
+            "/v1/keys",
+            json={"role": "monitor", "holder": "Mo Monitor", "study": "DEMO-T"},
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        assert made.status_code == 201, made.text
+        keys = {
+            "admin": {"Authorization": f"Bearer {admin}"},
+            "monitor": {"Authorization": f"Bearer {made.json()['key']}"},
+        }
+        yield LiveTrial(client, "DEMO-T", keys)
+
+
+@pytest.mark.parametrize("role", ["admin", "monitor"])
+def test_live_fhir_export_passes_both_validators(demo_trial: LiveTrial, role: str) -> None:
+    from tests.endpoints.fhir_validation import model_errors, schema_errors
+
+    bundle = demo_trial.get(role, "export.fhir.json").json()
+    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert kinds.count("Observation") >= 4 and "Device" in kinds and "Media" in kinds
+    assert schema_errors(bundle) == []
+    assert model_errors(bundle) == []
+    arms = [e["resource"].get("assignedArm") for e in bundle["entry"]]
+    assert any(arms) == (role == "admin")
+
+
+@pytest.mark.parametrize("role", ["admin", "monitor"])
+def test_live_sdtm_exports_pass_review_and_xpt_equals_csv(demo_trial: LiveTrial, role: str) -> None:
+    tables = {d: demo_trial.get(role, f"export.{d}.csv").text for d in ("dm", "tu", "tr")}
+    assert sdtm_review_errors(tables["dm"], tables["tu"], tables["tr"]) == []
+    assert len(parse(tables["dm"])) == 2 and len(parse(tables["tu"])) >= 2
+    assert all(r["VISITNUM"] for r in parse(tables["tr"]))  # every demo photo has a visit
+    assert ("ARM" in tables["dm"].splitlines()[0]) == (role == "admin")
+    for domain, text in tables.items():
+        answer = demo_trial.get(role, f"export.{domain}.xpt")
+        assert answer.headers["content-type"] == "application/x-sas-xport"
+        assert_xpt_matches_csv(answer.content, text, domain.upper())
+
+
+def test_live_csv_times_in_one_convention(demo_trial: LiveTrial) -> None:
+    records = parse(demo_trial.get("monitor", "export.csv").text)
+    assert records
+    for r in records:
+        assert re.fullmatch(ISO_DATE, r["captured_at"]), r["captured_at"]
+        for stamp in ("uploaded_at", "measured_at"):
+            assert re.fullmatch(rf"{ISO_DATE}T[\d:.]+\+00:00", r[stamp]), r[stamp]

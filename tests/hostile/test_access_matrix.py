@@ -244,6 +244,24 @@ MATRIX: dict[tuple[str, str], tuple[Request, tuple[str, ...], str]] = {
         ("monitor", "admin"),
         "study",
     ),
+    **{
+        ("GET", f"/v1/studies/{{study}}/export.{domain}.xpt"): (
+            _call("GET", f"/v1/studies/{{study}}/export.{domain}.xpt"),
+            ("monitor", "admin"),
+            "study",
+        )
+        for domain in ("dm", "tu", "tr")
+    },
+    ("POST", "/v1/precheck"): (
+        _call(
+            "POST",
+            "/v1/precheck",
+            files=lambda i: {"frame": ("f.jpg", sample_photo("0078"), "image/jpeg")},
+            data=lambda i: {"study": i.study},
+        ),
+        ROLES,
+        "study",
+    ),
     ("GET", "/v1/audit"): (_call("GET", "/v1/audit"), ("admin",), "server"),
     ("GET", "/v1/keys"): (_call("GET", "/v1/keys"), ("admin",), "server"),
     ("POST", "/v1/keys"): (

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from service.uncertainty import (
     OutlineSignals,
     combine_log,
     conformal_q,
+    disagreement,
     halfwidth_pct,
     nonconformity,
     outline_log_halfwidth,
@@ -89,3 +93,64 @@ def test_measure_widens_the_interval_and_flags_an_unsure_outline(upright_shot) -
     (flag,) = [f for f in unsure.quality if f.code == "outline_uncertain"]
     assert "±25 %" in flag.message and not flag.severe
     assert halfwidth_pct(h) == pytest.approx(25.0)
+
+
+def test_disagreement_of_two_looks_counts_the_area_near_the_wound() -> None:
+    first = np.zeros((200, 200), np.float32)
+    first[50:100, 50:100] = 0.9
+    check = first.copy()
+    check[50:100, 100:110] = 0.9  # the second look sees the wound 20 % wider
+    check[180:195, 180:195] = 0.9  # and something far away: not this wound's matter
+    mask = (first >= 0.5).astype(np.uint8) * 255
+    assert disagreement(first, check, mask, 0.5) == pytest.approx(0.2)
+    assert disagreement(first, first, mask, 0.5) == 0.0
+    assert disagreement(first, check, np.zeros_like(mask), 0.5) == 0.0
+    # The disagreement widens the scale only when the model gives it a weight.
+    s = outline_signals(first, mask, spec(), disagree=0.2)
+    u = UncertaintySpec(q=2.0, disagree_coef=2.0)
+    assert s.scale(u) == pytest.approx(s.scale(UncertaintySpec(q=2.0)) + 0.4)
+
+
+def test_the_segmenter_makes_the_check_look_only_when_model_json_has_one(
+    tmp_path: Path, samples_dir: Path
+) -> None:
+    from service.imaging import read_photo
+    from service.inference import Segmenter
+    from service.models import resolve_model
+
+    folder = tmp_path / "model"
+    shutil.copytree(resolve_model(), folder)
+    photo = read_photo(samples_dir / "images" / "0082.jpg").rgb
+
+    def halfwidth_and_runs(seg: Segmenter) -> tuple[float | None, int]:
+        result = seg.segment(photo)
+        calls: list[tuple[int, ...]] = []
+        run = seg.run_batch
+        seg.run_batch = lambda x: calls.append(x.shape) or run(x)  # type: ignore[method-assign]
+        return seg.outline_log_halfwidth(photo, result, result.mask), len(calls)
+
+    raw = json.loads((folder / "model.json").read_text())
+    raw["uncertainty"].update(check_pass=None, disagree_coef=0.0)
+    (folder / "model.json").write_text(json.dumps(raw))
+    plain, runs = halfwidth_and_runs(Segmenter(folder))
+    assert runs == 0 and plain is not None
+    raw["uncertainty"].update(check_pass={"zoom": 0.5}, disagree_coef=4.0)
+    (folder / "model.json").write_text(json.dumps(raw))
+    checked, runs = halfwidth_and_runs(Segmenter(folder))
+    assert runs == 1 and checked is not None and checked >= plain
+
+
+def test_calibration_keeps_a_check_look_that_predicts_the_error() -> None:
+    """On rows whose area error is exactly what the mirrored look disagrees by, the fit
+    chooses that look and a narrower interval than the band alone could give."""
+    from training.calibrate_uncertainty import Row, check_name, fit
+
+    rng = random.Random(5)
+    rows = []
+    for i in range(600):
+        err = abs(rng.gauss(0, 0.3))
+        signals = OutlineSignals(10_000, rng.randint(0, 3000), 10_000.0, 0.05)
+        true_px = int(10_000 * math.exp(err if i % 2 else -err))
+        rows.append(Row("set", f"p{i}", true_px, signals, {"hflip": err, "zoom0.5": 0.0}))
+    u = fit(rows, UncertaintySpec())
+    assert check_name(u) == "hflip" and u.disagree_coef > 0

@@ -56,6 +56,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Ite
         admin = server_admin_key(app.state.db)
         create_study(client, admin, "E2E", "end to end", truth["marker_mm"], list(SITES))
         loaded = replay(client, trial_dir, "E2E", admin)
+        accept_reviewed(client, admin, "E2E")
         measured = {
             wound: client.get(
                 f"/v1/wounds/{wound_id}/endpoints", headers={"Authorization": f"Bearer {admin}"}
@@ -63,6 +64,22 @@ def replayed(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Ite
             for wound, wound_id in loaded.wounds.items()
         }
         yield truth, loaded, measured
+
+
+def accept_reviewed(client: TestClient, key: str, study: str) -> list[str]:
+    """What a clinician does with the review queue (policy ``flagged``): look at each
+    photo held only for review (no severe flag) and accept its outline. The area tests
+    below then hold those outlines to the same tolerance as the rest."""
+    auth = {"Authorization": f"Bearer {key}"}
+    queue = client.get(f"/v1/studies/{study}/review?limit=500", headers=auth).json()["items"]
+    accepted = []
+    for item in queue:
+        if not any(reason["severe"] for reason in item["reasons"]):
+            asm = item["assessment"]["id"]
+            r = client.patch(f"/v1/assessments/{asm}", json={"accepted": True}, headers=auth)
+            assert r.status_code == 200, r.text
+            accepted.append(asm)
+    return accepted
 
 
 def test_the_trial_has_what_the_test_needs(replayed: Any) -> None:

@@ -1,0 +1,3 @@
+"""The API fixtures (a real service per backend, a fresh study with keys of every role)."""
+
+from tests.api.conftest import backend_url, marker_jpeg, service, trial  # noqa: F401
