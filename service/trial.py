@@ -837,9 +837,18 @@ def find_measurement(
 
 
 def list_audit(
-    session: Session, caller: Caller, *, study_id: str | None, limit: int, offset: int
+    session: Session,
+    caller: Caller,
+    *,
+    study_id: str | None,
+    limit: int,
+    offset: int,
+    action: str | None = None,
+    resources: Sequence[str] | None = None,
 ) -> tuple[list[AuditEntry], int]:
-    """The audit log, newest first (admin; a study admin sees its study only)."""
+    """The audit log, newest first (admin; a study admin sees its study only).
+    ``action``: entries whose action starts with it (``event`` or ``event.void``);
+    ``resources``: only entries about these (``subject/…``, ``assessment/…``)."""
     caller.require("admin")
     if caller.study_id is not None:
         if study_id not in (None, caller.study_id):
@@ -848,6 +857,10 @@ def list_audit(
     stmt = select(AuditEntry)
     if study_id is not None:
         stmt = stmt.where(AuditEntry.study_id == study_id)
+    if action:
+        stmt = stmt.where(AuditEntry.action.startswith(action, autoescape=True))
+    if resources is not None:
+        stmt = stmt.where(AuditEntry.resource.in_(list(resources)))
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = session.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit).offset(offset))
     return list(rows), total

@@ -19,23 +19,28 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections import Counter
 from collections.abc import Callable, Iterable
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from service import access, auth, trial
+from service import access, auth, trial, views
 from service.auth import Caller
 from service.deps import RuntimeDep, SessionDep
-from service.endpoints import CLOSURE_CONFIRM_DAYS
-from service.errors import DomainError, Forbidden, InvalidRequest
+from service.endpoint_models import EventCreate
+from service.endpoints import CLOSURE_CONFIRM_DAYS, EVENT_KINDS, LEGS, PAR_WEEK4_WINDOW_DAYS
+from service.errors import DomainError, Forbidden, InvalidRequest, NotFound
 from service.measure import QUALITY_CODES
-from service.orm import Assessment, Study, Wound
+from service.orm import Assessment, Study, Subject, Wound
 from service.routes import exports as export_routes
 from service.routes.endpoints import (
     load_visible_subjects,
@@ -638,6 +643,7 @@ def study_page(study: str, request: Request, session: SessionDep) -> HTMLRespons
         answer = study_answer(session, caller, row)
         awaiting = trial.review_queue(session, caller, row, limit=0, offset=0)[1]
         return "study.html", {
+            **_study_context(row, list(subjects.values()), answer, dict(request.query_params)),
             "study": row,
             "answer": answer,
             "awaiting": awaiting,
@@ -657,41 +663,48 @@ def study_page(study: str, request: Request, session: SessionDep) -> HTMLRespons
 @router.get("/subjects/{subject}", response_class=HTMLResponse)
 def subject_page(subject: str, request: Request, session: SessionDep) -> HTMLResponse:
     def build(caller: Caller, _: str) -> tuple[str, dict[str, Any]]:
-        row = access.load_subject(session, caller, subject)
-        study = access.study_of(row)
-        answer = subject_answer(row)
-        by_id = {w.id: w for w in row.wounds}
-        warnings = []
-        cards = []
-        for wound_answer_ in answer["wounds"]:
-            wound_row = by_id[wound_answer_["wound"]]
-            rows = _assessment_rows(wound_row, study)
-            live = [r for r in rows if not r["assessment"].voided]
-            warnings += [
-                {"wound": wound_row, "row": r, "flags": r["flags"]} for r in live if r["flags"]
-            ]
-            photos = [r for r in live if r["measurement"] is not None]
-            cards.append(
-                {
-                    "wound": wound_row,
-                    "answer": wound_answer_,
-                    "status": wound_status(wound_answer_),
-                    "latest": photos[-1] if photos else None,
-                    "awaiting": sum(1 for r in live if r["awaiting"]),
-                }
-            )
-        return "subject.html", {
-            "subject": row,
-            "answer": answer,
-            "warnings": warnings,
-            "cards": cards,
-            "statuses": WOUND_STATUSES,
-            "subject_json": figure_json(
-                subject_figure(answer, title=f"{row.code}: every wound's area")
-            ),
-        }
+        return "subject.html", _subject_context(
+            caller, access.load_subject(session, caller, subject), None
+        )
 
     return _page(request, session, build)
+
+
+def _subject_context(caller: Caller, row: Subject, form: dict[str, Any] | None) -> dict[str, Any]:
+    """The subject page; ``form``: a refused event form's values and error."""
+    study = access.study_of(row)
+    answer = subject_answer(row)
+    by_id = {w.id: w for w in row.wounds}
+    warnings = []
+    cards = []
+    for wound_answer_ in answer["wounds"]:
+        wound_row = by_id[wound_answer_["wound"]]
+        rows = _assessment_rows(wound_row, study)
+        live = [r for r in rows if not r["assessment"].voided]
+        warnings += [
+            {"wound": wound_row, "row": r, "flags": r["flags"]} for r in live if r["flags"]
+        ]
+        photos = [r for r in live if r["measurement"] is not None]
+        cards.append(
+            {
+                "wound": wound_row,
+                "answer": wound_answer_,
+                "status": wound_status(wound_answer_),
+                "latest": photos[-1] if photos else None,
+                "awaiting": sum(1 for r in live if r["awaiting"]),
+            }
+        )
+    return {
+        "subject": row,
+        "answer": answer,
+        "warnings": warnings,
+        "cards": cards,
+        "statuses": WOUND_STATUSES,
+        "subject_json": figure_json(
+            subject_figure(answer, title=f"{row.code}: every wound's area")
+        ),
+        **_events_context(caller, row, study, form),
+    }
 
 
 def _assessment_rows(wound: Wound, study: Study) -> list[dict[str, Any]]:
@@ -1013,3 +1026,417 @@ def export(study: str, kind: str, request: Request, session: SessionDep) -> Resp
         return handlers[kind](row, session, caller, settings)
     except DomainError as exc:
         return _error_page(request, caller, key, exc)
+
+
+# --- study overview: subjects table, filters, data quality (issue 16) ------------------
+
+FOLLOW_UP_VISIT_DAYS = 14
+"""The fortnightly visit the demo and the tests follow; the data model has no per-study
+visit schedule (the study holds none), so "overdue" is defined from this cadence."""
+OVERDUE_AFTER_DAYS = FOLLOW_UP_VISIT_DAYS + PAR_WEEK4_WINDOW_DAYS
+"""A subject still in follow-up (not healed; no death, major amputation of the index leg,
+withdrawal or loss to follow-up recorded) is overdue when its last photo is more than
+this many days old: the next fortnightly visit plus the ±7-day visit window."""
+FOLLOW_UP_ENDS = ("death", "withdrawal", "lost_to_follow_up")
+"""Events after which no visit is expected (plus a major amputation of the index leg)."""
+SUBJECT_FILTERS = ("site", "status", "flagged", "overdue", "q")
+OVERDUE_TEXT = (
+    f"Overdue: not healed, still in follow-up, and no photo for more than {OVERDUE_AFTER_DAYS}"
+    f" days (the next {FOLLOW_UP_VISIT_DAYS}-day visit plus its ±{PAR_WEEK4_WINDOW_DAYS}-day"
+    " window; the study has no visit schedule of its own)."
+)
+
+
+def subject_status(wound_statuses: Iterable[str], all_wounds_healed: bool | None) -> str:
+    """A subject's badge from its considered wounds' badges (``wound_status``): healed
+    when all its ulcers are healed, pending when every wound is healed or pending, stalled
+    when any wound is stalled, else open."""
+    statuses = list(wound_statuses)
+    if all_wounds_healed:
+        return "healed"
+    if statuses and all(s in ("healed", "pending") for s in statuses):
+        return "pending"
+    if "stalled" in statuses:
+        return "stalled"
+    return "open"
+
+
+def follow_up_ended(subject: Subject) -> bool:
+    for event in trial.live_events(subject):
+        if event.kind in FOLLOW_UP_ENDS:
+            return True
+        if event.kind == "major_amputation" and event.leg == "index":
+            return True
+    return False
+
+
+def is_overdue(last_visit: date | None, today: date, *, status: str, in_follow_up: bool) -> bool:
+    """Overdue per ``OVERDUE_AFTER_DAYS`` (a subject without a photo is not overdue: it
+    has no visit to be late from)."""
+    if last_visit is None or status == "healed" or not in_follow_up:
+        return False
+    return (today - last_visit).days > OVERDUE_AFTER_DAYS
+
+
+def subject_overview(subject: Subject, study: Study, today: date) -> dict[str, Any]:
+    """One row of the study's subjects table: status, last visit, current area (sum of
+    each considered wound's latest counted area), the lowest wound PAR at week 4, its
+    photos with flags (by code), severe ones, those awaiting review, overdue."""
+    answer = subject_answer(subject)
+    considered = [w for w in answer["wounds"] if w["wound"] in answer["wounds_considered"]]
+    status = subject_status((wound_status(w) for w in considered), answer["all_wounds_healed"])
+    live = [
+        r
+        for wound in subject.wounds
+        for r in _assessment_rows(wound, study)
+        if not r["assessment"].voided
+    ]
+    last_visit = max((r["assessment"].captured_at.date() for r in live), default=None)
+    areas = []
+    for w in considered:
+        counted = [v["area_cm2"] for v in w["visits"] if v["counted"] and v["area_cm2"] is not None]
+        areas.append(counted[-1] if counted else None)
+    pars = [w["par_week4_pct"] for w in considered if w["par_week4_pct"] is not None]
+    codes: Counter[str] = Counter(f["code"] for r in live for f in r["flags"])
+    in_follow_up = not follow_up_ended(subject)
+    return {
+        "subject": subject,
+        "status": status,
+        "last_visit": last_visit,
+        "area_cm2": sum(a for a in areas if a is not None) if areas and None not in areas else None,
+        "par_week4_pct": min(pars) if pars else None,
+        "photos": len(live),
+        "flagged": sum(1 for r in live if r["flags"]),
+        "severe": sum(1 for r in live if any(f["severe"] for f in r["flags"])),
+        "awaiting": sum(1 for r in live if r["awaiting"]),
+        "codes": codes,
+        "in_follow_up": in_follow_up,
+        "overdue": is_overdue(last_visit, today, status=status, in_follow_up=in_follow_up),
+    }
+
+
+def subject_filters(params: dict[str, str]) -> dict[str, str]:
+    """The study page's filters from its query string (shareable links); an unknown
+    status or yes/no value is refused with what to give."""
+    filters = {k: params.get(k, "").strip() for k in SUBJECT_FILTERS}
+    if filters["status"] and filters["status"] not in WOUND_STATUSES:
+        raise InvalidRequest(f"status: give one of {', '.join(WOUND_STATUSES)}")
+    for name in ("flagged", "overdue"):
+        if filters[name] not in ("", "yes", "no"):
+            raise InvalidRequest(f"{name}: give 'yes' or 'no'")
+    return filters
+
+
+def filter_subjects(rows: list[dict[str, Any]], filters: dict[str, str]) -> list[dict[str, Any]]:
+    def keep(row: dict[str, Any]) -> bool:
+        s = row["subject"]
+        if filters["site"] and s.site.code != filters["site"]:
+            return False
+        if filters["status"] and row["status"] != filters["status"]:
+            return False
+        if filters["flagged"] and (row["flagged"] > 0) != (filters["flagged"] == "yes"):
+            return False
+        if filters["overdue"] and row["overdue"] != (filters["overdue"] == "yes"):
+            return False
+        return not filters["q"] or filters["q"].casefold() in s.code.casefold()
+
+    return [r for r in rows if keep(r)]
+
+
+def incidence_figure(answer: dict[str, Any], *, title: str) -> dict[str, Any]:
+    """Cumulative incidence of healing (Aalen–Johansen, death and index-leg major
+    amputation competing) with its 95 % band, as the study answer gives it."""
+    ci = answer["cumulative_incidence"]
+    data: list[dict[str, Any]] = []
+    if ci["timeline_days"]:
+        colour = PALETTE[2]
+        band_x, band_y = km_band(ci)
+        data = [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "95% CI",
+                "x": band_x,
+                "y": band_y,
+                "line": {"width": 0, "color": colour},
+                "fill": "toself",
+                "fillcolor": _rgba(colour, 0.18),
+                "hoverinfo": "skip",
+                "legendgroup": "ci",
+                "showlegend": False,
+            },
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "healed (death, major amputation competing)",
+                "x": ci["timeline_days"],
+                "y": ci["cumulative_incidence"],
+                "line": {"shape": "hv", "color": colour},
+                "legendgroup": "ci",
+                "hovertemplate": "day %{x}: %{y:.2f} healed<extra></extra>",
+            },
+        ]
+    return {
+        "data": data,
+        "layout": {
+            "title": {"text": title},
+            "xaxis": {"title": {"text": "days from baseline"}, "rangemode": "tozero"},
+            "yaxis": {"title": {"text": "cumulative incidence of healing"}, "range": [0, 1.05]},
+            "legend": LEGEND_BELOW,
+            "margin": {"t": 50, "r": 20, "l": 60},
+        },
+    }
+
+
+def competing_at_risk(answer: dict[str, Any], days: list[int]) -> list[int]:
+    """Subjects at risk in the competing-risk analysis at each day (competing-risk time
+    ≥ day: not yet healed, dead or amputated, and still followed)."""
+    times = [r["cr_time_days"] for r in answer["subject_rows"] if r["cr_time_days"] is not None]
+    return [sum(1 for t in times if t >= d) for d in days]
+
+
+def _study_context(
+    row: Study, subjects: list[Subject], answer: dict[str, Any], params: dict[str, str]
+) -> dict[str, Any]:
+    """The study page's subjects table (filtered by the query string) and the
+    cumulative incidence beside the Kaplan–Meier plot."""
+    filters = subject_filters(params)
+    today = date.today()
+    overview = [subject_overview(s, row, today) for s in subjects]
+    at_risk = number_at_risk(answer)
+    shown = filter_subjects(overview, filters)
+    return {
+        "overview": shown,
+        "overview_total": len(overview),
+        "statuses": WOUND_STATUSES,
+        "filters": filters,
+        "filter_query": urlencode({k: v for k, v in filters.items() if v}),
+        "site_codes": sorted({s.site.code for s in subjects}),
+        "subject_rows": {r["subject"]: r for r in answer["subject_rows"]},
+        "overdue_text": OVERDUE_TEXT,
+        "incidence": answer["cumulative_incidence"],
+        "incidence_at_risk": competing_at_risk(answer, at_risk["days"]),
+        "incidence_json": figure_json(
+            incidence_figure(answer, title=f"{row.id}: cumulative incidence of healing")
+        ),
+    }
+
+
+def site_quality(overview: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per site, what a monitor chases: photos, photos flagged (by code), severe flags
+    (retakes), awaiting review, subjects overdue a visit."""
+    sites: dict[str, dict[str, Any]] = {}
+    for row in overview:
+        code = row["subject"].site.code
+        site = sites.setdefault(
+            code,
+            {
+                "site": code,
+                "subjects": 0,
+                "photos": 0,
+                "flagged": 0,
+                "severe": 0,
+                "awaiting": 0,
+                "overdue": 0,
+                "codes": Counter(),
+            },
+        )
+        site["subjects"] += 1
+        for key in ("photos", "flagged", "severe", "awaiting"):
+            site[key] += row[key]
+        site["overdue"] += int(row["overdue"])
+        site["codes"].update(row["codes"])
+    return [sites[k] for k in sorted(sites)]
+
+
+@router.get("/studies/{study}/quality", response_class=HTMLResponse)
+def quality_page(study: str, request: Request, session: SessionDep) -> HTMLResponse:
+    """Data quality per site for monitors (site keys see their own site)."""
+
+    def build(caller: Caller, _: str) -> tuple[str, dict[str, Any]]:
+        row = access.load_study(session, caller, study)
+        today = date.today()
+        overview = [
+            subject_overview(s, row, today) for s in load_visible_subjects(session, caller, row)
+        ]
+        return "quality.html", {
+            "study": row,
+            "sites": site_quality(overview),
+            "overdue": [r for r in overview if r["overdue"]],
+            "overdue_text": OVERDUE_TEXT,
+            "flag_meaning": {code: meaning for code, (meaning, _) in QUALITY_CODES.items()},
+        }
+
+    return _page(request, session, build)
+
+
+# --- subject events (issue 14's dashboard form) ----------------------------------------
+
+EVENT_TEXT = {
+    "death": "death",
+    "major_amputation": "major amputation",
+    "minor_amputation": "minor amputation",
+    "revascularisation": "revascularisation",
+    "withdrawal": "withdrawal",
+    "lost_to_follow_up": "lost to follow-up",
+}
+"""Each ``endpoints.EVENT_KINDS`` in words (the kinds themselves live there)."""
+assert set(EVENT_TEXT) == set(EVENT_KINDS)
+templates.env.globals["event_text"] = EVENT_TEXT
+
+
+def _events_context(
+    caller: Caller, row: Subject, study: Study, form: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "events": sorted(row.events, key=lambda e: (e.occurred_on, e.id)),
+        "event_kinds": EVENT_KINDS,
+        "legs": LEGS,
+        "can_record_events": caller.role in trial.CORRECTORS and not study.locked,
+        "event_form": form or {},
+    }
+
+
+def _event_form_error(
+    request: Request, caller: Caller, key: str, row: Subject, exc: DomainError, form: dict[str, Any]
+) -> HTMLResponse:
+    """A refused event form: the subject page again, the typed values kept, the error
+    beside the form."""
+    form = {**form, "code": exc.code, "detail": exc.detail}
+    context = {"caller": caller, "csrf": csrf_token(key), **_subject_context(caller, row, form)}
+    return _render(request, "subject.html", context, exc.status)
+
+
+def _event_input(kind: str, on: str, leg: str, note: str) -> EventCreate:
+    """The form's fields as the API's ``EventCreate`` (its validation, in words)."""
+    try:
+        return EventCreate(kind=kind, date=on, leg=leg or None, note=note.strip() or None)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidRequest(problems) from None
+
+
+@router.post("/subjects/{subject}/events", response_model=None)
+def record_event(
+    subject: str,
+    request: Request,
+    session: SessionDep,
+    kind: Annotated[str, Form()] = "",
+    on: Annotated[str, Form()] = "",
+    leg: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Record a dated subject event: ``POST /v1/subjects/{id}/events`` (the same domain
+    function, clinician or admin, audited)."""
+    caller, key = _signed_in(request, session)
+    try:
+        _check_csrf(key, csrf)
+        row = access.load_subject(session, caller, subject)
+    except DomainError as exc:
+        return _error_page(request, caller, key, exc)
+    try:
+        trial.create_event(session, caller, row, _event_input(kind, on, leg, note))
+    except DomainError as exc:
+        session.rollback()
+        form = {"action": "record", "kind": kind, "on": on, "leg": leg, "note": note}
+        return _event_form_error(request, caller, key, row, exc, form)
+    return RedirectResponse(f"/dashboard/subjects/{row.id}#events", status_code=303)
+
+
+@router.post("/subjects/{subject}/events/{event_id}/void", response_model=None)
+def void_subject_event(
+    subject: str,
+    event_id: int,
+    request: Request,
+    session: SessionDep,
+    reason: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Void an event recorded in error, with a reason: ``PATCH
+    /v1/subjects/{id}/events/{event}`` (kept, audited, left out of the endpoints)."""
+    caller, key = _signed_in(request, session)
+    try:
+        _check_csrf(key, csrf)
+        row = access.load_subject(session, caller, subject)
+    except DomainError as exc:
+        return _error_page(request, caller, key, exc)
+    try:
+        if not reason.strip():
+            raise InvalidRequest("reason: say why the event was recorded in error")
+        trial.void_event(session, caller, row, event_id, reason)
+    except DomainError as exc:
+        session.rollback()
+        form = {"action": "void", "event": event_id, "reason": reason}
+        return _event_form_error(request, caller, key, row, exc, form)
+    return RedirectResponse(f"/dashboard/subjects/{row.id}#events", status_code=303)
+
+
+# --- audit log (admin, as GET /v1/audit) -----------------------------------------------
+
+AUDIT_PAGE_SIZE = 50
+
+
+def _audit_resources(
+    session: Session, caller: Caller, code_or_id: str, study: str | None
+) -> list[str]:
+    """The audit resources about one subject (by id, or by code within the study):
+    the subject, its wounds, their assessments and its events."""
+    row = session.get(Subject, code_or_id)
+    if row is None and study:
+        row = session.scalar(
+            access.visible_subjects(caller, study).where(Subject.code == code_or_id)
+        )
+    if row is None or not caller.sees_study(row.study_id):
+        raise NotFound("subject", code_or_id)
+    return [
+        f"subject/{row.id}",
+        *(f"wound/{w.id}" for w in row.wounds),
+        *(f"assessment/{a.id}" for w in row.wounds for a in w.assessments),
+        *(f"event/{e.id}" for e in row.events),
+    ]
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(
+    request: Request,
+    session: SessionDep,
+    study: Annotated[str, Query()] = "",
+    action: Annotated[str, Query()] = "",
+    subject: Annotated[str, Query()] = "",
+    page: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    """Recent audit entries (``trial.list_audit``: admin keys; a study admin sees its
+    study), filtered by action prefix and subject, 50 a page, newest first."""
+
+    def build(caller: Caller, _: str) -> tuple[str, dict[str, Any]]:
+        resources = (
+            _audit_resources(session, caller, subject.strip(), study or caller.study_id)
+            if subject.strip()
+            else None
+        )
+        rows, total = trial.list_audit(
+            session,
+            caller,
+            study_id=study or None,
+            action=action.strip() or None,
+            resources=resources,
+            limit=AUDIT_PAGE_SIZE,
+            offset=page * AUDIT_PAGE_SIZE,
+        )
+        query = {k: v for k, v in (("study", study), ("action", action), ("subject", subject)) if v}
+        return "audit.html", {
+            "entries": [views.audit_public(e) for e in rows],
+            "total": total,
+            "page": page,
+            "pages": max(1, -(-total // AUDIT_PAGE_SIZE)),
+            "filters": {"study": study, "action": action, "subject": subject},
+            "prev_query": urlencode({**query, "page": page - 1}) if page > 0 else None,
+            "next_query": urlencode({**query, "page": page + 1})
+            if (page + 1) * AUDIT_PAGE_SIZE < total
+            else None,
+        }
+
+    return _page(request, session, build)
