@@ -1081,7 +1081,8 @@ def is_overdue(last_visit: date | None, today: date, *, status: str, in_follow_u
 def subject_overview(subject: Subject, study: Study, today: date) -> dict[str, Any]:
     """One row of the study's subjects table: status, last visit, current area (sum of
     each considered wound's latest counted area), the lowest wound PAR at week 4, its
-    photos with flags (by code), severe ones, those awaiting review, overdue."""
+    photos with flags (by code), severe ones, retakes (a wound's further live photos on
+    the same day), those awaiting review, overdue."""
     answer = subject_answer(subject)
     considered = [w for w in answer["wounds"] if w["wound"] in answer["wounds_considered"]]
     status = subject_status((wound_status(w) for w in considered), answer["all_wounds_healed"])
@@ -1098,6 +1099,7 @@ def subject_overview(subject: Subject, study: Study, today: date) -> dict[str, A
         areas.append(counted[-1] if counted else None)
     pars = [w["par_week4_pct"] for w in considered if w["par_week4_pct"] is not None]
     codes: Counter[str] = Counter(f["code"] for r in live for f in r["flags"])
+    per_day = Counter((r["assessment"].wound_id, r["assessment"].captured_at.date()) for r in live)
     in_follow_up = not follow_up_ended(subject)
     return {
         "subject": subject,
@@ -1109,6 +1111,7 @@ def subject_overview(subject: Subject, study: Study, today: date) -> dict[str, A
         "flagged": sum(1 for r in live if r["flags"]),
         "severe": sum(1 for r in live if any(f["severe"] for f in r["flags"])),
         "awaiting": sum(1 for r in live if r["awaiting"]),
+        "retakes": sum(n - 1 for n in per_day.values()),
         "codes": codes,
         "in_follow_up": in_follow_up,
         "overdue": is_overdue(last_visit, today, status=status, in_follow_up=in_follow_up),
@@ -1223,8 +1226,8 @@ def _study_context(
 
 
 def site_quality(overview: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per site, what a monitor chases: photos, photos flagged (by code), severe flags
-    (retakes), awaiting review, subjects overdue a visit."""
+    """Per site, what a monitor chases: photos, photos flagged (by code), severe flags,
+    retakes, awaiting review, subjects overdue a visit."""
     sites: dict[str, dict[str, Any]] = {}
     for row in overview:
         code = row["subject"].site.code
@@ -1236,13 +1239,14 @@ def site_quality(overview: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "photos": 0,
                 "flagged": 0,
                 "severe": 0,
+                "retakes": 0,
                 "awaiting": 0,
                 "overdue": 0,
                 "codes": Counter(),
             },
         )
         site["subjects"] += 1
-        for key in ("photos", "flagged", "severe", "awaiting"):
+        for key in ("photos", "flagged", "severe", "retakes", "awaiting"):
             site[key] += row[key]
         site["overdue"] += int(row["overdue"])
         site["codes"].update(row["codes"])

@@ -22,7 +22,7 @@ from service.routes.dashboard import (
 )
 from tests.conftest import need
 from tests.dashboard.test_pages import sign_in
-from tests.endpoints.seed import MODEL_DIR, PHOTO, SERIES, Trial, seed
+from tests.endpoints.seed import MODEL_DIR, PHOTO, PX_PER_MM, SERIES, Trial, seed
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +149,19 @@ def test_quality_page_counts_per_site(app_trial: tuple[TestClient, Trial]) -> No
     # subjects, photos (every seeded photo is live)
     assert cells["A"][:2] == ["1", str(len(SERIES["S01-W1"]))]
     assert cells["B"][:2] == ["1", str(len(SERIES["S02-W1"]))]
+    assert cells["A"][4] == cells["B"][4] == "0"  # no retakes yet
+    # A second photo of S02's wound on its last visit day is a retake of site B.
+    client.post(
+        f"/v1/wounds/{trial.wounds['S02-W1']}/assessments",
+        data={"captured_at": LAST_S02.isoformat(), "px_per_mm": str(PX_PER_MM)},
+        files={"photo": ("photo.jpg", PHOTO.read_bytes(), "image/jpeg")},
+        headers=trial.auth("admin"),
+    ).raise_for_status()
+    page = client.get(f"/dashboard/studies/{trial.study}/quality")
+    rows = dict(re.findall(r'<tr data-site="(\w)">(.*?)</tr>', page.text, re.S))
+    cells = {site: re.findall(r"<td[^>]*>(?:<a [^>]*>)?(\d+)", text) for site, text in rows.items()}
+    assert cells["B"][1] == str(len(SERIES["S02-W1"]) + 1) and cells["B"][4] == "1"
+    assert cells["A"][4] == "0"
     sign_in(client, trial.keys["clinician_b"])
     page = client.get(f"/dashboard/studies/{trial.study}/quality")
     assert re.findall(r'<tr data-site="(\w)">', page.text) == ["B"]
