@@ -21,7 +21,7 @@ import json
 import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import date
+from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -1204,7 +1204,7 @@ def _study_context(
     """The study page's subjects table (filtered by the query string) and the
     cumulative incidence beside the Kaplan–Meier plot."""
     filters = subject_filters(params)
-    today = date.today()
+    today = datetime.now(UTC).date()
     overview = [subject_overview(s, row, today) for s in subjects]
     at_risk = number_at_risk(answer)
     shown = filter_subjects(overview, filters)
@@ -1259,7 +1259,7 @@ def quality_page(study: str, request: Request, session: SessionDep) -> HTMLRespo
 
     def build(caller: Caller, _: str) -> tuple[str, dict[str, Any]]:
         row = access.load_study(session, caller, study)
-        today = date.today()
+        today = datetime.now(UTC).date()
         overview = [
             subject_overview(s, row, today) for s in load_visible_subjects(session, caller, row)
         ]
