@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import tempfile
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -30,6 +32,11 @@ DEMO_KEYS_FILE = "demo-keys.json"
 DEMO_SUBJECTS = 6
 DEMO_WEEKS = 12
 DEMO_SEED = 2026
+DEMO_UPLOADS_AT_ONCE = 3
+"""Wounds the demo uploads at once (at most the service's inference workers + 1, far
+below its queue): the client reads the next photo and finds its target point while
+the service measures. No faster on a saturated 2-core machine, where one upload
+already keeps both cores busy (benchmarks/demo/README.md)."""
 
 
 class DemoError(RuntimeError):
@@ -147,6 +154,45 @@ def wound_point(mask_path: Path) -> tuple[int, int] | None:
     return int(x), int(y)
 
 
+UPLOAD_RETRIES = 5
+"""How often one upload is sent again after a 503 (``busy``: the service's queue is full)."""
+
+
+def upload_photo(
+    client: httpx.Client,
+    truth_dir: Path,
+    photo: dict[str, Any],
+    wound_id: str,
+    key: str,
+    idempotency_key: str,
+    target_points: bool = True,
+) -> str:
+    """One photo of ``truth.json`` to its wound; the assessment id. A 503 is retried
+    after its ``Retry-After`` (the ``Idempotency-Key`` makes a resend safe)."""
+    fields = {
+        "captured_at": photo["captured_at"],
+        "visit": photo["visit"],
+        "epithelialized": str(photo["epithelialized"]).lower(),
+        "drainage": str(photo["drainage"]).lower(),
+    }
+    if target_points:
+        point = wound_point(truth_dir / photo["mask"])
+        if point is not None:
+            fields["target_point"] = f"{point[0]},{point[1]}"
+    jpeg = (truth_dir / photo["photo"]).read_bytes()
+    for attempt in range(UPLOAD_RETRIES + 1):
+        response = client.post(
+            f"/v1/wounds/{wound_id}/assessments",
+            files={"photo": (Path(photo["photo"]).name, jpeg, "image/jpeg")},
+            data=fields,
+            headers={**_auth(key), "Idempotency-Key": idempotency_key},
+        )
+        if response.status_code != 503 or attempt == UPLOAD_RETRIES:
+            break
+        time.sleep(min(float(response.headers.get("Retry-After", "1")), 10.0))
+    return str(_check(response, f"upload {photo['photo']}")["id"])
+
+
 def replay(
     client: httpx.Client,
     truth_dir: Path,
@@ -155,6 +201,7 @@ def replay(
     uploader_keys: dict[str, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     target_points: bool = True,
+    concurrency: int = 1,
 ) -> Loaded:
     """Upload a simulated trial (``truth_dir/truth.json``) into an existing study.
 
@@ -163,13 +210,16 @@ def replay(
     With ``target_points``, each photo of an open wound is sent with a
     ``target_point`` inside it (as a nurse tapping the wound on a phone would), so
     that the service measures that wound and not whatever else the model outlines.
+    Subjects and wounds are created first, one at a time; then the photos go up,
+    ``concurrency`` wounds at once (``httpx.Client`` is thread-safe), each wound's
+    photos one after another in visit order, as a site would send them.
     Safe to run again after an interruption: creates that answer 409 pick up what
     exists, and every upload carries an ``Idempotency-Key``.
     """
     truth = json.loads((truth_dir / "truth.json").read_text())
     photos = sorted(truth["photos"], key=lambda p: (p["subject"], p["captured_at"], p["wound"]))
     loaded = Loaded(study=study, subjects={}, wounds={}, assessments={})
-    for done, photo in enumerate(photos):
+    for photo in photos:
         site_key = (uploader_keys or {}).get(photo["site"], admin_key)
         code = photo["subject"]
         if code not in loaded.subjects:
@@ -195,34 +245,36 @@ def replay(
                 partial(_find_wound, client, admin_key, subject_id, label),
             )
             loaded.wounds[wound] = str(body["id"])
-        fields = {
-            "captured_at": photo["captured_at"],
-            "visit": photo["visit"],
-            "epithelialized": str(photo["epithelialized"]).lower(),
-            "drainage": str(photo["drainage"]).lower(),
-        }
-        if target_points:
-            point = wound_point(truth_dir / photo["mask"])
-            if point is not None:
-                fields["target_point"] = f"{point[0]},{point[1]}"
-        body = _check(
-            client.post(
-                f"/v1/wounds/{loaded.wounds[wound]}/assessments",
-                files={
-                    "photo": (
-                        Path(photo["photo"]).name,
-                        (truth_dir / photo["photo"]).read_bytes(),
-                        "image/jpeg",
-                    )
-                },
-                data=fields,
-                headers={**_auth(site_key), "Idempotency-Key": f"{study}/{photo['photo']}"},
-            ),
-            f"upload {photo['photo']}",
-        )
-        loaded.assessments[photo["photo"]] = str(body["id"])
-        if progress is not None:
-            progress(done + 1, len(photos))
+
+    lock = threading.Lock()
+
+    def send(batch: list[dict[str, Any]]) -> None:
+        for photo in batch:
+            assessment = upload_photo(
+                client,
+                truth_dir,
+                photo,
+                loaded.wounds[photo["wound"]],
+                (uploader_keys or {}).get(photo["site"], admin_key),
+                f"{study}/{photo['photo']}",
+                target_points,
+            )
+            with lock:
+                loaded.assessments[photo["photo"]] = assessment
+                if progress is not None:
+                    progress(len(loaded.assessments), len(photos))
+
+    if concurrency <= 1:
+        send(photos)
+    else:
+        by_wound: dict[str, list[dict[str, Any]]] = {}
+        for photo in photos:
+            by_wound.setdefault(photo["wound"], []).append(photo)
+        # The wounds with most photos first, so that the last one does not finish alone.
+        batches = sorted(by_wound.values(), key=len, reverse=True)
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="demo-upload") as pool:
+            for future in [pool.submit(send, batch) for batch in batches]:
+                future.result()
     return loaded
 
 
@@ -315,7 +367,9 @@ def load_demo(
     """Load the demo trial unless ``data_dir`` records a complete load; returns its keys.
 
     Keys are made first and recorded in ``data_dir/demo-keys.json``, so a run that
-    was interrupted resumes (replay is idempotent) instead of loading twice.
+    was interrupted resumes (replay is idempotent) instead of loading twice; the
+    simulated photos wait in ``data_dir/demo-trial-*`` until the load is complete, so
+    a resumed load does not simulate again. Progress lines say counts and seconds.
     """
     from service.marker import MARKER_MM
     from service.simulate import SITES, simulate_trial
@@ -343,16 +397,38 @@ def load_demo(
         _save_keys(data_dir, keys, complete=False)
     admin = next(k.key for k in keys if k.role == "admin")
     uploaders = {k.site: k.key for k in keys if k.role == "uploader" and k.site}
-    with tempfile.TemporaryDirectory(prefix="woundscope-demo-") as tmp:
+    trial_dir = data_dir / f"demo-trial-{subjects}x{weeks}-{DEMO_SEED}"
+    started = time.monotonic()
+
+    def elapsed() -> str:
+        return f"{time.monotonic() - started:.0f} s"
+
+    if (trial_dir / "truth.json").is_file():  # written last: the simulation finished
+        say(f"reusing the virtual trial simulated in {trial_dir}")
+    else:
         say(f"simulating {subjects} subjects over {weeks} weeks (virtual trial) ...")
-        simulate_trial(Path(tmp), n_subjects=subjects, weeks=weeks, seed=DEMO_SEED, workers=2)
 
-        def progress(done: int, total: int) -> None:
-            if done % 20 == 0 or done == total:
-                say(f"uploaded {done}/{total} photos")
+        def simulated(wounds_done: int, wounds: int, photos: int) -> None:
+            say(f"simulated {wounds_done}/{wounds} wounds ({photos} photos), {elapsed()}")
 
-        replay(client, Path(tmp), DEMO_STUDY, admin, uploaders, progress)
+        simulate_trial(
+            trial_dir,
+            n_subjects=subjects,
+            weeks=weeks,
+            seed=DEMO_SEED,
+            workers=max(1, os.cpu_count() or 1),
+            progress=simulated,
+        )
+
+    def uploaded(done: int, total: int) -> None:
+        if done % 10 == 0 or done == total:
+            say(f"uploaded {done}/{total} photos, {elapsed()}")
+
+    replay(
+        client, trial_dir, DEMO_STUDY, admin, uploaders, uploaded, concurrency=DEMO_UPLOADS_AT_ONCE
+    )
     _save_keys(data_dir, keys, complete=True)
+    shutil.rmtree(trial_dir, ignore_errors=True)  # the service keeps its own copies
     return keys
 
 

@@ -10,11 +10,18 @@ Conventions:
   (calibrated, not severe-flagged, or accepted/corrected by a clinician) and it has
   an area. Several assessments on one date: the last uploaded one is the visit; the
   others are listed with ``counted: false`` and take no part in closure either.
-- A visit is *closed* when the clinician observed full re-epithelialisation and no
-  drainage (``epithelialized is True and drainage is not True``). It is *open* only
-  on an explicit observation (``epithelialized is False`` or ``drainage is True``);
-  a visit without an observation is neither, and breaks a closure confirmation.
+- A visit is *closed* when the clinician observed full re-epithelialisation and
+  drainage recorded as absent (``is_closed``; a study may turn
+  ``closure_requires_drainage_recorded`` off, and then unrecorded drainage does not
+  keep a wound open). It is *open* only on an explicit observation
+  (``epithelialized is False`` or ``drainage is True``); a visit without an
+  observation is neither, and breaks a closure confirmation.
 - A segmented area of zero never closes a wound; it is reported as a flag.
+- The study's time-to-event is the **first** confirmed healing of all the wounds
+  considered (a later recurrence does not erase it); durable healing (healed at the
+  last visit) and recurrence are reported beside it.
+- Median: the smallest t with S(t) <= 0.5 (within ``MEDIAN_TOLERANCE``), its 95 %
+  CI by Brookmeyer–Crowley inversion of the log(−log) Greenwood band.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 WEEK_DAYS = 7.0
@@ -30,6 +37,26 @@ PAR_WEEK4_TARGET_DAYS = 28
 PAR_WEEK4_WINDOW_DAYS = 7
 CLOSURE_CONFIRM_DAYS = 14
 PROPORTION_HEALED_DAYS: tuple[int, ...] = (84, 182, 365)
+MEDIAN_TOLERANCE = 1e-9
+"""S(t) within this of 0.5 counts as reaching it (KM products are floating point)."""
+MEDIAN_DEFINITION = "smallest t with S(t) <= 0.5 (tolerance 1e-9)"
+MEDIAN_CI_METHOD = "Brookmeyer-Crowley, log(-log) transformed Greenwood band, 95 %"
+DRAINAGE_NOT_RECORDED = "not closed (drainage not recorded)"
+NO_INDEX_LEG_WOUND = "no wound of the index leg: every wound is marked index_leg false"
+
+
+def is_closed(
+    epithelialized: bool | None,
+    drainage: bool | None,
+    *,
+    requires_drainage_recorded: bool = True,
+) -> bool:
+    """The one closure rule (DESIGN: complete closure): full re-epithelialisation
+    observed and no drainage; with ``requires_drainage_recorded`` (the study setting,
+    default on, the FDA reading) drainage must be recorded as absent."""
+    if epithelialized is not True:
+        return False
+    return drainage is False if requires_drainage_recorded else drainage is not True
 
 
 @dataclass(frozen=True)
@@ -48,6 +75,34 @@ class Visit:
     area_cm2_low: float | None = None
     area_cm2_high: float | None = None
     uncounted_reason: str | None = None
+    model: str | None = None
+    manual: bool = False
+
+
+EVENT_KINDS = (
+    "death",
+    "major_amputation",
+    "minor_amputation",
+    "revascularisation",
+    "withdrawal",
+    "lost_to_follow_up",
+)
+LEGS = ("index", "contralateral")
+
+
+@dataclass(frozen=True)
+class SubjectEvent:
+    """A dated clinical event of a subject (DESIGN: events); voided ones are left out by
+    the caller. ``leg``: ``index`` or ``contralateral`` (amputations)."""
+
+    kind: str
+    on: date
+    leg: str | None = None
+
+    @property
+    def competing(self) -> bool:
+        """Death or major amputation of the index leg: ends the chance of healing it."""
+        return self.kind == "death" or (self.kind == "major_amputation" and self.leg == "index")
 
 
 @dataclass(frozen=True)
@@ -64,6 +119,9 @@ class Subject:
     wounds: Sequence[Wound]
     code: str | None = None
     arm: str | None = None
+    randomized_on: date | None = None
+    site: str | None = None
+    events: Sequence[SubjectEvent] = ()
 
 
 @dataclass
@@ -76,10 +134,23 @@ class _Row:
     reason: str | None = None
     par_pct: float | None = None
     flags: list[str] = field(default_factory=list)
+    requires_drainage_recorded: bool = True
 
     @property
     def closed(self) -> bool:
-        return self.visit.epithelialized is True and self.visit.drainage is not True
+        return is_closed(
+            self.visit.epithelialized,
+            self.visit.drainage,
+            requires_drainage_recorded=self.requires_drainage_recorded,
+        )
+
+    @property
+    def closure_note(self) -> str | None:
+        """Why a visit observed epithelialised is not closed, when it is for want of a
+        drainage record."""
+        if self.visit.epithelialized is True and self.visit.drainage is None and not self.closed:
+            return DRAINAGE_NOT_RECORDED
+        return None
 
     @property
     def open(self) -> bool:
@@ -98,10 +169,17 @@ def _sort_key(indexed: tuple[int, Visit]) -> tuple[date, datetime, int]:
     return (_as_date(visit.captured_at), uploaded, order)
 
 
-def _rows(visits: Sequence[Visit]) -> list[_Row]:
+def _rows(visits: Sequence[Visit], requires_drainage_recorded: bool = True) -> list[_Row]:
     """Visits in date order; the last uploaded of a date is the effective one."""
     ordered = [v for _, v in sorted(enumerate(visits), key=_sort_key)]
-    rows = [_Row(visit=v, captured_on=_as_date(v.captured_at)) for v in ordered]
+    rows = [
+        _Row(
+            visit=v,
+            captured_on=_as_date(v.captured_at),
+            requires_drainage_recorded=requires_drainage_recorded,
+        )
+        for v in ordered
+    ]
     for i, row in enumerate(rows):
         if i + 1 < len(rows) and rows[i + 1].captured_on == row.captured_on:
             row.effective = False
@@ -223,9 +301,14 @@ def wound_endpoints(
     week4_target_days: int = PAR_WEEK4_TARGET_DAYS,
     week4_window_days: int = PAR_WEEK4_WINDOW_DAYS,
     closure_confirm_days: int = CLOSURE_CONFIRM_DAYS,
+    closure_requires_drainage_recorded: bool = True,
+    origin: date | None = None,
 ) -> dict[str, Any]:
-    """The wound-level endpoints of DESIGN.md for one wound's visits (any order)."""
-    all_rows = _rows(visits)
+    """The wound-level endpoints of DESIGN.md for one wound's visits (any order).
+
+    Days count from ``origin`` (the subject's time origin, ``time_origin``) when given,
+    else from this wound's baseline photo."""
+    all_rows = _rows(visits, closure_requires_drainage_recorded)
     effective = [r for r in all_rows if r.effective]
     flags: list[dict[str, Any]] = []
 
@@ -234,11 +317,12 @@ def wound_endpoints(
         marked = [r for r in effective if r.visit.baseline]
         baseline_row = marked[0] if marked else effective[0]
     baseline_on = baseline_row.captured_on if baseline_row else None
+    day0 = _as_date(origin) if origin is not None else baseline_on
     for row in all_rows:
-        row.day = (row.captured_on - baseline_on).days if baseline_on else 0
+        row.day = (row.captured_on - day0).days if day0 else 0
         if not row.effective:
             continue
-        if row.day < 0:
+        if baseline_on is not None and row.captured_on < baseline_on:
             row.effective = False
             row.reason = "before_baseline"
         elif not row.visit.counted:
@@ -282,14 +366,14 @@ def wound_endpoints(
     if baseline_area_cm2 is not None and baseline_row is not None and last is not None:
         assert last.visit.area_cm2 is not None
         rate_cm2_per_week = absolute_healing_rate_cm2_per_week(
-            baseline_area_cm2, last.visit.area_cm2, last.day
+            baseline_area_cm2, last.visit.area_cm2, last.day - baseline_row.day
         )
         gilman = gilman_cm_per_week(
             baseline_area_cm2,
             last.visit.area_cm2,
             baseline_row.visit.perimeter_cm,
             last.visit.perimeter_cm,
-            last.day,
+            last.day - baseline_row.day,
         )
     k_per_day = log_linear_rate_per_day(
         [(r.day, r.visit.area_cm2) for r in counted if r.visit.area_cm2 is not None]
@@ -309,6 +393,10 @@ def wound_endpoints(
         if not any(r.open for r in effective[last_confirming + 1 :]):
             healed_day = effective[last_first].day
     last_day = effective[-1].day if effective else None
+    healed_spells: list[list[int | None]] = []
+    for first, confirming in runs:
+        reopened_after = [r.day for r in effective[confirming + 1 :] if r.open]
+        healed_spells.append([effective[first].day, reopened_after[0] if reopened_after else None])
 
     area_zero_open = [r.day for r in counted if r.visit.area_cm2 == 0 and not r.closed]
     if area_zero_open:
@@ -329,6 +417,7 @@ def wound_endpoints(
     return {
         "baseline_assessment": baseline_row.visit.assessment_id if baseline_row else None,
         "baseline_date": baseline_on.isoformat() if baseline_on else None,
+        "time_origin": day0.isoformat() if day0 else None,
         "baseline_area_cm2": _clean(baseline_area_cm2),
         "visits": [
             {
@@ -341,8 +430,11 @@ def wound_endpoints(
                 "perimeter_cm": _clean(r.visit.perimeter_cm),
                 "par_pct": _clean(r.par_pct),
                 "closed": r.effective and r.closed,
+                "closure_note": r.closure_note if r.effective else None,
                 "counted": r.counted,
                 "uncounted_reason": None if r.counted else r.reason,
+                "model": r.visit.model,
+                "manual": r.visit.manual,
             }
             for r in all_rows
         ],
@@ -362,76 +454,349 @@ def wound_endpoints(
         "recurrence_day": recurrence_day,
         "healed_at_last_visit": healed_day is not None,
         "healed_day": healed_day,
+        "healed_spells": healed_spells,
         "last_visit_day": last_day,
         "flags": flags,
     }
 
 
-def _date_after(baseline_date: str | None, day: int | None) -> date | None:
-    if baseline_date is None or day is None:
+BASE_DATE = date(2000, 1, 1)
+"""Any date: spells are compared as dates only relative to each other."""
+
+
+def first_all_healed(spells_by_wound: Sequence[Sequence[tuple[date, date | None]]]) -> date | None:
+    """The first date on which every wound is inside a confirmed healed spell
+    ``[closure date, re-opening date)`` (``None``: never re-opened), or None.
+
+    The study's event: the first confirmed healing of all the wounds; a later
+    recurrence does not erase it."""
+    if not spells_by_wound or any(not spells for spells in spells_by_wound):
         return None
-    return date.fromordinal(date.fromisoformat(baseline_date).toordinal() + day)
+    candidates = sorted({start for spells in spells_by_wound for start, _ in spells})
+    for on in candidates:
+        if all(
+            any(start <= on and (end is None or on < end) for start, end in spells)
+            for spells in spells_by_wound
+        ):
+            return on
+    return None
 
 
-def subject_endpoints(wounds: Sequence[Wound], **options: int) -> dict[str, Any]:
-    """All ulcers healed: every wound of the index leg (where recorded; else every wound)
-    confirmed closed and not re-opened since; ``all_healed_day`` is the latest of their
-    closure days, counted from the subject's earliest baseline."""
+def subject_endpoints(
+    wounds: Sequence[Wound], *, randomized_on: date | None = None, **options: Any
+) -> dict[str, Any]:
+    """All ulcers healed, over every wound not marked ``index_leg: false``.
+
+    Days count from the subject's time origin: ``randomized_on`` when given, else the
+    subject's first baseline photo (``time_origin``). ``healing_event`` and
+    ``first_healed_day``: the first day every such wound was confirmed closed (the
+    study's event). ``all_wounds_healed`` / ``all_healed_day``: healed at the last
+    visit (durable), the day being the latest of their closure days. A subject whose
+    every wound is marked ``index_leg: false`` answers null with a reason."""
+    first_pass = [wound_endpoints(w.visits, **options)["baseline_date"] for w in wounds]
+    start = time_origin(randomized_on, first_pass)
     answers = []
     for wound in wounds:
-        answer = wound_endpoints(wound.visits, **options)
+        answer = wound_endpoints(wound.visits, origin=start, **options)
         answers.append(
             {"wound": wound.wound_id, "label": wound.label, "index_leg": wound.index_leg, **answer}
         )
-    recorded_index = [a for a in answers if a["index_leg"] is True]
-    considered = [a for a in (recorded_index or answers) if a["baseline_date"] is not None]
-    baselines = [date.fromisoformat(a["baseline_date"]) for a in considered]
-    start = min(baselines) if baselines else None
+    index_leg = [a for a in answers if a["index_leg"] is not False]
+    considered = [a for a in index_leg if a["baseline_date"] is not None]
 
-    def subject_day(on: date | None) -> int | None:
-        return (on - start).days if on is not None and start is not None else None
-
-    all_healed = bool(considered) and all(a["healed_at_last_visit"] for a in considered)
-    healed_dates = [_date_after(a["baseline_date"], a["healed_day"]) for a in considered]
-    last_dates = [_date_after(a["baseline_date"], a["last_visit_day"]) for a in considered]
-    known_last = [d for d in last_dates if d is not None]
-    known_healed = [d for d in healed_dates if d is not None]
+    reason = NO_INDEX_LEG_WOUND if answers and not index_leg else None
+    healed_days = [a["healed_day"] for a in considered if a["healed_day"] is not None]
+    last_days = [a["last_visit_day"] for a in considered if a["last_visit_day"] is not None]
+    origin_on = start or BASE_DATE
+    spells = [
+        [
+            (
+                origin_on + timedelta(days=first),
+                None if end is None else origin_on + timedelta(days=end),
+            )
+            for first, end in a["healed_spells"]
+        ]
+        for a in considered
+    ]
+    first_healed = first_all_healed(spells) if considered else None
+    all_healed: bool | None
+    if reason is not None:
+        all_healed = None
+    else:
+        all_healed = bool(considered) and all(a["healed_at_last_visit"] for a in considered)
     return {
         "wounds": answers,
         "wounds_considered": [a["wound"] for a in considered],
+        "time_origin": start.isoformat() if start else None,
+        "time_origin_source": "randomized_on"
+        if randomized_on is not None
+        else ("first_photo" if start is not None else None),
         "baseline_date": start.isoformat() if start else None,
+        "healing_event": None if reason else first_healed is not None,
+        "first_healed_day": (first_healed - origin_on).days if first_healed else None,
+        "recurrence": None if reason else any(a["recurrence"] for a in considered),
         "all_wounds_healed": all_healed,
-        "all_healed_day": subject_day(max(known_healed)) if all_healed and known_healed else None,
-        "last_visit_day": subject_day(max(known_last)) if known_last else None,
+        "all_healed_day": max(healed_days) if all_healed and healed_days else None,
+        "last_visit_day": max(last_days) if last_days else None,
+        "reason": reason,
     }
+
+
+def time_origin(randomized_on: date | None, baseline_dates: Sequence[str | None]) -> date | None:
+    """The one "day 0" rule (DESIGN): ``randomized_on`` when given, else the subject's
+    first baseline photo (ISO dates, any wound); None when neither exists."""
+    if randomized_on is not None:
+        return _as_date(randomized_on)
+    known = [date.fromisoformat(d) for d in baseline_dates if d is not None]
+    return min(known) if known else None
+
+
+def _first_at_or_below(times: Sequence[float], values: Sequence[float], level: float) -> float:
+    """Smallest t of a step function with value(t) <= level (within MEDIAN_TOLERANCE);
+    inf when it never gets there."""
+    for t, v in zip(times, values, strict=True):
+        if v <= level + MEDIAN_TOLERANCE:
+            return float(t)
+    return math.inf
 
 
 def _km_answer(
     durations_days: Sequence[float], events: Sequence[bool], days: Sequence[int]
 ) -> dict[str, Any]:
     from lifelines import KaplanMeierFitter
-    from lifelines.utils import median_survival_times
 
     kmf = KaplanMeierFitter()
     kmf.fit(list(durations_days), event_observed=list(events))
     ci = kmf.confidence_interval_
-    median_ci = median_survival_times(ci)
     survival = kmf.survival_function_.iloc[:, 0]
+    times = [float(t) for t in survival.index]
+    median = _first_at_or_below(times, list(survival.to_numpy()), 0.5)
+    ci_times = [float(t) for t in ci.index]
+    median_low = _first_at_or_below(ci_times, list(ci.iloc[:, 0].to_numpy()), 0.5)
+    median_high = _first_at_or_below(ci_times, list(ci.iloc[:, 1].to_numpy()), 0.5)
+    last_at_risk = max(durations_days)
     return {
         "subjects": len(durations_days),
         "healed": int(sum(bool(e) for e in events)),
-        "median_time_to_closure_days": _clean(float(kmf.median_survival_time_)),
-        "median_time_to_closure_days_ci95": [
-            _clean(float(median_ci.iloc[0, 0])),
-            _clean(float(median_ci.iloc[0, 1])),
-        ],
-        "proportion_healed": {str(d): _clean(1.0 - float(kmf.predict(float(d)))) for d in days},
+        "median_time_to_closure_days": _clean(median),
+        "median_time_to_closure_days_ci95": [_clean(median_low), _clean(median_high)],
+        "median_definition": MEDIAN_DEFINITION,
+        "median_ci_method": MEDIAN_CI_METHOD,
+        "proportion_healed": {
+            str(d): _clean(1.0 - float(kmf.predict(float(d)))) if d <= last_at_risk else None
+            for d in days
+        },
+        "at_risk": {str(d): sum(1 for t in durations_days if t >= d) for d in days},
+        "last_time_at_risk_days": _clean(last_at_risk),
         "km": {
-            "timeline_days": [float(t) for t in survival.index],
+            "timeline_days": times,
             "survival": [_clean(float(s)) for s in survival.to_numpy()],
             "ci95_low": [_clean(float(s)) for s in ci.iloc[:, 0].to_numpy()],
             "ci95_high": [_clean(float(s)) for s in ci.iloc[:, 1].to_numpy()],
         },
+    }
+
+
+CIF_METHOD = (
+    "Aalen-Johansen; competing events: death, major amputation of the index leg; 95 % CI "
+    "by the delta method on log(-log) of Greenwood-type variance (Collett 3rd ed. p. 411)"
+)
+Z_95 = 1.959963984540054
+
+
+def _exp_neg_exp(x: float) -> float:
+    """exp(−exp(x)) without overflow."""
+    return 0.0 if x > 700 else math.exp(-math.exp(x))
+
+
+def aalen_johansen(
+    durations_days: Sequence[float], causes: Sequence[int], cause: int = 1
+) -> dict[str, list[float | None]]:
+    """Cumulative incidence of ``cause`` (``causes``: 0 censored, 1, 2, …: event types)
+    with its 95 % CI, at 0 and every distinct duration. Ties between event types are
+    handled exactly (events of every type at t leave the risk set together)."""
+    times = sorted({0.0, *(float(t) for t in durations_days)})
+    n_at: list[int] = []
+    d_all: list[int] = []
+    d_k: list[int] = []
+    for t in times:
+        n_at.append(sum(1 for u in durations_days if u >= t))
+        d_all.append(sum(1 for u, c in zip(durations_days, causes, strict=True) if u == t and c))
+        d_k.append(
+            sum(1 for u, c in zip(durations_days, causes, strict=True) if u == t and c == cause)
+        )
+    lag_s: list[float] = []
+    cif: list[float] = []
+    s_prev, f = 1.0, 0.0
+    for i, _ in enumerate(times):
+        lag_s.append(s_prev)
+        if i > 0 and n_at[i]:  # lifelines' convention: the CIF is 0 at the first time
+            f += s_prev * d_k[i] / n_at[i]
+        cif.append(f)
+        if n_at[i]:
+            s_prev *= 1.0 - d_all[i] / n_at[i]
+    low: list[float | None] = []
+    high: list[float | None] = []
+    for j, f_t in enumerate(cif):
+        var = 0.0
+        for i in range(j + 1):
+            n, d, dk = n_at[i], d_all[i], d_k[i]
+            if n == 0:
+                continue
+            if d and n > d:
+                var += (f_t - cif[i]) ** 2 * d / (n * (n - d))
+            var += lag_s[i] ** 2 * dk * (n - dk) / n**3
+            var -= 2 * (f_t - cif[i]) * lag_s[i] * dk / n**2
+        if 0.0 < f_t < 1.0 and var >= 0:
+            se = math.sqrt(var) / (f_t * abs(math.log(f_t)))
+            centre = math.log(-math.log(f_t))
+            bounds = sorted(_exp_neg_exp(centre + k * Z_95 * se) for k in (1, -1))
+            low.append(_clean(bounds[0]))
+            high.append(_clean(bounds[1]))
+        else:
+            low.append(None)
+            high.append(None)
+    return {
+        "timeline_days": list[float | None](times),
+        "cumulative_incidence": [_clean(x) for x in cif],
+        "ci95_low": low,
+        "ci95_high": high,
+    }
+
+
+def _cif_answer(
+    durations_days: Sequence[float], causes: Sequence[int], days: Sequence[int]
+) -> dict[str, Any]:
+    if not durations_days:
+        curve: dict[str, list[float | None]] = {
+            "timeline_days": [],
+            "cumulative_incidence": [],
+            "ci95_low": [],
+            "ci95_high": [],
+        }
+    else:
+        curve = aalen_johansen(durations_days, causes, 1)
+    last = max(durations_days) if durations_days else None
+
+    def at(day: int) -> float | None:
+        if last is None or day > last:
+            return None
+        value: float | None = 0.0
+        for t, f in zip(curve["timeline_days"], curve["cumulative_incidence"], strict=True):
+            if t is not None and t <= day:
+                value = f
+        return value
+
+    return {
+        "method": CIF_METHOD,
+        "healed": sum(1 for c in causes if c == 1),
+        "competing": sum(1 for c in causes if c == 2),
+        "censored": sum(1 for c in causes if c == 0),
+        "proportion_healed": {str(d): at(d) for d in days},
+        **curve,
+    }
+
+
+def _survival_answer(durations_days: Sequence[float], events: Sequence[bool]) -> dict[str, Any]:
+    """Kaplan–Meier of a time-to-event (amputation-free survival) with its median."""
+    if not durations_days:
+        return {
+            "subjects": 0,
+            "events": 0,
+            "median_days": None,
+            "km": {"timeline_days": [], "survival": [], "ci95_low": [], "ci95_high": []},
+        }
+    km = _km_answer(durations_days, events, ())
+    return {
+        "subjects": len(durations_days),
+        "events": int(sum(bool(e) for e in events)),
+        "median_days": km["median_time_to_closure_days"],
+        "median_days_ci95": km["median_time_to_closure_days_ci95"],
+        "km": km["km"],
+    }
+
+
+def stratified_logrank(
+    durations_days: Sequence[float],
+    events: Sequence[bool],
+    groups: Sequence[str],
+    strata: Sequence[str],
+    reference: str,
+) -> dict[str, Any]:
+    """Log-rank test of the group ≠ ``reference`` against ``reference`` (two groups),
+    stratified: observed − expected and the hypergeometric variance summed over strata,
+    χ² on 1 df."""
+    from scipy.stats import chi2
+
+    o_minus_e = 0.0
+    variance = 0.0
+    for stratum in sorted(set(strata)):
+        idx = [i for i, s in enumerate(strata) if s == stratum]
+        for t in sorted({durations_days[i] for i in idx if events[i]}):
+            at_risk = [i for i in idx if durations_days[i] >= t]
+            n = len(at_risk)
+            n1 = sum(1 for i in at_risk if groups[i] != reference)
+            d = sum(1 for i in at_risk if durations_days[i] == t and events[i])
+            d1 = sum(
+                1
+                for i in at_risk
+                if durations_days[i] == t and events[i] and groups[i] != reference
+            )
+            o_minus_e += d1 - d * n1 / n
+            if n > 1:
+                variance += d * (n1 / n) * (1 - n1 / n) * (n - d) / (n - 1)
+    statistic = o_minus_e**2 / variance if variance > 0 else None
+    return {
+        "method": "log-rank stratified by site (chi-squared, 1 df)",
+        "statistic": _clean(statistic),
+        "p_value": _clean(float(chi2.sf(statistic, 1))) if statistic is not None else None,
+    }
+
+
+def cox_hazard_ratio(
+    durations_days: Sequence[float],
+    events: Sequence[bool],
+    groups: Sequence[str],
+    strata: Sequence[str],
+    reference: str,
+) -> dict[str, Any]:
+    """Cox hazard ratio of healing, group ≠ ``reference`` vs ``reference``, stratified by
+    site (lifelines CoxPHFitter, Efron ties), with its 95 % CI."""
+    import pandas as pd
+    from lifelines import CoxPHFitter
+
+    frame = pd.DataFrame(
+        {
+            "T": list(durations_days),
+            "E": [bool(e) for e in events],
+            "treated": [0 if g == reference else 1 for g in groups],
+            "site": list(strata),
+        }
+    )
+    import warnings
+
+    cph = CoxPHFitter()
+    method = "Cox proportional hazards, Efron ties, stratified by site"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            cph.fit(frame, "T", "E", strata=["site"] if frame["site"].nunique() > 1 else None)
+        except Exception as exc:  # no events in a group, separation: no estimate, say why
+            return {
+                "method": method,
+                "hazard_ratio": None,
+                "ci95": [None, None],
+                "warning": f"no estimate: {exc}".splitlines()[0],
+            }
+    summary = cph.summary.loc["treated"]
+    return {
+        "warning": str(caught[0].message).strip().splitlines()[0] if caught else None,
+        "method": method,
+        "hazard_ratio": _clean(float(summary["exp(coef)"])),
+        "ci95": [
+            _clean(float(summary["exp(coef) lower 95%"])),
+            _clean(float(summary["exp(coef) upper 95%"])),
+        ],
     }
 
 
@@ -441,7 +806,11 @@ def _empty_km_answer(days: Sequence[int]) -> dict[str, Any]:
         "healed": 0,
         "median_time_to_closure_days": None,
         "median_time_to_closure_days_ci95": [None, None],
+        "median_definition": MEDIAN_DEFINITION,
+        "median_ci_method": MEDIAN_CI_METHOD,
         "proportion_healed": {str(d): None for d in days},
+        "at_risk": {str(d): 0 for d in days},
+        "last_time_at_risk_days": None,
         "km": {"timeline_days": [], "survival": [], "ci95_low": [], "ci95_high": []},
     }
 
@@ -474,30 +843,48 @@ def study_endpoints(
     *,
     by_arm: bool = False,
     proportion_days: Sequence[int] = PROPORTION_HEALED_DAYS,
-    **options: int,
+    **options: Any,
 ) -> dict[str, Any]:
-    """Kaplan–Meier time to closure of all ulcers (per subject), median with 95 % CI,
-    proportion healed at ``proportion_days`` (1 − KM survival), PAR-at-week-4 spread.
+    """Kaplan–Meier time to the first confirmed healing of all index-leg ulcers (per
+    subject), median with 95 % CI, proportion healed at ``proportion_days`` (1 − KM
+    survival, null past the last time at risk, with the number at risk), durable
+    healing and recurrence beside it, PAR-at-week-4 spread.
 
-    Subjects without any assessment are left out of the curve. Per-arm figures only
-    with ``by_arm`` (admins: blinding)."""
+    Subjects randomised but never photographed are censored at day 0 (reason given);
+    subjects with neither a photo nor ``randomized_on`` are left out of the curve, as
+    are subjects without an index-leg wound (reason given). Per-arm figures only with
+    ``by_arm`` (admins: blinding)."""
     rows: list[dict[str, Any]] = []
     par_week4: list[float | None] = []
+    sites = {s.subject_id: s.site or "" for s in subjects}
     for subject in subjects:
-        answer = subject_endpoints(subject.wounds, **options)
+        answer = subject_endpoints(subject.wounds, randomized_on=subject.randomized_on, **options)
         for wound in answer["wounds"]:
             if wound["wound"] in answer["wounds_considered"]:
                 par_week4.append(wound["par_week4_pct"])
-        healed = answer["all_wounds_healed"]
-        time_days = answer["all_healed_day"] if healed else answer["last_visit_day"]
+        event = answer["healing_event"]
+        reason = answer["reason"]
+        time_days = answer["first_healed_day"] if event else answer["last_visit_day"]
+        if reason is None and time_days is None and subject.randomized_on is not None:
+            time_days = 0
+            reason = "randomised, never photographed: censored at day 0"
+        elif reason is None and time_days is None:
+            reason = "no photo and no randomized_on: no time origin"
         row: dict[str, Any] = {
             "subject": subject.subject_id,
             "code": subject.code,
-            "all_wounds_healed": healed,
+            "healing_event": bool(event),
+            "first_healed_day": answer["first_healed_day"],
+            "all_wounds_healed": answer["all_wounds_healed"],
             "all_healed_day": answer["all_healed_day"],
-            "time_to_closure_days": time_days,
-            "censored": not healed,
+            "recurrence": answer["recurrence"],
+            "time_to_closure_days": time_days if answer["reason"] is None else None,
+            "censored": not event,
+            "time_origin": answer["time_origin"],
+            "photographed": answer["last_visit_day"] is not None,
+            "reason": reason,
         }
+        row.update(_outcomes(subject, answer, row))
         if by_arm:
             row["arm"] = subject.arm
         rows.append(row)
@@ -507,16 +894,33 @@ def study_endpoints(
 
     def figures(group: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if not group:
-            return _empty_km_answer(days)
-        return _km_answer(
-            [float(r["time_to_closure_days"]) for r in group],
-            [bool(r["all_wounds_healed"]) for r in group],
-            days,
+            out = _empty_km_answer(days)
+        else:
+            out = _km_answer(
+                [float(r["time_to_closure_days"]) for r in group],
+                [bool(r["healing_event"]) for r in group],
+                days,
+            )
+        out["durably_healed"] = sum(1 for r in group if r["all_wounds_healed"])
+        out["recurred"] = sum(1 for r in group if r["recurrence"])
+        out["cumulative_incidence"] = _cif_answer(
+            [float(r["cr_time_days"]) for r in group], [r["cr_cause"] for r in group], days
         )
+        afs = [r for r in group if r["afs_time_days"] is not None]
+        out["amputation_free_survival"] = _survival_answer(
+            [float(r["afs_time_days"]) for r in afs], [bool(r["afs_event"]) for r in afs]
+        )
+        return out
 
     answer = figures(timed)
     answer["subjects"] = len(rows)
-    answer["subjects_without_visits"] = len(rows) - len(timed)
+    answer["subjects_in_analysis"] = len(timed)
+    answer["subjects_without_visits"] = sum(1 for r in rows if not r["photographed"])
+    answer["subjects_left_out"] = [
+        {"subject": r["subject"], "code": r["code"], "reason": r["reason"]}
+        for r in rows
+        if r["time_to_closure_days"] is None
+    ]
     answer["par_week4"] = par_distribution(par_week4)
     answer["subject_rows"] = rows
     if by_arm:
@@ -525,4 +929,55 @@ def study_endpoints(
             arm or "unassigned": figures([r for r in timed if (r.get("arm") or "") == arm])
             for arm in arms
         }
+        answer["arm_comparison"] = arm_comparison(timed, sites, arms)
     return answer
+
+
+def arm_comparison(
+    timed: Sequence[dict[str, Any]], sites: dict[str, str], arms: Sequence[str]
+) -> dict[str, Any] | None:
+    """Admins only: with exactly two arms, the stratified log-rank test and the Cox
+    hazard ratio (second arm vs first, alphabetically) of the time to healing."""
+    named = [a for a in arms if a]
+    if len(named) != 2:
+        return None
+    group = [r for r in timed if r.get("arm") in named]
+    args = (
+        [float(r["time_to_closure_days"]) for r in group],
+        [bool(r["healing_event"]) for r in group],
+        [str(r["arm"]) for r in group],
+        [sites.get(r["subject"], "") for r in group],
+        named[0],
+    )
+    return {
+        "reference_arm": named[0],
+        "compared_arm": named[1],
+        "logrank": stratified_logrank(*args),
+        "cox": cox_hazard_ratio(*args),
+    }
+
+
+def _outcomes(subject: Subject, answer: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """Competing-risk outcome (``cr_cause``: 1 healed, 2 death or major amputation of the
+    index leg first, 0 censored) and amputation-free survival of one study row."""
+    origin = date.fromisoformat(answer["time_origin"]) if answer["time_origin"] else None
+    if origin is None:
+        return {"cr_time_days": None, "cr_cause": 0, "afs_time_days": None, "afs_event": False}
+    days = sorted(((e.on - origin).days, e) for e in subject.events)
+    competing = [d for d, e in days if e.competing]
+    first_competing = competing[0] if competing else None
+    time_days = row["time_to_closure_days"]
+    healed_day = row["first_healed_day"] if row["healing_event"] else None
+    if healed_day is not None and (first_competing is None or healed_day <= first_competing):
+        cr_time, cause = healed_day, 1
+    elif first_competing is not None:
+        cr_time, cause = first_competing, 2
+    else:
+        cr_time, cause = time_days, 0
+    follow_up = max([d for d, _ in days] + [answer["last_visit_day"] or 0])
+    return {
+        "cr_time_days": cr_time,
+        "cr_cause": cause,
+        "afs_time_days": first_competing if first_competing is not None else follow_up,
+        "afs_event": first_competing is not None,
+    }

@@ -52,6 +52,12 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     ),
     "study_locked": (423, "The study is locked: no writes until an admin unlocks it."),
     "already_voided": (409, "The assessment is voided; it cannot be changed."),
+    "event_already_voided": (409, "The subject event is already voided."),
+    "after_subject_event": (
+        409,
+        "The photo is dated after the subject's death or the major amputation of that leg: "
+        "check the date, or void the event if it was recorded in error.",
+    ),
     # service
     "model_not_installed": (422, "The named model version is not installed on this server."),
     "no_model": (503, "No segmentation model is installed or loaded yet."),

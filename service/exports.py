@@ -75,6 +75,8 @@ class MeasurementRow:
     drainage: bool | None = None
     accepted: bool = False
     voided: bool = False
+    void_reason: str | None = None
+    """Why a clinician voided the photo (shown and exported; the photo is never deleted)."""
     uploaded_at: datetime | None = None
     photo_sha256: str | None = None
     photo_url: str | None = None
@@ -149,6 +151,7 @@ CSV_COLUMNS = [
     "drainage",
     "accepted",
     "voided",
+    "void_reason",
     "measurement_id",
     "current",
     "counted",
@@ -443,6 +446,8 @@ def fhir_bundle(
                 "title": f"{row.wound_label} {row.visit or ''}".strip(),
             },
         }
+        if row.voided and row.void_reason:
+            media["note"] = [{"text": f"Voided: {row.void_reason}"}]
         if row.photo_url:
             media["content"]["url"] = row.photo_url
         if row.photo_sha256:
@@ -665,11 +670,31 @@ SDTM_VARIABLES: dict[str, tuple[Variable, ...]] = {
         _v("TRDTC", "Date/Time of Tumor/Lesion Measurement"),
         _v("TRDY", "Study Day of Tumor/Lesion Measurement", numeric=True),
     ),
+    # ADaM, not SDTM, but shipped the same way (CSV and SAS transport), so defined here too.
+    "ADTTE": (
+        _v("STUDYID", "Study Identifier", required=True),
+        _v("USUBJID", "Unique Subject Identifier", required=True),
+        _v("SUBJID", "Subject Identifier for the Study", required=True),
+        _v("SITEID", "Study Site Identifier", required=True),
+        _v("PARAMCD", "Parameter Code", required=True, codelist="PARAMCD"),
+        _v("PARAM", "Parameter", required=True),
+        _v("PARCAT1", "Parameter Category 1"),
+        _v("AVAL", "Analysis Value", numeric=True),
+        _v("AVALU", "Analysis Value Unit"),
+        _v("STARTDT", "Time-to-Event Origin Date (ISO 8601)"),
+        _v("ADT", "Analysis Date (ISO 8601)"),
+        _v("CNSR", "Censor", numeric=True, required=True),
+        _v("CRCAUSE", "Competing-Risk Cause (CRHEAL)", numeric=True),
+        _v("EVNTDESC", "Event or Censoring Description"),
+        _v("CNSDTDSC", "Censor Date Description"),
+        _v("TRTP", "Planned Treatment"),
+    ),
 }
 SDTM_LABELS = {
     "DM": "Demographics",
     "TU": "Tumor/Lesion Identification",
     "TR": "Tumor/Lesion Results",
+    "ADTTE": "Time-to-Event Analysis Dataset",
 }
 DM_COLUMNS = [v.name for v in SDTM_VARIABLES["DM"]]
 TU_COLUMNS = [v.name for v in SDTM_VARIABLES["TU"]]
@@ -695,6 +720,16 @@ TEST_CODES: tuple[tuple[str, str, str, str, str], ...] = (
 )
 
 
+ADTTE_PARAMS = {
+    "TTHEAL": "Time to complete healing of all index-leg ulcers (days)",
+    "TTWHEAL": "Time to first confirmed closure of the ulcer (days)",
+    "TTMAJAMP": "Time to major amputation of the index leg (days)",
+    "TTDEATH": "Time to death (days)",
+    "AFS": "Amputation-free survival: major amputation of the index leg or death (days)",
+    "CRHEAL": "Time to healing, death and index-leg major amputation competing (days)",
+}
+"""ADTTE's parameters (PARAMCD: PARAM); ``service.adtte`` writes them."""
+
 CODELISTS: dict[str, tuple[str, ...]] = {
     "TUTESTCD": ("TUMIDENT",),
     "TUORRES": ("ULCER",),
@@ -705,6 +740,7 @@ CODELISTS: dict[str, tuple[str, ...]] = {
     "ND": ("NOT DONE",),
     "REASND": tuple(sorted(set(_NOT_DONE.values()))),
     "NY": ("N", "Y"),
+    "PARAMCD": tuple(ADTTE_PARAMS),
 }
 """Values each coded variable takes (REASND: the API's ``uncounted_reason`` codes in
 the words of ``_NOT_DONE``; a reason added later is written upper case, spaces for

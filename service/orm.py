@@ -13,13 +13,14 @@ healing days are counted between its calendar dates.
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -78,6 +79,11 @@ class Study(Base):
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
     review: Mapped[str] = mapped_column(String(16), default="flagged", server_default="flagged")
     """Review policy (``service.review``): ``flagged``, ``all`` (central reading) or ``none``."""
+    closure_requires_drainage_recorded: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=sa.true()
+    )
+    """Closure needs drainage recorded as absent (the FDA reading); off: unrecorded
+    drainage does not keep a wound open (``endpoints.is_closed``)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     sites: Mapped[list[Site]] = relationship(back_populates="study", order_by="Site.code")
@@ -108,10 +114,37 @@ class Subject(Base):
     site_pk: Mapped[int] = mapped_column(ForeignKey("sites.pk"), index=True)
     arm: Mapped[str | None] = mapped_column(String(64), default=None)
     """Arm or cohort: set and seen only by admin keys (blinding)."""
+    randomized_on: Mapped[date | None] = mapped_column(Date, default=None)
+    """The subject's time origin (day 0) when given (``endpoints.time_origin``); not
+    blinded (the arm is)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     site: Mapped[Site] = relationship()
     wounds: Mapped[list[Wound]] = relationship(back_populates="subject", order_by="Wound.label")
+    events: Mapped[list[SubjectEvent]] = relationship(
+        back_populates="subject", order_by="SubjectEvent.id"
+    )
+
+
+class SubjectEvent(Base):
+    """A dated clinical event of a subject (death, amputation, …); voided with a reason,
+    never deleted (``endpoints.SubjectEvent`` is what the engine sees)."""
+
+    __tablename__ = "subject_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    occurred_on: Mapped[date] = mapped_column(Date)
+    leg: Mapped[str | None] = mapped_column(String(16), default=None)
+    """``index`` or ``contralateral`` (amputations)."""
+    note: Mapped[str | None] = mapped_column(Text, default=None)
+    voided: Mapped[bool] = mapped_column(Boolean, default=False)
+    void_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    subject: Mapped[Subject] = relationship(back_populates="events")
 
 
 class Wound(Base):

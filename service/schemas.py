@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
@@ -62,6 +62,11 @@ class StudyCreate(_In):
         examples=["ulcerseg-1.0.0"],
     )
     review: ReviewPolicy = Field(default=DEFAULT_REVIEW_POLICY, description=REVIEW_POLICY_HELP)
+    closure_requires_drainage_recorded: bool = Field(
+        default=True,
+        description="Closure needs drainage recorded as absent (FDA reading); false: "
+        "unrecorded drainage does not keep a wound open",
+    )
 
 
 class StudyUpdate(_In):
@@ -69,6 +74,7 @@ class StudyUpdate(_In):
     model: str | None = None
     locked: bool | None = None
     review: ReviewPolicy | None = Field(default=None, description=REVIEW_POLICY_HELP)
+    closure_requires_drainage_recorded: bool | None = None
 
 
 class StudyPublic(BaseModel):
@@ -78,6 +84,7 @@ class StudyPublic(BaseModel):
     model: str | None
     locked: bool
     review: str = Field(default=DEFAULT_REVIEW_POLICY, description=REVIEW_POLICY_HELP)
+    closure_requires_drainage_recorded: bool = True
     created_at: datetime
 
 
@@ -96,6 +103,15 @@ class SubjectCreate(_In):
     code: str = Field(pattern=CODE_PATTERN, examples=["S01"])
     site: str | None = Field(default=None, description="Admin keys only; else the key's site")
     arm: str | None = Field(default=None, max_length=64, description="Admin keys only (blinding)")
+    randomized_on: date | None = Field(
+        default=None, description="Time origin (day 0) of the subject's endpoints, when given"
+    )
+
+
+class SubjectUpdate(_In):
+    randomized_on: date | None = Field(
+        default=None, description="Admin keys only: the subject's randomisation date (day 0)"
+    )
 
 
 class SubjectPublic(BaseModel):
@@ -104,6 +120,7 @@ class SubjectPublic(BaseModel):
     code: str
     site: str
     arm: str | None = Field(default=None, description="Shown to admin keys only")
+    randomized_on: date | None = None
     created_at: datetime
 
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -602,11 +603,14 @@ def simulate_trial(
     seed: int,
     source_dir: Path = DEFAULT_SOURCE,
     workers: int = 1,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Write photos/, masks/ and truth.json into ``out_dir``; returns the truth.
 
     The same seed (and sources) gives byte-identical files, with any number of
     ``workers`` (processes rendering wounds at once; each wound has its own seed).
+    ``progress(wounds_done, wounds_total, photos_done)`` is called as each wound's
+    photos are written (in the order they finish).
     """
     sources = {s.name: s for s in load_sources(source_dir)}
     rng = np.random.default_rng(seed)
@@ -618,16 +622,29 @@ def simulate_trial(
     wounds: list[dict[str, Any]] = []
     scenes: dict[str, Any] = {}
     jobs = [(plan, sources[plan.source], out_dir, s) for plan, s in zip(plans, seeds, strict=True)]
+    renders: list[list[tuple[str, str, Shot]]] = [[] for _ in jobs]
+    photos_done = 0
+
+    def finished(i: int, rows: list[tuple[str, str, Shot]], wounds_done: int) -> None:
+        nonlocal photos_done
+        renders[i] = rows
+        photos_done += len(rows)
+        if progress is not None:
+            progress(wounds_done, len(jobs), photos_done)
+
     if workers > 1 and len(jobs) > 1:
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         # spawn, not fork: the caller may have threads (a test's in-process service).
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=spawn) as pool:
-            renders = list(pool.map(_wound_photos, *zip(*jobs, strict=True)))
+            futures = {pool.submit(_wound_photos, *job): i for i, job in enumerate(jobs)}
+            for done, future in enumerate(as_completed(futures), start=1):
+                finished(futures[future], future.result(), done)
     else:
-        renders = [_wound_photos(*job) for job in jobs]
+        for i, job in enumerate(jobs):
+            finished(i, _wound_photos(*job), i + 1)
     for plan, rendered in zip(plans, renders, strict=True):
         visits = []
         for visit, (photo_path, mask_path, shot) in zip(plan.visits, rendered, strict=True):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from service import access, audit, auth, review
 from service.auth import Caller
+from service.endpoints import is_closed, time_origin
 from service.errors import AlreadyExists, DomainError, Forbidden, InvalidRequest, NotFound
 from service.orm import (
     ApiKey,
@@ -28,12 +29,14 @@ from service.orm import (
     Site,
     Study,
     Subject,
+    SubjectEvent,
     Wound,
     utcnow,
 )
 from service.pipeline import Analysis, Calibration, ruler_from_json, ruler_json
 
 if TYPE_CHECKING:
+    from service.endpoint_models import EventCreate
     from service.runtime import Runtime
     from service.schemas import (
         AssessmentUpdate,
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
         StudyCreate,
         StudyUpdate,
         SubjectCreate,
+        SubjectUpdate,
         WoundCreate,
     )
 
@@ -96,7 +100,12 @@ def create_study(
     if session.get(Study, data.id) is not None:
         raise AlreadyExists(f"study {data.id} already exists")
     study = Study(
-        id=data.id, name=data.name, marker_mm=data.marker_mm, model=data.model, review=data.review
+        id=data.id,
+        name=data.name,
+        marker_mm=data.marker_mm,
+        model=data.model,
+        review=data.review,
+        closure_requires_drainage_recorded=data.closure_requires_drainage_recorded,
     )
     session.add(study)
     audit.record(
@@ -125,7 +134,9 @@ def update_study(
         )
     before = audit.snapshot(study)
     for key, value in changes.items():
-        if key in ("name", "review", "locked") and value is None:
+        if key in ("name", "review", "locked", "closure_requires_drainage_recorded") and (
+            value is None
+        ):
             continue  # null means "leave as it is" for fields that cannot be empty
         setattr(study, key, value)
     action = (
@@ -188,9 +199,37 @@ def create_subject(session: Session, caller: Caller, study: Study, data: Subject
         if data.site is None:
             raise InvalidRequest("give the subject's 'site' (this key is not tied to one site)")
         site_pk = access.load_site(session, caller, study.id, data.site).pk
-    subject = Subject(study_id=study.id, code=data.code, site_pk=site_pk, arm=data.arm)
+    subject = Subject(
+        study_id=study.id,
+        code=data.code,
+        site_pk=site_pk,
+        arm=data.arm,
+        randomized_on=data.randomized_on,
+    )
     what = f"subject {data.code} in study {study.id}"
     _insert(session, caller, subject, kind="subject", what=what, study_id=study.id)
+    return subject
+
+
+def update_subject(
+    session: Session, caller: Caller, subject: Subject, data: SubjectUpdate
+) -> Subject:
+    """Admin: set or clear the subject's ``randomized_on`` (its time origin), audited."""
+    caller.require("admin")
+    access.ensure_writable(subject)
+    before = audit.snapshot(subject)
+    if "randomized_on" in data.model_dump(exclude_unset=True):
+        subject.randomized_on = data.randomized_on
+    audit.record(
+        session,
+        caller,
+        "subject.update",
+        f"subject/{subject.id}",
+        study_id=subject.study_id,
+        before=before,
+        after=audit.snapshot(subject),
+    )
+    session.commit()
     return subject
 
 
@@ -203,6 +242,74 @@ def list_subjects(
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = session.scalars(stmt.order_by(Subject.code).limit(limit).offset(offset))
     return list(rows), total
+
+
+# --- subject events -------------------------------------------------------------------
+
+MAJOR_AMPUTATION_LEGS = ("index", "contralateral")
+
+
+def create_event(
+    session: Session, caller: Caller, subject: Subject, data: EventCreate
+) -> SubjectEvent:
+    """Clinician or admin records a dated event (audited; voided, never deleted)."""
+    caller.require(*CORRECTORS)
+    access.ensure_writable(subject)
+    if data.kind == "major_amputation" and data.leg is None:
+        raise InvalidRequest("a major amputation needs its 'leg': 'index' or 'contralateral'")
+    row = SubjectEvent(
+        subject_id=subject.id,
+        kind=data.kind,
+        occurred_on=data.date,
+        leg=data.leg,
+        note=data.note,
+        created_by=caller.holder,
+    )
+    _insert(session, caller, row, kind="event", what="this event", study_id=subject.study_id)
+    return row
+
+
+def void_event(
+    session: Session, caller: Caller, subject: Subject, event_id: int, reason: str
+) -> SubjectEvent:
+    caller.require(*CORRECTORS)
+    access.ensure_writable(subject)
+    row = next((e for e in subject.events if e.id == event_id), None)
+    if row is None:
+        raise NotFound("event", event_id)
+    if row.voided:
+        raise DomainError(f"event {event_id} is already voided", code="event_already_voided")
+    before = audit.snapshot(row)
+    row.voided = True
+    row.void_reason = reason.strip()
+    audit.record(
+        session,
+        caller,
+        "event.void",
+        f"event/{row.id}",
+        study_id=subject.study_id,
+        before=before,
+        after=audit.snapshot(row),
+    )
+    session.commit()
+    return row
+
+
+def live_events(subject: Subject) -> list[SubjectEvent]:
+    return [e for e in subject.events if not e.voided]
+
+
+def blocking_event(wound: Wound, captured_on: date) -> SubjectEvent | None:
+    """The event that rules out a photo of this wound on ``captured_on``: the subject's
+    death before it, or a major amputation of the wound's leg before it (a wound not
+    marked ``index_leg: false`` is on the index leg)."""
+    leg = "contralateral" if wound.index_leg is False else "index"
+    for event in live_events(wound.subject):
+        if event.occurred_on >= captured_on:
+            continue
+        if event.kind == "death" or (event.kind == "major_amputation" and event.leg == leg):
+            return event
+    return None
 
 
 def create_wound(session: Session, caller: Caller, subject: Subject, data: WoundCreate) -> Wound:
@@ -276,6 +383,15 @@ def upload_assessment(
 
     caller.require(*WRITERS)
     study = access.ensure_writable(wound)
+    blocked = blocking_event(wound, form.captured_at.date())
+    if blocked is not None:
+        raise DomainError(
+            f"this photo is dated {form.captured_at.date().isoformat()}, after the subject's "
+            f"{blocked.kind.replace('_', ' ')} on {blocked.occurred_on.isoformat()}"
+            + (f" ({blocked.leg} leg)" if blocked.leg else "")
+            + ": check the date, or void the event if it was recorded in error",
+            code="after_subject_event",
+        )
     upload_sha256 = hashlib.sha256(data).hexdigest()
     if form.idempotency_key:
         found = _replay(session, wound, form.idempotency_key, upload_sha256)
@@ -382,18 +498,20 @@ def calibration_of(assessment: Assessment) -> Calibration:
     )
 
 
+NOT_PINNED_MODEL = "not measured with the pinned model: run reanalyze"
+
+
 def current_measurement(assessment: Assessment, study: Study | None = None) -> Measurement | None:
-    """Which measurement counts for a photo: the latest manual correction, else the
-    study's pinned model's, else the newest automatic one."""
+    """Which measurement counts for a photo (DESIGN): the latest manual correction, else
+    the measurement of the study's pinned model (none from another model: None), else,
+    in a study that pins none, the newest automatic one."""
     rows = sorted(assessment.measurements, key=lambda m: m.id, reverse=True)
     for row in rows:
         if row.manual:
             return row
     study = study or access.study_of(assessment)
     if study.model:
-        for row in rows:
-            if row.model_id == study.model:
-                return row
+        return next((row for row in rows if row.model_id == study.model), None)
     return rows[0] if rows else None
 
 
@@ -442,6 +560,7 @@ def series_flags_of(wound: Wound, study: Study) -> dict[str, list[dict[str, Any]
                 drainage=a.drainage,
                 superseded=i + 1 < len(rows)
                 and rows[i + 1].captured_at.date() == a.captured_at.date(),
+                requires_drainage_recorded=study.closure_requires_drainage_recorded,
             )
         )
     return review.series_flags(points)
@@ -453,7 +572,11 @@ def review_reasons(
     """The flags that send a photo to review: its own (``review.own_review_flags``),
     then its series flags."""
     quality = (measurement.data.get("quality") or []) if measurement is not None else []
-    closed = assessment.epithelialized is True and assessment.drainage is not True
+    closed = is_closed(
+        assessment.epithelialized,
+        assessment.drainage,
+        requires_drainage_recorded=access.study_of(assessment).closure_requires_drainage_recorded,
+    )
     own = review.own_review_flags(quality, recorded_closed=closed)
     return [*own, *series]
 
@@ -476,38 +599,54 @@ def awaiting_review(
     )
 
 
+def uncounted_reason(
+    assessment: Assessment,
+    measurement: Measurement | None,
+    series: Sequence[dict[str, Any]] | None = None,
+) -> str | None:
+    """The one "counted" rule (DESIGN): why this photo's ``measurement`` (its
+    ``current_measurement``) stays out of the cm² endpoints, or None when it counts.
+    Not voided, measured by the pinned model (or corrected by hand), calibrated, and
+    counted under the study's review policy (``review.counts_under_review_policy``).
+    ``series``: the photo's series flags (``series_flags_of``; computed when not given)."""
+    if assessment.voided:
+        return "voided"
+    if measurement is None:
+        study = access.study_of(assessment)
+        return NOT_PINNED_MODEL if study.model and assessment.measurements else "no_measurement"
+    if not measurement.calibrated or measurement.area_cm2 is None:
+        return "uncalibrated"
+    study = access.study_of(assessment)
+    if series is None:
+        series = series_flags_of(assessment.wound, study).get(assessment.id, [])
+    if review.counts_under_review_policy(
+        study.review,
+        reviewed=is_reviewed(assessment, measurement),
+        severe=measurement.severe,
+        review_flagged=review.review_flagged(review_reasons(assessment, measurement, series)),
+    ):
+        return None
+    return "severe_quality_flag" if measurement.severe else "awaiting_review"
+
+
 def is_counted(
     assessment: Assessment,
     measurement: Measurement | None,
     series: Sequence[dict[str, Any]] | None = None,
 ) -> bool:
-    """Whether this photo's measurement enters cm² endpoints (DESIGN: counted): not
-    voided, calibrated, and counted under the study's review policy
-    (``review.counts_under_review_policy``). ``series``: the photo's series flags
-    (``series_flags_of``; computed here when not given)."""
-    if assessment.voided or measurement is None or not measurement.calibrated:
-        return False
-    study = access.study_of(assessment)
-    if series is None:
-        series = series_flags_of(assessment.wound, study).get(assessment.id, [])
-    return review.counts_under_review_policy(
-        study.review,
-        reviewed=is_reviewed(assessment, measurement),
-        severe=measurement.severe,
-        review_flagged=review.review_flagged(review_reasons(assessment, measurement, series)),
-    )
+    """Whether this photo's measurement enters cm² endpoints (``uncounted_reason``)."""
+    return uncounted_reason(assessment, measurement, series) is None
 
 
-def baseline_dates(session: Session, wound_ids: list[str]) -> dict[str, datetime]:
-    """First capture time of each wound's non-voided assessments (day 0)."""
-    if not wound_ids:
-        return {}
-    rows = session.execute(
-        select(Assessment.wound_id, func.min(Assessment.captured_at))
-        .where(Assessment.wound_id.in_(wound_ids), Assessment.voided.is_(False))
-        .group_by(Assessment.wound_id)
-    )
-    return {wound_id: first for wound_id, first in rows}
+def day_zero(subject: Subject) -> date | None:
+    """The subject's time origin (``endpoints.time_origin``): ``randomized_on`` when
+    given, else the date of its first (non-voided) photo of any wound."""
+    firsts = [
+        min(a.captured_at for a in w.assessments if not a.voided).date().isoformat()
+        for w in subject.wounds
+        if any(not a.voided for a in w.assessments)
+    ]
+    return time_origin(subject.randomized_on, firsts)
 
 
 def list_assessments(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -35,6 +36,7 @@ def study_public(study: Study) -> StudyPublic:
         model=study.model,
         locked=study.locked,
         review=study.review,
+        closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
         created_at=study.created_at,
     )
 
@@ -50,6 +52,7 @@ def subject_public(subject: Subject, caller: Caller) -> SubjectPublic:
         code=subject.code,
         site=subject.site.code,
         arm=subject.arm if caller.sees_arm else None,
+        randomized_on=subject.randomized_on,
         created_at=subject.created_at,
     )
 
@@ -105,8 +108,9 @@ def review_public(
 
 
 def assessments_public(session: Session, rows: list[Assessment]) -> list[AssessmentPublic]:
-    """Several assessments, with their day counted from each wound's baseline."""
-    baselines = trial.baseline_dates(session, sorted({a.wound_id for a in rows}))
+    """Several assessments, with their day counted from the subject's time origin
+    (``trial.day_zero``)."""
+    origins: dict[str, date | None] = {}
     series_by_wound: dict[str, dict[str, list[dict[str, Any]]]] = {}
     out = []
     for a in rows:
@@ -115,8 +119,11 @@ def assessments_public(session: Session, rows: list[Assessment]) -> list[Assessm
         if a.wound_id not in series_by_wound:
             series_by_wound[a.wound_id] = trial.series_flags_of(a.wound, study)
         series = series_by_wound[a.wound_id].get(a.id, [])
-        base = baselines.get(a.wound_id, a.captured_at)
-        day = (a.captured_at.date() - base.date()).days
+        subject = a.wound.subject
+        if subject.id not in origins:
+            origins[subject.id] = trial.day_zero(subject)
+        origin = origins[subject.id] or a.captured_at.date()
+        day = (a.captured_at.date() - origin).days
         url = f"/v1/assessments/{a.id}"
         out.append(
             AssessmentPublic(

@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,8 +32,10 @@ from sqlalchemy.orm import Session
 from service import access, auth, trial
 from service.auth import Caller
 from service.deps import RuntimeDep, SessionDep
-from service.errors import DomainError, Forbidden
-from service.orm import Study, Wound
+from service.endpoints import CLOSURE_CONFIRM_DAYS
+from service.errors import DomainError, Forbidden, InvalidRequest
+from service.measure import QUALITY_CODES
+from service.orm import Assessment, Study, Wound
 from service.routes import exports as export_routes
 from service.routes.endpoints import (
     load_visible_subjects,
@@ -143,25 +145,65 @@ def figure_json(figure: dict[str, Any]) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def step_path(times: list[float], values: list[float]) -> tuple[list[float], list[float]]:
+    """The corners of a right-continuous step function (plotly's ``hv``) as a plain
+    polyline, so a band's lower edge can be walked backwards without plotly
+    re-interpreting the steps (its ``hv`` reversed draws ``vh``)."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for i, (t, v) in enumerate(zip(times, values, strict=True)):
+        if i:
+            xs.append(t)
+            ys.append(values[i - 1])
+        xs.append(t)
+        ys.append(v)
+    return xs, ys
+
+
+def km_band(km: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """The closed polygon of the 95 % band: upper steps forward, lower steps backward."""
+    keep = [
+        i
+        for i, (lo, hi) in enumerate(zip(km["ci95_low"], km["ci95_high"], strict=True))
+        if lo is not None and hi is not None
+    ]
+    times = [km["timeline_days"][i] for i in keep]
+    hx, hy = step_path(times, [km["ci95_high"][i] for i in keep])
+    lx, ly = step_path(times, [km["ci95_low"][i] for i in keep])
+    return hx + lx[::-1], hy + ly[::-1]
+
+
 def km_figure(answer: dict[str, Any], *, title: str) -> dict[str, Any]:
-    """Kaplan–Meier step curves of time to closure (pooled, or per arm for admins)."""
+    """Kaplan–Meier step curves of time to closure (pooled, or per arm for admins), each
+    with its 95 % band in the curve's colour, drawn only over the follow-up."""
     groups = answer.get("by_arm") or {"all subjects": answer}
     data: list[dict[str, Any]] = []
-    for name, group in groups.items():
+    for i, (name, group) in enumerate(groups.items()):
         km = group["km"]
         if not km["timeline_days"]:
             continue
+        colour = PALETTE[i % len(PALETTE)]
+        band_x, band_y = km_band(km)
         data.append(
             {
                 "type": "scatter",
                 "mode": "lines",
                 "name": f"{name}: 95% CI",
-                "x": km["timeline_days"] + km["timeline_days"][::-1],
-                "y": km["ci95_high"] + km["ci95_low"][::-1],
-                "line": {"shape": "hv", "width": 0},
+                "x": band_x,
+                "y": band_y,
+                "line": {"width": 0, "color": colour},
                 "fill": "toself",
-                "opacity": 0.2,
+                "fillcolor": _rgba(colour, 0.18),
                 "hoverinfo": "skip",
+                "legendgroup": str(name),
                 "showlegend": False,
             }
         )
@@ -172,7 +214,8 @@ def km_figure(answer: dict[str, Any], *, title: str) -> dict[str, Any]:
                 "name": str(name),
                 "x": km["timeline_days"],
                 "y": km["survival"],
-                "line": {"shape": "hv"},
+                "line": {"shape": "hv", "color": colour},
+                "legendgroup": str(name),
                 "hovertemplate": "day %{x}: %{y:.2f} not yet healed<extra></extra>",
             }
         )
@@ -182,17 +225,104 @@ def km_figure(answer: dict[str, Any], *, title: str) -> dict[str, Any]:
             "title": {"text": title},
             "xaxis": {"title": {"text": "days from baseline"}, "rangemode": "tozero"},
             "yaxis": {"title": {"text": "proportion not yet healed"}, "range": [0, 1.05]},
-            "margin": {"t": 50, "r": 20},
+            "legend": LEGEND_BELOW,
+            "margin": {"t": 50, "r": 20, "l": 60},
         },
     }
 
 
+def follow_up_days(answer: dict[str, Any]) -> float | None:
+    """The last day of follow-up of the Kaplan–Meier curve (None without subjects)."""
+    days = answer["km"]["timeline_days"]
+    return max(days) if days else None
+
+
+def proportions_within_follow_up(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The study's "healed by day N" figures, each marked beyond follow-up when N is
+    past the last subject's last day (the Kaplan–Meier estimate is flat there, not known)."""
+    last = follow_up_days(answer)
+    return [
+        {
+            "day": int(day),
+            "pct": None if p is None else 100.0 * p,
+            "beyond": last is None or int(day) > last,
+        }
+        for day, p in answer["proportion_healed"].items()
+    ]
+
+
+def ci_text(low: float | None, high: float | None) -> str:
+    """A median's 95 % CI in words: an open end is "not reached", not a dash."""
+    if low is None and high is None:
+        return "not estimable"
+    lo = "not reached" if low is None else f"{low:.0f}"
+    hi = "not reached" if high is None else f"{high:.0f}"
+    return f"{lo} to {hi} days"
+
+
+AT_RISK_STEP_DAYS = 28
+
+
+def number_at_risk(answer: dict[str, Any]) -> dict[str, Any]:
+    """The number-at-risk table under the Kaplan–Meier plot: per group (pooled, or per
+    arm for admins, as the curves), how many subjects are still followed and not yet
+    healed at day 0, 28, 56, … up to the end of follow-up (a subject is at risk at day
+    d while its time to closure, healed or censored, is ≥ d)."""
+    timed = [r for r in answer["subject_rows"] if r["time_to_closure_days"] is not None]
+    if not timed:
+        return {"days": [], "groups": {}}
+    last = max(r["time_to_closure_days"] for r in timed)
+    days = list(range(0, int(last) + 1, AT_RISK_STEP_DAYS))
+    if answer.get("by_arm"):
+        names = list(answer["by_arm"])
+        groups = {
+            name: [r for r in timed if (r.get("arm") or "unassigned") == name] for name in names
+        }
+    else:
+        groups = {"all subjects": timed}
+    return {
+        "days": days,
+        "groups": {
+            name: [sum(1 for r in rows if r["time_to_closure_days"] >= d) for d in days]
+            for name, rows in groups.items()
+        },
+    }
+
+
+LEGEND_BELOW = {"orientation": "h", "x": 0, "y": -0.22, "yanchor": "top"}
+"""Legends sit under the plot: beside it they squeeze a phone-width plot to nothing."""
+
 AREA_TRACE = "area (cm²)"
+BAND_TRACE = "95 % interval"
+POINT_STYLES: dict[str, tuple[str, str, str]] = {
+    # kind: (legend label, marker symbol, colour)
+    "model": ("model outline, counted", "circle", "#1d3557"),
+    "manual": ("clinician's outline", "square", "#2a7d3b"),
+    "awaiting": ("awaiting review (not counted)", "diamond-open", "#d97706"),
+    "uncounted": ("not counted", "x-thin-open", "#a4161a"),
+}
+"""How the area plot marks each kind of point (one home: the legend and the points)."""
 
 
-def area_figure(answer: dict[str, Any], *, title: str) -> dict[str, Any]:
-    """Area over time: one point per assessment with an area (open markers: not counted),
-    the uncertainty band, clinician closure observations and the confirmed closure."""
+def point_kind(visit: dict[str, Any], *, manual: bool, awaiting: bool) -> str:
+    if awaiting:
+        return "awaiting"
+    if not visit["counted"]:
+        return "uncounted"
+    return "manual" if manual else "model"
+
+
+def area_figure(
+    answer: dict[str, Any],
+    *,
+    title: str,
+    manual: frozenset[str] = frozenset(),
+    awaiting: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """Area over time: one point per assessment with an area, marked by kind
+    (``POINT_STYLES``: model, clinician's outline, awaiting review, not counted), the
+    95 % interval as a band, clinician closure observations, and the confirmed closure
+    and recurrence as vertical lines with their own legend entries."""
     visits = answer["visits"]
     measured = [v for v in visits if v["area_cm2"] is not None]
     banded = [
@@ -204,16 +334,20 @@ def area_figure(answer: dict[str, Any], *, title: str) -> dict[str, Any]:
             {
                 "type": "scatter",
                 "mode": "lines",
-                "name": "uncertainty",
+                "name": BAND_TRACE,
                 "x": [v["captured_at"] for v in banded] + [v["captured_at"] for v in banded[::-1]],
                 "y": [v["area_cm2_high"] for v in banded]
                 + [v["area_cm2_low"] for v in banded[::-1]],
                 "fill": "toself",
+                "fillcolor": "rgba(29,53,87,0.18)",
                 "line": {"width": 0},
-                "opacity": 0.25,
                 "hoverinfo": "skip",
             }
         )
+    kinds = [
+        point_kind(v, manual=v["assessment"] in manual, awaiting=v["assessment"] in awaiting)
+        for v in measured
+    ]
     data.append(
         {
             "type": "scatter",
@@ -222,49 +356,65 @@ def area_figure(answer: dict[str, Any], *, title: str) -> dict[str, Any]:
             "x": [v["captured_at"] for v in measured],
             "y": [v["area_cm2"] for v in measured],
             "customdata": [
-                [v["day"], v["par_pct"], v["assessment"], "" if v["counted"] else "not counted"]
-                for v in measured
+                [v["day"], v["par_pct"], v["assessment"], POINT_STYLES[k][0]]
+                for v, k in zip(measured, kinds, strict=True)
             ],
+            "line": {"color": "#8896ab"},
             "marker": {
-                "size": 9,
-                "symbol": ["circle" if v["counted"] else "circle-open" for v in measured],
+                "size": 10,
+                "symbol": [POINT_STYLES[k][1] for k in kinds],
+                "color": [POINT_STYLES[k][2] for k in kinds],
+                "line": {"width": 2, "color": [POINT_STYLES[k][2] for k in kinds]},
             },
+            "showlegend": False,
             "hovertemplate": "day %{customdata[0]}: %{y:.2f} cm² (PAR %{customdata[1]:.0f} %)"
-            " %{customdata[3]}<extra>%{customdata[2]}</extra>",
+            "<br>%{customdata[3]}<extra>%{customdata[2]}</extra>",
         }
     )
+    for kind in POINT_STYLES:
+        if kind in kinds:
+            label, symbol, colour = POINT_STYLES[kind]
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "name": label,
+                    "x": [None],
+                    "y": [None],
+                    "marker": {"size": 10, "symbol": symbol, "color": colour},
+                    "hoverinfo": "skip",
+                }
+            )
     closed = [v for v in visits if v["closed"]]
     if closed:
         data.append(
             {
                 "type": "scatter",
                 "mode": "markers",
-                "name": "closed (clinician)",
+                "name": "recorded closed (clinician)",
                 "x": [v["captured_at"] for v in closed],
                 "y": [0 for _ in closed],
                 "marker": {"symbol": "star", "size": 12, "color": "#2a9d4b"},
-                "hovertemplate": "day %{text}: closed<extra></extra>",
+                "hovertemplate": "day %{text}: recorded closed<extra></extra>",
                 "text": [str(v["day"]) for v in closed],
             }
         )
-    shapes: list[dict[str, Any]] = []
     day_to_date = {v["day"]: v["captured_at"] for v in visits}
-    for day, color, label in (
+    top = max([v["area_cm2_high"] or v["area_cm2"] for v in measured] or [1.0]) or 1.0
+    for day, colour, label in (
         (answer.get("closure_day"), "#2a9d4b", "closure confirmed"),
         (answer.get("recurrence_day"), "#c0392b", "recurrence"),
     ):
         if day is not None and day in day_to_date:
-            shapes.append(
+            data.append(
                 {
-                    "type": "line",
-                    "xref": "x",
-                    "yref": "paper",
-                    "x0": day_to_date[day],
-                    "x1": day_to_date[day],
-                    "y0": 0,
-                    "y1": 1,
-                    "line": {"color": color, "dash": "dash"},
-                    "name": label,
+                    "type": "scatter",
+                    "mode": "lines",
+                    "name": f"{label} (day {day})",
+                    "x": [day_to_date[day], day_to_date[day]],
+                    "y": [0, top * 1.05],
+                    "line": {"color": colour, "dash": "dash", "width": 2},
+                    "hoverinfo": "name",
                 }
             )
     return {
@@ -273,8 +423,72 @@ def area_figure(answer: dict[str, Any], *, title: str) -> dict[str, Any]:
             "title": {"text": title},
             "xaxis": {"title": {"text": "captured"}, "type": "date"},
             "yaxis": {"title": {"text": "area (cm²)"}, "rangemode": "tozero"},
-            "shapes": shapes,
-            "margin": {"t": 50, "r": 20},
+            "legend": LEGEND_BELOW,
+            "margin": {"t": 50, "r": 20, "l": 60},
+        },
+    }
+
+
+STALLED_PAR_PCT = 50.0
+"""PAR at week 4 under this is a stalled wound (the usual week-4 predictor of healing)."""
+WOUND_STATUSES = {
+    "healed": "healed",
+    "pending": "closure pending confirmation",
+    "stalled": "stalled (PAR < 50 % at week 4)",
+    "open": "open",
+}
+
+
+def wound_status(answer: dict[str, Any]) -> str:
+    """A wound's badge: healed (confirmed closure, not re-opened), closure pending
+    confirmation (its last visit recorded closed, not yet confirmed), stalled (PAR at
+    week 4 under ``STALLED_PAR_PCT``), else open."""
+    if answer["healed_at_last_visit"]:
+        return "healed"
+    effective = [v for v in answer["visits"] if v["uncounted_reason"] != "voided"]
+    if effective and effective[-1]["closed"]:
+        return "pending"
+    par = answer["par_week4_pct"]
+    if par is not None and par < STALLED_PAR_PCT:
+        return "stalled"
+    return "open"
+
+
+def subject_figure(answer: dict[str, Any], *, title: str) -> dict[str, Any]:
+    """Every wound's area over the subject's visits on one plot (open markers: not
+    counted), one colour per wound."""
+    data: list[dict[str, Any]] = []
+    for i, wound in enumerate(answer["wounds"]):
+        measured = [v for v in wound["visits"] if v["area_cm2"] is not None]
+        if not measured:
+            continue
+        colour = PALETTE[i % len(PALETTE)]
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": str(wound["label"]),
+                "x": [v["captured_at"] for v in measured],
+                "y": [v["area_cm2"] for v in measured],
+                "customdata": [[v["day"], v["assessment"]] for v in measured],
+                "line": {"color": colour},
+                "marker": {
+                    "size": 9,
+                    "color": colour,
+                    "symbol": ["circle" if v["counted"] else "circle-open" for v in measured],
+                },
+                "hovertemplate": f"{wound['label']} day %{{customdata[0]}}: %{{y:.2f}} cm²"
+                "<extra>%{customdata[1]}</extra>",
+            }
+        )
+    return {
+        "data": data,
+        "layout": {
+            "title": {"text": title},
+            "xaxis": {"title": {"text": "captured"}, "type": "date"},
+            "yaxis": {"title": {"text": "area (cm²)"}, "rangemode": "tozero"},
+            "legend": LEGEND_BELOW,
+            "margin": {"t": 50, "r": 20, "l": 60},
         },
     }
 
@@ -290,6 +504,44 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 
 templates.env.filters["fmt"] = _fmt
+
+
+def plain_flag(flag: dict[str, Any]) -> dict[str, Any]:
+    """A quality or series flag as a person reads it: its own message (which names the
+    numbers), else the code's meaning from ``QUALITY_CODES`` (the one home of flag
+    messages); the code stays as a data attribute, not as the text."""
+    code = str(flag.get("code"))
+    meaning, severe = QUALITY_CODES.get(code, (code.replace("_", " "), False))
+    return {
+        "code": code,
+        "severe": bool(flag.get("severe", severe)),
+        "meaning": meaning,
+        "text": str(flag.get("message") or meaning),
+    }
+
+
+def plain_flags(flags: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [plain_flag(f) for f in flags]
+
+
+UNCOUNTED_TEXT = {
+    "voided": "voided",
+    "no_measurement": "no measurement",
+    "uncalibrated": "no scale on the photo (area in pixels only)",
+    "severe_quality_flag": "a severe quality flag: counts once a clinician accepts or corrects it",
+    "awaiting_review": "awaiting a clinician's review",
+}
+"""Why a photo does not count (``routes.endpoints.uncounted_reason``), in words."""
+
+CLOSURE_RULE = (
+    "Closure is confirmed when the wound is recorded closed (fully re-epithelialised, no"
+    f" drainage) at consecutive visits spanning at least {CLOSURE_CONFIRM_DAYS} days: a"
+    f" single closed visit, or a visit recorded open within {CLOSURE_CONFIRM_DAYS} days, is"
+    " not yet closure. The day of closure is the first closed visit of that run."
+)
+"""The confirmation rule in words, shown wherever closure is (``endpoints``' rule)."""
+templates.env.globals["closure_rule"] = CLOSURE_RULE
+templates.env.globals["uncounted_text"] = UNCOUNTED_TEXT
 
 
 # --- sign in / out --------------------------------------------------------------------
@@ -384,9 +636,14 @@ def study_page(study: str, request: Request, session: SessionDep) -> HTMLRespons
         row = access.load_study(session, caller, study)
         subjects = {s.id: s for s in load_visible_subjects(session, caller, row)}
         answer = study_answer(session, caller, row)
+        awaiting = trial.review_queue(session, caller, row, limit=0, offset=0)[1]
         return "study.html", {
             "study": row,
             "answer": answer,
+            "awaiting": awaiting,
+            "proportions": proportions_within_follow_up(answer),
+            "at_risk": number_at_risk(answer),
+            "median_ci": ci_text(*answer["median_time_to_closure_days_ci95"]),
             "subjects": subjects,
             "can_export": caller.role in export_routes.EXPORT_ROLES,
             "km_json": figure_json(
@@ -401,49 +658,244 @@ def study_page(study: str, request: Request, session: SessionDep) -> HTMLRespons
 def subject_page(subject: str, request: Request, session: SessionDep) -> HTMLResponse:
     def build(caller: Caller, _: str) -> tuple[str, dict[str, Any]]:
         row = access.load_subject(session, caller, subject)
-        return "subject.html", {"subject": row, "answer": subject_answer(row)}
+        study = access.study_of(row)
+        answer = subject_answer(row)
+        by_id = {w.id: w for w in row.wounds}
+        warnings = []
+        cards = []
+        for wound_answer_ in answer["wounds"]:
+            wound_row = by_id[wound_answer_["wound"]]
+            rows = _assessment_rows(wound_row, study)
+            live = [r for r in rows if not r["assessment"].voided]
+            warnings += [
+                {"wound": wound_row, "row": r, "flags": r["flags"]} for r in live if r["flags"]
+            ]
+            photos = [r for r in live if r["measurement"] is not None]
+            cards.append(
+                {
+                    "wound": wound_row,
+                    "answer": wound_answer_,
+                    "status": wound_status(wound_answer_),
+                    "latest": photos[-1] if photos else None,
+                    "awaiting": sum(1 for r in live if r["awaiting"]),
+                }
+            )
+        return "subject.html", {
+            "subject": row,
+            "answer": answer,
+            "warnings": warnings,
+            "cards": cards,
+            "statuses": WOUND_STATUSES,
+            "subject_json": figure_json(
+                subject_figure(answer, title=f"{row.code}: every wound's area")
+            ),
+        }
 
     return _page(request, session, build)
 
 
 def _assessment_rows(wound: Wound, study: Study) -> list[dict[str, Any]]:
+    """Each assessment of a wound with the measurement that counts, its flags (own and
+    series, in words), why it does not count, and whether it awaits review."""
+    series = trial.series_flags_of(wound, study)
     rows = []
     for assessment in sorted(wound.assessments, key=lambda a: (a.captured_at, a.created_at)):
         current = trial.current_measurement(assessment, study)
         data: dict[str, Any] = current.data if current is not None else {}
+        own = series.get(assessment.id, [])
         rows.append(
             {
                 "assessment": assessment,
                 "measurement": current,
                 "data": data,
-                "flags": ", ".join(str(q.get("code")) for q in data.get("quality") or ()),
-                "uncounted_reason": uncounted_reason(assessment, current),
+                "flags": plain_flags([*(data.get("quality") or ()), *own]),
+                "uncounted_reason": uncounted_reason(assessment, current, own),
+                "awaiting": trial.awaiting_review(assessment, current, study, own),
+                "reviewed": trial.is_reviewed(assessment, current),
                 "history": len(assessment.measurements),
             }
         )
     return rows
 
 
+def overlay_url(assessment_id: str, measurement_id: int | None) -> str:
+    """The overlay of one measurement: its id is in the URL, so a new correction is a
+    new URL (shown at once) and each URL's image never changes (cached long)."""
+    base = f"/dashboard/assessments/{assessment_id}/overlay.jpg"
+    return base if measurement_id is None else f"{base}?measurement={measurement_id}"
+
+
+templates.env.globals["overlay_url"] = overlay_url
+
+
+def _wound_context(caller: Caller, row: Wound, form: dict[str, Any] | None) -> dict[str, Any]:
+    """The wound page; ``form``: a refused form's values and error, shown in its panel."""
+    study = access.study_of(row)
+    answer = wound_answer(row)
+    days = {v["assessment"]: v["day"] for v in answer["visits"]}
+    rows = _assessment_rows(row, study)
+    manual = frozenset(
+        r["assessment"].id for r in rows if r["measurement"] and r["measurement"].manual
+    )
+    awaiting = frozenset(r["assessment"].id for r in rows if r["awaiting"])
+    return {
+        "wound": row,
+        "study": study,
+        "answer": answer,
+        "days": days,
+        "rows": rows,
+        "wound_flags": plain_flags(answer["flags"]),
+        "form": form or {},
+        "can_correct": caller.role in trial.CORRECTORS and not study.locked,
+        "area_json": figure_json(
+            area_figure(
+                answer,
+                title=f"{row.subject.code} {row.label}: area over time",
+                manual=manual,
+                awaiting=awaiting,
+            )
+        ),
+    }
+
+
 @router.get("/wounds/{wound}", response_class=HTMLResponse)
 def wound_page(wound: str, request: Request, session: SessionDep) -> HTMLResponse:
     def build(caller: Caller, _: str) -> tuple[str, dict[str, Any]]:
-        row = access.load_wound(session, caller, wound)
-        study = access.study_of(row)
-        answer = wound_answer(row)
-        days = {v["assessment"]: v["day"] for v in answer["visits"]}
-        return "wound.html", {
-            "wound": row,
-            "study": study,
-            "answer": answer,
-            "days": days,
-            "rows": _assessment_rows(row, study),
-            "can_correct": caller.role in trial.CORRECTORS and not study.locked,
-            "area_json": figure_json(
-                area_figure(answer, title=f"{row.subject.code} {row.label}: area over time")
-            ),
-        }
+        return "wound.html", _wound_context(caller, access.load_wound(session, caller, wound), None)
 
     return _page(request, session, build)
+
+
+def _refused_form(
+    request: Request,
+    session: Session,
+    caller: Caller,
+    key: str,
+    exc: DomainError,
+    row: Assessment | None,
+    back: str,
+    form: dict[str, Any],
+) -> HTMLResponse:
+    """A refused action re-renders the page it came from with the person's input kept
+    and the error beside the form (not a bare error page that loses what they typed)."""
+    if row is None:
+        return _error_page(request, caller, key, exc)
+    form = {**form, "assessment": row.id, "code": exc.code, "detail": exc.detail}
+    base = {"caller": caller, "csrf": csrf_token(key)}
+    if back == "review":
+        context = _review_context(session, caller, access.study_of(row), 0, form)
+        return _render(request, "review.html", {**base, **context}, exc.status)
+    context = _wound_context(caller, row.wound, form)
+    return _render(request, "wound.html", {**base, **context}, exc.status)
+
+
+def _back_to(row: Assessment, back: str) -> RedirectResponse:
+    """Where an action returns: the review queue or the wound (never a caller's URL)."""
+    if back == "review":
+        study = access.study_of(row)
+        return RedirectResponse(f"/dashboard/studies/{study.id}/review", status_code=303)
+    return RedirectResponse(f"/dashboard/wounds/{row.wound_id}#{row.id}", status_code=303)
+
+
+REVIEW_PAGE_SIZE = 20
+
+
+def _review_context(
+    session: Session, caller: Caller, study: Study, offset: int, form: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The review queue (the API's ``trial.review_queue``, scoped by the caller's site):
+    each photo with its reasons in words and its wound's series beside it."""
+    rows, total = trial.review_queue(session, caller, study, limit=REVIEW_PAGE_SIZE, offset=offset)
+    series: dict[str, list[dict[str, Any]]] = {}
+    days: dict[str, dict[str, int]] = {}
+    items = []
+    for a in rows:
+        if a.wound_id not in series:
+            series[a.wound_id] = _assessment_rows(a.wound, study)
+            days[a.wound_id] = {v["assessment"]: v["day"] for v in wound_answer(a.wound)["visits"]}
+        current = trial.current_measurement(a, study)
+        own = trial.series_flags_of(a.wound, study).get(a.id, [])
+        items.append(
+            {
+                "assessment": a,
+                "measurement": current,
+                "reasons": plain_flags(trial.review_reasons(a, current, own)),
+                "series": series[a.wound_id],
+                "days": days[a.wound_id],
+            }
+        )
+    return {
+        "study": study,
+        "items": items,
+        "total": total,
+        "offset": offset,
+        "page_size": REVIEW_PAGE_SIZE,
+        "form": form or {},
+        "can_review": caller.role in trial.CORRECTORS and not study.locked,
+    }
+
+
+@router.get("/studies/{study}/review", response_class=HTMLResponse)
+def review_page(
+    study: str,
+    request: Request,
+    session: SessionDep,
+    offset: Annotated[int, Query(ge=0, le=10**6)] = 0,
+) -> HTMLResponse:
+    """Photos awaiting a clinician's review, the longest waiting first."""
+
+    def build(caller: Caller, _: str) -> tuple[str, dict[str, Any]]:
+        row = access.load_study(session, caller, study)
+        return "review.html", _review_context(session, caller, row, offset, None)
+
+    return _page(request, session, build)
+
+
+@router.post("/assessments/{assessment}/accept", response_model=None)
+def accept(
+    assessment: str,
+    request: Request,
+    session: SessionDep,
+    accepted: Annotated[str, Form()] = "",
+    back: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Accept the measurement that counts now, or undo it: ``PATCH /v1/assessments/{id}``
+    ``{"accepted": true|false}`` (the same domain function, audited)."""
+    caller, key = _signed_in(request, session)
+    row: Assessment | None = None
+    try:
+        _check_csrf(key, csrf)
+        row = access.load_assessment(session, caller, assessment)
+        if accepted not in ("yes", "no"):
+            raise InvalidRequest("accepted: give 'yes' or 'no'")
+        trial.update_assessment(session, caller, row, AssessmentUpdate(accepted=accepted == "yes"))
+    except DomainError as exc:
+        return _refused_form(request, session, caller, key, exc, row, back, {})
+    return _back_to(row, back)
+
+
+@router.post("/assessments/{assessment}/void", response_model=None)
+def void(
+    assessment: str,
+    request: Request,
+    session: SessionDep,
+    reason: Annotated[str, Form()] = "",
+    back: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Void a misfiled photo with a reason: ``PATCH /v1/assessments/{id}``
+    ``{"voided": true, "reason": …}`` (kept, audited, left out of every endpoint)."""
+    caller, key = _signed_in(request, session)
+    row: Assessment | None = None
+    try:
+        _check_csrf(key, csrf)
+        row = access.load_assessment(session, caller, assessment)
+        trial.update_assessment(session, caller, row, AssessmentUpdate(voided=True, reason=reason))
+    except DomainError as exc:
+        form = {"action": "void", "reason": reason}
+        return _refused_form(request, session, caller, key, exc, row, back, form)
+    return _back_to(row, back)
 
 
 @router.get("/assessments/{assessment}/overlay.jpg")
@@ -461,9 +913,10 @@ def overlay(
     photo = runtime.store.get(row.photo_key)
     mask = runtime.store.get(chosen.mask_key)
     jpeg = runtime.pool.run(runtime.overlay, photo, mask)
-    return Response(
-        jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"}
-    )
+    # A URL with the measurement id names one image for good; without it, the image
+    # follows whichever measurement counts now, so it must not be cached.
+    cache = "private, max-age=86400, immutable" if measurement is not None else "no-store"
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": cache})
 
 
 @router.post("/assessments/{assessment}/correct", response_model=None)
@@ -480,6 +933,7 @@ def correct(
     """A clinician's corrected outline (polygon in photo pixels, or a mask PNG) + reason:
     the same domain function as ``PUT /v1/assessments/{id}/mask``."""
     caller, key = _signed_in(request, session)
+    row: Assessment | None = None
     try:
         _check_csrf(key, csrf)
         row = access.load_assessment(session, caller, assessment)
@@ -501,8 +955,9 @@ def correct(
             reason=reason,
         )
     except DomainError as exc:
-        return _error_page(request, caller, key, exc)
-    return RedirectResponse(f"/dashboard/wounds/{row.wound_id}#{row.id}", status_code=303)
+        form = {"action": "correct", "polygon": polygon, "reason": reason}
+        return _refused_form(request, session, caller, key, exc, row, "", form)
+    return _back_to(row, "")
 
 
 def _tri_state(value: str) -> bool | None:

@@ -18,6 +18,7 @@ from service import access, trial
 from service import endpoints as engine
 from service.auth import Caller
 from service.deps import CallerDep, SessionDep, VisibleStudy, VisibleSubject, VisibleWound
+from service.endpoint_models import StudyAnswer, SubjectAnswer, WoundAnswer
 from service.errors import InvalidRequest
 from service.orm import Assessment, Measurement, Study, Subject, Wound
 
@@ -43,19 +44,8 @@ def uncounted_reason(
     measurement: Measurement | None,
     series: list[dict[str, Any]] | None = None,
 ) -> str | None:
-    """Why a photo stays out of the cm² endpoints (``trial.is_counted``); None when it counts.
-    ``series``: its series flags (``trial.series_flags_of``), computed when not given."""
-    if trial.is_counted(assessment, measurement, series):
-        return None
-    if assessment.voided:
-        return "voided"
-    if measurement is None:
-        return "no_measurement"
-    if not measurement.calibrated or measurement.area_cm2 is None:
-        return "uncalibrated"
-    if measurement.severe:
-        return "severe_quality_flag"
-    return "awaiting_review"
+    """Why a photo stays out of the cm² endpoints (``trial.uncounted_reason``)."""
+    return trial.uncounted_reason(assessment, measurement, series)
 
 
 def captured_on(assessment: Assessment) -> date:
@@ -85,6 +75,8 @@ def wound_input(wound: Wound, study: Study) -> engine.Wound:
                 area_cm2_low=data.get("area_cm2_low"),
                 area_cm2_high=data.get("area_cm2_high"),
                 uncounted_reason=reason,
+                model=measurement.model_id if measurement is not None else None,
+                manual=bool(measurement is not None and measurement.manual),
             )
         )
     return engine.Wound(wound.id, visits, label=wound.label, index_leg=wound.index_leg)
@@ -96,6 +88,11 @@ def subject_input(subject: Subject, study: Study) -> engine.Subject:
         [wound_input(w, study) for w in subject.wounds],
         code=subject.code,
         arm=subject.arm,
+        randomized_on=subject.randomized_on,
+        site=subject.site.code,
+        events=[
+            engine.SubjectEvent(e.kind, e.occurred_on, e.leg) for e in trial.live_events(subject)
+        ],
     )
 
 
@@ -105,6 +102,7 @@ def load_visible_subjects(session: Session, caller: Caller, study: Study) -> Seq
         access.visible_subjects(caller, study.id)
         .options(
             selectinload(Subject.site),
+            selectinload(Subject.events),
             selectinload(Subject.wounds)
             .selectinload(Wound.assessments)
             .selectinload(Assessment.measurements),
@@ -118,7 +116,12 @@ def wound_answer(
     wound: Wound, *, window_days: int = engine.PAR_WEEK4_WINDOW_DAYS
 ) -> dict[str, Any]:
     study = access.study_of(wound)
-    answer = engine.wound_endpoints(wound_input(wound, study).visits, week4_window_days=window_days)
+    answer = engine.wound_endpoints(
+        wound_input(wound, study).visits,
+        origin=trial.day_zero(wound.subject),
+        week4_window_days=window_days,
+        closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
+    )
     return {"wound": wound.id, "subject": wound.subject_id, "label": wound.label, **answer}
 
 
@@ -127,7 +130,10 @@ def subject_answer(
 ) -> dict[str, Any]:
     study = access.study_of(subject)
     answer = engine.subject_endpoints(
-        subject_input(subject, study).wounds, week4_window_days=window_days
+        subject_input(subject, study).wounds,
+        randomized_on=subject.randomized_on,
+        week4_window_days=window_days,
+        closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
     )
     return {"subject": subject.id, "code": subject.code, "study": subject.study_id, **answer}
 
@@ -146,25 +152,39 @@ def study_answer(
         by_arm=caller.sees_arm,
         proportion_days=proportion_days,
         week4_window_days=window_days,
+        closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
     )
     return {"study": study.id, "scope": caller.site_code or "study", **answer}
 
 
-@router.get("/v1/wounds/{wound}/endpoints", summary="Wound-level healing endpoints")
+@router.get(
+    "/v1/wounds/{wound}/endpoints",
+    summary="Wound-level healing endpoints",
+    response_model=WoundAnswer,
+)
 def get_wound_endpoints(wound: VisibleWound, window_days: WindowDays = 7) -> dict[str, Any]:
     """Baseline area, PAR per visit and at week 4, healing rates (cm²/week, Gilman
     cm/week, log-linear), confirmed closure, time to closure with censoring, recurrence."""
     return wound_answer(wound, window_days=window_days)
 
 
-@router.get("/v1/subjects/{subject}/endpoints", summary="Subject-level healing endpoints")
+@router.get(
+    "/v1/subjects/{subject}/endpoints",
+    summary="Subject-level healing endpoints",
+    response_model=SubjectAnswer,
+)
 def get_subject_endpoints(subject: VisibleSubject, window_days: WindowDays = 7) -> dict[str, Any]:
     """Every wound's endpoints, and whether all ulcers (of the index leg, where recorded)
     are healed, and on which day."""
     return subject_answer(subject, window_days=window_days)
 
 
-@router.get("/v1/studies/{study}/endpoints", summary="Study-level healing endpoints")
+@router.get(
+    "/v1/studies/{study}/endpoints",
+    summary="Study-level healing endpoints",
+    response_model=StudyAnswer,
+    response_model_exclude_unset=True,
+)
 def get_study_endpoints(
     study: VisibleStudy,
     session: SessionDep,

@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from service import audit, exports
+from service import adtte, audit, exports, trial
 from service.auth import Caller
 from service.deps import CallerDep, SessionDep, SettingsDep, VisibleStudy
 from service.orm import Study, Subject
@@ -22,6 +22,7 @@ from service.routes.endpoints import (
     captured_on,
     current_measurement,
     load_visible_subjects,
+    subject_input,
     uncounted_reason,
 )
 
@@ -40,15 +41,8 @@ def assessment_paths(assessment_id: str) -> dict[str, str]:
 
 
 def reference_start(subject: Subject) -> date | None:
-    """The subject's time origin (SDTM RFSTDTC): ``randomized_on`` where the model has
-    it, else the date of the subject's first photo (any wound, voided ones left out)."""
-    randomized_on: date | None = getattr(subject, "randomized_on", None)
-    if randomized_on is not None:
-        return randomized_on
-    return min(
-        (captured_on(a) for w in subject.wounds for a in w.assessments if not a.voided),
-        default=None,
-    )
+    """The subject's time origin (SDTM RFSTDTC): ``trial.day_zero``."""
+    return trial.day_zero(subject)
 
 
 def subject_rows(
@@ -76,15 +70,13 @@ def measurement_rows(
     for subject in subjects:
         rfstdtc = reference_start(subject)
         for wound in subject.wounds:
-            live = [a for a in wound.assessments if not a.voided]
-            baseline_on = min((captured_on(a) for a in live), default=None)
             for assessment in sorted(
                 wound.assessments, key=lambda a: (a.captured_at, a.created_at)
             ):
                 current = current_measurement(assessment, study)
                 not_counted = uncounted_reason(assessment, current)
                 counted = not_counted is None
-                day = (captured_on(assessment) - baseline_on).days if baseline_on else None
+                day = (captured_on(assessment) - rfstdtc).days if rfstdtc else None
                 for m in sorted(assessment.measurements, key=lambda m: m.id):
                     data: dict[str, Any] = m.data or {}
                     rows.append(
@@ -107,6 +99,7 @@ def measurement_rows(
                             drainage=assessment.drainage,
                             accepted=assessment.accepted,
                             voided=assessment.voided,
+                            void_reason=assessment.void_reason,
                             measurement_id=str(m.id),
                             current=current is not None and m.id == current.id,
                             counted=counted and current is not None and m.id == current.id,
@@ -314,6 +307,36 @@ def export_dm(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> Re
     return csv_response(text, f"{study.id}-DM.csv")
 
 
+@router.get(
+    "/v1/studies/{study}/export.adtte.csv",
+    summary="CDISC ADaM ADTTE: one row per subject and time-to-event parameter",
+    response_class=Response,
+    responses=CSV_RESPONSES,
+)
+def export_adtte(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> Response:
+    """TTHEAL (all index-leg ulcers healed), TTWHEAL (each ulcer), TTMAJAMP, TTDEATH, AFS
+    and CRHEAL (competing-risk cause in CRCAUSE), with AVAL in days from STARTDT (the
+    time origin), CNSR, EVNTDESC, CNSDTDSC; TRTP only for admin keys."""
+    caller.require(*EXPORT_ROLES)
+    subjects = [subject_input(s, study) for s in load_visible_subjects(session, caller, study)]
+    rows = adtte.adtte_rows(
+        study.id,
+        subjects,
+        include_arm=caller.sees_arm,
+        closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
+    )
+    audit.record(
+        session,
+        caller,
+        "export.adtte",
+        f"study/{study.id}",
+        study_id=study.id,
+        after={"rows": len(rows), "subjects": len(subjects), "arm": caller.sees_arm},
+    )
+    session.commit()
+    return csv_response(adtte.adtte_csv(rows, include_arm=caller.sees_arm), f"{study.id}-ADTTE.csv")
+
+
 # --- SAS transport (.xpt v5) beside the CSVs -------------------------------------------
 
 XPT_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -397,3 +420,34 @@ def export_tr_xpt(
         ),
     )
     return xpt_response(data, f"{study.id}-tr.xpt")
+
+
+@router.get(
+    "/v1/studies/{study}/export.adtte.xpt",
+    summary="CDISC ADaM ADTTE as SAS transport (v5)",
+    response_class=Response,
+    responses=XPT_RESPONSES,
+)
+def export_adtte_xpt(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> Response:
+    """The ADTTE export (``export.adtte.csv``) as a SAS transport file, version 5: dataset
+    ADTTE, the variables' labels and types as in the README's define table (STARTDT and
+    ADT as ISO 8601 text); TRTP only for admin keys."""
+    caller.require(*EXPORT_ROLES)
+    subjects = [subject_input(s, study) for s in load_visible_subjects(session, caller, study)]
+    rows = adtte.adtte_rows(
+        study.id,
+        subjects,
+        include_arm=caller.sees_arm,
+        closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
+    )
+    data = exports.sas_transport("ADTTE", adtte.columns(include_arm=caller.sees_arm), rows)
+    audit.record(
+        session,
+        caller,
+        "export.adtte.xpt",
+        f"study/{study.id}",
+        study_id=study.id,
+        after={"rows": len(rows), "subjects": len(subjects), "arm": caller.sees_arm},
+    )
+    session.commit()
+    return xpt_response(data, f"{study.id}-adtte.xpt")

@@ -163,10 +163,14 @@ def test_a_clinicians_correction_appears_in_plot_and_table(
     target = trial.assessments["S01-W1"][1]
     panel = page.locator(f"details.correct[data-assessment='{target}']")
     panel.locator("summary").click()
+    before = panel.locator("img.outline-source").get_attribute("src")
     panel.locator("textarea[name=polygon]").fill(square(50))
-    panel.locator("input[name=reason]").fill("outline missed the slough")
+    panel.locator("form[action$='/correct'] input[name=reason]").fill("outline missed the slough")
     with page.expect_navigation():
         panel.locator("form[action$='/correct'] button[type=submit]").click()
+    # The saved outline shows at once: the overlay URL names the new measurement.
+    after = panel.locator("img.outline-source").get_attribute("src")
+    assert before and after and "?measurement=" in after and after != before
     points = area_points(page)
     assert points["y"][1] == pytest.approx(area_cm2(50), rel=0.1)
     row = page.locator(f"#measurements tr[data-assessment='{target}']")
@@ -216,3 +220,151 @@ def test_forms_need_the_csrf_token(server: tuple[str, Trial], browser: Any) -> N
         max_redirects=0,
     )
     assert response.status == 403
+
+
+WIDTHS = (1440, 390)
+SHARE_BUTTONS = (
+    ".modebar-btn[data-title*='Share' i], .modebar-btn[data-title*='Chart Studio' i],"
+    " .modebar-btn[data-title*='cloud' i], .modebar-btn[data-attr='sendDataToCloud']"
+)
+
+
+def pages_of(trial: Trial) -> list[str]:
+    return [
+        "/dashboard/",
+        f"/dashboard/studies/{trial.study}",
+        f"/dashboard/studies/{trial.study}/review",
+        f"/dashboard/subjects/{trial.subjects['S01']}",
+        f"/dashboard/wounds/{trial.wounds['S01-W1']}",
+    ]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_page_fits_the_screen_and_shares_nothing(
+    server: tuple[str, Trial], browser: Any, width: int
+) -> None:
+    base, trial = server
+    for role in ("admin", "monitor", "clinician"):
+        page = sign_in(browser, base, trial.keys[role])
+        page.set_viewport_size({"width": width, "height": 900})
+        errors: list[str] = []
+
+        def console(message: Any, errors: list[str] = errors) -> None:
+            if message.type == "error":
+                errors.append(message.text)
+
+        page.on("console", console)
+        for path in pages_of(trial):
+            page.goto(f"{base}{path}")
+            page.wait_for_load_state("load")
+            for plot in page.locator(".plot").all():
+                plot_id = plot.get_attribute("id")
+                page.wait_for_selector(f"#{plot_id}[data-rendered=true]", timeout=30_000)
+                plot.hover()
+                assert page.locator(f"#{plot_id} .modebar-btn").count() > 0
+                assert (
+                    page.locator(
+                        f"#{plot_id} {SHARE_BUTTONS}".replace(", .", f", #{plot_id} .")
+                    ).count()
+                    == 0
+                )
+                # The legend sits under the plot: the plotting area keeps most of the width.
+                plot_w = page.evaluate(
+                    f"() => document.getElementById('{plot_id}')._fullLayout._size.w"
+                )
+                assert plot_w >= min(width, 1200) * 0.5, (path, plot_id, plot_w)
+            assert page.locator(SHARE_BUTTONS).count() == 0, path
+            scroll_w = page.evaluate("() => document.documentElement.scrollWidth")
+            assert scroll_w <= width, (role, path, scroll_w)
+        assert errors == [], errors
+        page.context.close()
+
+
+def test_a_thumbnail_enlarges(server: tuple[str, Trial], browser: Any) -> None:
+    base, trial = server
+    page = sign_in(browser, base, trial.keys["clinician"])
+    page.goto(f"{base}/dashboard/wounds/{trial.wounds['S01-W1']}")
+    link = page.locator(".strip a.lightbox").first
+    href = link.get_attribute("href")
+    assert href is not None and "?measurement=" in href
+    link.click()
+    dialog = page.locator("dialog#lightbox")
+    assert dialog.is_visible()
+    page.wait_for_function(
+        "() => { const img = document.querySelector('#lightbox img');"
+        " return img.complete && img.naturalWidth > 0; }",
+        timeout=30_000,
+    )
+    page.keyboard.press("Escape")
+    assert not dialog.is_visible()
+
+
+@pytest.fixture(scope="module")
+def awaiting(server: tuple[str, Trial]) -> tuple[str, str]:
+    """Central reading (policy ``all``) and a model-measured photo of a new wound of S01:
+    it waits in the review queue. Returns (wound, assessment)."""
+    base, trial = server
+    admin = trial.auth("admin")
+    with httpx.Client(base_url=base, timeout=120) as client:
+        client.patch(
+            f"/v1/studies/{trial.study}", json={"review": "all"}, headers=admin
+        ).raise_for_status()
+        wound = client.post(
+            f"/v1/subjects/{trial.subjects['S01']}/wounds",
+            json={"label": "W9", "location": "left heel", "index_leg": False},
+            headers=admin,
+        )
+        wound.raise_for_status()
+        upload = client.post(
+            f"/v1/wounds/{wound.json()['id']}/assessments",
+            data={"captured_at": "2026-01-05", "px_per_mm": "10"},
+            files={"photo": ("photo.jpg", PHOTO.read_bytes(), "image/jpeg")},
+            headers=admin,
+        )
+        upload.raise_for_status()
+    return wound.json()["id"], upload.json()["id"]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_review_accept_unaccept_void_in_the_browser(
+    server: tuple[str, Trial], browser: Any, awaiting: tuple[str, str], width: int
+) -> None:
+    base, trial = server
+    wound, target = awaiting
+    page = sign_in(browser, base, trial.keys["clinician"])
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{base}/dashboard/studies/{trial.study}")
+    link = page.locator("#review-link")
+    if width == WIDTHS[-1]:
+        # Second run: the first voided the photo.
+        assert "0" in link.inner_text()
+        return
+    assert "1 photo awaiting" in link.inner_text()
+    link.click()
+    item = page.locator(f"article.review-item[data-assessment='{target}']")
+    assert item.locator(".flags, p").count() > 0
+    page.wait_for_function(
+        "() => { const img = document.querySelector('.review-photo img');"
+        " return img.complete && img.naturalWidth > 0; }",
+        timeout=30_000,
+    )
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+    with page.expect_navigation():
+        item.locator("form[action$='/accept'] button").click()
+    assert page.locator("article.review-item").count() == 0
+    # Un-accept on the wound page sends it back to the queue.
+    page.goto(f"{base}/dashboard/wounds/{wound}?correct={target}")
+    panel = page.locator(f"details#correct-{target}")
+    assert panel.get_attribute("open") is not None
+    with page.expect_navigation():
+        panel.locator("form.accept button").click()
+    page.goto(f"{base}/dashboard/studies/{trial.study}/review")
+    assert page.locator("article.review-item").count() == 1
+    # Void with a reason.
+    item = page.locator(f"article.review-item[data-assessment='{target}']")
+    item.locator("form.void input[name=reason]").fill("photo of the wrong foot")
+    with page.expect_navigation():
+        item.locator("form.void button").click()
+    assert page.locator("article.review-item").count() == 0
+    page.goto(f"{base}/dashboard/wounds/{wound}")
+    assert page.locator(".void-reason").first.inner_text() == "photo of the wrong foot"

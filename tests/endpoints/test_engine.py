@@ -346,10 +346,12 @@ def test_subject_two_wounds_where_one_heals() -> None:
 
 
 def test_subject_all_healed_day_is_the_latest_closure_on_the_subject_clock() -> None:
-    # W2 starts 7 days after W1 and closes on its own day 42 = subject day 49.
+    # W2 starts 7 days after W1 and closes 42 days after its own baseline = subject day 49:
+    # every day in the subject's answer (its wounds' too) counts from the time origin.
     answer = subject_endpoints([healing_wound("W1", 42), healing_wound("W2", 49, start=7)])
     assert answer["all_wounds_healed"] is True
-    assert answer["wounds"][1]["closure_day"] == 42
+    assert answer["wounds"][1]["closure_day"] == 49
+    assert answer["wounds"][1]["visits"][0]["day"] == 7
     assert answer["all_healed_day"] == 49
 
 

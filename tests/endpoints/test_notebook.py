@@ -96,3 +96,41 @@ def test_statistician_notebook_executes(tmp_path: Path, monkeypatch: pytest.Monk
     # S01 healed day 42, S03 day 35; S02 (one wound open) and S04 censored.
     assert "'active': 42.0" in printed
     assert "'control': 35.0" in printed
+
+
+@pytest.mark.slow
+def test_statistician_notebook_rebuilds_the_study_answer_from_adtte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    need(has_module("nbclient") and has_module("ipykernel"), "nbclient/ipykernel not installed")
+    import json
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    from service.adtte import adtte_csv, adtte_rows
+    from service.endpoints import study_endpoints
+    from tests.endpoints.test_issue14 import competing_trial
+
+    subjects, _, _ = competing_trial(7, n=30)
+    (tmp_path / "export.csv").write_text(small_export())
+    (tmp_path / "adtte.csv").write_text(adtte_csv(adtte_rows("NB-2", subjects)))
+    (tmp_path / "study.json").write_text(json.dumps(study_endpoints(subjects)))
+    monkeypatch.setenv("WOUNDSCOPE_EXPORT_CSV", str(tmp_path / "export.csv"))
+    monkeypatch.setenv("WOUNDSCOPE_ADTTE_CSV", str(tmp_path / "adtte.csv"))
+    monkeypatch.setenv("WOUNDSCOPE_STUDY_JSON", str(tmp_path / "study.json"))
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(
+        notebook,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
+    printed = "".join(
+        output.get("text", "")
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "stream"
+    )
+    assert "ADTTE reproduces the study answer" in printed

@@ -101,7 +101,10 @@ def test_subject_and_study_endpoints_and_blinding(trial_app: tuple[TestClient, T
     assert admin["healed"] == 1
     assert set(admin["by_arm"]) == {"active", "control"}
     assert {r["arm"] for r in admin["subject_rows"]} == {"active", "control"}
-    assert admin["proportion_healed"] == {"28": pytest.approx(0.5), "42": pytest.approx(0.5)}
+    # Follow-up ends before day 42: no proportion is reported past the last time at risk.
+    assert admin["last_time_at_risk_days"] < 42
+    assert admin["proportion_healed"] == {"28": pytest.approx(0.5), "42": None}
+    assert admin["at_risk"]["42"] == 0
     assert admin["km"]["survival"]
 
     monitor = get(client, trial, "monitor", f"/v1/studies/{trial.study}/endpoints")

@@ -91,6 +91,22 @@ def _upload(ids: Ids) -> dict[str, Any]:
     return {"photo": ("p.jpg", sample_photo("0082"), "image/jpeg")}
 
 
+def _void_event(trial: Trial, ids: Ids, headers: dict[str, str]) -> Any:
+    """Void a fresh event (made with the study admin's key; id 0 where it cannot see the
+    subject, which every role then answers 404)."""
+    made = trial.client.post(
+        f"/v1/subjects/{ids.subject}/events",
+        json={"kind": "revascularisation", "date": "2026-01-01", "leg": "index"},
+        headers=trial.keys["admin"],
+    )
+    event_id = made.json()["id"] if made.status_code == 201 else 0
+    return trial.client.patch(
+        f"/v1/subjects/{ids.subject}/events/{event_id}",
+        json={"reason": "recorded in error"},
+        headers=headers,
+    )
+
+
 def _new(prefix: str) -> str:
     return f"{prefix}{secrets.token_hex(3)}"
 
@@ -135,6 +151,30 @@ MATRIX: dict[tuple[str, str], tuple[Request, tuple[str, ...], str]] = {
         "study",
     ),
     ("GET", "/v1/subjects/{subject}"): (_call("GET", "/v1/subjects/{subject}"), READ, "site"),
+    ("PATCH", "/v1/subjects/{subject}"): (
+        _call("PATCH", "/v1/subjects/{subject}", json=lambda i: {"randomized_on": "2026-01-01"}),
+        ("admin",),
+        "site",
+    ),
+    ("POST", "/v1/subjects/{subject}/events"): (
+        _call(
+            "POST",
+            "/v1/subjects/{subject}/events",
+            json=lambda i: {"kind": "revascularisation", "date": "2026-01-01", "leg": "index"},
+        ),
+        ("clinician", "admin"),
+        "site",
+    ),
+    ("GET", "/v1/subjects/{subject}/events"): (
+        _call("GET", "/v1/subjects/{subject}/events"),
+        READ,
+        "site",
+    ),
+    ("PATCH", "/v1/subjects/{subject}/events/{event_id}"): (
+        _void_event,
+        ("clinician", "admin"),
+        "site",
+    ),
     ("POST", "/v1/subjects/{subject}/wounds"): (
         _call("POST", "/v1/subjects/{subject}/wounds", json=lambda i: {"label": _new("W")}),
         ("uploader", "admin"),
@@ -239,6 +279,11 @@ MATRIX: dict[tuple[str, str], tuple[Request, tuple[str, ...], str]] = {
         ("monitor", "admin"),
         "study",
     ),
+    ("GET", "/v1/studies/{study}/export.adtte.csv"): (
+        _call("GET", "/v1/studies/{study}/export.adtte.csv"),
+        ("monitor", "admin"),
+        "study",
+    ),
     ("GET", "/v1/studies/{study}/export.dm.csv"): (
         _call("GET", "/v1/studies/{study}/export.dm.csv"),
         ("monitor", "admin"),
@@ -250,7 +295,7 @@ MATRIX: dict[tuple[str, str], tuple[Request, tuple[str, ...], str]] = {
             ("monitor", "admin"),
             "study",
         )
-        for domain in ("dm", "tu", "tr")
+        for domain in ("dm", "tu", "tr", "adtte")
     },
     ("POST", "/v1/precheck"): (
         _call(

@@ -55,7 +55,10 @@ def replayed(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Ite
     with TestClient(app) as client:
         admin = server_admin_key(app.state.db)
         create_study(client, admin, "E2E", "end to end", truth["marker_mm"], list(SITES))
-        loaded = replay(client, trial_dir, "E2E", admin)
+        # Three wounds uploading at once, as the demo does; the endpoints below must
+        # still match the truth exactly.
+        loaded = replay(client, trial_dir, "E2E", admin, concurrency=3)
+        again = replay(client, trial_dir, "E2E", admin, concurrency=3)
         accept_reviewed(client, admin, "E2E")
         measured = {
             wound: client.get(
@@ -63,7 +66,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Ite
             ).json()
             for wound, wound_id in loaded.wounds.items()
         }
-        yield truth, loaded, measured
+        yield truth, loaded, measured, again
 
 
 def accept_reviewed(client: TestClient, key: str, study: str) -> list[str]:
@@ -83,14 +86,14 @@ def accept_reviewed(client: TestClient, key: str, study: str) -> list[str]:
 
 
 def test_the_trial_has_what_the_test_needs(replayed: Any) -> None:
-    truth, _, _ = replayed
+    truth, _, _, _ = replayed
     assert len(truth["wounds"]) == 3
     confirmed = [w["endpoints"]["closure_confirmed"] for w in truth["wounds"]]
     assert sorted(confirmed) == [False, False, True]
 
 
 def test_observation_endpoints_match_exactly(replayed: Any) -> None:
-    truth, _, measured = replayed
+    truth, _, measured, _ = replayed
     for wound in truth["wounds"]:
         got = measured[wound["wound"]]
         for key in EXACT_KEYS:
@@ -99,7 +102,7 @@ def test_observation_endpoints_match_exactly(replayed: Any) -> None:
 
 
 def test_measured_areas_are_near_the_truth(replayed: Any) -> None:
-    truth, loaded, measured = replayed
+    truth, loaded, measured, _ = replayed
     by_assessment = {v["assessment"]: v for answer in measured.values() for v in answer["visits"]}
     errors = []
     missed = []
@@ -121,7 +124,7 @@ def test_measured_areas_are_near_the_truth(replayed: Any) -> None:
 
 
 def test_par_at_week4_is_near_the_truth(replayed: Any) -> None:
-    truth, _, measured = replayed
+    truth, _, measured, _ = replayed
     for wound in truth["wounds"]:
         true_pct = wound["endpoints"]["par_week4_pct"]
         got_pct = measured[wound["wound"]]["par_week4_pct"]
@@ -130,8 +133,19 @@ def test_par_at_week4_is_near_the_truth(replayed: Any) -> None:
             assert got_pct == pytest.approx(true_pct, abs=15.0), wound["wound"]
 
 
+def test_concurrent_replay_uploads_each_photo_once(replayed: Any) -> None:
+    truth, loaded, measured, again = replayed
+    assert set(loaded.assessments) == {p["photo"] for p in truth["photos"]}
+    # A second replay (an interrupted demo resuming) creates nothing new: the same
+    # subjects, wounds and, by the Idempotency-Key, the same assessments.
+    assert again == loaded
+    for wound in truth["wounds"]:
+        visits = measured[wound["wound"]]["visits"]
+        assert len(visits) == len(wound["endpoints"]["visits"])
+
+
 def test_truth_file_round_trips(replayed: Any) -> None:
-    truth, _, _ = replayed
+    truth, _, _, _ = replayed
     assert json.loads(json.dumps(truth)) == truth
 
 
@@ -170,3 +184,60 @@ def test_demo_loads_once_and_keeps_its_keys(
     print_keys(keys, "http://127.0.0.1:8000", say=lines.append)
     admin_key = next(k.key for k in keys if k.role == "admin")
     assert lines[-1] == admin_key and "sign in" in lines[-2]
+
+
+def test_an_interrupted_demo_resumes_without_simulating_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped after its uploads but before it recorded the load complete, the demo
+    resumes from the simulated trial it kept in the data dir, uploads nothing twice,
+    says its progress (counts and seconds), and cleans up the trial when done."""
+    import re
+
+    from service.app import create_app
+    from service.demo import DEMO_STUDY, load_demo
+    from service.models import installed_models
+
+    need(bool(installed_models()), "no segmentation model is installed under models/")
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("WOUNDSCOPE_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("WOUNDSCOPE_DATABASE_URL", raising=False)
+    app = create_app(make_settings(data_dir, f"sqlite:///{data_dir / 'woundscope.db'}"))
+
+    class Stopped(Exception):
+        pass
+
+    said: list[str] = []
+
+    def say_then_stop(line: str) -> None:
+        said.append(line)
+        if line.startswith("uploaded"):
+            raise Stopped(line)
+
+    with TestClient(app) as client:
+        with pytest.raises(Stopped):
+            load_demo(client, data_dir, say=say_then_stop, subjects=1, weeks=1)
+        assert any(
+            re.fullmatch(r"simulated (\d+)/\1 wounds \(\d+ photos\), \d+ s", s) for s in said
+        )
+        (trial_dir,) = data_dir.glob("demo-trial-*")
+        n_photos = len(json.loads((trial_dir / "truth.json").read_text())["photos"])
+
+        resumed: list[str] = []
+        keys = load_demo(client, data_dir, say=resumed.append, subjects=1, weeks=1)
+        assert resumed[0] == "resuming an interrupted demo load"
+        assert any(line.startswith("reusing the virtual trial") for line in resumed)
+        assert not any("simulat" in line for line in resumed if "reusing" not in line)
+        assert re.fullmatch(rf"uploaded {n_photos}/{n_photos} photos, \d+ s", resumed[-1])
+        assert not list(data_dir.glob("demo-trial-*"))
+
+        monitor = {"Authorization": f"Bearer {next(k.key for k in keys if k.role == 'monitor')}"}
+        (subject,) = client.get(f"/v1/studies/{DEMO_STUDY}/subjects", headers=monitor).json()[
+            "items"
+        ]
+        uploads = 0
+        wounds = client.get(f"/v1/subjects/{subject['id']}/wounds", headers=monitor).json()
+        for wound in wounds["items"]:
+            page = client.get(f"/v1/wounds/{wound['id']}/assessments", headers=monitor).json()
+            uploads += page["total"]
+        assert uploads == n_photos

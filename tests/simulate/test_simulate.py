@@ -52,9 +52,25 @@ def trial(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Path:
 
 
 def test_same_seed_same_bytes(trial: Path, tmp_path: Path, samples_dir: Path) -> None:
-    # Same seed, rendered by two worker processes instead of one: the same bytes.
-    simulate_trial(tmp_path, n_subjects=2, weeks=3, seed=11, source_dir=samples_dir, workers=2)
+    # Same seed, rendered by two worker processes instead of one: the same bytes, and
+    # a progress call per wound as it is written.
+    calls: list[tuple[int, int, int]] = []
+    truth = simulate_trial(
+        tmp_path,
+        n_subjects=2,
+        weeks=3,
+        seed=11,
+        source_dir=samples_dir,
+        workers=2,
+        progress=lambda *call: calls.append(call),
+    )
     assert _digest(tmp_path) == _digest(trial)
+    n_wounds = len(truth["wounds"])
+    assert [(done, total) for done, total, _ in calls] == [
+        (i, n_wounds) for i in range(1, n_wounds + 1)
+    ]
+    photos_done = [photos for _, _, photos in calls]
+    assert photos_done == sorted(photos_done) and photos_done[-1] == len(truth["photos"])
     other = tmp_path / "other"
     simulate_trial(other, n_subjects=2, weeks=3, seed=12, source_dir=samples_dir)
     assert (other / "truth.json").read_bytes() != (trial / "truth.json").read_bytes()

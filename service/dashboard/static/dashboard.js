@@ -1,5 +1,10 @@
 // Renders the plots embedded as JSON (no inline scripts), with PNG and SVG download
-// buttons, and lets a clinician outline a wound by clicking on its photo.
+// buttons, lets a clinician outline a wound by clicking on its photo, and enlarges
+// thumbnails in a lightbox.
+//
+// Privacy: plotly's "Share chart"/"Edit in Chart Studio" would send the chart's data
+// (subjects, areas, arms) to Plotly's cloud: showSendToCloud, showEditInChartStudio
+// and showLink are off, and the mode bar keeps only what clinicians use.
 "use strict";
 
 function renderPlots() {
@@ -10,7 +15,21 @@ function renderPlots() {
     const filename = div.dataset.filename || "plot";
     const config = {
       displaylogo: false,
+      showSendToCloud: false,
+      showEditInChartStudio: false,
+      showLink: false,
       responsive: true,
+      modeBarButtonsToRemove: [
+        "sendChartToCloud",
+        "sendDataToCloud",
+        "editInChartStudio",
+        "select2d",
+        "lasso2d",
+        "autoScale2d",
+        "toggleSpikelines",
+        "hoverClosestCartesian",
+        "hoverCompareCartesian",
+      ],
       toImageButtonOptions: { format: "png", filename: filename, scale: 2 },
       modeBarButtonsToAdd: [
         {
@@ -46,7 +65,27 @@ function outlineByClicking() {
   });
 }
 
+function lightbox() {
+  const dialog = document.getElementById("lightbox");
+  if (!dialog || typeof dialog.showModal !== "function") return;
+  const img = dialog.querySelector("img");
+  const caption = dialog.querySelector(".caption");
+  document.querySelectorAll("a.lightbox").forEach((link) => {
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      img.src = link.href;
+      img.alt = link.dataset.caption || "";
+      caption.textContent = link.dataset.caption || "";
+      dialog.showModal();
+    });
+  });
+  dialog.addEventListener("click", (event) => {
+    if (event.target === dialog) dialog.close();
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   renderPlots();
   outlineByClicking();
+  lightbox();
 });
