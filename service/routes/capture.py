@@ -10,7 +10,8 @@ codes are the API's. Writes carry the dashboard's CSRF token in ``X-CSRF-Token``
 ``POST /v1/precheck`` (bearer key) and its session twin answer the live guidance
 of ``service.precheck`` for one downscaled preview frame; nothing is stored.
 
-Every asset is local (``service/capture/static``): no CDN, nothing sent elsewhere.
+Every asset is local (``service/capture/static``, the vendored js-aruco2 marker detector in
+``static/vendor``, see its ``SOURCE.md``): no CDN, nothing sent elsewhere.
 """
 
 from __future__ import annotations
