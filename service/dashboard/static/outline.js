@@ -162,8 +162,13 @@ function outlineEditor(panel) {
   }
 
   let loaded = [];
-  async function load() {
-    if (svg) return;
+  let loading = null;
+  function load() {
+    // Once: an initially open panel also fires "toggle".
+    loading = loading || loadOnce();
+    return loading;
+  }
+  async function loadOnce() {
     const url = box.dataset.outlineUrl;
     let width = 0;
     let height = 0;
