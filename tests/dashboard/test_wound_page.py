@@ -77,7 +77,9 @@ def test_a_tilted_photo_is_rectified_to_the_plane() -> None:
 def test_uncalibrated_photos_have_no_plane() -> None:
     rgb = np.zeros((50, 50, 3), dtype=np.uint8)
     assert (
-        rectify.photo_to_mm(rgb, square_mask(10, 50, 5), calibration="none", px_per_mm=None, marker_mm=20)
+        rectify.photo_to_mm(
+            rgb, square_mask(10, 50, 5), calibration="none", px_per_mm=None, marker_mm=20
+        )
         is None
     )
 
