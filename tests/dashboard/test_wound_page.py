@@ -13,6 +13,7 @@ import pytest
 
 from service import rectify
 from service.measure import homography_from_4_points
+from tests.conftest import ROOT, need
 from tests.dashboard.test_browser import (  # noqa: F401  (fixtures)
     WIDTHS,
     area_points,
@@ -318,3 +319,33 @@ def test_compare_refuses_a_photo_of_another_wound_and_another_sites_wound(
     outline = page.request.get(f"{base}/dashboard/assessments/{mine}/outline.json")
     assert outline.status == 200 and len(outline.json()["polygons"]) == 1
     page.context.close()
+
+
+MARKER_PHOTO = ROOT / "data" / "samples" / "marker" / "wound-with-marker.jpg"
+
+
+def test_a_marker_photo_taken_at_a_tilt_is_rectified_by_its_marker() -> None:
+    """The sample with its 20 mm marker at 10 px/mm, then the same scene seen at a tilt
+    (a perspective warp of the photo): through the re-detected marker, a 10 mm square
+    of the scene is 10 mm in both rectified images."""
+    need(MARKER_PHOTO.is_file(), f"the marker sample is not at {MARKER_PHOTO}")
+    rgb = cv2.cvtColor(cv2.imread(str(MARKER_PHOTO)), cv2.COLOR_BGR2RGB)
+    h, w = rgb.shape[:2]
+    mask = np.zeros((h, w), dtype=np.uint8)
+    mask[100:200, 150:250] = 1  # 10 mm at 10 px/mm
+    tilt = cv2.getPerspectiveTransform(
+        np.float32([[0, 0], [w, 0], [w, h], [0, h]]),
+        np.float32([[0.08 * w, 0], [0.92 * w, 0.04 * h], [w, h], [0, 0.95 * h]]),
+    )
+    tilted = cv2.warpPerspective(rgb, tilt, (w, h))
+    tilted_mask = cv2.warpPerspective(mask, tilt, (w, h), flags=cv2.INTER_NEAREST)
+    sides = []
+    for photo, outline in ((rgb, mask), (tilted, tilted_mask)):
+        hom = rectify.photo_to_mm(
+            photo, outline, calibration="marker", px_per_mm=None, marker_mm=20.0
+        )
+        assert hom is not None
+        out = rectify.rectify(photo, outline, hom, side_mm=40.0, px_per_mm=5.0)
+        sides.append(np.sqrt(rectified_mask_area_px(out)) / 5.0)
+    assert sides[0] == pytest.approx(10.0, rel=0.06)
+    assert sides[1] == pytest.approx(10.0, rel=0.06)
