@@ -75,6 +75,8 @@ class MeasurementRow:
     drainage: bool | None = None
     accepted: bool = False
     voided: bool = False
+    void_reason: str | None = None
+    """Why a clinician voided the photo (shown and exported; the photo is never deleted)."""
     uploaded_at: datetime | None = None
     photo_sha256: str | None = None
     photo_url: str | None = None
@@ -149,6 +151,7 @@ CSV_COLUMNS = [
     "drainage",
     "accepted",
     "voided",
+    "void_reason",
     "measurement_id",
     "current",
     "counted",
@@ -443,6 +446,8 @@ def fhir_bundle(
                 "title": f"{row.wound_label} {row.visit or ''}".strip(),
             },
         }
+        if row.voided and row.void_reason:
+            media["note"] = [{"text": f"Voided: {row.void_reason}"}]
         if row.photo_url:
             media["content"]["url"] = row.photo_url
         if row.photo_sha256:

@@ -1,6 +1,6 @@
 """The one set of handlers that answers every error as ``{"code", "detail"}``.
 
-Domain errors (``service.errors``), unusable photos (``service.imaging``), request
+Domain errors (``service.errors``; unusable photos, ``imaging.ImageError``, are one), request
 validation, the web stack's HTTP errors and an unavailable database or photo store
 each map to a registered code and its status; anything else is a logged 500.
 """
@@ -18,8 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.errors import ERROR_CODES, DomainError, error_body
-from service.imaging import ImageError
+from service.errors import DomainError, error_body
 
 log = logging.getLogger("woundscope.errors")
 
@@ -47,11 +46,6 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         return _json(exc.status, exc.code, exc.detail, exc.headers)
-
-    @app.exception_handler(ImageError)
-    async def _image(_: Request, exc: ImageError) -> JSONResponse:
-        code = exc.code if exc.code in ERROR_CODES else "corrupt_image"
-        return _json(exc.status, code, exc.detail)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -17,6 +17,8 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from service.errors import DomainError
+
 pillow_heif.register_heif_opener()  # HEIC/HEIF, the iPhone default
 
 SUPPORTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "HEIF", "HEIC"}
@@ -29,14 +31,12 @@ DEFAULT_MAX_PIXELS = 50_000_000
 Image.MAX_IMAGE_PIXELS = None
 
 
-class ImageError(Exception):
-    """A photo that cannot be used. ``code`` is stable; ``status`` is the HTTP status."""
+class ImageError(DomainError):
+    """A photo or mask that cannot be used: a registered ``code`` (its status comes from
+    ``ERROR_CODES``, the one registry) and a detail that says what to send instead."""
 
-    def __init__(self, code: str, detail: str, status: int):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-        self.status = status
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail, code=code)
 
 
 @dataclass(frozen=True)
@@ -107,12 +107,11 @@ def decode_photo(
 ) -> Photo:
     """Bytes of a photo -> ``Photo``; raises ``ImageError`` with a stable code."""
     if not data:
-        raise ImageError("empty_file", f"{name} is empty (0 bytes): send the photo file", 422)
+        raise ImageError("empty_file", f"{name} is empty (0 bytes): send the photo file")
     if len(data) > max_bytes:
         raise ImageError(
             "photo_too_large",
             f"{name} is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB",
-            413,
         )
     try:
         img = Image.open(io.BytesIO(data))
@@ -120,31 +119,26 @@ def decode_photo(
         raise ImageError(
             "unsupported_format",
             f"{name} is not a supported photo: send JPEG, PNG, WebP or HEIC",
-            415,
         ) from None
     except Exception as exc:  # noqa: BLE001
-        raise ImageError("corrupt_image", f"{name} cannot be decoded ({exc})", 422) from None
+        raise ImageError("corrupt_image", f"{name} cannot be decoded ({exc})") from None
     fmt = (img.format or "").upper()
     if fmt not in SUPPORTED_FORMATS:
         raise ImageError(
             "unsupported_format",
             f"{name} is {fmt or 'an unknown format'}; send JPEG, PNG, WebP or HEIC",
-            415,
         )
     frames = int(getattr(img, "n_frames", 1))
     if frames > 1 and fmt not in ("MPO", "HEIF", "HEIC"):
-        raise ImageError(
-            "animated_image", f"{name} is animated ({frames} frames): send one photo", 415
-        )
+        raise ImageError("animated_image", f"{name} is animated ({frames} frames): send one photo")
     w, h = img.size
     if w < 1 or h < 1:
-        raise ImageError("corrupt_image", f"{name} has no pixels", 422)
+        raise ImageError("corrupt_image", f"{name} has no pixels")
     if w * h > max_pixels:
         raise ImageError(
             "too_many_pixels",
             f"{name} is {w}x{h} = {w * h / 1e6:.0f} megapixels; the limit is"
             f" {max_pixels / 1e6:.0f} megapixels",
-            413,
         )
     exif = _exif(img)
     captured_at = _exif_datetime(exif)
@@ -160,10 +154,10 @@ def decode_photo(
         raise
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
         raise ImageError(
-            "corrupt_image", f"{name} is damaged or truncated and cannot be decoded ({exc})", 422
+            "corrupt_image", f"{name} is damaged or truncated and cannot be decoded ({exc})"
         ) from None
     if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ImageError("corrupt_image", f"{name} decoded to an unexpected shape", 422)
+        raise ImageError("corrupt_image", f"{name} decoded to an unexpected shape")
     return Photo(rgb=np.ascontiguousarray(rgb), format=fmt, captured_at=captured_at)
 
 
@@ -173,7 +167,7 @@ def read_photo(path: Path, **limits: int) -> Photo:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ImageError("unreadable_file", f"{path}: {exc.strerror}", 422) from None
+        raise ImageError("unreadable_file", f"{path}: {exc.strerror}") from None
     return decode_photo(data, name=str(path), **limits)
 
 
@@ -185,7 +179,6 @@ def read_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
         raise ImageError(
             "mask_size_mismatch",
             f"{path} is {mask.shape[1]}x{mask.shape[0]} but the photo is {shape[1]}x{shape[0]}",
-            422,
         )
     return mask
 
@@ -197,22 +190,21 @@ def decode_mask(data: bytes, *, width: int, height: int, name: str = "mask") -> 
     pixel is decoded: a 12 KB PNG can declare 10000 x 10000 pixels (a decompression
     bomb), so at most one photo's worth of pixels is ever decoded."""
     if not data:
-        raise ImageError("empty_file", f"{name} is empty (0 bytes): send the mask PNG", 422)
+        raise ImageError("empty_file", f"{name} is empty (0 bytes): send the mask PNG")
     try:
         img = Image.open(io.BytesIO(data))
     except Exception:  # noqa: BLE001 - not an image at all
         raise ImageError(
-            "invalid_mask", f"{name} is not a PNG: send a PNG (0 = skin, 255 = wound)", 422
+            "invalid_mask", f"{name} is not a PNG: send a PNG (0 = skin, 255 = wound)"
         ) from None
     if (img.format or "").upper() != "PNG" or int(getattr(img, "n_frames", 1)) > 1:
         raise ImageError(
-            "invalid_mask", f"{name} must be a single-frame PNG (0 = skin, 255 = wound)", 422
+            "invalid_mask", f"{name} must be a single-frame PNG (0 = skin, 255 = wound)"
         )
     if img.size != (width, height):
         raise ImageError(
             "mask_size_mismatch",
             f"{name} is {img.size[0]}x{img.size[1]} but the photo is {width}x{height}",
-            422,
         )
     try:
         with warnings.catch_warnings():
@@ -223,7 +215,7 @@ def decode_mask(data: bytes, *, width: int, height: int, name: str = "mask") -> 
                 rgb = np.asarray(img.convert("RGB"))
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
         raise ImageError(
-            "corrupt_image", f"{name} is damaged and cannot be decoded ({exc})", 422
+            "corrupt_image", f"{name} is damaged and cannot be decoded ({exc})"
         ) from None
     return (rgb.max(axis=2) > 127).astype(np.uint8) * np.uint8(255)
 

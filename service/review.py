@@ -32,6 +32,8 @@ from datetime import date
 from functools import lru_cache
 from typing import Any, Literal
 
+from service.endpoints import is_closed
+
 ReviewPolicy = Literal["flagged", "all", "none"]
 REVIEW_POLICIES: tuple[ReviewPolicy, ...] = ("flagged", "all", "none")
 DEFAULT_REVIEW_POLICY: ReviewPolicy = "flagged"
@@ -85,10 +87,17 @@ class SeriesPoint:
     drainage: bool | None = None
     superseded: bool = False
     """A later photo of the same day replaced it (it takes no part in the series)."""
+    requires_drainage_recorded: bool = True
+    """The study's ``closure_requires_drainage_recorded``."""
 
     @property
     def observed_closed(self) -> bool:
-        return self.epithelialized is True and self.drainage is not True
+        """Closed by the one closure rule (``endpoints.is_closed``) under the study's setting."""
+        return is_closed(
+            self.epithelialized,
+            self.drainage,
+            requires_drainage_recorded=self.requires_drainage_recorded,
+        )
 
     @property
     def observed_open(self) -> bool:

@@ -560,6 +560,7 @@ def series_flags_of(wound: Wound, study: Study) -> dict[str, list[dict[str, Any]
                 drainage=a.drainage,
                 superseded=i + 1 < len(rows)
                 and rows[i + 1].captured_at.date() == a.captured_at.date(),
+                requires_drainage_recorded=study.closure_requires_drainage_recorded,
             )
         )
     return review.series_flags(points)

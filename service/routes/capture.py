@@ -10,7 +10,8 @@ codes are the API's. Writes carry the dashboard's CSRF token in ``X-CSRF-Token``
 ``POST /v1/precheck`` (bearer key) and its session twin answer the live guidance
 of ``service.precheck`` for one downscaled preview frame; nothing is stored.
 
-Every asset is local (``service/capture/static``): no CDN, nothing sent elsewhere.
+Every asset is local (``service/capture/static``, the vendored js-aruco2 marker detector in
+``static/vendor``, see its ``SOURCE.md``): no CDN, nothing sent elsewhere.
 """
 
 from __future__ import annotations
@@ -96,12 +97,22 @@ def capture_page(request: Request) -> HTMLResponse:
     return response
 
 
-@router.get("/capture/static/{name}", include_in_schema=False)
-def capture_static(name: str) -> FileResponse:
-    files = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
+def _static_file(folder: Path, name: str) -> FileResponse:
+    files = {p.name: p for p in folder.iterdir() if p.is_file()}
     if name not in files:
         raise HTTPException(status_code=404, detail=f"no static file {name}")
     return FileResponse(files[name], headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/capture/static/{name}", include_in_schema=False)
+def capture_static(name: str) -> FileResponse:
+    return _static_file(STATIC_DIR, name)
+
+
+@router.get("/capture/static/vendor/{name}", include_in_schema=False)
+def capture_vendor(name: str) -> FileResponse:
+    """The vendored in-browser marker detector (js-aruco2, see vendor/SOURCE.md)."""
+    return _static_file(STATIC_DIR / "vendor", name)
 
 
 # --- the pre-check (API) ----------------------------------------------------------
@@ -135,7 +146,7 @@ def precheck_route(
 
 
 @router.get(f"{SESSION_API}/session", include_in_schema=False)
-def whoami(request: Request, session: SessionDep) -> dict[str, Any]:
+def whoami(request: Request, session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     caller, token = _session_caller(request, session)
     return {
         "holder": caller.holder,
@@ -144,6 +155,8 @@ def whoami(request: Request, session: SessionDep) -> dict[str, Any]:
         "csrf": csrf_token(token),
         "may_create": caller.role in trial.WRITERS,
         "may_upload": caller.role in trial.WRITERS,
+        # The in-browser marker check judges "too small" by the upload's own limit.
+        "marker_min_side_px": runtime.settings.quality.marker_min_side_px,
     }
 
 

@@ -99,6 +99,7 @@ def measurement_rows(
                             drainage=assessment.drainage,
                             accepted=assessment.accepted,
                             voided=assessment.voided,
+                            void_reason=assessment.void_reason,
                             measurement_id=str(m.id),
                             current=current is not None and m.id == current.id,
                             counted=counted and current is not None and m.id == current.id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 
 import numpy as np
@@ -301,6 +302,19 @@ def test_closure_accept_and_void(trial: Trial) -> None:
         void["actor"] == "clinician holder"
         and void["after"]["reason"] == "photo of the wrong patient"
     )
+    # The reason travels with the exports: the CSV's void_reason, the FHIR Media's note.
+    exported = c.get(f"/v1/studies/{trial.study}/export.csv", headers=trial.keys["monitor"]).text
+    rows = [r for r in csv.DictReader(io.StringIO(exported)) if r["assessment_id"] == a["id"]]
+    assert rows and all(r["void_reason"] == "photo of the wrong patient" for r in rows)
+    bundle = c.get(f"/v1/studies/{trial.study}/export.fhir.json", headers=trial.keys["monitor"])
+    media = [
+        e["resource"]
+        for e in bundle.json()["entry"]
+        if e["resource"]["resourceType"] == "Media"
+        and e["resource"]["identifier"][0]["value"] == a["id"]
+    ]
+    assert media[0]["status"] == "entered-in-error"
+    assert media[0]["note"] == [{"text": "Voided: photo of the wrong patient"}]
 
 
 def test_locked_study_refuses_writes(trial: Trial) -> None:

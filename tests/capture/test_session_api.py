@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from service.measure import QualityLimits
 from tests.api.conftest import encode, marker_photo_rgb
 from tests.dashboard.test_pages import app_trial, sign_in  # noqa: F401  (fixture)
 from tests.endpoints.seed import Trial
@@ -31,8 +32,13 @@ def test_page_is_local_and_calls_need_a_session(app_trial: tuple[TestClient, Tri
     assert 'capture="environment"' in page.text and 'accept="image/*"' in page.text
     for src in re.findall(r'(?:src|href)="([^"]+)"', page.text):
         assert src.startswith("/"), f"non-local asset {src}"
-    assert client.get("/capture/static/capture.js").status_code == 200
+    # Every script the page loads is served, the vendored detector included.
+    scripts = re.findall(r'<script src="([^"]+)"', page.text)
+    assert "/capture/static/vendor/aruco.js" in scripts
+    for src in scripts:
+        assert client.get(src).status_code == 200, src
     assert client.get("/capture/static/nope.js").status_code == 404
+    assert client.get("/capture/static/vendor/nope.js").status_code == 404
     r = client.get(f"{API}/session")
     assert r.status_code == 401 and r.json()["code"] == "invalid_key"
     assert client.get(f"{API}/studies").status_code == 401
@@ -45,6 +51,8 @@ def test_uploader_creates_and_uploads_once_per_idempotency_key(
     sign_in(client, trial.keys["uploader"])
     me = _me(client)
     assert me["role"] == "uploader" and me["may_create"] and me["site"] == "A"
+    # The upload's limit, for the phone's marker check.
+    assert me["marker_min_side_px"] == QualityLimits().marker_min_side_px
     assert [s["id"] for s in client.get(f"{API}/studies").json()] == [trial.study]
     # A write without the session's CSRF token is refused.
     r = client.post(f"{API}/studies/{trial.study}/subjects", json={"code": "S50"})

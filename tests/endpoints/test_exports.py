@@ -548,6 +548,59 @@ def test_live_sdtm_exports_pass_review_and_xpt_equals_csv(demo_trial: LiveTrial,
         assert_xpt_matches_csv(answer.content, text, domain.upper())
 
 
+def adtte_review_errors(adtte: str, dm: str) -> list[str]:
+    """What a reviewer runs first on ADTTE: required variables present and filled, names
+    of at most 8 characters and labels of at most 40, PARAMCD from its codelist, CNSR 0
+    or 1, ISO 8601 dates, AVAL the days from STARTDT to ADT, STARTDT the subject's
+    RFSTDTC (the time origin), one record per subject and parameter (and wound)."""
+    errors: list[str] = []
+    records = parse(adtte)
+    header = next(csv.reader(io.StringIO(adtte)))
+    rfstdtc = {r["USUBJID"]: r["RFSTDTC"][:10] for r in parse(dm)}
+    for v in SDTM_VARIABLES["ADTTE"]:
+        if v.required and v.name not in header:
+            errors.append(f"required {v.name} missing")
+        if len(v.name) > 8 or len(v.label) > 40:
+            errors.append(f"{v.name}: name > 8 or label > 40 characters")
+    seen: set[tuple[str, str, str]] = set()
+    for i, r in enumerate(records):
+        where = f"ADTTE[{i}] {r.get('PARAMCD')}"
+        for v in SDTM_VARIABLES["ADTTE"]:
+            if v.required and r.get(v.name, "") == "":
+                errors.append(f"{where}: {v.name} empty")
+        if r["PARAMCD"] not in CODELISTS["PARAMCD"] or len(r["PARAMCD"]) > 8:
+            errors.append(f"{where}: PARAMCD not in its codelist")
+        if r["CNSR"] not in ("0", "1"):
+            errors.append(f"{where}: CNSR {r['CNSR']!r}")
+        for name in ("STARTDT", "ADT"):
+            if r[name] and not re.fullmatch(ISO_DATE, r[name]):
+                errors.append(f"{where}: {name} {r[name]!r} is not ISO 8601")
+        if r["STARTDT"] and r["ADT"] and r["AVAL"]:
+            days = (date.fromisoformat(r["ADT"]) - date.fromisoformat(r["STARTDT"])).days
+            if days != int(float(r["AVAL"])):
+                errors.append(f"{where}: AVAL {r['AVAL']} but ADT - STARTDT = {days}")
+        if r["STARTDT"] and rfstdtc.get(r["USUBJID"]) and r["STARTDT"] != rfstdtc[r["USUBJID"]]:
+            errors.append(f"{where}: STARTDT {r['STARTDT']} is not RFSTDTC")
+        key = (r["USUBJID"], r["PARAMCD"], r["PARCAT1"])
+        if key in seen:
+            errors.append(f"{where}: two records for {key}")
+        seen.add(key)
+    return errors
+
+
+@pytest.mark.parametrize("role", ["admin", "monitor"])
+def test_live_adtte_passes_review_and_xpt_equals_csv(demo_trial: LiveTrial, role: str) -> None:
+    adtte = demo_trial.get(role, "export.adtte.csv").text
+    dm = demo_trial.get(role, "export.dm.csv").text
+    assert adtte_review_errors(adtte, dm) == []
+    assert {r["PARAMCD"] for r in parse(adtte)} >= {"TTHEAL", "TTWHEAL", "AFS"}
+    assert ("TRTP" in adtte.splitlines()[0]) == (role == "admin")
+    broken = adtte.replace(",TTHEAL,", ",TTHEALING,", 1)
+    assert any("PARAMCD" in e for e in adtte_review_errors(broken, dm))
+    answer = demo_trial.get(role, "export.adtte.xpt")
+    assert_xpt_matches_csv(answer.content, adtte, "ADTTE")
+
+
 def test_live_csv_times_in_one_convention(demo_trial: LiveTrial) -> None:
     records = parse(demo_trial.get("monitor", "export.csv").text)
     assert records

@@ -139,14 +139,77 @@ function stopCamera() {
   show("start-camera", true);
 }
 
-function frameBlob(maxSide, quality) {
+function frameCanvas(maxSide) {
   const v = $("preview");
   const scale = Math.min(1, maxSide / Math.max(v.videoWidth, v.videoHeight));
   const c = document.createElement("canvas");
   c.width = Math.round(v.videoWidth * scale);
   c.height = Math.round(v.videoHeight * scale);
-  c.getContext("2d").drawImage(v, 0, 0, c.width, c.height);
+  c.getContext("2d", { willReadFrequently: true }).drawImage(v, 0, 0, c.width, c.height);
+  return c;
+}
+
+function canvasBlob(c, quality) {
   return new Promise((resolve) => c.toBlob(resolve, "image/jpeg", quality));
+}
+
+function frameBlob(maxSide, quality) { return canvasBlob(frameCanvas(maxSide), quality); }
+
+// Live guidance, two checks on the same preview frame (see README, "The phone capture page"):
+// - the phone's own marker check (detector.js, js-aruco2) on every frame: found / too small /
+//   off-centre, with no network;
+// - the server's pre-check (the upload's own code: marker, blur, exposure, tilt) decides
+//   whether the shutter is enabled. It is asked on every frame where the phone sees a marker
+//   (or has no detector), and on every SERVER_EVERY_WITHOUT_MARKER-th frame otherwise, so a
+//   marker the phone misses is still found. When the service cannot be reached, the phone's
+//   check alone enables the shutter (the upload runs every check once it is sent).
+const SERVER_EVERY_WITHOUT_MARKER = 3;
+const SERVER_STALE_MS = 2000;
+let localCheck = null;
+let serverDown = false;
+let tick = 0;
+
+function markerGuideText(c) {
+  if (c.state === "none") return "Phone: no marker in view. Put the printed marker flat beside the wound, fully in view.";
+  if (c.state === "small") return `Phone: the marker is small (${Math.round(c.side_px)} px, at least ${me.marker_min_side_px} needed): move the camera closer.`;
+  if (c.state === "edge") return "Phone: the marker is near the edge of the picture: aim so it is nearer the middle.";
+  return "Phone: marker in view.";
+}
+
+function localGuide(canvas) {
+  if (!window.markerDetector) { localCheck = null; return; }
+  try {
+    localCheck = window.markerDetector.check(canvas, me.marker_min_side_px);
+  } catch (e) { localCheck = null; return; }
+  const g = $("marker-guide");
+  g.hidden = false;
+  g.textContent = markerGuideText(localCheck);
+  g.className = "guidance " + (localCheck.state === "found" ? "ok" : "bad");
+  g.dataset.marker = localCheck.state;
+  g.dataset.ms = localCheck.ms.toFixed(1);
+}
+
+async function serverGuide(canvas, at) {
+  const g = $("guidance");
+  try {
+    const form = new FormData();
+    form.append("frame", await canvasBlob(canvas, 0.7), "frame.jpg");
+    form.append("study", $("study").value);
+    const check = await call("/precheck", { method: "POST", body: form });
+    lastCheck = { ...check, at: performance.now(), tick: at };
+    serverDown = false;
+    g.textContent = guidanceText(lastCheck);
+    g.className = "guidance " + (lastCheck.ok ? "ok" : "bad");
+    g.dataset.marker = lastCheck.marker_found ? "found" : "none";
+  } catch (e) {
+    if (e.code === "rate_limited") { g.textContent = "…"; return; }
+    serverDown = !e.status || e.status >= 500;
+    g.className = "guidance";
+    g.dataset.marker = "unknown";
+    g.textContent = serverDown && window.markerDetector
+      ? "No connection to the service: the marker check above is the phone's own; blur, light and tilt are checked when the photo is sent."
+      : `Guidance unavailable (${e.message}).`;
+  }
 }
 
 async function guide() {
@@ -154,18 +217,11 @@ async function guide() {
     const started = performance.now();
     const v = $("preview");
     if (v.videoWidth) {
-      try {
-        const form = new FormData();
-        form.append("frame", await frameBlob(PREVIEW_MAX_SIDE, 0.7), "frame.jpg");
-        form.append("study", $("study").value);
-        lastCheck = await call("/precheck", { method: "POST", body: form });
-        const g = $("guidance");
-        g.textContent = guidanceText(lastCheck);
-        g.className = "guidance " + (lastCheck.ok ? "ok" : "bad");
-        g.dataset.marker = lastCheck.marker_found ? "found" : "none";
-      } catch (e) {
-        $("guidance").textContent = e.code === "rate_limited" ? "…" : `Guidance unavailable (${e.message}).`;
-      }
+      const canvas = frameCanvas(PREVIEW_MAX_SIDE);
+      const at = ++tick;
+      localGuide(canvas);
+      updateShutter();
+      if (!localCheck || localCheck.found || at % SERVER_EVERY_WITHOUT_MARKER === 1) await serverGuide(canvas, at);
       updateShutter();
     }
     const wait = GUIDANCE_INTERVAL_MS - (performance.now() - started);
@@ -175,7 +231,12 @@ async function guide() {
 
 function updateShutter() {
   const override = $("override").open && $("override-reason").value.trim().length > 0;
-  $("shutter").disabled = !((lastCheck && lastCheck.usable) || override);
+  // The server's answer counts while it is fresh and about this frame, or the phone still sees a marker.
+  const serverOk = Boolean(lastCheck && lastCheck.usable
+    && performance.now() - lastCheck.at < SERVER_STALE_MS
+    && (lastCheck.tick === tick || (localCheck && localCheck.found)));
+  const phoneOk = Boolean(serverDown && localCheck && localCheck.found && localCheck.state !== "small");
+  $("shutter").disabled = !(serverOk || phoneOk || override);
 }
 
 async function shutter() {
