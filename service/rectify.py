@@ -19,7 +19,7 @@ import numpy as np
 
 from service.imaging import decode_photo, encode_jpeg
 from service.marker import detect_markers
-from service.measure import apply_homography, marker_homography
+from service.measure import _nearest_marker, apply_homography, marker_homography
 
 RECTIFIED_MAX_SIDE_PX = 720
 """The longest side of a rectified comparison image."""
@@ -40,16 +40,12 @@ def photo_to_mm(
     marker_mm: float,
 ) -> np.ndarray | None:
     """The 3 x 3 homography photo px -> marker-plane mm of a measured photo: the marker
-    nearest the wound (as ``measure`` chose it), else the sent scale; None when uncalibrated."""
+    nearest the wound (``measure``'s own choice, re-detected: the stored measurement
+    keeps no corners), else the sent scale; None when uncalibrated."""
     if calibration == "marker":
         markers = detect_markers(rgb)
         if markers:
-            centroid = mask_centroid_px(mask)
-            chosen = (
-                max(markers, key=lambda m: m.side_px)
-                if centroid is None
-                else min(markers, key=lambda m: float(np.linalg.norm(m.centre_px - centroid)))
-            )
+            chosen = _nearest_marker(markers, mask_centroid_px(mask))
             return marker_homography(chosen.corners_px, marker_mm)
     if px_per_mm and px_per_mm > 0:
         return np.diag([1.0 / px_per_mm, 1.0 / px_per_mm, 1.0])
