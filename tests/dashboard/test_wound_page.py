@@ -349,3 +349,33 @@ def test_a_marker_photo_taken_at_a_tilt_is_rectified_by_its_marker() -> None:
         sides.append(np.sqrt(rectified_mask_area_px(out)) / 5.0)
     assert sides[0] == pytest.approx(10.0, rel=0.06)
     assert sides[1] == pytest.approx(10.0, rel=0.06)
+
+
+@pytest.mark.browser
+def test_draw_anew_from_the_keyboard_alone(
+    server: tuple[str, Trial],  # noqa: F811
+    browser: Any,  # noqa: F811
+) -> None:
+    base, trial = server
+    page = sign_in(browser, base, trial.keys["clinician"])
+    target = trial.assessments["S01-W1"][3]
+    page.goto(f"{base}/dashboard/wounds/{trial.wounds['S01-W1']}?correct={target}")
+    panel = page.locator(f"details.correct[data-assessment='{target}']")
+    page.wait_for_selector(
+        f"details.correct[data-assessment='{target}'] .outline-editor[data-ready=true]",
+        timeout=30_000,
+    )
+    panel.locator("button.outline-new").focus()
+    page.keyboard.press("Enter")
+    triangle = polygon_of(panel)
+    assert len(triangle) == 3
+    # The first vertex has the focus: move it and add one, all without a pointer.
+    page.keyboard.press("Shift+ArrowUp")
+    page.keyboard.press("+")
+    drawn = polygon_of(panel)
+    assert len(drawn) == 4
+    assert drawn[0] == [triangle[0][0], triangle[0][1] - 10]
+    assert "vertex 2 of 4" in (
+        page.evaluate("() => document.activeElement.getAttribute('aria-label')") or ""
+    )
+    page.context.close()

@@ -4,9 +4,9 @@
 // the photo's size), starting from the outline that counts now (outline.json: the
 // mask's outline simplified to a few dozen vertices). Vertices are dragged with the
 // mouse (or a finger), clicking the photo adds one after the selected vertex, and
-// "Draw anew" starts from nothing. Every vertex is focusable: arrow keys move it
-// (Shift: 10 px), Insert/+ adds one, Delete/Backspace removes it, [ and ] select the
-// previous/next. The panel's polygon box always holds the drawn polygon, so saving is
+// "Draw anew" starts from nothing (from the keyboard: a small triangle to move).
+// Every vertex is focusable: arrow keys move it (Shift: 10 px), Insert/+ adds one,
+// Delete/Backspace removes it, [ and ] select the previous/next. The panel's polygon box always holds the drawn polygon, so saving is
 // the existing correction form (trial.correct_mask, audited, as PUT .../mask).
 "use strict";
 
@@ -205,7 +205,20 @@ function outlineEditor(panel) {
   const reset = panel.querySelector("button.outline-reset");
   if (reset) reset.addEventListener("click", () => { start(loaded); say("back to the current outline"); });
   const fresh = panel.querySelector("button.outline-new");
-  if (fresh) fresh.addEventListener("click", () => { start([]); say("click around the wound on the photo"); });
+  if (fresh) {
+    fresh.addEventListener("click", (event) => {
+      if (event.detail !== 0 || !svg) {
+        start([]);
+        say("click around the wound on the photo");
+        return;
+      }
+      // From the keyboard (no pointer): a small triangle at the centre to move and grow.
+      const [cx, cy, r] = [state.width / 2, state.height / 2, Math.max(state.width, state.height) / 20];
+      start([[cx, cy - r], [cx + r, cy + r], [cx - r, cy + r]].map(rounded));
+      select(0, true);
+      say("a triangle at the centre: move its vertices with the arrow keys, Insert adds one");
+    });
+  }
   const clear = panel.querySelector("button.clear-outline");
   if (clear) clear.addEventListener("click", () => start([]));
   field.addEventListener("change", () => {
