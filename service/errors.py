@@ -27,6 +27,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "reason_required": (422, "A correction or a void needs a reason."),
     "not_found": (404, "No such resource, or not visible with this key."),
     "method_not_allowed": (405, "This path does not take this HTTP method."),
+    "not_comparable": (
+        422,
+        "Two photos cannot be compared side by side: pick two measured, calibrated photos "
+        "of the same wound.",
+    ),
     "payload_too_large": (413, "The request body is larger than the limit."),
     # photos (raised by service.imaging)
     "empty_file": (422, "The photo file is empty: send the photo."),

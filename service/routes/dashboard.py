@@ -1444,3 +1444,175 @@ def audit_page(
         }
 
     return _page(request, session, build)
+
+
+# ---------------------------------------------------------------- outline editor, compare
+# (dash3) The editor's starting outline, and two visits side by side rectified to the
+# marker plane. The pixels are worked in the worker pool by ``service.rectify``.
+
+
+@router.get("/assessments/{assessment}/outline.json")
+def outline_json(
+    assessment: str,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    measurement: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> Response:
+    """The outline of the measurement that counts (or ``measurement``) as polygons in
+    photo pixels: where the live editor starts."""
+    from service import rectify
+
+    caller, _ = _signed_in(request, session)
+    row = access.load_assessment(session, caller, assessment)
+    chosen = trial.find_measurement(row, measurement, access.study_of(row))
+    answer = runtime.pool.run(rectify.outline_of, runtime.store.get(chosen.mask_key))
+    answer["measurement"] = chosen.id
+    cache = "private, max-age=86400, immutable" if measurement is not None else "no-store"
+    return Response(
+        json.dumps(answer), media_type="application/json", headers={"Cache-Control": cache}
+    )
+
+
+def _comparison(
+    session: Session, caller: Caller, wound: Wound, first: str, second: str
+) -> dict[str, Any]:
+    """Two measured, calibrated visits of one wound: their rows, the area change and PAR
+    between them, and the common window and scale of their rectified images."""
+    from service import rectify
+
+    study = access.study_of(wound)
+    rows = {r["assessment"].id: r for r in _assessment_rows(wound, study)}
+    picked = []
+    for assessment_id in (first, second):
+        r = rows.get(assessment_id)
+        if r is None or r["assessment"].voided:
+            raise DomainError(
+                f"assessment {assessment_id} is not a photo of wound {wound.id}: "
+                "pick two of this wound's photos",
+                code="not_comparable",
+            )
+        m = r["measurement"]
+        if m is None or m.area_cm2 is None or not m.calibrated:
+            raise DomainError(
+                f"assessment {assessment_id} has no calibrated measurement to compare: "
+                "outline it (or retake it with the marker) first",
+                code="not_comparable",
+            )
+        picked.append(r)
+    a, b = picked
+    lengths_mm = [
+        10.0 * r["data"]["length_cm"] if r["data"].get("length_cm") else None for r in picked
+    ]
+    side_mm, px_per_mm = rectify.comparison_scale(lengths_mm)
+    area_a, area_b = a["measurement"].area_cm2, b["measurement"].area_cm2
+    return {
+        "first": a,
+        "second": b,
+        "change_cm2": area_b - area_a,
+        "par_pct": 100.0 * (area_a - area_b) / area_a if area_a > 0 else None,
+        "side_mm": side_mm,
+        "px_per_mm": px_per_mm,
+    }
+
+
+def rectified_url(assessment_id: str, measurement_id: int, side_mm: float, px_per_mm: float) -> str:
+    return (
+        f"/dashboard/assessments/{assessment_id}/rectified.jpg?measurement={measurement_id}"
+        f"&side_mm={side_mm:g}&px_per_mm={px_per_mm:g}"
+    )
+
+
+@router.get("/wounds/{wound}/compare", response_class=HTMLResponse)
+def compare_page(
+    wound: str,
+    request: Request,
+    session: SessionDep,
+    first: Annotated[str, Query(max_length=64)] = "",
+    second: Annotated[str, Query(max_length=64)] = "",
+) -> HTMLResponse:
+    """Two visits side by side, rectified to the marker plane at one mm scale (default:
+    the first and the latest calibrated photos)."""
+
+    def build(caller: Caller, _: str) -> tuple[str, dict[str, Any]]:
+        row = access.load_wound(session, caller, wound)
+        study = access.study_of(row)
+        answer = wound_answer(row)
+        days = {v["assessment"]: v["day"] for v in answer["visits"]}
+        choices = [
+            r
+            for r in _assessment_rows(row, study)
+            if not r["assessment"].voided
+            and r["measurement"] is not None
+            and r["measurement"].area_cm2 is not None
+            and r["measurement"].calibrated
+        ]
+        context: dict[str, Any] = {
+            "wound": row,
+            "study": study,
+            "days": days,
+            "choices": choices,
+            "first_id": first or (choices[0]["assessment"].id if choices else ""),
+            "second_id": second or (choices[-1]["assessment"].id if choices else ""),
+            "comparison": None,
+        }
+        if len(choices) >= 2 or (first and second):
+            context["comparison"] = _comparison(
+                session, caller, row, context["first_id"], context["second_id"]
+            )
+        return "compare.html", context
+
+    return _page(request, session, build)
+
+
+templates.env.globals["rectified_url"] = rectified_url
+
+
+@router.get("/assessments/{assessment}/rectified.jpg")
+def rectified(
+    assessment: str,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    measurement: Annotated[int, Query(ge=1, le=2**62)],
+    side_mm: Annotated[float, Query(ge=5, le=1000)],
+    px_per_mm: Annotated[float, Query(gt=0, le=50)],
+) -> Response:
+    """The photo warped to the marker plane: a ``side_mm`` square around the wound at
+    ``px_per_mm`` pixels per mm, with the outline of ``measurement`` (the compare page
+    asks both visits for the same window and scale). ``X-Px-Per-Mm`` says the scale."""
+    from service import rectify
+
+    caller, _ = _signed_in(request, session)
+    row = access.load_assessment(session, caller, assessment)
+    study = access.study_of(row)
+    chosen = trial.find_measurement(row, measurement, study)
+    if round(side_mm * px_per_mm) > 2 * rectify.RECTIFIED_MAX_SIDE_PX:
+        raise InvalidRequest(
+            f"side_mm × px_per_mm: at most {2 * rectify.RECTIFIED_MAX_SIDE_PX} pixels a side"
+        )
+    data: dict[str, Any] = chosen.data or {}
+    jpeg = runtime.pool.run(
+        rectify.rectified_jpeg,
+        runtime.store.get(row.photo_key),
+        runtime.store.get(chosen.mask_key),
+        calibration=str(data.get("calibration") or "none"),
+        px_per_mm=data.get("px_per_mm"),
+        marker_mm=study.marker_mm,
+        side_mm=side_mm,
+        out_px_per_mm=px_per_mm,
+    )
+    if jpeg is None:
+        raise DomainError(
+            f"assessment {row.id} is not calibrated: it cannot be rectified",
+            code="not_comparable",
+        )
+    return Response(
+        jpeg,
+        media_type="image/jpeg",
+        headers={
+            "Cache-Control": "private, max-age=86400, immutable",
+            "X-Px-Per-Mm": f"{px_per_mm:g}",
+            "X-Side-Mm": f"{side_mm:g}",
+        },
+    )
