@@ -10,17 +10,21 @@ and ``ws_session`` (Path=/dashboard) over plain http, where browsers refuse
 session (an HMAC of the session id), the sign-in form a double-submit token. Roles and site scopes are the API's: pages load resources
 through ``service.access``, corrections go through ``trial.correct_mask``.
 
-Every asset is local: plotly.js is served from the installed plotly package.
+Every asset is local: plotly.js is served from the installed plotly package, gzipped
+and cached by content hash (``asset_url``).
 """
 
 from __future__ import annotations
 
+import functools
+import gzip
 import hashlib
 import hmac
 import json
 import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
@@ -28,7 +32,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -610,17 +614,6 @@ def logout(
         samesite="strict",
     )
     return response
-
-
-@router.get("/static/{name}")
-def static(name: str) -> FileResponse:
-    """Local assets only (no CDN): the dashboard's own files and plotly.js."""
-    if name == "plotly.min.js":
-        return FileResponse(plotly_js_path(), media_type="text/javascript")
-    files = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
-    if name not in files:
-        raise HTTPException(status_code=404, detail=f"no static file {name}")
-    return FileResponse(files[name])
 
 
 # --- pages ----------------------------------------------------------------------------
@@ -1616,3 +1609,100 @@ def rectified(
             "X-Side-Mm": f"{side_mm:g}",
         },
     )
+
+
+# --- static assets: content-hashed, gzip-compressed, cached for a year ----------------
+#
+# plotly.js is ~4.8 MB; gzip brings it to ~1.4 MB. Each asset is read, hashed and
+# compressed once (again only when the file changes) and kept in memory. Pages link
+# ``asset_url(name)``, which carries the first 8 hex digits of the file's sha256, so a
+# hashed URL can be cached ``immutable`` for a year: a new file is a new URL. The bare
+# name keeps working with a short cache (bookmarks, old pages). Gzip only: no brotli
+# encoder is a serving dependency.
+
+ASSET_HASH_CHARS = 8
+IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
+UNHASHED_CACHE = "public, max-age=300"
+ASSET_TYPES = {".js": "text/javascript", ".css": "text/css"}
+
+
+@dataclass(frozen=True)
+class Asset:
+    body: bytes
+    gzip_body: bytes
+    sha8: str
+    media_type: str
+
+
+def _asset_paths() -> dict[str, Path]:
+    files = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
+    files["plotly.min.js"] = plotly_js_path()
+    return files
+
+
+@functools.lru_cache(maxsize=32)
+def _load_asset(path: Path, mtime_ns: int) -> Asset:
+    body = path.read_bytes()
+    return Asset(
+        body=body,
+        gzip_body=gzip.compress(body, compresslevel=9, mtime=0),
+        sha8=hashlib.sha256(body).hexdigest()[:ASSET_HASH_CHARS],
+        media_type=ASSET_TYPES.get(path.suffix, "application/octet-stream"),
+    )
+
+
+def asset(name: str) -> Asset:
+    """The named static asset (plain, gzipped, hash), or 404."""
+    path = _asset_paths().get(name)
+    if path is None:
+        raise HTTPException(status_code=404, detail=f"no static file {name}")
+    return _load_asset(path, path.stat().st_mtime_ns)
+
+
+def asset_url(name: str) -> str:
+    """The one place a page gets an asset's URL: ``/dashboard/static/<stem>.<sha8><ext>``."""
+    stem, dot, ext = name.rpartition(".")
+    return f"/dashboard/static/{stem}.{asset(name).sha8}{dot}{ext}"
+
+
+templates.env.globals["asset_url"] = asset_url
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` header allows gzip (``gzip`` or ``*`` with q > 0)."""
+    for part in accept_encoding.split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() not in ("gzip", "*"):
+            continue
+        q = params.strip().lower()
+        if q.startswith("q="):
+            try:
+                return float(q[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False
+
+
+@router.get("/static/{name}")
+def static(name: str, request: Request) -> Response:
+    """Local assets only (no CDN): the dashboard's own files and plotly.js, by bare name
+    (short cache) or by content-hashed name (immutable); a stale hash is 404."""
+    cache = UNHASHED_CACHE
+    if name not in _asset_paths():
+        stem, _, ext = name.rpartition(".")
+        base, _, sha8 = stem.rpartition(".")
+        plain = f"{base}.{ext}"
+        if not base or plain not in _asset_paths() or asset(plain).sha8 != sha8:
+            raise HTTPException(status_code=404, detail=f"no static file {name}")
+        name, cache = plain, IMMUTABLE_CACHE
+    found = asset(name)
+    headers = {
+        "Cache-Control": cache,
+        "Vary": "Accept-Encoding",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if accepts_gzip(request.headers.get("accept-encoding", "")):
+        headers["Content-Encoding"] = "gzip"
+        return Response(found.gzip_body, media_type=found.media_type, headers=headers)
+    return Response(found.body, media_type=found.media_type, headers=headers)
