@@ -1,6 +1,6 @@
-"""Every dashboard page in Chromium, at 1440 and 390 px, for an admin and a site clinician:
-axe-core finds no serious or critical violation, the browser asks no host but the
-service's own, and the console shows no error."""
+"""Every dashboard page in Chromium, at 1440 and 390 px, for an admin, a monitor and a
+site clinician: axe-core finds no serious or critical violation, the browser asks no
+host but the service's own, and the console shows no error."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def pages_of(trial: Trial, role: str) -> list[str]:
         f"/dashboard/wounds/{wound}",
         f"/dashboard/wounds/{wound}/compare",
     ]
-    if role == "admin":  # the audit page is admin-only (a clinician gets 403)
+    if role == "admin":  # the audit page is admin-only (others get 403)
         pages.append("/dashboard/audit")
     return pages
 
@@ -38,7 +38,7 @@ def own_host(url: str, base: str) -> bool:
 
 
 @pytest.mark.parametrize("width", (1440, 390))
-@pytest.mark.parametrize("role", ("admin", "clinician"))
+@pytest.mark.parametrize("role", ("admin", "monitor", "clinician"))
 def test_every_page_is_accessible_local_and_quiet(
     server: tuple[str, Trial],  # noqa: F811
     browser: Any,  # noqa: F811
