@@ -10,7 +10,7 @@ and ``ws_session`` (Path=/dashboard) over plain http, where browsers refuse
 session (an HMAC of the session id), the sign-in form a double-submit token. Roles and site scopes are the API's: pages load resources
 through ``service.access``, corrections go through ``trial.correct_mask``.
 
-Every asset is local: plotly.js is served from the installed plotly package, gzipped
+Every asset is local: plotly.js (its basic build, vendored in static/vendor), gzipped
 and cached by content hash (``asset_url``).
 """
 
@@ -26,7 +26,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -79,7 +78,9 @@ SECURITY_HEADERS = {
 
 
 def plotly_js_path() -> Path:
-    return Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+    """plotly.js's basic build, vendored (``static/vendor/SOURCE.md``): the dashboard draws
+    scatter traces only, and the full bundle costs a second to compile on a first visit."""
+    return STATIC_DIR / "vendor" / "plotly-basic.min.js"
 
 
 def csrf_token(session_id: str) -> str:
