@@ -169,6 +169,13 @@ def test_a_clinicians_correction_appears_in_plot_and_table(
     with page.expect_navigation():
         panel.locator("form[action$='/correct'] button[type=submit]").click()
     # The saved outline shows at once: the overlay URL names the new measurement.
+    page.wait_for_function(
+        "([id, before]) => { const img = document.querySelector("
+        "`details.correct[data-assessment='${id}'] img.outline-source`);"
+        " return img && img.getAttribute('src') !== before; }",
+        arg=[target, before],
+        timeout=20_000,
+    )
     after = panel.locator("img.outline-source").get_attribute("src")
     assert before and after and "?measurement=" in after and after != before
     points = area_points(page)
