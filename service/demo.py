@@ -142,14 +142,21 @@ def _find_wound(
 
 
 def wound_point(mask_path: Path) -> tuple[int, int] | None:
-    """The point deepest inside a true mask (x, y px), None for an empty mask."""
+    """The point deepest inside a true mask file (x, y px), None for an empty mask."""
     import cv2
-    import numpy as np
 
     mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
     if mask is None or not mask.any():
         return None
-    depth = cv2.distanceTransform((mask > 127).astype(np.uint8), cv2.DIST_L2, 5)
+    return deepest_point(mask > 127)
+
+
+def deepest_point(wound: Any) -> tuple[int, int]:
+    """The point deepest inside a non-empty boolean mask (x, y px): where a nurse taps."""
+    import cv2
+    import numpy as np
+
+    depth = cv2.distanceTransform(np.asarray(wound).astype(np.uint8), cv2.DIST_L2, 5)
     y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
     return int(x), int(y)
 

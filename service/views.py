@@ -9,7 +9,18 @@ from sqlalchemy.orm import Session
 
 from service import access, trial
 from service.auth import Caller
-from service.orm import ApiKey, Assessment, AuditEntry, Measurement, Site, Study, Subject, Wound
+from service.endpoint_models import EventPublic
+from service.orm import (
+    ApiKey,
+    Assessment,
+    AuditEntry,
+    Measurement,
+    Site,
+    Study,
+    Subject,
+    SubjectEvent,
+    Wound,
+)
 from service.schemas import (
     AssessmentPublic,
     AuditPublic,
@@ -185,4 +196,19 @@ def key_public(key: ApiKey) -> KeyPublic:
         site=key.site.code if key.site is not None else None,
         created_at=key.created_at,
         revoked_at=key.revoked_at,
+    )
+
+
+def event_public(row: SubjectEvent) -> EventPublic:
+    return EventPublic(
+        id=row.id,
+        subject=row.subject_id,
+        kind=row.kind,
+        date=row.occurred_on,
+        leg=row.leg,
+        note=row.note,
+        voided=row.voided,
+        void_reason=row.void_reason,
+        created_by=row.created_by,
+        created_at=row.created_at,
     )

@@ -26,10 +26,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from service.contract import PassSpec, UncertaintySpec, save_spec
+from service.demo import deepest_point
 from service.imaging import read_mask, read_photo
 from service.inference import Segmenter
 from service.measure import SEGMENTATION_UNCERTAIN_PCT, select_component
@@ -95,13 +95,6 @@ TAPPED = {"virtual-trial"}
 virtual trial's site sends it (``service.demo.replay``)."""
 
 
-def deepest_point(truth: np.ndarray) -> tuple[float, float]:
-    """The point deepest inside the true wound (x, y px), as a nurse would tap it."""
-    depth = cv2.distanceTransform((truth > 0).astype(np.uint8), cv2.DIST_L2, 5)
-    y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
-    return float(x), float(y)
-
-
 def virtual_trial(fuseg: Path, out_dir: Path) -> Yardstick | None:
     """The virtual trial's open-wound photos (a closed wound has no area to err on; its
     closure rests on the clinician's observation), simulated once into ``out_dir``."""
@@ -129,7 +122,9 @@ def collect(segmenter: Segmenter, sticks: list[Yardstick]) -> list[Row]:
             mask = seg.mask
             if stick.name in TAPPED and truth.any() and mask.any():
                 # A site taps the wound (target_point): only that component is measured.
-                mask = select_component(mask > 0, deepest_point(truth))[0].astype(np.uint8) * 255
+                mask = (
+                    select_component(mask > 0, deepest_point(truth > 0))[0].astype(np.uint8) * 255
+                )
             signals = outline_signals(seg.probability, mask, segmenter.spec)
             cut = segmenter.spec.output.threshold
             disagree = {

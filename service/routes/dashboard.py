@@ -200,41 +200,64 @@ def km_figure(answer: dict[str, Any], *, title: str) -> dict[str, Any]:
         km = group["km"]
         if not km["timeline_days"]:
             continue
-        colour = PALETTE[i % len(PALETTE)]
-        band_x, band_y = km_band(km)
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "name": f"{name}: 95% CI",
-                "x": band_x,
-                "y": band_y,
-                "line": {"width": 0, "color": colour},
-                "fill": "toself",
-                "fillcolor": _rgba(colour, 0.18),
-                "hoverinfo": "skip",
-                "legendgroup": str(name),
-                "showlegend": False,
-            }
+        data += step_traces(
+            str(name),
+            km,
+            km["survival"],
+            PALETTE[i % len(PALETTE)],
+            band_name=f"{name}: 95% CI",
+            hover="day %{x}: %{y:.2f} not yet healed<extra></extra>",
         )
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "name": str(name),
-                "x": km["timeline_days"],
-                "y": km["survival"],
-                "line": {"shape": "hv", "color": colour},
-                "legendgroup": str(name),
-                "hovertemplate": "day %{x}: %{y:.2f} not yet healed<extra></extra>",
-            }
-        )
+    return step_figure(data, title, "proportion not yet healed")
+
+
+def step_traces(
+    name: str,
+    curve: dict[str, Any],
+    y: list[float],
+    colour: str,
+    *,
+    band_name: str,
+    hover: str,
+) -> list[dict[str, Any]]:
+    """A step curve (``curve["timeline_days"]`` against ``y``) and its 95 % band
+    (``km_band``) in the curve's colour, one legend entry for both."""
+    band_x, band_y = km_band(curve)
+    return [
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": band_name,
+            "x": band_x,
+            "y": band_y,
+            "line": {"width": 0, "color": colour},
+            "fill": "toself",
+            "fillcolor": _rgba(colour, 0.18),
+            "hoverinfo": "skip",
+            "legendgroup": name,
+            "showlegend": False,
+        },
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": name,
+            "x": curve["timeline_days"],
+            "y": y,
+            "line": {"shape": "hv", "color": colour},
+            "legendgroup": name,
+            "hovertemplate": hover,
+        },
+    ]
+
+
+def step_figure(data: list[dict[str, Any]], title: str, y_title: str) -> dict[str, Any]:
+    """The layout every time-to-event plot shares: days from baseline, a 0–1 axis."""
     return {
         "data": data,
         "layout": {
             "title": {"text": title},
             "xaxis": {"title": {"text": "days from baseline"}, "rangemode": "tozero"},
-            "yaxis": {"title": {"text": "proportion not yet healed"}, "range": [0, 1.05]},
+            "yaxis": {"title": {"text": y_title}, "range": [0, 1.05]},
             "legend": LEGEND_BELOW,
             "margin": {"t": 50, "r": 20, "l": 60},
         },
@@ -1146,43 +1169,15 @@ def incidence_figure(answer: dict[str, Any], *, title: str) -> dict[str, Any]:
     ci = answer["cumulative_incidence"]
     data: list[dict[str, Any]] = []
     if ci["timeline_days"]:
-        colour = PALETTE[2]
-        band_x, band_y = km_band(ci)
-        data = [
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "name": "95% CI",
-                "x": band_x,
-                "y": band_y,
-                "line": {"width": 0, "color": colour},
-                "fill": "toself",
-                "fillcolor": _rgba(colour, 0.18),
-                "hoverinfo": "skip",
-                "legendgroup": "ci",
-                "showlegend": False,
-            },
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "name": "healed (death, major amputation competing)",
-                "x": ci["timeline_days"],
-                "y": ci["cumulative_incidence"],
-                "line": {"shape": "hv", "color": colour},
-                "legendgroup": "ci",
-                "hovertemplate": "day %{x}: %{y:.2f} healed<extra></extra>",
-            },
-        ]
-    return {
-        "data": data,
-        "layout": {
-            "title": {"text": title},
-            "xaxis": {"title": {"text": "days from baseline"}, "rangemode": "tozero"},
-            "yaxis": {"title": {"text": "cumulative incidence of healing"}, "range": [0, 1.05]},
-            "legend": LEGEND_BELOW,
-            "margin": {"t": 50, "r": 20, "l": 60},
-        },
-    }
+        data = step_traces(
+            "healed (death, major amputation competing)",
+            ci,
+            ci["cumulative_incidence"],
+            PALETTE[2],
+            band_name="95% CI",
+            hover="day %{x}: %{y:.2f} healed<extra></extra>",
+        )
+    return step_figure(data, title, "cumulative incidence of healing")
 
 
 def competing_at_risk(answer: dict[str, Any], days: list[int]) -> list[int]:

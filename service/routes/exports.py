@@ -317,6 +317,25 @@ def export_adtte(study: VisibleStudy, session: SessionDep, caller: CallerDep) ->
     """TTHEAL (all index-leg ulcers healed), TTWHEAL (each ulcer), TTMAJAMP, TTDEATH, AFS
     and CRHEAL (competing-risk cause in CRCAUSE), with AVAL in days from STARTDT (the
     time origin), CNSR, EVNTDESC, CNSDTDSC; TRTP only for admin keys."""
+    text = run_adtte_export(
+        session,
+        caller,
+        study,
+        "adtte",
+        lambda rows: adtte.adtte_csv(rows, include_arm=caller.sees_arm),
+    )
+    return csv_response(text, f"{study.id}-ADTTE.csv")
+
+
+def run_adtte_export(
+    session: Session,
+    caller: Caller,
+    study: Study,
+    kind: str,
+    write: Callable[[list[dict[str, Any]]], Any],
+) -> Any:
+    """ADTTE's rows for what the caller may see, written by ``write`` (CSV or SAS
+    transport), then audited as ``export.<kind>`` (only once written, as every export)."""
     caller.require(*EXPORT_ROLES)
     subjects = [subject_input(s, study) for s in load_visible_subjects(session, caller, study)]
     rows = adtte.adtte_rows(
@@ -325,16 +344,17 @@ def export_adtte(study: VisibleStudy, session: SessionDep, caller: CallerDep) ->
         include_arm=caller.sees_arm,
         closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
     )
+    out = write(rows)
     audit.record(
         session,
         caller,
-        "export.adtte",
+        f"export.{kind}",
         f"study/{study.id}",
         study_id=study.id,
         after={"rows": len(rows), "subjects": len(subjects), "arm": caller.sees_arm},
     )
     session.commit()
-    return csv_response(adtte.adtte_csv(rows, include_arm=caller.sees_arm), f"{study.id}-ADTTE.csv")
+    return out
 
 
 # --- SAS transport (.xpt v5) beside the CSVs -------------------------------------------
@@ -432,22 +452,13 @@ def export_adtte_xpt(study: VisibleStudy, session: SessionDep, caller: CallerDep
     """The ADTTE export (``export.adtte.csv``) as a SAS transport file, version 5: dataset
     ADTTE, the variables' labels and types as in the README's define table (STARTDT and
     ADT as ISO 8601 text); TRTP only for admin keys."""
-    caller.require(*EXPORT_ROLES)
-    subjects = [subject_input(s, study) for s in load_visible_subjects(session, caller, study)]
-    rows = adtte.adtte_rows(
-        study.id,
-        subjects,
-        include_arm=caller.sees_arm,
-        closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
-    )
-    data = exports.sas_transport("ADTTE", adtte.columns(include_arm=caller.sees_arm), rows)
-    audit.record(
+    data = run_adtte_export(
         session,
         caller,
-        "export.adtte.xpt",
-        f"study/{study.id}",
-        study_id=study.id,
-        after={"rows": len(rows), "subjects": len(subjects), "arm": caller.sees_arm},
+        study,
+        "adtte.xpt",
+        lambda rows: exports.sas_transport(
+            "ADTTE", adtte.columns(include_arm=caller.sees_arm), rows
+        ),
     )
-    session.commit()
     return xpt_response(data, f"{study.id}-adtte.xpt")

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query
 from service import trial, views
 from service.deps import CallerDep, PagingDep, SessionDep, VisibleStudy, VisibleSubject
 from service.endpoint_models import EventCreate, EventPublic, EventVoid
-from service.orm import SubjectEvent
 from service.schemas import Page, SubjectCreate, SubjectPublic, SubjectUpdate
 
 router = APIRouter(tags=["subjects"])
@@ -55,21 +54,6 @@ def update_subject(
     return views.subject_public(trial.update_subject(session, caller, subject, data), caller)
 
 
-def event_public(row: SubjectEvent) -> EventPublic:
-    return EventPublic(
-        id=row.id,
-        subject=row.subject_id,
-        kind=row.kind,
-        date=row.occurred_on,
-        leg=row.leg,
-        note=row.note,
-        voided=row.voided,
-        void_reason=row.void_reason,
-        created_by=row.created_by,
-        created_at=row.created_at,
-    )
-
-
 @router.post("/v1/subjects/{subject}/events", status_code=201, response_model=EventPublic)
 def create_event(
     subject: VisibleSubject, data: EventCreate, session: SessionDep, caller: CallerDep
@@ -78,13 +62,13 @@ def create_event(
     contralateral leg, minor amputation, revascularisation, withdrawal, lost to
     follow-up). Death and index-leg major amputation compete with healing in the study
     answer; photos dated after death or the amputation of that leg are refused."""
-    return event_public(trial.create_event(session, caller, subject, data))
+    return views.event_public(trial.create_event(session, caller, subject, data))
 
 
 @router.get("/v1/subjects/{subject}/events", response_model=list[EventPublic])
 def list_events(subject: VisibleSubject) -> list[EventPublic]:
     """Every event of the subject, voided ones included (never deleted), oldest first."""
-    return [event_public(e) for e in subject.events]
+    return [views.event_public(e) for e in subject.events]
 
 
 @router.patch("/v1/subjects/{subject}/events/{event_id}", response_model=EventPublic)
@@ -96,4 +80,4 @@ def void_event(
     caller: CallerDep,
 ) -> EventPublic:
     """Clinician or admin: void an event recorded in error, with a reason (audited)."""
-    return event_public(trial.void_event(session, caller, subject, event_id, data.reason))
+    return views.event_public(trial.void_event(session, caller, subject, event_id, data.reason))

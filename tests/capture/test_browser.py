@@ -34,9 +34,10 @@ def y4m(rgb: np.ndarray, path: Path, frames: int = 3) -> Path:
     return path
 
 
-def camera_scene() -> np.ndarray:
-    """1280 x 720: the marker photo (ulcer + 20 mm marker) on skin, as a preview sees it."""
-    photo = marker_photo_rgb()
+def camera_scene(photo: np.ndarray | None = None) -> np.ndarray:
+    """1280 x 720: a photo (default the marker photo, ulcer + 20 mm marker) on skin, as a
+    preview sees it."""
+    photo = marker_photo_rgb() if photo is None else photo
     scale = 700 / photo.shape[0]
     photo = cv2.resize(photo, (round(photo.shape[1] * scale), 700), interpolation=cv2.INTER_AREA)
     plane = np.empty((720, 1280, 3), dtype=np.uint8)

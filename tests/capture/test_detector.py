@@ -49,14 +49,7 @@ def png_b64(rgb: np.ndarray) -> str:
 
 def no_marker_scene() -> np.ndarray:
     """1280 x 720: the wound photo alone on skin (no marker)."""
-    photo = np.asarray(Image.open(PHOTO).convert("RGB"))
-    scale = 700 / photo.shape[0]
-    photo = cv2.resize(photo, (round(photo.shape[1] * scale), 700), interpolation=cv2.INTER_AREA)
-    plane = np.empty((720, 1280, 3), dtype=np.uint8)
-    plane[:] = photo[-4:].mean(axis=(0, 1)).astype(np.uint8)
-    x0 = (1280 - photo.shape[1]) // 2
-    plane[10:710, x0 : x0 + photo.shape[1]] = photo
-    return plane
+    return camera_scene(np.asarray(Image.open(PHOTO).convert("RGB")))
 
 
 @pytest.fixture(scope="module")
