@@ -36,6 +36,9 @@ WEEK_DAYS = 7.0
 PAR_WEEK4_TARGET_DAYS = 28
 PAR_WEEK4_WINDOW_DAYS = 7
 CLOSURE_CONFIRM_DAYS = 14
+PAR_RESPONSE_PCT = 50.0
+"""PAR at week 4 of at least this predicts healing (the 50 % response: par50_day, the
+study's at_least_50_pct, the dashboard's "stalled" badge below it)."""
 PROPORTION_HEALED_DAYS: tuple[int, ...] = (84, 182, 365)
 MEDIAN_TOLERANCE = 1e-9
 """S(t) within this of 0.5 counts as reaching it (KM products are floating point)."""
@@ -251,7 +254,7 @@ def log_linear_rate_per_day(days_area_cm2: Sequence[tuple[int, float]]) -> float
 
 
 def first_day_par_at_least(
-    days_par_pct: Sequence[tuple[int, float]], par_pct: float = 50.0
+    days_par_pct: Sequence[tuple[int, float]], par_pct: float = PAR_RESPONSE_PCT
 ) -> float | None:
     """First day PAR reaches ``par_pct``, linearly interpolated between visits (days)."""
     previous: tuple[int, float] | None = None
@@ -444,7 +447,7 @@ def wound_endpoints(
         "gilman_cm_per_week": _clean(gilman),
         "log_linear_rate_per_day": _clean(k_per_day),
         "half_life_days": _clean(half_life_days),
-        "par50_day": _clean(first_day_par_at_least(days_par_pct, 50.0)),
+        "par50_day": _clean(first_day_par_at_least(days_par_pct, PAR_RESPONSE_PCT)),
         "closure_confirmed": closure_confirmed,
         "closure_day": closure_day,
         "closure_supported_by_area": closure_supported_by_area,
@@ -829,7 +832,7 @@ def par_distribution(par_pct: Sequence[float | None]) -> dict[str, Any]:
         "wounds": len(par_pct),
         "available": len(values),
         "missing": len(par_pct) - len(values),
-        "at_least_50_pct": sum(1 for p in values if p >= 50.0),
+        "at_least_50_pct": sum(1 for p in values if p >= PAR_RESPONSE_PCT),
         "values_pct": [_clean(p) for p in values],
     }
     for name, q in (("q1_pct", 0.25), ("median_pct", 0.5), ("q3_pct", 0.75)):

@@ -40,7 +40,13 @@ from service import access, auth, trial, views
 from service.auth import Caller
 from service.deps import RuntimeDep, SessionDep
 from service.endpoint_models import EventCreate
-from service.endpoints import CLOSURE_CONFIRM_DAYS, EVENT_KINDS, LEGS, PAR_WEEK4_WINDOW_DAYS
+from service.endpoints import (
+    CLOSURE_CONFIRM_DAYS,
+    EVENT_KINDS,
+    LEGS,
+    PAR_RESPONSE_PCT,
+    PAR_WEEK4_WINDOW_DAYS,
+)
 from service.errors import DomainError, Forbidden, InvalidRequest, NotFound
 from service.measure import QUALITY_CODES
 from service.orm import Assessment, Study, Subject, Wound
@@ -462,7 +468,7 @@ def area_figure(
     }
 
 
-STALLED_PAR_PCT = 50.0
+STALLED_PAR_PCT = PAR_RESPONSE_PCT
 """PAR at week 4 under this is a stalled wound (the usual week-4 predictor of healing)."""
 WOUND_STATUSES = {
     "healed": "healed",
