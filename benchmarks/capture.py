@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks" / "durability"))
 from service_harness import Service, setup_trial  # noqa: E402
 
-from service.precheck import precheck_rgb  # noqa: E402
-from service.scene import MARKER_MM, paste_marker  # noqa: E402
+from service.core.precheck import precheck_rgb  # noqa: E402
+from service.simulator.scene import MARKER_MM, paste_marker  # noqa: E402
 
 SAMPLE = ROOT / "data" / "samples" / "fuseg" / "images" / "0078.jpg"
 PLANE_PX_PER_MM = 30.0  # the sample (about 10 px/mm) enlarged 3x

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks" / "durability"))
 from service_harness import Service, setup_trial  # noqa: E402
 
-from service.scene import MARKER_MM, paste_marker  # noqa: E402
+from service.simulator.scene import MARKER_MM, paste_marker  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 SAMPLES = ROOT / "data" / "samples" / "fuseg" / "images"

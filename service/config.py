@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
-from service.measure import QualityLimits
+from service.core.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from service.core.measure import QualityLimits
 
 
 class Settings(BaseSettings):

@@ -79,49 +79,118 @@ def test_torch_commands_name_the_extra_when_torch_is_missing(tmp_path: Path) -> 
 
 
 def test_the_serving_path_does_not_import_the_simulator() -> None:
-    """The marker's definition lives in ``service.marker``; the simulated camera
-    (``service.scene``) and the virtual trial are for tests, benchmarks and the demo."""
+    """The marker's definition lives in ``service.core.marker``; the simulated camera
+    (``service.simulator.scene``) and the virtual trial are for tests, benchmarks and the demo."""
     code = (
         "import sys\n"
-        "import service.app, service.pipeline, service.measure, service.marker, service.exports\n"
-        "bad = [m for m in ('service.scene', 'service.simulate') if m in sys.modules]\n"
+        "import service.api.app, service.core.pipeline, service.core.measure, service.core.marker, service.core.exports\n"
+        "bad = [m for m in ('service.simulator.scene', 'service.simulator.simulate') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-PURE_CORES = (
-    "errors",
-    "imaging",
-    "marker",
-    "measure",
-    "contract",
-    "segmetrics",
-    "uncertainty",
-    "endpoints",
-    "exports",
-    "pipeline",
-    "reframe",
-    "review",
-    "inference",
-    "yardsticks",
+WEB_OR_DATABASE = ("fastapi", "starlette", "sqlalchemy")
+CORE_MODULES = sorted(
+    p.stem for p in (ROOT / "service" / "core").glob("*.py") if p.stem != "__init__"
 )
 
 
-@pytest.mark.parametrize("core", PURE_CORES)
-def test_the_pure_cores_import_no_web_or_database_module(core: str) -> None:
-    """The maths and rules can be read, tested and reused without the web stack or the
-    database (``service.handlers`` answers their errors over HTTP)."""
+@pytest.mark.parametrize("core", CORE_MODULES)
+def test_the_pure_cores_import_no_web_database_or_runtime_module(core: str) -> None:
+    """The maths and rules can be read, tested and reused without the web stack, the
+    database or ONNX Runtime (``service.api.handlers`` answers their errors over HTTP).
+    Checked on ``sys.modules`` after import, so an import inside a dependency counts."""
     code = (
         "import sys\n"
-        f"import service.{core}\n"
-        "web = ('fastapi', 'starlette', 'sqlalchemy', 'service.db', 'service.orm')\n"
-        "bad = [m for m in web if m in sys.modules]\n"
+        f"import service.core.{core}\n"
+        f"forbidden = {WEB_OR_DATABASE + ('onnxruntime',)!r}\n"
+        "outside = ('service.api', 'service.domain', 'service.persistence', 'service.runtime',"
+        " 'service.simulator', 'service.commands')\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in forbidden or m.startswith(outside)]\n"
         "assert not bad, bad\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("module", ["runtime.inference", "runtime.yardsticks", "runtime.artifacts"])
+def test_the_model_runtime_imports_no_web_or_database_module(module: str) -> None:
+    code = (
+        "import sys\n"
+        f"import service.{module}\n"
+        f"bad = [m for m in sys.modules if m.split('.')[0] in {WEB_OR_DATABASE!r}]\n"
+        "bad += [m for m in sys.modules if m.startswith(('service.api', 'service.domain'))]\n"
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+# What each part of the service may import (besides itself and third-party code); the
+# same table is in docs/ARCHITECTURE.md. Checked on the source, lazy imports included.
+MAY_IMPORT: dict[str, set[str]] = {
+    "core": set(),
+    "config": {"core"},
+    "resources": set(),
+    "persistence": {"core"},
+    "runtime": {"core", "config", "persistence", "resources"},
+    "domain": {"core", "config", "persistence", "runtime"},
+    "simulator": {"core", "config", "persistence", "runtime", "domain", "resources"},
+    "api": {"core", "config", "persistence", "runtime", "domain", "resources"},
+    "commands": {
+        "core",
+        "config",
+        "persistence",
+        "runtime",
+        "domain",
+        "simulator",
+        "api",
+        "resources",
+    },
+    "cli": {"commands", "config"},
+}
+
+
+def _service_imports(path: Path) -> set[str]:
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+            if node.module == "service":
+                names = [f"service.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        found |= {n for n in names if n.startswith("service.")}
+    return found
+
+
+def _part(path: Path) -> str:
+    parts = path.relative_to(ROOT / "service").parts
+    return parts[0] if len(parts) > 1 else path.stem
+
+
+def test_each_part_of_the_service_imports_only_what_it_may() -> None:
+    bad = []
+    for path in sorted((ROOT / "service").rglob("*.py")):
+        if (
+            "migrations" in path.parts
+            or path.name == "__init__.py"
+            and path.parent.name == "service"
+        ):
+            continue
+        part = _part(path)
+        assert part in MAY_IMPORT, f"{path}: a new part of the service: add it to MAY_IMPORT"
+        for module in _service_imports(path):
+            other = module.split(".")[1]
+            if other not in (part, "__version__") and other not in MAY_IMPORT[part]:
+                bad.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert not bad, "\n".join(bad)
 
 
 @pytest.mark.xfail(
@@ -132,10 +201,10 @@ def test_the_pure_cores_import_no_web_or_database_module(core: str) -> None:
 def test_routes_do_not_import_routes() -> None:
     import ast
 
-    for path in sorted((ROOT / "service" / "routes").glob("*.py")):
+    for path in sorted((ROOT / "service" / "api" / "routes").glob("*.py")):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
-                "service.routes"
+                "service.api.routes"
             ):
                 pytest.fail(f"{path.name} imports {node.module}: move the shared part out")

@@ -8,8 +8,8 @@ from pathlib import Path
 import onnx
 import pytest
 
-from service.contract import load_spec, sha256_file
-from service.models import BUNDLED_MODELS_DIR, installed_models
+from service.core.contract import load_spec, sha256_file
+from service.runtime.artifacts import BUNDLED_MODELS_DIR, installed_models
 
 RELEASED = sorted(p for p in BUNDLED_MODELS_DIR.iterdir() if (p / "model.json").is_file())
 

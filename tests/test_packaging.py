@@ -40,7 +40,7 @@ from pathlib import Path
 
 import service
 from fastapi.testclient import TestClient
-from service.app import create_app
+from service.api.app import create_app
 from service.commands import COMMANDS
 from service.config import Settings
 
@@ -48,7 +48,7 @@ out = {"service_file": service.__file__}
 with tempfile.TemporaryDirectory() as tmp:
     app = create_app(Settings(data_dir=Path(tmp), log_level="WARNING"))
     with TestClient(app) as client:
-        from service.auth import create_key
+        from service.domain.auth import create_key
         with app.state.db.session() as s:
             _, key = create_key(s, role="admin", holder="Packaging Test")
         h = {"Authorization": f"Bearer {key}"}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.imaging import read_photo
+from service.core.imaging import read_photo
 from tests.conftest import ROOT, SAMPLES
 
 EXE = str(Path(sys.executable).parent / "woundscope")
@@ -67,9 +67,9 @@ def test_phone_size_photo_is_refined_at_full_resolution() -> None:
     at full resolution outlines it; the mask keeps the photo's size and matches the truth."""
     import cv2
 
-    from service.inference import Segmenter
-    from service.models import resolve_model
-    from service.segmetrics import score_photo
+    from service.core.segmetrics import score_photo
+    from service.runtime.artifacts import resolve_model
+    from service.runtime.inference import Segmenter
 
     seg = Segmenter(resolve_model())
     small = np.asarray(Image.open(SAMPLES / "images" / "0887.jpg").convert("RGB"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from service.errors import ERROR_CODES
-from service.measure import QUALITY_CODES
+from service.core.errors import ERROR_CODES
+from service.core.measure import QUALITY_CODES
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.contract import PassSpec, load_spec, zoomed
-from service.imaging import read_mask, read_photo
-from service.inference import Segmenter
-from service.models import resolve_model
-from service.reframe import reframe, wound_fraction
-from service.yardsticks import gate
+from service.core.contract import PassSpec, load_spec, zoomed
+from service.core.imaging import read_mask, read_photo
+from service.core.reframe import reframe, wound_fraction
+from service.runtime.artifacts import resolve_model
+from service.runtime.inference import Segmenter
+from service.runtime.yardsticks import gate
 
 
 def disc_photo(h: int = 600, w: int = 800, r: int = 20) -> tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,7 @@
     python -m training.calibrate_uncertainty models/ulcerseg-2.0.0 [--fuseg DIR] [--ood DIR]
         [--sizes 224,512] [--write] [--out benchmarks/model/UNCERTAINTY-<model>.md]
 
-Split-conformal (``service.uncertainty``) on photos never trained on: FUSeg validation,
+Split-conformal (``service.core.uncertainty``) on photos never trained on: FUSeg validation,
 its re-framed views (the wound filling 1-40 % of the frame), injury-ood, and a virtual
 trial of FUSeg validation wounds photographed as a site would (``VIRTUAL_TRIAL``). Every
 photo is segmented as the service does; its signals (band, size, fill) and the true
@@ -28,14 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from service.contract import PassSpec, UncertaintySpec, save_spec
-from service.demo import deepest_point
-from service.imaging import read_mask, read_photo
-from service.inference import Segmenter
-from service.measure import SEGMENTATION_UNCERTAIN_PCT, select_component
-from service.models import resolve_model
-from service.simulate import simulate_trial
-from service.uncertainty import (
+from service.core.contract import PassSpec, UncertaintySpec, save_spec
+from service.core.imaging import read_mask, read_photo
+from service.core.measure import SEGMENTATION_UNCERTAIN_PCT, select_component
+from service.core.uncertainty import (
     OutlineSignals,
     calibration_half,
     conformal_q,
@@ -44,7 +40,11 @@ from service.uncertainty import (
     nonconformity,
     outline_signals,
 )
-from service.yardsticks import Yardstick, yardsticks
+from service.runtime.artifacts import resolve_model
+from service.runtime.inference import Segmenter
+from service.runtime.yardsticks import Yardstick, yardsticks
+from service.simulator.demo import deepest_point
+from service.simulator.simulate import simulate_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -87,12 +87,12 @@ class Row:
 
 VIRTUAL_TRIAL = {"n_subjects": 24, "weeks": 10, "seed": 11}
 """The virtual trial calibrated on: photos as a site takes them (a marker beside the wound,
-tilt, distance, blur, exposure; ``service.simulate``) of FUSeg validation wounds."""
+tilt, distance, blur, exposure; ``service.simulator.simulate``) of FUSeg validation wounds."""
 
 
 TAPPED = {"virtual-trial"}
 """Sets whose photos are measured at a target point inside the true wound, as the
-virtual trial's site sends it (``service.demo.replay``)."""
+virtual trial's site sends it (``service.simulator.demo.replay``)."""
 
 
 def virtual_trial(fuseg: Path, out_dir: Path) -> Yardstick | None:

@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from service.contract import InputSpec, normalize
-from service.evaluation import pairs
-from service.imaging import read_mask as service_read_mask
-from service.imaging import read_photo
-from service.reframe import reframe
+from service.core.contract import InputSpec, normalize
+from service.core.imaging import read_mask as service_read_mask
+from service.core.imaging import read_photo
+from service.core.reframe import reframe
+from service.runtime.evaluation import pairs
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ class CropDataset(Dataset):
     """Random, wound-biased crops of augmented photos, held in memory.
 
     With probability ``reframe_prob`` a photo with a wound is instead re-framed
-    (``service.reframe``) so the wound fills a fraction drawn from ``reframe_fill``:
+    (``service.core.reframe``) so the wound fills a fraction drawn from ``reframe_fill``:
     from zoomed far out (reflect-padded) to a close-up that fills half the frame."""
 
     def __init__(

@@ -12,7 +12,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from service.contract import ModelSpec, OnnxSpec, save_spec, sha256_file
+from service.core.contract import ModelSpec, OnnxSpec, save_spec, sha256_file
 from training.config import Config
 from training.train import build_model, model_spec
 

@@ -22,8 +22,8 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from service.contract import load_spec, preprocess
-from service.imaging import PHOTO_SUFFIXES, read_photo
+from service.core.contract import load_spec, preprocess
+from service.core.imaging import PHOTO_SUFFIXES, read_photo
 
 CALIBRATION_PHOTOS = 32
 """Training photos the activation ranges are calibrated on."""

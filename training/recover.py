@@ -27,7 +27,7 @@ import typer
 from onnx import numpy_helper
 from torch import nn
 
-from service.contract import ModelSpec, load_spec, preprocess
+from service.core.contract import ModelSpec, load_spec, preprocess
 from training.config import Config, DataConfig, ModelConfig
 from training.data import read_rgb, split_pairs
 from training.train import build_model

@@ -10,7 +10,7 @@
    ``INT8_MAX_DICE_LOSS`` of fp32 (the issue's rule), else fp32 stays; the other is kept
    beside it (``model.fp32.onnx`` is git-ignored for size);
 5. ``model.json`` gets the chosen file's sha256 and the measured metrics of both;
-6. the release gate (``service.yardsticks``): the chosen file and the current default
+6. the release gate (``service.runtime.yardsticks``): the chosen file and the current default
    model are measured on every yardstick (FUSeg validation, re-framed, injury-ood);
    a candidate that loses more than ``GATE_MAX_DICE_LOSS`` pooled Dice on any of them
    is refused, naming the yardstick, unless ``--force REASON`` (the reason is written
@@ -28,11 +28,11 @@ from pathlib import Path
 
 import torch
 
-from service.contract import save_spec, sha256_file
-from service.evaluation import model_metrics
-from service.inference import Segmenter
-from service.models import installed_models
-from service.yardsticks import (
+from service.core.contract import save_spec, sha256_file
+from service.runtime.artifacts import installed_models
+from service.runtime.evaluation import model_metrics
+from service.runtime.inference import Segmenter
+from service.runtime.yardsticks import (
     GATE_MAX_DICE_LOSS,
     REFRAME_FILLS,
     REFRAME_SIZES,

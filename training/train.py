@@ -16,8 +16,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
-from service.contract import InputSpec, ModelSpec, postprocess, preprocess, probability
-from service.segmetrics import SplitScore, score_photo
+from service.core.contract import InputSpec, ModelSpec, postprocess, preprocess, probability
+from service.core.segmetrics import SplitScore, score_photo
 from training.config import Config, dump_config
 from training.data import CropDataset, manifest, read_mask, read_rgb, split_pairs
 from training.model import WoundNet, count_parameters

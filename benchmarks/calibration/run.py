@@ -7,11 +7,11 @@
 Each case is honest and synthetic: a real FUSeg photo and its expert mask are laid
 on a flat plane at a random true size (the 512 px photo spans 50-100 mm), with a
 printed 20 mm ArUco marker (random id, position beside the wound, rotation), and
-photographed by the virtual pinhole camera of ``service/scene.py`` at a random tilt
+photographed by the virtual pinhole camera of ``service/simulator/scene.py`` at a random tilt
 (0-60°, any direction), rotation, distance, focal length, defocus blur, exposure,
 sensor noise and JPEG quality. The true area is the plane mask's, exactly.
 
-For every case, ``service.measure.measure`` is run on the rendered photo with:
+For every case, ``service.core.measure.measure`` is run on the rendered photo with:
 - the photo's true mask (the plane mask warped to the photo: only calibration and
   pixel quantisation can err) — with perspective correction (the marker's
   homography), and without it (the marker's scale alone, px/mm at the marker, as a
@@ -37,10 +37,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from service import scene
-from service.imaging import read_mask, read_photo
-from service.marker import detect_markers
-from service.measure import measure
+from service.core.imaging import read_mask, read_photo
+from service.core.marker import detect_markers
+from service.core.measure import measure
+from service.simulator import scene
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "data" / "samples" / "fuseg"
@@ -202,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     model_note = "model: skipped (--no-model)"
     if not args.no_model:
         try:
-            from service.inference import Segmenter
-            from service.models import resolve_model
+            from service.runtime.artifacts import resolve_model
+            from service.runtime.inference import Segmenter
 
             segmenter = Segmenter(resolve_model(args.model))
             model_note = f"model: {segmenter.id} (sha256 {segmenter.sha256[:12]})"

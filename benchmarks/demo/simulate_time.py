@@ -10,8 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from service.demo import DEMO_SEED, DEMO_SUBJECTS, DEMO_WEEKS
-from service.simulate import simulate_trial
+from service.simulator.demo import DEMO_SEED, DEMO_SUBJECTS, DEMO_WEEKS
+from service.simulator.simulate import simulate_trial
 
 if __name__ == "__main__":  # spawned workers import this module: simulate only here
     workers = int(sys.argv[1]) if len(sys.argv) > 1 else 1

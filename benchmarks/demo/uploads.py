@@ -29,7 +29,8 @@ def main() -> None:
         data_dir, trial_dir = Path(tmp) / "data", Path(tmp) / "trial"
         os.environ["WOUNDSCOPE_DATA_DIR"] = str(data_dir)
         os.environ.pop("WOUNDSCOPE_DATABASE_URL", None)
-        from service.demo import (
+        from service.core.marker import MARKER_MM
+        from service.simulator.demo import (
             DEMO_SEED,
             DEMO_SUBJECTS,
             DEMO_WEEKS,
@@ -38,8 +39,7 @@ def main() -> None:
             replay,
             wait_ready,
         )
-        from service.marker import MARKER_MM
-        from service.simulate import SITES, simulate_trial
+        from service.simulator.simulate import SITES, simulate_trial
 
         simulate_trial(
             trial_dir,

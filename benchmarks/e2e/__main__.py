@@ -4,10 +4,10 @@
     python -m benchmarks.e2e --subjects 40 --source ../shared/datasets/fuseg2021/train
     python -m benchmarks.e2e --url http://127.0.0.1:8000 --admin-key ws_...   # a running one
 
-Simulates the trial (``service.simulate``; cached in ``out/trial-<seed>-<n>-<weeks>``),
+Simulates the trial (``service.simulator.simulate``; cached in ``out/trial-<seed>-<n>-<weeks>``),
 starts ``woundscope serve`` on a free port with a fresh data dir (unless ``--url``),
 replays every photo with its date, visit and clinician observation
-(``service.demo.replay``), then compares the service's endpoints with the truth:
+(``service.simulator.demo.replay``), then compares the service's endpoints with the truth:
 area error per photo, PAR-at-week-4 error, closure agreement, time-to-closure error,
 and the Kaplan-Meier curves of time to closure of all ulcers, truth and measured, in
 one plot. Writes ``out/RESULTS.md`` (committed), ``out/km.png``, ``out/photos-*.csv``
@@ -32,9 +32,9 @@ from typing import Any
 
 import httpx
 
-from service import endpoints as engine
-from service.demo import DemoError, create_study, first_admin_key, replay, wait_ready
-from service.simulate import DEFAULT_SOURCE, SITES, simulate_trial
+from service.core import healing as engine
+from service.simulator.demo import DemoError, create_study, first_admin_key, replay, wait_ready
+from service.simulator.simulate import DEFAULT_SOURCE, SITES, simulate_trial
 
 HERE = Path(__file__).resolve().parent
 STUDY = "E2E-BENCH"
@@ -242,7 +242,7 @@ def _unflagged_implausible(run: dict[str, Any], rows: list[dict[str, Any]]) -> t
     of both neighbours' (an outline that lost the wound), and photos recorded closed
     whose outline measures over ``review.CLOSED_MAX_AREA_CM2``, that no flag holds for
     a clinician (``implausible_change``, ``closure_area_mismatch``). Both should be 0."""
-    from service.review import CLOSED_MAX_AREA_CM2
+    from service.core.review import CLOSED_MAX_AREA_CM2
 
     closed_by_obs = {run["assessments"][r["photo"]] for r in rows if r["epithelialized"]}
     collapses = mismatches = 0

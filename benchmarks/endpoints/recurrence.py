@@ -1,6 +1,6 @@
 """What keeping the first confirmed healing as the study event changes (issue 14).
 
-Plans a virtual trial with the simulator's trajectories (``service.simulate.plan_trial``:
+Plans a virtual trial with the simulator's trajectories (``service.simulator.simulate.plan_trial``:
 some closed wounds re-open), feeds the planned observations to the endpoint engine, and
 reports the study's events and median under the DESIGN definition (first confirmed
 healing of all index-leg ulcers) beside the old one (healed at the last visit, which a
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from lifelines import KaplanMeierFitter
 
-from service import simulate
-from service.endpoints import Subject, Visit, Wound, study_endpoints, subject_endpoints
+from service.core.healing import Subject, Visit, Wound, study_endpoints, subject_endpoints
+from service.simulator import simulate
 
 
 def main() -> None:

@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--service-seconds", type=float, default=60.0)
     args = parser.parse_args()
     if args.model is None:
-        from service.models import resolve_model
+        from service.runtime.artifacts import resolve_model
 
         args.model = resolve_model(None)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -175,12 +175,12 @@ async def run_phase(
 
 def baselines(photos: list[bytes], threads: int, seconds: float) -> dict[str, Any]:
     """Raw ONNX Runtime and the in-process pipeline, ``threads`` at a time."""
-    from service.contract import preprocess
-    from service.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_photo
-    from service.inference import Segmenter
-    from service.models import resolve_model
-    from service.pipeline import Calibration, analyse_upload, measure_mask
-    from service.scene import MARKER_MM
+    from service.core.contract import preprocess
+    from service.core.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_photo
+    from service.core.pipeline import Calibration, analyse_upload, measure_mask
+    from service.runtime.artifacts import resolve_model
+    from service.runtime.inference import Segmenter
+    from service.simulator.scene import MARKER_MM
 
     segmenter = Segmenter(resolve_model(os.environ.get("WOUNDSCOPE_MODEL") or None))
     decoded = [decode_photo(p).rgb for p in photos]

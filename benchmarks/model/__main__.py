@@ -20,10 +20,10 @@ import statistics
 import time
 from pathlib import Path
 
-from service.contract import preprocess
-from service.imaging import read_photo
-from service.inference import Segmenter
-from service.models import resolve_model
+from service.core.contract import preprocess
+from service.core.imaging import read_photo
+from service.runtime.artifacts import resolve_model
+from service.runtime.inference import Segmenter
 
 ROOT = Path(__file__).resolve().parents[2]
 ANCHORS = [
@@ -43,7 +43,7 @@ def median_ms(fn, runs: int) -> float:
 
 
 def accuracy_table(seg: Segmenter, fuseg: Path) -> list[str]:
-    from service.evaluation import evaluate
+    from service.runtime.evaluation import evaluate
 
     m = evaluate(seg, fuseg / "validation" / "images", fuseg / "validation" / "labels")
     rows = [

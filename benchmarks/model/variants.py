@@ -17,11 +17,11 @@ import numpy as np
 import onnxruntime as ort
 
 from benchmarks.model.__main__ import median_ms
-from service.contract import preprocess
-from service.evaluation import evaluate
-from service.imaging import read_photo
-from service.inference import Segmenter
-from service.models import resolve_model
+from service.core.contract import preprocess
+from service.core.imaging import read_photo
+from service.runtime.artifacts import resolve_model
+from service.runtime.evaluation import evaluate
+from service.runtime.inference import Segmenter
 
 ROOT = Path(__file__).resolve().parents[2]
 

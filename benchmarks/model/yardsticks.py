@@ -1,4 +1,4 @@
-"""Every model on every yardstick, side by side (``service.yardsticks``).
+"""Every model on every yardstick, side by side (``service.runtime.yardsticks``).
 
     python -m benchmarks.model.yardsticks [--model ID|DIR ...] [--fuseg DIR] [--ood DIR]
                                           [--limit N] [--out benchmarks/model/YARDSTICKS.md]
@@ -18,9 +18,9 @@ import json
 import time
 from pathlib import Path
 
-from service.inference import Segmenter
-from service.models import resolve_model
-from service.yardsticks import score_all, summary_rows, yardsticks
+from service.runtime.artifacts import resolve_model
+from service.runtime.inference import Segmenter
+from service.runtime.yardsticks import score_all, summary_rows, yardsticks
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASETS = ROOT.parent / "shared" / "datasets"

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from service.storage import LocalPhotoStore
+    from service.persistence.storage import LocalPhotoStore
 
 
 def backup(
@@ -23,7 +23,7 @@ def backup(
 
     from service.commands._util import fail
     from service.config import get_settings
-    from service.storage import LocalPhotoStore, StorageError, open_store
+    from service.persistence.storage import LocalPhotoStore, StorageError, open_store
 
     settings = get_settings()
     dest.mkdir(parents=True, exist_ok=True)
@@ -91,7 +91,7 @@ def backup_sqlite(source: Path, target: Path) -> None:
 
 def backup_photos(store: LocalPhotoStore, target: Path) -> int:
     """Copy every photo into a content-addressed store at ``target`` (verified, atomic)."""
-    from service.storage import LocalPhotoStore, key_sha256
+    from service.persistence.storage import LocalPhotoStore, key_sha256
 
     copy = LocalPhotoStore(target)
     count = 0
@@ -105,9 +105,9 @@ def backup_photos(store: LocalPhotoStore, target: Path) -> int:
 
 def verify_backup(database: Path, photos: Path) -> list[str]:
     """Every photo and mask the backed-up database names, present and intact in the copy."""
-    from service.db import Database
-    from service.fsck import fsck
-    from service.storage import LocalPhotoStore
+    from service.persistence.db import Database
+    from service.persistence.fsck import fsck
+    from service.persistence.storage import LocalPhotoStore
 
     db = Database(f"sqlite:///{database}")
     try:

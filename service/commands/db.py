@@ -10,8 +10,8 @@ def upgrade() -> None:
     """Apply every pending migration to WOUNDSCOPE_DATABASE_URL (back it up first)."""
     from service.commands._util import fail
     from service.config import get_settings
-    from service.db import Database, current_revision, head_revision
-    from service.db import upgrade as run_upgrade
+    from service.persistence.db import Database, current_revision, head_revision
+    from service.persistence.db import upgrade as run_upgrade
 
     settings = get_settings()
     try:
@@ -29,7 +29,7 @@ def upgrade() -> None:
 def current() -> None:
     """Print the database's schema revision and the code's."""
     from service.config import get_settings
-    from service.db import Database, current_revision, head_revision
+    from service.persistence.db import Database, current_revision, head_revision
 
     settings = get_settings()
     db = Database(settings.database_url)

@@ -29,7 +29,7 @@ def demo(
     Loads once per data dir (WOUNDSCOPE_DATA_DIR): a second run only prints the keys."""
     from service.commands._util import fail
     from service.config import settings_from_env
-    from service.demo import DemoError, run_demo, serve_and_demo
+    from service.simulator.demo import DemoError, run_demo, serve_and_demo
 
     data_dir = settings_from_env().data_dir
     if serve:

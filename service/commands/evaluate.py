@@ -18,9 +18,9 @@ def evaluate(
     """Pooled and per-image Dice, IoU, precision, recall and area error of a model (ONNX)."""
     import json
 
-    from service.evaluation import evaluate as run
-    from service.inference import Segmenter
-    from service.models import ModelNotFound, resolve_model
+    from service.runtime.artifacts import ModelNotFound, resolve_model
+    from service.runtime.evaluation import evaluate as run
+    from service.runtime.inference import Segmenter
 
     try:
         segmenter = Segmenter(resolve_model(model))

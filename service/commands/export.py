@@ -21,8 +21,8 @@ def export(
     require_torch("export")
     import json
 
-    from service.contract import save_spec
-    from service.evaluation import model_metrics
+    from service.core.contract import save_spec
+    from service.runtime.evaluation import model_metrics
     from training.export import export as run
     from training.export import run_info
 

@@ -30,9 +30,9 @@ def fsck(
     """
     from service.commands._util import fail
     from service.config import get_settings
-    from service.db import Database
-    from service.fsck import fsck as run
-    from service.storage import StorageError, open_store
+    from service.persistence.db import Database
+    from service.persistence.fsck import fsck as run
+    from service.persistence.storage import StorageError, open_store
 
     settings = get_settings()
     db = Database(settings.database_url)

@@ -10,8 +10,8 @@ app = typer.Typer(help="API keys: create (shown once), revoke, list.", no_args_i
 def _database():  # type: ignore[no-untyped-def]
     from service.commands._util import fail
     from service.config import get_settings
-    from service.db import Database
-    from service.errors import DatabaseBehind
+    from service.core.errors import DatabaseBehind
+    from service.persistence.db import Database
 
     db = Database(get_settings().database_url)
     try:
@@ -32,10 +32,10 @@ def create(
     ] = None,
 ) -> None:
     """Make a key; it is printed once, as the last line."""
-    from service import audit
-    from service.auth import Caller, create_key
     from service.commands._util import fail
-    from service.errors import DomainError
+    from service.core.errors import DomainError
+    from service.domain import audit
+    from service.domain.auth import Caller, create_key
 
     db = _database()
     try:
@@ -64,10 +64,10 @@ def create(
 @app.command()
 def revoke(key: Annotated[str, typer.Argument(help="the key's id or its printed prefix")]) -> None:
     """Revoke a key (it answers 401 from now on)."""
-    from service import audit
-    from service.auth import Caller, printable, revoke_key
     from service.commands._util import fail
-    from service.errors import DomainError
+    from service.core.errors import DomainError
+    from service.domain import audit
+    from service.domain.auth import Caller, printable, revoke_key
 
     db = _database()
     try:
@@ -93,8 +93,8 @@ def list_keys() -> None:
     """List keys (never the keys themselves)."""
     from sqlalchemy import select
 
-    from service.auth import printable
-    from service.orm import ApiKey
+    from service.domain.auth import printable
+    from service.persistence.orm import ApiKey
 
     db = _database()
     try:

@@ -16,7 +16,7 @@ def marker(
     dpi: Annotated[int, typer.Option(help="PNG resolution (the PDF is vector)")] = 600,
 ) -> None:
     """Write the printable calibration-marker sheet at true size, with a 50 mm check line."""
-    from service.marker import marker_sheet_pdf, marker_sheet_png
+    from service.core.marker import marker_sheet_pdf, marker_sheet_png
 
     suffix = out.suffix.lower()
     if suffix not in (".pdf", ".png"):

@@ -42,9 +42,9 @@ def measure(
     import json
     import math
 
-    from service.imaging import ImageError, read_mask, read_photo
-    from service.measure import Ruler, scale_problem
-    from service.measure import measure as run
+    from service.core.imaging import ImageError, read_mask, read_photo
+    from service.core.measure import Ruler, scale_problem
+    from service.core.measure import measure as run
 
     try:
         ruler_value = Ruler.parse(ruler) if ruler else None
@@ -71,9 +71,9 @@ def measure(
             target_point=target_point,
         ).to_json()
     else:
-        from service.inference import Segmenter
-        from service.models import ModelNotFound, resolve_model
-        from service.pipeline import Calibration, segment_and_measure
+        from service.core.pipeline import Calibration, segment_and_measure
+        from service.runtime.artifacts import ModelNotFound, resolve_model
+        from service.runtime.inference import Segmenter
 
         try:
             segmenter = Segmenter(resolve_model(model))

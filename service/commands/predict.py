@@ -9,7 +9,7 @@ from service.commands._util import fail
 
 
 def _inputs(paths: list[Path]) -> list[Path]:
-    from service.imaging import PHOTO_SUFFIXES
+    from service.core.imaging import PHOTO_SUFFIXES
 
     files: list[Path] = []
     for p in paths:
@@ -37,9 +37,9 @@ def predict(
     """Segment photos: a 0/255 mask PNG per photo, same size, same stem."""
     import json
 
-    from service.imaging import ImageError, encode_png, read_photo
-    from service.inference import Segmenter
-    from service.models import ModelNotFound, resolve_model
+    from service.core.imaging import ImageError, encode_png, read_photo
+    from service.runtime.artifacts import ModelNotFound, resolve_model
+    from service.runtime.inference import Segmenter
 
     files = _inputs(paths)
     stems: dict[str, Path] = {}

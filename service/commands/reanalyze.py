@@ -14,16 +14,16 @@ def reanalyze(
     Adds measurements, never overwrites; resumable: a photo that version already
     measured is skipped, so an interrupted run just continues.
     """
-    from service.auth import Caller
     from service.commands._util import fail
     from service.config import get_settings
-    from service.db import Database
-    from service.errors import DatabaseBehind, StudyLocked
-    from service.inference import Segmenter
-    from service.models import ModelNotFound, installed_models, resolve_model
-    from service.orm import Study
-    from service.storage import open_store
-    from service.trial import pending_reanalysis, reanalyze_assessment
+    from service.core.errors import DatabaseBehind, StudyLocked
+    from service.domain.auth import Caller
+    from service.domain.trial import pending_reanalysis, reanalyze_assessment
+    from service.persistence.db import Database
+    from service.persistence.orm import Study
+    from service.persistence.storage import open_store
+    from service.runtime.artifacts import ModelNotFound, installed_models, resolve_model
+    from service.runtime.inference import Segmenter
 
     settings = get_settings()
     ref = model

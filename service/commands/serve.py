@@ -16,8 +16,8 @@ def serve(
     """
     from service.commands._util import fail
     from service.config import ConfigError, settings_from_env
-    from service.db import Database
-    from service.errors import DatabaseBehind
+    from service.core.errors import DatabaseBehind
+    from service.persistence.db import Database
 
     try:
         settings = settings_from_env()
@@ -40,7 +40,7 @@ def serve(
 
     import uvicorn
 
-    from service.app import create_app
+    from service.api.app import create_app
 
     typer.echo(f"woundscope: serving on http://{host}:{port} (API docs at /docs)", err=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)

@@ -28,7 +28,7 @@ def simulate(
     """Write a virtual trial with known truth: photos of healing ulcers beside a marker,
     their true masks, and truth.json (true areas, observations and endpoints)."""
     from service.commands._util import fail
-    from service.simulate import simulate_trial
+    from service.simulator.simulate import simulate_trial
 
     if not (source / "images").is_dir() or not (source / "labels").is_dir():
         fail(f"{source} has no images/ and labels/ folders")

@@ -24,12 +24,12 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import make_url
 
-from service.app import create_app
-from service.auth import Caller, create_key
+from service.api.app import create_app
 from service.config import Settings
-from service.db import Database, upgrade
-from service.models import installed_models
-from service.scene import MARKER_MM
+from service.domain.auth import Caller, create_key
+from service.persistence.db import Database, upgrade
+from service.runtime.artifacts import installed_models
+from service.simulator.scene import MARKER_MM
 from tests.conftest import need
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -251,7 +251,7 @@ def sample_photo(name: str = "0078") -> bytes:
 
 def marker_photo_rgb(name: str = "0078") -> np.ndarray:
     """A FUSeg sample (at 10 px/mm) with a 20 mm marker printed below it on skin."""
-    from service.scene import paste_marker
+    from service.simulator.scene import paste_marker
 
     wound = np.asarray(Image.open(SAMPLES / "images" / f"{name}.jpg").convert("RGB"))
     h, w = wound.shape[:2]

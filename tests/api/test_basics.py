@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from sqlalchemy import inspect, text
 
 from service.config import Settings
-from service.db import Database, current_revision, head_revision, upgrade
-from service.errors import ERROR_CODES, DatabaseBehind
+from service.core.errors import ERROR_CODES, DatabaseBehind
+from service.persistence.db import Database, current_revision, head_revision, upgrade
 from tests.api.conftest import (
     ROOT,
     Service,
@@ -75,7 +75,7 @@ def _raised_codes() -> set[str]:
 
 
 def test_every_error_code_is_registered() -> None:
-    from service import imaging
+    from service.core import imaging
 
     image_codes = {
         node.args[0].value
@@ -120,7 +120,7 @@ def test_alembic_upgrade_from_empty_postgres(postgres_url: str) -> None:
 
 
 def test_audit_log_is_append_only(trial: Trial) -> None:
-    with trial.service.db.engine.connect() as conn:
+    with trial.service.persistence.db.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar()
         with pytest.raises(Exception, match="append-only"):
             conn.execute(text("DELETE FROM audit_log"))
@@ -148,10 +148,10 @@ def test_health_ready_and_metrics(service: Service) -> None:
 def test_readyz_says_no_model_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fastapi.testclient import TestClient
 
-    from service import models
-    from service.app import create_app
+    from service.api.app import create_app
+    from service.runtime import artifacts
 
-    monkeypatch.setattr(models, "BUNDLED_MODELS_DIR", tmp_path / "none")
+    monkeypatch.setattr(artifacts, "BUNDLED_MODELS_DIR", tmp_path / "none")
     monkeypatch.delenv("WOUNDSCOPE_MODELS_DIR", raising=False)
     app = create_app(
         make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", max_upload_bytes=4096)
@@ -272,7 +272,7 @@ def test_serve_refuses_a_database_behind_the_code(postgres_url: str, tmp_path: P
         assert out.exit_code == 1
         assert "woundscope db upgrade" in out.output
         up = _cli(["db", "upgrade"], env)
-        from service.db import head_revision
+        from service.persistence.db import head_revision
 
         assert up.exit_code == 0 and f"head {head_revision()}" in up.stdout
     finally:
@@ -292,7 +292,7 @@ def test_request_logs_carry_no_patient_data(trial: Trial) -> None:
     import json
     import logging
 
-    from service.metrics import JsonFormatter
+    from service.runtime.metrics import JsonFormatter
     from tests.api.conftest import sample_photo
 
     stream = io.StringIO()
@@ -336,7 +336,7 @@ def test_a_second_lifespan_does_not_close_the_running_app(tmp_path: Path) -> Non
     running app; ending that one must not shut the first one's worker pool."""
     from fastapi.testclient import TestClient
 
-    from service.app import create_app
+    from service.api.app import create_app
 
     app = create_app(make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}"))
     with TestClient(app) as outer:

@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.db import Database
-from service.measure import Measurement
+from service.core.measure import Measurement
+from service.persistence.db import Database
 from tests.api.conftest import (
     Service,
     encode,
@@ -40,7 +40,7 @@ from tests.api.conftest import (
     server_admin_key,
 )
 from tests.conftest import ROOT, need
-from tests.endpoints.seed import MODEL_DIR
+from tests.core.healing.seed import MODEL_DIR
 from tests.hostile.test_access_matrix import MATRIX, PUBLIC, ROLES, World
 from tests.hostile.test_access_matrix import world as matrix_world
 
@@ -63,7 +63,7 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    """`uvicorn service.app:create_app` on a free port, SQLite in a temporary data dir."""
+    """`uvicorn service.api.app:create_app` on a free port, SQLite in a temporary data dir."""
     need_model()
     data_dir = tmp_path_factory.mktemp("openapi-live")
     env = {
@@ -78,7 +78,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     log_path = data_dir / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory"]
+            [sys.executable, "-m", "uvicorn", "service.api.app:create_app", "--factory"]
             + ["--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT,
             env=env,

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from service.db import Database, upgrade
-from service.orm import Assessment
-from service.storage import open_store
+from service.persistence.db import Database, upgrade
+from service.persistence.orm import Assessment
+from service.persistence.storage import open_store
 from tests.api.conftest import (
     ROOT,
     bearer,

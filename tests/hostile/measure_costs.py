@@ -19,8 +19,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.app import create_app
-from service.auth import create_key
+from service.api.app import create_app
+from service.domain.auth import create_key
 from tests.api.conftest import Service, bearer, make_settings, make_trial, sample_photo
 from tests.hostile.live import Peaks, live_server, send_chunked
 from tests.hostile.test_hostile import PeakRss

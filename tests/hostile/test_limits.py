@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from service.errors import ERROR_CODES
+from service.core.errors import ERROR_CODES
 from tests.hostile.live import Live, Peaks, live_server, send_chunked
 
 LIMIT_BYTES = 2 * 1024 * 1024

@@ -90,8 +90,8 @@ def test_unknown_config_key_is_refused(tmp_path: Path) -> None:
 def test_export_writes_a_valid_parity_checked_model(
     trained: Path, tmp_path: Path, samples_dir: Path
 ) -> None:
-    from service.contract import load_spec, sha256_file
-    from service.inference import Segmenter
+    from service.core.contract import load_spec, sha256_file
+    from service.runtime.inference import Segmenter
     from training.export import export
 
     out = tmp_path / "tinyseg-0.0.1"
@@ -183,7 +183,7 @@ def test_recover_rebuilds_the_checkpoint_from_its_onnx(
 def test_release_exports_quantizes_measures_and_never_overwrites(
     trained: Path, tiny_dataset: Path, tmp_path: Path
 ) -> None:
-    from service.contract import load_spec, sha256_file
+    from service.core.contract import load_spec, sha256_file
     from training.release import release
 
     metrics = release(
@@ -210,7 +210,7 @@ def test_release_gate_refuses_a_worse_candidate_and_names_the_yardstick(
     yardstick: refused (folder not made), unless forced with a reason kept in model.json."""
     import torch
 
-    from service.contract import load_spec
+    from service.core.contract import load_spec
     from training.release import release
 
     release(trained / "last.pt", "0.0.2", tiny_dataset, tmp_path, "baseline", **QUICK_GATE)
@@ -234,7 +234,7 @@ def test_release_gate_refuses_a_worse_candidate_and_names_the_yardstick(
 def test_reframed_training_samples_cover_close_ups(tiny_dataset: Path) -> None:
     """With re-framing on, training sees wounds that fill a large part of the crop."""
     need(has_module("albumentations"), "the [train] extra is not installed")
-    from service.contract import InputSpec
+    from service.core.contract import InputSpec
     from training.data import CropDataset, split_pairs
 
     pairs = [p for p in split_pairs(tiny_dataset, "train") if p.image.stem != "0128"]

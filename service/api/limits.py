@@ -1,0 +1,266 @@
+"""Request limits enforced on the byte stream, and the headers every answer carries.
+
+Why an ASGI middleware and not a route dependency: FastAPI parses the whole body
+(spooling multipart files to disk) *before* any dependency runs, so a check in a
+route sees a 300 MB chunked upload only after it was written to disk. Here, before
+one byte of the body is read:
+
+- a request with a body to ``/v1/...`` must carry a valid API key (401 otherwise,
+  ``missing_key`` / ``invalid_key``); a dashboard form post must carry a live
+  dashboard session (otherwise the sign-in page); anything else with a body (the
+  sign-in form) gets a small limit;
+- a declared ``Content-Length`` over the limit answers 413 at once, and a body sent
+  without one (``Transfer-Encoding: chunked``) is counted as it streams and cut off
+  with 413 ``payload_too_large`` the moment it passes the limit.
+
+Every answer gets ``X-Content-Type-Options: nosniff``; every 401 gets
+``WWW-Authenticate: Bearer``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import anyio.to_thread
+from fastapi import HTTPException
+
+from service.domain.auth import session_cookie_name
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+ANONYMOUS_BODY_BYTES = 64 * 1024
+"""The most an unauthenticated request may send (the dashboard's sign-in form)."""
+MULTIPART_OVERHEAD_BYTES = 1024 * 1024
+"""Room for the form fields and part headers beside the photo itself."""
+WWW_AUTHENTICATE = b'Bearer realm="woundscope"'
+
+
+def body_limit_bytes(max_upload_bytes: int) -> int:
+    """The largest request body an authenticated caller may send."""
+    return max_upload_bytes + MULTIPART_OVERHEAD_BYTES
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` when the stream passes the limit; FastAPI re-raises
+    HTTPExceptions met while parsing a body, and the handlers answer 413."""
+
+    def __init__(self, limit: int):
+        super().__init__(status_code=413, detail=too_large_detail(limit))
+
+
+def too_large_detail(limit: int) -> str:
+    return (
+        f"the request body is larger than {limit / 1e6:.1f} MB: send a smaller photo"
+        " (the limit is WOUNDSCOPE_MAX_UPLOAD_BYTES)"
+    )
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers") or ():
+        if key.lower() == name:
+            return bytes(value)
+    return None
+
+
+def _has_body(scope: Scope) -> bool:
+    length = _header(scope, b"content-length")
+    if length is not None:
+        return length.strip() not in (b"", b"0")
+    return _header(scope, b"transfer-encoding") is not None
+
+
+def _bearer(scope: Scope) -> str:
+    value = (_header(scope, b"authorization") or b"").decode("latin-1").strip()
+    scheme, _, key = value.partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else ""
+
+
+def _cookie(scope: Scope, names: tuple[str, ...]) -> str:
+    from http.cookies import SimpleCookie
+
+    raw = (_header(scope, b"cookie") or b"").decode("latin-1")
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(raw)
+    except Exception:  # noqa: BLE001 - a malformed cookie header is no session
+        return ""
+    for name in names:
+        if name in jar:
+            return jar[name].value
+    return ""
+
+
+async def _json(send: Send, status: int, code: str, detail: str, headers: Any = ()) -> None:
+    body = json.dumps({"code": code, "detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class LimitsMiddleware:
+    """Authenticate before the body, count the body as it streams, add the headers."""
+
+    def __init__(self, app: ASGIApp, max_upload_bytes: int):
+        self.app = app
+        self.limit = body_limit_bytes(max_upload_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers") or [])
+                names = {k.lower() for k, _ in headers}
+                if b"x-content-type-options" not in names:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                if message["status"] == 401 and b"www-authenticate" not in names:
+                    headers.append((b"www-authenticate", WWW_AUTHENTICATE))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        if not _has_body(scope):
+            await self.app(scope, receive, send_with_headers)
+            return
+        limit = await self._admit(scope, send_with_headers)
+        if limit is None:
+            return  # already answered (401, sign-in page, 413)
+        length = _header(scope, b"content-length")
+        if length is not None and length.strip().isdigit() and int(length) > limit:
+            await _json(send_with_headers, 413, "payload_too_large", too_large_detail(limit))
+            return
+        received = 0
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        try:
+            await self.app(scope, counted_receive, send_with_headers)
+        except BodyTooLarge:
+            # Read outside a route (a middleware or a handler reading the stream itself).
+            if started:
+                raise
+            await _json(send_with_headers, 413, "payload_too_large", too_large_detail(limit))
+
+    async def _admit(self, scope: Scope, send: Send) -> int | None:
+        """The body limit for this caller, or None once a refusal was sent."""
+        path: str = scope.get("path", "")
+        app = scope.get("app")
+        db = getattr(getattr(app, "state", None), "db", None)
+        if path.startswith("/v1/"):
+            key = _bearer(scope)
+            if not key:
+                await _json(
+                    send,
+                    401,
+                    "missing_key",
+                    "no API key: send the header 'Authorization: Bearer <your key>'",
+                )
+                return None
+            if db is None:
+                return self.limit  # not started yet: the route answers not_ready
+            problem = await anyio.to_thread.run_sync(_key_problem, db, key)
+            if problem is _UNAVAILABLE:
+                await _unavailable(send)
+                return None
+            if problem is not None:
+                await _json(send, 401, "invalid_key", problem)
+                return None
+            return self.limit
+        if path.startswith("/dashboard/") and path != "/dashboard/login":
+            token = _cookie(scope, (session_cookie_name(scope.get("scheme", "http")),))
+            ok: bool | None = bool(token) and db is not None
+            if ok:
+                ok = await anyio.to_thread.run_sync(_session_ok, db, token)
+            if ok is None:
+                await _unavailable(send)
+                return None
+            if not ok:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 303,
+                        "headers": [
+                            (b"location", b"/dashboard/login"),
+                            (b"content-length", b"0"),
+                            (b"connection", b"close"),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": b""})
+                return None
+            return self.limit
+        return ANONYMOUS_BODY_BYTES
+
+
+_UNAVAILABLE = "database unavailable"
+
+
+async def _unavailable(send: Send) -> None:
+    await _json(
+        send,
+        503,
+        "database_unavailable",
+        "the database is busy or unreachable; nothing was saved: retry shortly",
+        [(b"retry-after", b"5")],
+    )
+
+
+def _key_problem(db: Any, key: str) -> str | None:
+    """None when ``key`` is valid, else why not (``_UNAVAILABLE``: cannot tell now)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.core.errors import DomainError
+    from service.domain.auth import authenticate
+
+    try:
+        with db.sessions() as session:
+            authenticate(session, key)
+    except DomainError as exc:
+        return exc.detail
+    except SQLAlchemyError:
+        return _UNAVAILABLE
+    return None
+
+
+def _session_ok(db: Any, token: str) -> bool | None:
+    """Whether ``token`` is a live dashboard session (None: cannot tell now)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.core.errors import DomainError
+    from service.domain.auth import session_caller
+
+    try:
+        with db.sessions() as session:
+            session_caller(session, token)
+    except DomainError:
+        return False
+    except SQLAlchemyError:
+        return None
+    return True

@@ -1,0 +1,223 @@
+"""Assessments: the photo upload, corrections, and what the model saw."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
+
+from service.api import views
+from service.api.deps import (
+    CallerDep,
+    PagingDep,
+    RuntimeDep,
+    SessionDep,
+    VisibleAssessment,
+    VisibleWound,
+)
+from service.core import pipeline
+from service.core.errors import DomainError
+from service.domain import trial
+from service.domain.schemas import (
+    SAFE_TEXT_PATTERN,
+    AssessmentPublic,
+    AssessmentUpdate,
+    MeasurementPublic,
+    Page,
+)
+
+router = APIRouter(tags=["assessments"])
+
+IMMUTABLE = {"Cache-Control": "private, max-age=31536000, immutable"}
+
+
+def _read(upload: UploadFile, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes (enough for decode_photo to say 'too large')."""
+    data: bytes = upload.file.read(limit + 1)
+    return data
+
+
+def _ruler_text(ruler: str | None, ruler_mm: str | None) -> str | None:
+    """The ruler as ``Ruler.parse`` reads it: ``ruler`` alone (five numbers), or its
+    four coordinates with the distance sent apart in ``ruler_mm``."""
+    if ruler_mm in (None, ""):
+        return ruler
+    if ruler in (None, ""):
+        raise DomainError("ruler_mm needs the ruler's points in 'ruler'", code="invalid_ruler")
+    return f"{ruler},{ruler_mm}"
+
+
+@router.post(
+    "/v1/wounds/{wound}/assessments",
+    status_code=201,
+    response_model=AssessmentPublic,
+    responses={
+        413: {"description": "photo_too_large, too_many_pixels"},
+        415: {"description": "unsupported_format"},
+        422: {"description": "corrupt_image, invalid_date, invalid_target_point, …"},
+        503: {"description": "busy (see Retry-After), no_model"},
+    },
+)
+def upload_assessment(
+    wound: VisibleWound,
+    session: SessionDep,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    response: Response,
+    photo: Annotated[UploadFile, File(description="JPEG, PNG, WebP or HEIC/HEIF")],
+    captured_at: Annotated[str, Form(description="ISO date or datetime", examples=["2026-01-05"])],
+    px_per_mm: Annotated[str | None, Form(description="Scale when no marker is in view")] = None,
+    ruler: Annotated[
+        str | None,
+        Form(
+            description="Two ruler points and their distance 'x1,y1,x2,y2,mm' (photo pixels"
+            " as displayed, then mm); or the four coordinates here and the mm in ruler_mm",
+            examples=["120,840,620,845,50"],
+        ),
+    ] = None,
+    ruler_mm: Annotated[
+        str | None,
+        Form(description="Distance between the ruler points (mm) when ruler has four numbers"),
+    ] = None,
+    visit: Annotated[
+        str | None,
+        Form(
+            max_length=64,
+            pattern=SAFE_TEXT_PATTERN,
+            examples=["V3"],
+            description="Visit label; may not start with = + - @ (spreadsheet formulas)",
+        ),
+    ] = None,
+    epithelialized: Annotated[
+        bool | None, Form(description="Clinician: fully re-epithelialised")
+    ] = None,
+    drainage: Annotated[bool | None, Form(description="Clinician: any drainage")] = None,
+    target_point: Annotated[
+        str | None, Form(description="'x,y' in the photo as displayed: picks this wound")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", max_length=200, description="Retry-safe upload")
+    ] = None,
+) -> AssessmentPublic:
+    """Upload a photo of the wound with the marker beside it; answers the measurement.
+
+    A photo that decodes is stored and answered 201 even when flagged: the quality
+    flags are the retake advice. A retry with the same ``Idempotency-Key`` answers
+    the first result (header ``Idempotent-Replayed: true``).
+    """
+    form = trial.UploadForm(
+        captured_at=pipeline.parse_captured_at(captured_at),
+        cal=pipeline.parse_calibration(px_per_mm, _ruler_text(ruler, ruler_mm), target_point),
+        visit=visit or None,
+        epithelialized=epithelialized,
+        drainage=drainage,
+        idempotency_key=idempotency_key or None,
+    )
+    data = _read(photo, runtime.settings.max_upload_bytes)
+    assessment, replayed = trial.upload_assessment(
+        session, runtime, caller, wound, data, form, name=photo.filename or "photo"
+    )
+    runtime.metrics.uploads.labels("replayed" if replayed else "created").inc()
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Location"] = f"/v1/assessments/{assessment.id}"
+    return views.assessment_public(session, assessment)
+
+
+@router.get("/v1/wounds/{wound}/assessments", response_model=Page[AssessmentPublic])
+def list_assessments(
+    wound: VisibleWound,
+    session: SessionDep,
+    paging: PagingDep,
+    include_voided: Annotated[bool, Query(description="Also list voided assessments")] = False,
+) -> Page[AssessmentPublic]:
+    """The wound's assessments in capture order, each with its measurement history."""
+    rows, total = trial.list_assessments(
+        session, wound, include_voided=include_voided, limit=paging.limit, offset=paging.offset
+    )
+    return Page(
+        items=views.assessments_public(session, rows),
+        total=total,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
+
+
+@router.get("/v1/assessments/{assessment}", response_model=AssessmentPublic)
+def get_assessment(assessment: VisibleAssessment, session: SessionDep) -> AssessmentPublic:
+    return views.assessment_public(session, assessment)
+
+
+@router.patch("/v1/assessments/{assessment}", response_model=AssessmentPublic)
+def update_assessment(
+    assessment: VisibleAssessment, data: AssessmentUpdate, session: SessionDep, caller: CallerDep
+) -> AssessmentPublic:
+    """Clinician: record closure (epithelialized, drainage), accept a flagged photo, or
+    void a misfiled photo (``voided: true`` with a ``reason``)."""
+    trial.update_assessment(session, caller, assessment, data)
+    return views.assessment_public(session, assessment)
+
+
+@router.put("/v1/assessments/{assessment}/mask", status_code=201, response_model=MeasurementPublic)
+def correct_mask(
+    assessment: VisibleAssessment,
+    session: SessionDep,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    reason: Annotated[str, Form(description="Why the outline was corrected")] = "",
+    mask: Annotated[UploadFile | None, File(description="PNG, photo size, 0/255")] = None,
+    polygon: Annotated[
+        str | None,
+        Form(
+            description="JSON [[x, y], ...] in photo pixels", examples=["[[10,10],[80,12],[40,70]]"]
+        ),
+    ] = None,
+) -> MeasurementPublic:
+    """A clinician's outline (PNG mask or polygon) + reason -> a new manual measurement.
+    The automatic measurement stays in the history."""
+    mask_png = _read(mask, runtime.settings.max_upload_bytes) if mask is not None else None
+    if mask_png is not None and len(mask_png) > runtime.settings.max_upload_bytes:
+        raise DomainError("the mask file is larger than the upload limit", code="payload_too_large")
+    row = trial.correct_mask(
+        session, runtime, caller, assessment, mask_png=mask_png, polygon=polygon, reason=reason
+    )
+    return views.measurement_public(row)
+
+
+@router.get("/v1/assessments/{assessment}/photo.jpg", response_class=Response)
+def photo_jpg(assessment: VisibleAssessment, runtime: RuntimeDep) -> Response:
+    """The stored photo: EXIF orientation applied, no metadata (no GPS, no device)."""
+    return Response(
+        runtime.store.get(assessment.photo_key), media_type="image/jpeg", headers=IMMUTABLE
+    )
+
+
+@router.get("/v1/assessments/{assessment}/mask.png", response_class=Response)
+def mask_png(
+    assessment: VisibleAssessment,
+    runtime: RuntimeDep,
+    measurement: Annotated[
+        int | None,
+        Query(ge=1, le=2**62, description="A measurement id; default the current one"),
+    ] = None,
+) -> Response:
+    """The mask (0/255, photo size) of the current measurement, or of ``measurement``."""
+    row = trial.find_measurement(assessment, measurement, assessment.wound.subject.site.study)
+    return Response(runtime.store.get(row.mask_key), media_type="image/png", headers=IMMUTABLE)
+
+
+@router.get("/v1/assessments/{assessment}/overlay.jpg", response_class=Response)
+def overlay_jpg(
+    assessment: VisibleAssessment,
+    runtime: RuntimeDep,
+    measurement: Annotated[
+        int | None,
+        Query(ge=1, le=2**62, description="A measurement id; default the current one"),
+    ] = None,
+) -> Response:
+    """The photo with the measured outline drawn on it."""
+    row = trial.find_measurement(assessment, measurement, assessment.wound.subject.site.study)
+    photo, mask = runtime.store.get(assessment.photo_key), runtime.store.get(row.mask_key)
+    return Response(
+        runtime.pool.run(runtime.overlay, photo, mask), media_type="image/jpeg", headers=IMMUTABLE
+    )

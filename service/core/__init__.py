@@ -1,0 +1,1 @@
+"""Pure cores: image decoding, the marker, measurement, the model contract, segmentation metrics, the healing-endpoint engine and the export builders. Imports no web framework, no database and no model runtime."""

@@ -1,0 +1,91 @@
+"""Load the resource the caller may see, or answer 404: the one place scope is checked.
+
+A resource of another study or another site is ``NotFound`` (404), never 403, so
+that a key cannot probe which ids exist elsewhere.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from service.core.errors import NotFound, StudyLocked
+from service.domain.auth import Caller
+from service.persistence.orm import Assessment, Site, Study, Subject, Wound
+
+
+def load_study(session: Session, caller: Caller, study_id: str) -> Study:
+    study = session.get(Study, study_id)
+    if study is None or not caller.sees_study(study.id):
+        raise NotFound("study", study_id)
+    return study
+
+
+def load_site(session: Session, caller: Caller, study_id: str, site_code: str) -> Site:
+    load_study(session, caller, study_id)
+    site = session.scalar(select(Site).where(Site.study_id == study_id, Site.code == site_code))
+    if site is None or not caller.sees_site(site.pk):
+        raise NotFound("site", f"{study_id}/{site_code}")
+    return site
+
+
+def _visible_subject(caller: Caller, subject: Subject | None) -> bool:
+    return (
+        subject is not None
+        and caller.sees_study(subject.study_id)
+        and caller.sees_site(subject.site_pk)
+    )
+
+
+def load_subject(session: Session, caller: Caller, subject_id: str) -> Subject:
+    subject = session.get(Subject, subject_id)
+    if subject is None or not _visible_subject(caller, subject):
+        raise NotFound("subject", subject_id)
+    return subject
+
+
+def load_wound(session: Session, caller: Caller, wound_id: str) -> Wound:
+    wound = session.get(Wound, wound_id)
+    if wound is None or not _visible_subject(caller, wound.subject):
+        raise NotFound("wound", wound_id)
+    return wound
+
+
+def load_assessment(session: Session, caller: Caller, assessment_id: str) -> Assessment:
+    assessment = session.get(Assessment, assessment_id)
+    if assessment is None or not _visible_subject(caller, assessment.wound.subject):
+        raise NotFound("assessment", assessment_id)
+    return assessment
+
+
+def visible_subjects(caller: Caller, study_id: str) -> Select[Subject]:
+    """Subjects of a study this caller may see (its site only, for site keys)."""
+    stmt = select(Subject).where(Subject.study_id == study_id)
+    if caller.site_pk is not None:
+        stmt = stmt.where(Subject.site_pk == caller.site_pk)
+    return stmt
+
+
+def visible_studies(caller: Caller) -> Select[Study]:
+    stmt = select(Study)
+    if caller.study_id is not None:
+        stmt = stmt.where(Study.id == caller.study_id)
+    return stmt
+
+
+def study_of(obj: Study | Subject | Wound | Assessment) -> Study:
+    if isinstance(obj, Study):
+        return obj
+    if isinstance(obj, Subject):
+        return obj.site.study
+    if isinstance(obj, Wound):
+        return obj.subject.site.study
+    return obj.wound.subject.site.study
+
+
+def ensure_writable(obj: Study | Subject | Wound | Assessment) -> Study:
+    """The study the object belongs to; ``StudyLocked`` (423) when it is locked."""
+    study = study_of(obj)
+    if study.locked:
+        raise StudyLocked(study.id)
+    return study

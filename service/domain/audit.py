@@ -1,0 +1,57 @@
+"""The append-only audit log: every write and every export (who, when, what, before/after).
+
+``record`` adds the entry to the caller's transaction, so the change and its audit
+entry are committed together or not at all. The database refuses UPDATE and DELETE
+on ``audit_log`` (triggers in the first migration).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import inspect
+from sqlalchemy.orm import Session
+
+from service.domain.auth import Caller
+from service.persistence.orm import AuditEntry, Base
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def snapshot(obj: Base, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The column values of a row, JSON-ready (for before/after)."""
+    mapper = inspect(type(obj))
+    return {
+        col.key: _plain(getattr(obj, col.key))
+        for col in mapper.column_attrs
+        if col.key not in exclude
+    }
+
+
+def record(
+    session: Session,
+    caller: Caller,
+    action: str,
+    resource: str,
+    *,
+    study_id: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Add one audit entry to the session's transaction (committed with the change)."""
+    entry = AuditEntry(
+        actor=caller.holder,
+        key_id=caller.key_id,
+        action=action,
+        resource=resource,
+        study_id=study_id,
+        before=before,
+        after=after,
+    )
+    session.add(entry)
+    return entry

@@ -1,0 +1,138 @@
+"""The three yardsticks every model is judged on, never one alone.
+
+1. ``fuseg-val``: FUSeg 2021 validation as it is (in domain: wounds cover a median
+   0.7 % of the photo).
+2. ``reframed-fNN-sSSS``: the same validation photos re-framed (``service.core.reframe``)
+   so the wound fills NN % of a square of SSS px: the close-up a nurse takes of a
+   large ulcer, the far shot, a small or a large photo.
+3. ``injury-ood``: other wound types, cameras and tissue (evaluation only; its
+   README forbids training or tuning on it).
+
+Each yardstick is scored with the service's own inference and the metrics of
+``service.core.segmetrics`` (pooled and per-image Dice, precision, recall, median area
+error per photo). ``training.release`` gates on these; ``benchmarks.model.yardsticks``
+prints them. Torch-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from service.core.imaging import read_mask, read_photo
+from service.core.reframe import reframe
+from service.core.segmetrics import SplitScore, score_photo
+from service.runtime.evaluation import pairs
+
+REFRAME_FILLS = (0.01, 0.03, 0.10, 0.25, 0.40)
+REFRAME_SIZES = (224, 512, 1024)
+GATE_MAX_DICE_LOSS = 0.005
+"""A candidate may not lose more pooled Dice than this on any yardstick (release gate)."""
+
+Segment = Callable[[np.ndarray], np.ndarray]
+"""uint8 RGB photo -> 0/255 mask of the same size (``Segmenter.segment(...).mask``)."""
+
+
+@dataclass(frozen=True)
+class Yardstick:
+    name: str
+    """``fuseg-val``, ``reframed-f10-s512``, ``injury-ood``."""
+    photos: Callable[[], Iterator[tuple[str, np.ndarray, np.ndarray]]]
+    """(name, rgb, truth mask) triples, made on demand (re-framed views are not stored)."""
+
+
+def _folder(
+    images: Path, labels: Path
+) -> Callable[[], Iterator[tuple[str, np.ndarray, np.ndarray]]]:
+    def gen() -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        for img, lab in pairs(images, labels):
+            photo = read_photo(img)
+            yield img.name, photo.rgb, read_mask(lab, shape=photo.rgb.shape[:2])
+
+    return gen
+
+
+def _reframed(
+    images: Path, labels: Path, fill: float, size: int
+) -> Callable[[], Iterator[tuple[str, np.ndarray, np.ndarray]]]:
+    def gen() -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        for name, rgb, truth in _folder(images, labels)():
+            if truth.any():  # a photo without a wound has no framing to change
+                view, view_mask = reframe(rgb, truth, fill, size)
+                yield name, view, view_mask
+
+    return gen
+
+
+def reframed_name(fill: float, size: int) -> str:
+    return f"reframed-f{round(fill * 100):02d}-s{size}"
+
+
+def yardsticks(
+    fuseg: Path | None,
+    ood: Path | None,
+    fills: tuple[float, ...] = REFRAME_FILLS,
+    sizes: tuple[int, ...] = REFRAME_SIZES,
+) -> list[Yardstick]:
+    """The yardsticks whose data is present (a missing folder is left out, not faked)."""
+    out: list[Yardstick] = []
+    if fuseg is not None and (fuseg / "validation" / "images").is_dir():
+        images, labels = fuseg / "validation" / "images", fuseg / "validation" / "labels"
+        out.append(Yardstick("fuseg-val", _folder(images, labels)))
+        out += [
+            Yardstick(reframed_name(f, s), _reframed(images, labels, f, s))
+            for f in fills
+            for s in sizes
+        ]
+    if ood is not None and (ood / "images").is_dir():
+        out.append(Yardstick("injury-ood", _folder(ood / "images", ood / "labels")))
+    return out
+
+
+def score(segment: Segment, stick: Yardstick, limit: int | None = None) -> dict:
+    """The yardstick's summary (``SplitScore.summary``) for one way of segmenting."""
+    split = SplitScore()
+    for i, (name, rgb, truth) in enumerate(stick.photos()):
+        if limit is not None and i >= limit:
+            break
+        split.add(score_photo(name, truth, segment(rgb)))
+    return split.summary()
+
+
+def score_all(segment: Segment, sticks: list[Yardstick], limit: int | None = None) -> dict:
+    return {s.name: score(segment, s, limit) for s in sticks}
+
+
+def gate(candidate: dict, baseline: dict, max_loss: float = GATE_MAX_DICE_LOSS) -> list[str]:
+    """The yardsticks on which ``candidate`` loses more than ``max_loss`` pooled Dice
+    against ``baseline`` (both ``score_all`` answers), each as a sentence; [] = passes."""
+    worse = []
+    for name, base in baseline.items():
+        if name not in candidate:
+            worse.append(f"{name}: not measured for the candidate")
+            continue
+        loss = base["pooled_dice"] - candidate[name]["pooled_dice"]
+        if loss > max_loss:
+            worse.append(
+                f"{name}: pooled Dice {candidate[name]['pooled_dice']:.4f} against"
+                f" {base['pooled_dice']:.4f} (loses {loss:.4f} > {max_loss})"
+            )
+    return worse
+
+
+def summary_rows(results: dict[str, dict]) -> list[str]:
+    """Markdown rows: one model, every yardstick."""
+    rows = [
+        "| yardstick | photos | pooled Dice | mean Dice | precision | recall | median area error |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, m in results.items():
+        rows.append(
+            f"| {name} | {m['photos']} | {m['pooled_dice']:.4f} | {m['mean_dice']:.4f}"
+            f" | {m['precision']:.4f} | {m['recall']:.4f}"
+            f" | {100 * m['median_abs_rel_area_error']:.1f} % |"
+        )
+    return rows
