@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
+from service.core.healing import is_closed
+
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 WOUND_SIZE_PANEL = ("72287-6", "Wound size panel")
@@ -257,11 +259,18 @@ def not_done_reason(row: MeasurementRow, value: float | None) -> str | None:
     """Why a value of this photo is not reported (SDTM TRREASND; FHIR dataAbsentReason
     text), or None when it is: a photo kept out of the endpoints reports no value at
     all, never its area (a severe ``no_wound_found`` photo measures 0.0, which would
-    read as healed)."""
+    read as healed).
+
+    The reason is the caller's (``uncounted_reason``, the one "counted" rule,
+    ``trial.uncounted_reason``): an export does not guess it, so a row not counted
+    without one is refused."""
     if not row.counted:
-        code = row.uncounted_reason or (
-            "uncalibrated" if not row.calibrated else "severe_quality_flag"
-        )
+        code = row.uncounted_reason
+        if code is None:
+            raise ValueError(
+                f"measurement {row.measurement_id} of {row.assessment_id} is not counted"
+                " but carries no uncounted_reason"
+            )
         return _NOT_DONE.get(code, code.replace("_", " ").upper())
     return "NOT MEASURED" if value is None else None
 
@@ -308,7 +317,9 @@ def _concept(code: tuple[str, str]) -> dict[str, Any]:
     return {"coding": [{"system": LOINC, "code": code[0], "display": code[1]}], "text": code[1]}
 
 
-def _component(code: tuple[str, str], value: float | None, unit: str, absent: str | None) -> dict:
+def _component(
+    code: tuple[str, str], value: float | None, unit: str, absent: str | None
+) -> dict[str, Any]:
     component: dict[str, Any] = {"code": _concept(code)}
     if absent is not None:
         component["dataAbsentReason"] = {
@@ -917,16 +928,15 @@ def cdisc_tu_records(
     for row in current:
         first_by_wound.setdefault(row.wound_id, row)
     records = []
-    seq_by_subject: dict[str, int] = {}
+    seq = _SubjectSequence()
     for row in first_by_wound.values():
         usubjid = _usubjid(row.study, row.subject_code)
-        seq_by_subject[usubjid] = seq_by_subject.get(usubjid, 0) + 1
         records.append(
             {
                 "STUDYID": row.study,
                 "DOMAIN": "TU",
                 "USUBJID": usubjid,
-                "TUSEQ": seq_by_subject[usubjid],
+                "TUSEQ": seq(usubjid),
                 "TULNKID": row.wound_label,
                 "TUTESTCD": "TUMIDENT",
                 "TUTEST": "Tumor Identification",
@@ -959,63 +969,94 @@ def cdisc_tr_records(
     (``not_done_reason``, the same the FHIR export gives)."""
     current = _current_rows(rows)
     visits = visit_numbers(current)
-    records = []
-    seq_by_subject: dict[str, int] = {}
+    records: list[dict[str, Any]] = []
+    seq = _SubjectSequence()
     for row in current:
-        usubjid = _usubjid(row.study, row.subject_code)
-        evaluator = "INVESTIGATOR" if row.manual else "ALGORITHM"
-        common = {
-            "STUDYID": row.study,
-            "DOMAIN": "TR",
-            "USUBJID": usubjid,
-            "TRLNKID": row.wound_label,
-            "TRMETHOD": "PHOTOGRAPHY",
-            "TRGRPID": row.assessment_id,
-            "VISITNUM": visits.get(row.visit or ""),
-            "VISIT": row.visit,
-            "TRDTC": capture_time(row.captured_at, clinic_tz, utc=False),
-            "TRDY": _study_day(_days_from_reference(row)),
-        }
-        for code, name, attribute, unit in _TR_TESTS:
-            value = getattr(row, attribute)
-            seq_by_subject[usubjid] = seq_by_subject.get(usubjid, 0) + 1
-            record = {
-                **common,
-                "TRSEQ": seq_by_subject[usubjid],
-                "TRTESTCD": code,
-                "TRTEST": name,
-                "TREVAL": evaluator,
-            }
-            reason = not_done_reason(row, value)
-            if reason is not None:
-                record.update({"TRSTAT": "NOT DONE", "TRREASND": reason})
-            else:
-                record.update(
-                    {
-                        "TRORRES": f"{value:g}",
-                        "TRORRESU": unit,
-                        "TRSTRESC": f"{value:g}",
-                        "TRSTRESN": value,
-                        "TRSTRESU": unit,
-                    }
-                )
-            records.append(record)
+        common = _tr_common(row, visits, clinic_tz)
+        for test in _TR_TESTS:
+            records.append(_tr_measurement(row, common, seq(common["USUBJID"]), test))
         if row.epithelialized is not None or row.drainage is not None:
-            closed = row.epithelialized is True and row.drainage is not True
-            seq_by_subject[usubjid] = seq_by_subject.get(usubjid, 0) + 1
-            records.append(
-                {
-                    **common,
-                    "TRSEQ": seq_by_subject[usubjid],
-                    "TRTESTCD": "WNDCLOSE",
-                    "TRTEST": "Wound Closure",
-                    "TRORRES": "Y" if closed else "N",
-                    "TRSTRESC": "Y" if closed else "N",
-                    "TRMETHOD": "CLINICAL EXAMINATION",
-                    "TREVAL": "INVESTIGATOR",
-                }
-            )
+            records.append(_tr_closure(row, common, seq(common["USUBJID"])))
     return records
+
+
+class _SubjectSequence:
+    """--SEQ: 1, 2, … within each subject, in the order the records are written."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, int] = {}
+
+    def __call__(self, usubjid: str) -> int:
+        self._last[usubjid] = self._last.get(usubjid, 0) + 1
+        return self._last[usubjid]
+
+
+def _tr_common(
+    row: MeasurementRow, visits: dict[str, int], clinic_tz: tzinfo | None
+) -> dict[str, Any]:
+    """What every TR record of one assessment shares: who, which wound, when."""
+    return {
+        "STUDYID": row.study,
+        "DOMAIN": "TR",
+        "USUBJID": _usubjid(row.study, row.subject_code),
+        "TRLNKID": row.wound_label,
+        "TRMETHOD": "PHOTOGRAPHY",
+        "TRGRPID": row.assessment_id,
+        "VISITNUM": visits.get(row.visit or ""),
+        "VISIT": row.visit,
+        "TRDTC": capture_time(row.captured_at, clinic_tz, utc=False),
+        "TRDY": _study_day(_days_from_reference(row)),
+    }
+
+
+def _tr_measurement(
+    row: MeasurementRow,
+    common: dict[str, Any],
+    seq: int,
+    test: tuple[str, str, str, str],
+) -> dict[str, Any]:
+    """One measured test (``_TR_TESTS``): its value, or NOT DONE with the reason."""
+    code, name, attribute, unit = test
+    value = getattr(row, attribute)
+    record = {
+        **common,
+        "TRSEQ": seq,
+        "TRTESTCD": code,
+        "TRTEST": name,
+        "TREVAL": "INVESTIGATOR" if row.manual else "ALGORITHM",
+    }
+    reason = not_done_reason(row, value)
+    if reason is not None:
+        record.update({"TRSTAT": "NOT DONE", "TRREASND": reason})
+    else:
+        record.update(
+            {
+                "TRORRES": f"{value:g}",
+                "TRORRESU": unit,
+                "TRSTRESC": f"{value:g}",
+                "TRSTRESN": value,
+                "TRSTRESU": unit,
+            }
+        )
+    return record
+
+
+def _tr_closure(row: MeasurementRow, common: dict[str, Any], seq: int) -> dict[str, Any]:
+    """The clinician's closure observation (WNDCLOSE), by the one closure rule
+    (``healing.is_closed``) read as the clinician recorded it: epithelialised and no
+    drainage observed (drainage not recorded does not make it N here; the endpoints
+    apply the study's ``closure_requires_drainage_recorded``)."""
+    closed = is_closed(row.epithelialized, row.drainage, requires_drainage_recorded=False)
+    return {
+        **common,
+        "TRSEQ": seq,
+        "TRTESTCD": "WNDCLOSE",
+        "TRTEST": "Wound Closure",
+        "TRORRES": "Y" if closed else "N",
+        "TRSTRESC": "Y" if closed else "N",
+        "TRMETHOD": "CLINICAL EXAMINATION",
+        "TREVAL": "INVESTIGATOR",
+    }
 
 
 # --- SAS transport (XPORT v5), the format a submission takes ---------------------------
