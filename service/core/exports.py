@@ -15,7 +15,7 @@ import io
 import re
 import statistics
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
@@ -28,6 +28,11 @@ WOUND_SIZE_PANEL = ("72287-6", "Wound size panel")
 WOUND_AREA = ("89260-4", "Area of wound")
 WOUND_LENGTH = ("39126-8", "Length of Wound")
 WOUND_WIDTH = ("39125-0", "Width of Wound")
+
+SdtmValue = str | int | float | None
+"""One value of an SDTM (or ADaM) record: text, a number, or missing (None)."""
+SdtmRecord = dict[str, SdtmValue]
+"""One record of an SDTM domain or of ADTTE: variable name -> value."""
 
 
 @dataclass(frozen=True)
@@ -189,7 +194,7 @@ def spreadsheet_unsafe(text: str) -> bool:
     return text.startswith(_FORMULA_START)
 
 
-def _cell(value: Any, *, guard: bool = True) -> str:
+def _cell(value: object, *, guard: bool = True) -> str:
     """A CSV cell; with ``guard``, text that a spreadsheet would run as a formula is
     quoted with '. Aware datetimes keep their offset."""
     if value is None:
@@ -205,7 +210,9 @@ def _cell(value: Any, *, guard: bool = True) -> str:
     return str(value)
 
 
-def _csv(columns: Sequence[str], records: Iterable[dict[str, Any]], *, guard: bool = True) -> str:
+def _csv(
+    columns: Sequence[str], records: Iterable[Mapping[str, object]], *, guard: bool = True
+) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
@@ -851,7 +858,7 @@ def _current_rows(rows: Iterable[MeasurementRow]) -> list[MeasurementRow]:
     return sorted(current, key=lambda r: (r.subject_code, r.wound_label, str(r.captured_at)))
 
 
-def _natural(label: str) -> list[Any]:
+def _natural(label: str) -> list[int | str]:
     return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", label)]
 
 
@@ -892,13 +899,13 @@ def cdisc_dm_csv(subjects: Iterable[SubjectRow], *, include_arm: bool = False) -
 
 def cdisc_dm_records(
     subjects: Iterable[SubjectRow], *, include_arm: bool = False
-) -> list[dict[str, Any]]:
+) -> list[SdtmRecord]:
     """CDISC-style DM (demographics): one row per subject, photographed or not, with
     RFSTDTC (the subject's time origin, from which every --DY counts) and SITEID.
     ARMCD/ARM only in the admin export (blinding)."""
     records = []
     for s in sorted(subjects, key=lambda s: s.subject_code):
-        record: dict[str, Any] = {
+        record: SdtmRecord = {
             "STUDYID": s.study,
             "DOMAIN": "DM",
             "USUBJID": _usubjid(s.study, s.subject_code),
@@ -920,14 +927,14 @@ def cdisc_tu_csv(rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = N
 
 def cdisc_tu_records(
     rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = None
-) -> list[dict[str, Any]]:
+) -> list[SdtmRecord]:
     """CDISC-style TU (lesion identification): one row per wound, at its first assessment."""
     current = _current_rows(rows)
     visits = visit_numbers(current)
     first_by_wound: dict[str, MeasurementRow] = {}
     for row in current:
         first_by_wound.setdefault(row.wound_id, row)
-    records = []
+    records: list[SdtmRecord] = []
     seq = _SubjectSequence()
     for row in first_by_wound.values():
         usubjid = _usubjid(row.study, row.subject_code)
@@ -961,7 +968,7 @@ def cdisc_tr_csv(rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = N
 
 def cdisc_tr_records(
     rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = None
-) -> list[dict[str, Any]]:
+) -> list[SdtmRecord]:
     """CDISC-style TR (lesion results): per assessment the counting measurement's area,
     length, width and perimeter, and the clinician's closure observation (WNDCLOSE).
 
@@ -969,14 +976,15 @@ def cdisc_tr_records(
     (``not_done_reason``, the same the FHIR export gives)."""
     current = _current_rows(rows)
     visits = visit_numbers(current)
-    records: list[dict[str, Any]] = []
+    records: list[SdtmRecord] = []
     seq = _SubjectSequence()
     for row in current:
+        usubjid = _usubjid(row.study, row.subject_code)
         common = _tr_common(row, visits, clinic_tz)
         for test in _TR_TESTS:
-            records.append(_tr_measurement(row, common, seq(common["USUBJID"]), test))
+            records.append(_tr_measurement(row, common, seq(usubjid), test))
         if row.epithelialized is not None or row.drainage is not None:
-            records.append(_tr_closure(row, common, seq(common["USUBJID"])))
+            records.append(_tr_closure(row, common, seq(usubjid)))
     return records
 
 
@@ -991,9 +999,7 @@ class _SubjectSequence:
         return self._last[usubjid]
 
 
-def _tr_common(
-    row: MeasurementRow, visits: dict[str, int], clinic_tz: tzinfo | None
-) -> dict[str, Any]:
+def _tr_common(row: MeasurementRow, visits: dict[str, int], clinic_tz: tzinfo | None) -> SdtmRecord:
     """What every TR record of one assessment shares: who, which wound, when."""
     return {
         "STUDYID": row.study,
@@ -1011,14 +1017,14 @@ def _tr_common(
 
 def _tr_measurement(
     row: MeasurementRow,
-    common: dict[str, Any],
+    common: SdtmRecord,
     seq: int,
     test: tuple[str, str, str, str],
-) -> dict[str, Any]:
+) -> SdtmRecord:
     """One measured test (``_TR_TESTS``): its value, or NOT DONE with the reason."""
     code, name, attribute, unit = test
     value = getattr(row, attribute)
-    record = {
+    record: SdtmRecord = {
         **common,
         "TRSEQ": seq,
         "TRTESTCD": code,
@@ -1041,7 +1047,7 @@ def _tr_measurement(
     return record
 
 
-def _tr_closure(row: MeasurementRow, common: dict[str, Any], seq: int) -> dict[str, Any]:
+def _tr_closure(row: MeasurementRow, common: SdtmRecord, seq: int) -> SdtmRecord:
     """The clinician's closure observation (WNDCLOSE), by the one closure rule
     (``healing.is_closed``) read as the clinician recorded it: epithelialised and no
     drainage observed (drainage not recorded does not make it N here; the endpoints
@@ -1062,7 +1068,9 @@ def _tr_closure(row: MeasurementRow, common: dict[str, Any], seq: int) -> dict[s
 # --- SAS transport (XPORT v5), the format a submission takes ---------------------------
 
 
-def sas_transport(domain: str, columns: Sequence[str], records: Iterable[dict[str, Any]]) -> bytes:
+def sas_transport(
+    domain: str, columns: Sequence[str], records: Iterable[Mapping[str, SdtmValue]]
+) -> bytes:
     """One SDTM domain as a SAS transport file, version 5 (the FDA's format), written by
     pyreadstat: the dataset named after the domain, the variables' labels and types of
     ``SDTM_VARIABLES`` (numeric ones as numbers, missing as SAS missing; character ones
@@ -1120,11 +1128,11 @@ def _widen_short_records(frame: Any, text_columns: Sequence[str]) -> None:
         frame.at[0, last] = str(frame.at[0, last]).ljust(widths[last] + short_by)
 
 
-def _sas_number(value: Any) -> float:
+def _sas_number(value: SdtmValue) -> float:
     return float("nan") if value is None or value == "" else float(value)
 
 
-def _sas_text(value: Any) -> str:
+def _sas_text(value: SdtmValue) -> str:
     if value is None:
         return ""
     return value if isinstance(value, str) else _cell(value, guard=False)
