@@ -22,15 +22,16 @@ def reanalyze(
     from service.persistence.db import Database
     from service.persistence.orm import Study
     from service.persistence.storage import open_store
-    from service.runtime.artifacts import ModelNotFound, installed_models, resolve_model
-    from service.runtime.inference import Segmenter
+    from service.runtime.artifacts import ModelNotFound, installed_models, models_dirs
+    from service.runtime.inference import load_segmenter
 
     settings = get_settings()
     ref = model
     if not model.count("-"):  # a bare version: the installed model of that version
-        ref = next((s.id for s, _ in installed_models() if s.version == model), model)
+        installed = installed_models(models_dirs(settings.models_dirs))
+        ref = next((s.id for s, _ in installed if s.version == model), model)
     try:
-        segmenter = Segmenter(resolve_model(ref))
+        segmenter = load_segmenter(ref, settings)
     except ModelNotFound as exc:
         fail(str(exc))
         return
@@ -40,7 +41,7 @@ def reanalyze(
     except DatabaseBehind as exc:
         db.dispose()
         fail(exc.detail)
-    store = open_store(settings.storage_url)
+    store = open_store(settings.storage_url, settings.s3_endpoint_url)
     caller = Caller.cli(f"cli:reanalyze ({Caller.cli().holder})")
     added = skipped = 0
     try:

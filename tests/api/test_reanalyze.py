@@ -12,11 +12,11 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from service.cli import app as cli
-from service.config import get_settings
+from service.config import ModelSettings, get_settings
 from service.domain.auth import Caller
 from service.domain.trial import pending_reanalysis, reanalyze_assessment
 from service.persistence.orm import Measurement
-from service.runtime.artifacts import BUNDLED_MODELS_DIR, installed_models
+from service.runtime.artifacts import BUNDLED_MODELS_DIR, installed_models, models_dirs
 from service.runtime.inference import Segmenter
 from tests.api.conftest import Trial, need_model, sample_photo
 
@@ -74,7 +74,7 @@ def test_reanalyze_adds_measurements_and_resumes(trial: Trial, second_model: str
     )
     assert voided.status_code == 200
     # an interrupted run: the first photo was done before it stopped
-    segmenter = Segmenter(installed_models()[0][1])
+    segmenter = Segmenter(installed_models(models_dirs(ModelSettings().models_dirs))[0][1])
     assert segmenter.id == second_model  # the highest version is the default
     with trial.service.db.sessions() as session:
         assert pending_reanalysis(session, trial.study, segmenter.info()) == ids[:2]
