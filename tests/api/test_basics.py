@@ -120,7 +120,7 @@ def test_alembic_upgrade_from_empty_postgres(postgres_url: str) -> None:
 
 
 def test_audit_log_is_append_only(trial: Trial) -> None:
-    with trial.service.persistence.db.engine.connect() as conn:
+    with trial.service.db.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar()
         with pytest.raises(Exception, match="append-only"):
             conn.execute(text("DELETE FROM audit_log"))

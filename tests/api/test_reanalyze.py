@@ -49,7 +49,7 @@ def _env(trial: Trial) -> dict[str, str]:
 
 
 def _measurements(trial: Trial, assessment_id: str) -> list[tuple[str, dict]]:
-    with trial.service.persistence.db.sessions() as session:
+    with trial.service.db.sessions() as session:
         rows = session.scalars(
             select(Measurement)
             .where(Measurement.assessment_id == assessment_id)
@@ -76,10 +76,10 @@ def test_reanalyze_adds_measurements_and_resumes(trial: Trial, second_model: str
     # an interrupted run: the first photo was done before it stopped
     segmenter = Segmenter(installed_models()[0][1])
     assert segmenter.id == second_model  # the highest version is the default
-    with trial.service.persistence.db.sessions() as session:
+    with trial.service.db.sessions() as session:
         assert pending_reanalysis(session, trial.study, segmenter.info()) == ids[:2]
         row = reanalyze_assessment(
-            session, trial.service.api.app.state.runtime.store, segmenter, Caller.cli("t"), ids[0]
+            session, trial.service.app.state.runtime.store, segmenter, Caller.cli("t"), ids[0]
         )
         assert row is not None and not row.manual
     get_settings.cache_clear()
