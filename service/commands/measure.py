@@ -96,12 +96,13 @@ def _measurement(
             ruler=cal.ruler,
             target_point=cal.target_point,
         ).to_json()
+    from service.config import model_settings_from_env
     from service.core.pipeline import segment_and_measure
-    from service.runtime.artifacts import ModelNotFound, resolve_model
-    from service.runtime.inference import Segmenter
+    from service.runtime.artifacts import ModelNotFound
+    from service.runtime.inference import load_segmenter
 
     try:
-        segmenter = Segmenter(resolve_model(model))
+        segmenter = load_segmenter(model, model_settings_from_env())
     except ModelNotFound as exc:
         fail(f"{photo}: no mask given and {exc}")
     _, _, data = segment_and_measure(rgb, segmenter, marker_mm=marker_mm, cal=cal)

@@ -12,6 +12,24 @@ if TYPE_CHECKING:
     from service.runtime.inference import Segmenter
 
 
+def _segmenter(model: str, settings: Settings) -> Segmenter:
+    """The model ``--model`` names: an installed id, or a bare version (``2.0.0``) =
+    the installed model of that version. Exits with one line when there is none."""
+    from service.commands._util import fail
+    from service.runtime.artifacts import ModelNotFound, installed_models, models_dirs
+    from service.runtime.inference import load_segmenter
+
+    ref = model
+    if not model.count("-"):
+        installed = installed_models(models_dirs(settings.models_dirs))
+        ref = next((s.id for s, _ in installed if s.version == model), model)
+    try:
+        return load_segmenter(ref, settings)
+    except ModelNotFound as exc:
+        fail(str(exc))
+        raise
+
+
 def reanalyze(
     study: Annotated[str, typer.Option("--study", help="the study's id")],
     model: Annotated[str, typer.Option("--model", help="installed model id or version")],
@@ -26,9 +44,9 @@ def reanalyze(
     from service.persistence.storage import open_store
 
     settings = get_settings()
-    segmenter = _segmenter(model)
+    segmenter = _segmenter(model, settings)
     db = _database(settings)
-    store = open_store(settings.storage_url)
+    store = open_store(settings.storage_url, settings.s3_endpoint_url)
     caller = Caller.cli(f"cli:reanalyze ({Caller.cli().holder})")
     try:
         todo = _pending(db, study, segmenter)
@@ -37,23 +55,6 @@ def reanalyze(
     finally:
         db.dispose()
     typer.echo(f"added {added} measurements with {segmenter.id}; {skipped} already done")
-
-
-def _segmenter(model: str) -> Segmenter:
-    """The installed model ``model`` names: an id, or a bare version (the installed
-    model of that version)."""
-    from service.commands._util import fail
-    from service.runtime.artifacts import ModelNotFound, installed_models, resolve_model
-    from service.runtime.inference import Segmenter
-
-    ref = model
-    if not model.count("-"):  # a bare version: the installed model of that version
-        ref = next((s.id for s, _ in installed_models() if s.version == model), model)
-    try:
-        return Segmenter(resolve_model(ref))
-    except ModelNotFound as exc:
-        fail(str(exc))
-        raise  # fail exits
 
 
 def _database(settings: Settings) -> Database:
