@@ -9,7 +9,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.routes.dashboard import (
+from service.api.assets import (
     IMMUTABLE_CACHE,
     STATIC_DIR,
     accepts_gzip,

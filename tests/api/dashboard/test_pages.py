@@ -10,20 +10,17 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.routes.dashboard import (
+from service.api.assets import plotly_js_path
+from service.api.figures import (
     POINT_STYLES,
     area_figure,
-    ci_text,
     figure_json,
     km_band,
     km_figure,
-    number_at_risk,
-    plain_flag,
-    plotly_js_path,
-    proportions_within_follow_up,
     step_path,
-    wound_status,
 )
+from service.api.overview import number_at_risk, proportions_within_follow_up, wound_status
+from service.api.wording import ci_text, plain_flag
 from service.core.measure import QUALITY_CODES
 from tests.conftest import need
 from tests.core.healing.seed import MODEL_DIR, PHOTO, Trial, seed

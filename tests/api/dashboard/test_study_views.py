@@ -13,13 +13,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.routes import dashboard
-from service.api.routes.dashboard import (
-    OVERDUE_AFTER_DAYS,
-    competing_at_risk,
-    is_overdue,
-    subject_status,
-)
+from service.api import overview
+from service.api.overview import competing_at_risk, subject_status
+from service.domain.followup import OVERDUE_AFTER_DAYS, is_overdue
 from tests.api.dashboard.test_pages import sign_in
 from tests.conftest import need
 from tests.core.healing.seed import MODEL_DIR, PHOTO, PX_PER_MM, SERIES, Trial, seed
@@ -257,7 +253,7 @@ def test_audit_page_is_admins_filtered_and_paged(
     assert unknown.status_code == 404
 
     # Paged: two a page, newest first, the pages together are the API's order.
-    monkeypatch.setattr(dashboard, "AUDIT_PAGE_SIZE", 2)
+    monkeypatch.setattr(overview, "AUDIT_PAGE_SIZE", 2)
     first = client.get("/dashboard/audit").text
     second = client.get("/dashboard/audit", params={"page": 1}).text
     assert 'rel="next"' in first and 'rel="prev"' not in first
