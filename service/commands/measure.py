@@ -71,12 +71,13 @@ def measure(
             target_point=target_point,
         ).to_json()
     else:
+        from service.config import model_settings_from_env
         from service.core.pipeline import Calibration, segment_and_measure
-        from service.runtime.artifacts import ModelNotFound, resolve_model
-        from service.runtime.inference import Segmenter
+        from service.runtime.artifacts import ModelNotFound
+        from service.runtime.inference import load_segmenter
 
         try:
-            segmenter = Segmenter(resolve_model(model))
+            segmenter = load_segmenter(model, model_settings_from_env())
         except ModelNotFound as exc:
             fail(f"{photo}: no mask given and {exc}")
         cal = Calibration(px_per_mm, ruler_value, target_point)

@@ -1,8 +1,30 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from service.config import Settings
+    from service.runtime.inference import Segmenter
+
+
+def _segmenter(model: str, settings: Settings) -> Segmenter:
+    """The model ``--model`` names: an installed id, or a bare version (``2.0.0``) =
+    the installed model of that version. Exits with one line when there is none."""
+    from service.commands._util import fail
+    from service.runtime.artifacts import ModelNotFound, installed_models, models_dirs
+    from service.runtime.inference import load_segmenter
+
+    ref = model
+    if not model.count("-"):
+        installed = installed_models(models_dirs(settings.models_dirs))
+        ref = next((s.id for s, _ in installed if s.version == model), model)
+    try:
+        return load_segmenter(ref, settings)
+    except ModelNotFound as exc:
+        fail(str(exc))
+        raise
 
 
 def reanalyze(
@@ -22,25 +44,16 @@ def reanalyze(
     from service.persistence.db import Database
     from service.persistence.orm import Study
     from service.persistence.storage import open_store
-    from service.runtime.artifacts import ModelNotFound, installed_models, resolve_model
-    from service.runtime.inference import Segmenter
 
     settings = get_settings()
-    ref = model
-    if not model.count("-"):  # a bare version: the installed model of that version
-        ref = next((s.id for s, _ in installed_models() if s.version == model), model)
-    try:
-        segmenter = Segmenter(resolve_model(ref))
-    except ModelNotFound as exc:
-        fail(str(exc))
-        return
+    segmenter = _segmenter(model, settings)
     db = Database(settings.database_url)
     try:
         db.ensure_schema()
     except DatabaseBehind as exc:
         db.dispose()
         fail(exc.detail)
-    store = open_store(settings.storage_url)
+    store = open_store(settings.storage_url, settings.s3_endpoint_url)
     caller = Caller.cli(f"cli:reanalyze ({Caller.cli().holder})")
     added = skipped = 0
     try:

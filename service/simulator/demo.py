@@ -327,7 +327,6 @@ def first_admin_key(holder: str, settings: Settings | None = None) -> str:
     from service.config import Settings
     from service.domain import trial
     from service.domain.auth import Caller
-    from service.domain.schemas import KeyCreate
     from service.persistence.db import Database
 
     db = Database((settings or Settings()).database_url)
@@ -335,7 +334,7 @@ def first_admin_key(holder: str, settings: Settings | None = None) -> str:
         db.ensure_schema()
         with db.session() as session:
             _, key = trial.issue_key(
-                session, Caller.cli("woundscope demo"), KeyCreate(role="admin", holder=holder)
+                session, Caller.cli("woundscope demo"), role="admin", holder=holder
             )
     finally:
         db.dispose()
