@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from service.config import model_settings_from_env
 from service.core.contract import PassSpec, UncertaintySpec, save_spec
 from service.core.imaging import read_mask, read_photo
 from service.core.measure import SEGMENTATION_UNCERTAIN_PCT, select_component
@@ -40,7 +41,7 @@ from service.core.uncertainty import (
     nonconformity,
     outline_signals,
 )
-from service.runtime.artifacts import resolve_model
+from service.runtime.artifacts import models_dirs, resolve_model
 from service.runtime.inference import Segmenter
 from service.runtime.yardsticks import Yardstick, yardsticks
 from service.simulator.demo import deepest_point
@@ -293,7 +294,7 @@ def table(model_id: str, u: UncertaintySpec, held: dict[str, dict]) -> list[str]
 
 def main() -> None:
     args = _arguments()
-    model_dir = resolve_model(args.model)
+    model_dir = resolve_model(args.model, models_dirs(model_settings_from_env().models_dirs))
     segmenter = Segmenter(model_dir, threads=2)
     rows = _rows(args, segmenter)
     u = fit([r for r in rows if r.fit], UncertaintySpec())

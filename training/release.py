@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from service.config import model_settings_from_env
 from service.core.contract import ModelSpec, save_spec, sha256_file
 from service.runtime.artifacts import installed_models
 from service.runtime.evaluation import model_metrics
@@ -56,7 +57,7 @@ Metrics = dict[str, float | int]
 
 
 def measure_yardsticks(model_dir: Path, sticks: list[Yardstick]) -> dict[str, Metrics]:
-    seg = Segmenter(model_dir)
+    seg = Segmenter(model_dir, threads=model_settings_from_env().ort_threads)
     return score_all(lambda rgb: seg.segment(rgb).mask, sticks)
 
 
