@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
@@ -18,10 +19,31 @@ from service.core.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from service.core.measure import QualityLimits
 
 
-class Settings(BaseSettings):
+class ModelSettings(BaseSettings):
+    """What finding and running a model reads: all that a model-only command (predict,
+    measure, evaluate) needs, so a database or storage setting it never uses cannot
+    stop it. ``Settings`` has these fields too."""
+
     model_config = SettingsConfigDict(
         env_prefix="WOUNDSCOPE_", env_nested_delimiter="__", extra="ignore"
     )
+
+    models_dir: str = Field(
+        default="",
+        description="Extra folders of installed models, separated by os.pathsep (':' on"
+        " Linux), looked in before the bundled models.",
+    )
+    ort_threads: int = Field(default=0, ge=0, le=256)
+    """ONNX Runtime threads per model run; 0 = its default (all cores)."""
+
+    @property
+    def models_dirs(self) -> list[Path]:
+        """``models_dir`` as folders (none when it is empty)."""
+        return [Path(p) for p in self.models_dir.split(os.pathsep)] if self.models_dir else []
+
+
+class Settings(ModelSettings):
+    """Every setting of the service (the model ones from ``ModelSettings`` included)."""
 
     data_dir: Path = Field(
         default=Path("~/.local/share/woundscope"),
@@ -35,6 +57,11 @@ class Settings(BaseSettings):
         default="",
         description="file:///path or s3://bucket/prefix; empty = <data_dir>/photos.",
     )
+    s3_endpoint_url: str = Field(
+        default="",
+        description="Endpoint of an S3-compatible store (MinIO, …); empty = AWS, or boto's"
+        " own AWS_ENDPOINT_URL when that is set.",
+    )
     model: str = Field(
         default="",
         description="Default model (folder or installed id); empty = highest installed.",
@@ -46,8 +73,6 @@ class Settings(BaseSettings):
     inference_queue: int = Field(default=8, ge=0, le=1024)
     """Jobs that may wait for a worker; beyond workers + queue the service answers 503."""
     retry_after_s: int = Field(default=2, ge=1, le=600)
-    ort_threads: int = Field(default=0, ge=0, le=256)
-    """ONNX Runtime threads per model run; 0 = its default (all cores)."""
     quality: QualityLimits = Field(default_factory=QualityLimits)
     """Quality-flag thresholds, e.g. WOUNDSCOPE_QUALITY__MAX_TILT_DEG=30."""
     photo_jpeg_quality: int = Field(default=95, ge=70, le=100)
@@ -121,11 +146,9 @@ class Settings(BaseSettings):
         return ZoneInfo(self.clinic_timezone) if self.clinic_timezone else None
 
 
-# WOUNDSCOPE_* variables read outside Settings (by the model finder, the S3 store, the
-# test suite, benchmarks and notebooks): known, so not reported as misspelled.
+# WOUNDSCOPE_* variables read outside Settings (by the test suite, benchmarks and
+# notebooks): known, so not reported as misspelled.
 OTHER_VARIABLES = {
-    "MODELS_DIR",
-    "S3_ENDPOINT_URL",
     "TEST_POSTGRES_URL",
     "FUSEG",
     "CHROMIUM",
@@ -137,17 +160,20 @@ OTHER_VARIABLES = {
 }
 
 
+S = TypeVar("S", bound=ModelSettings)
+
+
 class ConfigError(ValueError):
     """A WOUNDSCOPE_* variable holds a value the service cannot use; names it."""
 
 
-def settings_from_env() -> Settings:
-    """``Settings()`` from the environment; ``ConfigError`` naming the variable and its
+def _from_env(kind: type[S]) -> S:
+    """``kind()`` from the environment; ``ConfigError`` naming the variable and its
     value when one is wrong (pydantic's own message names only the field)."""
     from pydantic import ValidationError
 
     try:
-        return Settings()
+        return kind()
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -158,6 +184,17 @@ def settings_from_env() -> Settings:
             message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
             problems.append(f"{name}{shown}: {message}")
         raise ConfigError("; ".join(problems)) from None
+
+
+def settings_from_env() -> Settings:
+    """``Settings()`` from the environment, or ``ConfigError`` naming what is wrong."""
+    return _from_env(Settings)
+
+
+def model_settings_from_env() -> ModelSettings:
+    """``ModelSettings()`` from the environment, or ``ConfigError`` naming what is wrong:
+    for the commands that only find and run a model."""
+    return _from_env(ModelSettings)
 
 
 def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:

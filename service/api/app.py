@@ -48,7 +48,7 @@ def open_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
     db = Database(settings.database_url)
     try:
         db.ensure_schema()
-        store = open_store(settings.storage_url)
+        store = open_store(settings.storage_url, settings.s3_endpoint_url)
     except BaseException:
         db.dispose()
         raise

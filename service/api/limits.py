@@ -20,13 +20,16 @@ Every answer gets ``X-Content-Type-Options: nosniff``; every 401 gets
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from fastapi import HTTPException
 
 from service.domain.auth import session_cookie_name
+
+if TYPE_CHECKING:
+    from service.persistence.db import Database
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -96,7 +99,13 @@ def _cookie(scope: Scope, names: tuple[str, ...]) -> str:
     return ""
 
 
-async def _json(send: Send, status: int, code: str, detail: str, headers: Any = ()) -> None:
+async def _json(
+    send: Send,
+    status: int,
+    code: str,
+    detail: str,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
     body = json.dumps({"code": code, "detail": detail}).encode()
     await send(
         {
@@ -124,21 +133,7 @@ class LimitsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def send_with_headers(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                headers = list(message.get("headers") or [])
-                names = {k.lower() for k, _ in headers}
-                if b"x-content-type-options" not in names:
-                    headers.append((b"x-content-type-options", b"nosniff"))
-                if message["status"] == 401 and b"www-authenticate" not in names:
-                    headers.append((b"www-authenticate", WWW_AUTHENTICATE))
-                message = {**message, "headers": headers}
-            await send(message)
-
+        send_with_headers = _SendWithHeaders(send)
         if not _has_body(scope):
             await self.app(scope, receive, send_with_headers)
             return
@@ -149,22 +144,11 @@ class LimitsMiddleware:
         if length is not None and length.strip().isdigit() and int(length) > limit:
             await _json(send_with_headers, 413, "payload_too_large", too_large_detail(limit))
             return
-        received = 0
-
-        async def counted_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge(limit)
-            return message
-
         try:
-            await self.app(scope, counted_receive, send_with_headers)
+            await self.app(scope, _counted(receive, limit), send_with_headers)
         except BodyTooLarge:
             # Read outside a route (a middleware or a handler reading the stream itself).
-            if started:
+            if send_with_headers.started:
                 raise
             await _json(send_with_headers, 413, "payload_too_large", too_large_detail(limit))
 
@@ -174,49 +158,97 @@ class LimitsMiddleware:
         app = scope.get("app")
         db = getattr(getattr(app, "state", None), "db", None)
         if path.startswith("/v1/"):
-            key = _bearer(scope)
-            if not key:
-                await _json(
-                    send,
-                    401,
-                    "missing_key",
-                    "no API key: send the header 'Authorization: Bearer <your key>'",
-                )
-                return None
-            if db is None:
-                return self.limit  # not started yet: the route answers not_ready
-            problem = await anyio.to_thread.run_sync(_key_problem, db, key)
-            if problem is _UNAVAILABLE:
-                await _unavailable(send)
-                return None
-            if problem is not None:
-                await _json(send, 401, "invalid_key", problem)
-                return None
-            return self.limit
+            return await self._admit_api_key(scope, send, db)
         if path.startswith("/dashboard/") and path != "/dashboard/login":
-            token = _cookie(scope, (session_cookie_name(scope.get("scheme", "http")),))
-            ok: bool | None = bool(token) and db is not None
-            if ok:
-                ok = await anyio.to_thread.run_sync(_session_ok, db, token)
-            if ok is None:
-                await _unavailable(send)
-                return None
-            if not ok:
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 303,
-                        "headers": [
-                            (b"location", b"/dashboard/login"),
-                            (b"content-length", b"0"),
-                            (b"connection", b"close"),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": b""})
-                return None
-            return self.limit
+            return await self._admit_dashboard_session(scope, send, db)
         return ANONYMOUS_BODY_BYTES
+
+    async def _admit_api_key(self, scope: Scope, send: Send, db: Database | None) -> int | None:
+        """``/v1/``: a valid API key (401 ``missing_key`` / ``invalid_key`` otherwise)."""
+        key = _bearer(scope)
+        if not key:
+            await _json(
+                send,
+                401,
+                "missing_key",
+                "no API key: send the header 'Authorization: Bearer <your key>'",
+            )
+            return None
+        if db is None:
+            return self.limit  # not started yet: the route answers not_ready
+        problem = await anyio.to_thread.run_sync(_key_problem, db, key)
+        if problem is _UNAVAILABLE:
+            await _unavailable(send)
+            return None
+        if problem is not None:
+            await _json(send, 401, "invalid_key", problem)
+            return None
+        return self.limit
+
+    async def _admit_dashboard_session(
+        self, scope: Scope, send: Send, db: Database | None
+    ) -> int | None:
+        """A dashboard form post: a live session, else a redirect to the sign-in page."""
+        token = _cookie(scope, (session_cookie_name(scope.get("scheme", "http")),))
+        ok: bool | None = False
+        if token and db is not None:
+            ok = await anyio.to_thread.run_sync(_session_ok, db, token)
+        if ok is None:
+            await _unavailable(send)
+            return None
+        if not ok:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 303,
+                    "headers": [
+                        (b"location", b"/dashboard/login"),
+                        (b"content-length", b"0"),
+                        (b"connection", b"close"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return None
+        return self.limit
+
+
+class _SendWithHeaders:
+    """``send`` adding the headers every answer carries (``nosniff``; ``WWW-Authenticate``
+    on a 401), and noting whether the answer has started (then a late 413 cannot be sent)."""
+
+    def __init__(self, send: Send):
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            headers = list(message.get("headers") or [])
+            names = {k.lower() for k, _ in headers}
+            if b"x-content-type-options" not in names:
+                headers.append((b"x-content-type-options", b"nosniff"))
+            if message["status"] == 401 and b"www-authenticate" not in names:
+                headers.append((b"www-authenticate", WWW_AUTHENTICATE))
+            message = {**message, "headers": headers}
+        await self.send(message)
+
+
+def _counted(receive: Receive, limit: int) -> Receive:
+    """``receive`` counting the body as it streams: past ``limit`` it raises
+    ``BodyTooLarge`` (a chunked body declares no length to check up front)."""
+    received = 0
+
+    async def counted_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return counted_receive
 
 
 _UNAVAILABLE = "database unavailable"
@@ -232,7 +264,7 @@ async def _unavailable(send: Send) -> None:
     )
 
 
-def _key_problem(db: Any, key: str) -> str | None:
+def _key_problem(db: Database, key: str) -> str | None:
     """None when ``key`` is valid, else why not (``_UNAVAILABLE``: cannot tell now)."""
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -249,7 +281,7 @@ def _key_problem(db: Any, key: str) -> str | None:
     return None
 
 
-def _session_ok(db: Any, token: str) -> bool | None:
+def _session_ok(db: Database, token: str) -> bool | None:
     """Whether ``token`` is a live dashboard session (None: cannot tell now)."""
     from sqlalchemy.exc import SQLAlchemyError
 

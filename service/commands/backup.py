@@ -28,7 +28,7 @@ def backup(
     settings = get_settings()
     dest.mkdir(parents=True, exist_ok=True)
     url = make_url(settings.database_url)
-    store = open_store(settings.storage_url)
+    store = open_store(settings.storage_url, settings.s3_endpoint_url)
     copied_db = False
     try:
         if url.get_backend_name() == "sqlite" and url.database:

@@ -18,12 +18,13 @@ def evaluate(
     """Pooled and per-image Dice, IoU, precision, recall and area error of a model (ONNX)."""
     import json
 
-    from service.runtime.artifacts import ModelNotFound, resolve_model
+    from service.config import model_settings_from_env
+    from service.runtime.artifacts import ModelNotFound
     from service.runtime.evaluation import evaluate as run
-    from service.runtime.inference import Segmenter
+    from service.runtime.inference import load_segmenter
 
     try:
-        segmenter = Segmenter(resolve_model(model))
+        segmenter = load_segmenter(model, model_settings_from_env())
         summary = run(segmenter, images, labels, per_photo)
     except (ModelNotFound, FileNotFoundError) as exc:
         fail(str(exc))

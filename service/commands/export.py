@@ -21,6 +21,7 @@ def export(
     require_torch("export")
     import json
 
+    from service.config import model_settings_from_env
     from service.core.contract import save_spec
     from service.runtime.evaluation import model_metrics
     from training.export import export as run
@@ -31,7 +32,7 @@ def export(
         f"exported {spec.id} to {out} (parity max |diff| {spec.training['parity_max_abs_diff']:.2e})"
     )
     if images and labels:
-        metrics = model_metrics(out, images, labels)
+        metrics = model_metrics(out, images, labels, model_settings_from_env().ort_threads)
         spec.metrics = metrics
         save_spec(spec, out)
         typer.echo(json.dumps(metrics))

@@ -38,7 +38,7 @@ def fsck(
     db = Database(settings.database_url)
     try:
         db.ensure_schema()
-        store = open_store(settings.storage_url)
+        store = open_store(settings.storage_url, settings.s3_endpoint_url)
         with db.session() as session:
             report = run(
                 session, store, repair=repair, verify=not quick, grace_s=grace_minutes * 60

@@ -34,20 +34,14 @@ def create(
     """Make a key; it is printed once, as the last line."""
     from service.commands._util import fail
     from service.core.errors import DomainError
-    from service.domain import audit
-    from service.domain.auth import Caller, create_key
+    from service.domain import trial
+    from service.domain.auth import Caller
 
     db = _database()
     try:
         with db.session() as session:
-            row, key = create_key(session, role=role, holder=holder, study_id=study, site_code=site)
-            audit.record(
-                session,
-                Caller.cli(),
-                "key.create",
-                f"key/{row.id}",
-                study_id=study,
-                after=audit.snapshot(row, exclude=("key_hash",)),
+            row, key = trial.issue_key(
+                session, Caller.cli(), role=role, holder=holder, study_id=study, site_code=site
             )
             key_id = row.id
     except DomainError as exc:
@@ -66,21 +60,13 @@ def revoke(key: Annotated[str, typer.Argument(help="the key's id or its printed 
     """Revoke a key (it answers 401 from now on)."""
     from service.commands._util import fail
     from service.core.errors import DomainError
-    from service.domain import audit
-    from service.domain.auth import Caller, printable, revoke_key
+    from service.domain import trial
+    from service.domain.auth import Caller, printable
 
     db = _database()
     try:
         with db.session() as session:
-            row = revoke_key(session, key)
-            audit.record(
-                session,
-                Caller.cli(),
-                "key.revoke",
-                f"key/{row.id}",
-                study_id=row.study_id,
-                after=audit.snapshot(row, exclude=("key_hash",)),
-            )
+            row = trial.revoke_key(session, Caller.cli(), key)
             typer.echo(f"key {row.id} ({printable(row.holder)}) revoked")
     except DomainError as exc:
         fail(exc.detail)

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from service.commands._util import fail
+
+if TYPE_CHECKING:
+    from service.core.pipeline import Calibration
 
 
 def _point(text: str) -> tuple[float, float]:
@@ -40,11 +43,23 @@ def measure(
 ) -> None:
     """Measure a wound in cm² (marker-calibrated, perspective-corrected) with quality flags."""
     import json
+
+    cal = _calibration(px_per_mm, ruler, marker_mm, target)
+    data = _measurement(photo, mask, model, marker_mm, cal)
+    if json_out:
+        typer.echo(json.dumps(data))
+        return
+    _print_measurement(photo, data)
+
+
+def _calibration(
+    px_per_mm: float | None, ruler: str | None, marker_mm: float, target: str | None
+) -> Calibration:
+    """The options checked and parsed before the photo is read: a bad one exits 2."""
     import math
 
-    from service.core.imaging import ImageError, read_mask, read_photo
     from service.core.measure import Ruler, scale_problem
-    from service.core.measure import measure as run
+    from service.core.pipeline import Calibration
 
     try:
         ruler_value = Ruler.parse(ruler) if ruler else None
@@ -55,35 +70,47 @@ def measure(
         fail(problem, 2)
     if not (math.isfinite(marker_mm) and 1 < marker_mm < 500):
         fail(f"--marker-mm must be between 1 and 500 mm, not {marker_mm:g}", 2)
+    return Calibration(px_per_mm, ruler_value, target_point)
+
+
+def _measurement(
+    photo: Path, mask: Path | None, model: str | None, marker_mm: float, cal: Calibration
+) -> dict[str, Any]:
+    """The measurement as ``--json`` prints it: of a person's outline (``--mask``: no
+    model, no outline uncertainty), else of the model's segmentation."""
+    from service.core.imaging import ImageError, read_mask, read_photo
+    from service.core.measure import measure as run
+
     try:
         rgb = read_photo(photo).rgb
         if mask is not None:
             wound = read_mask(mask, shape=rgb.shape[:2])
     except ImageError as exc:
         fail(f"{exc.detail} [{exc.code}]")
-    if mask is not None:  # a person's outline: no model, no outline uncertainty
-        data = run(
+    if mask is not None:
+        return run(
             rgb,
             wound,
             marker_mm=marker_mm,
-            px_per_mm=px_per_mm,
-            ruler=ruler_value,
-            target_point=target_point,
+            px_per_mm=cal.px_per_mm,
+            ruler=cal.ruler,
+            target_point=cal.target_point,
         ).to_json()
-    else:
-        from service.core.pipeline import Calibration, segment_and_measure
-        from service.runtime.artifacts import ModelNotFound, resolve_model
-        from service.runtime.inference import Segmenter
+    from service.config import model_settings_from_env
+    from service.core.pipeline import segment_and_measure
+    from service.runtime.artifacts import ModelNotFound
+    from service.runtime.inference import load_segmenter
 
-        try:
-            segmenter = Segmenter(resolve_model(model))
-        except ModelNotFound as exc:
-            fail(f"{photo}: no mask given and {exc}")
-        cal = Calibration(px_per_mm, ruler_value, target_point)
-        _, _, data = segment_and_measure(rgb, segmenter, marker_mm=marker_mm, cal=cal)
-    if json_out:
-        typer.echo(json.dumps(data))
-        return
+    try:
+        segmenter = load_segmenter(model, model_settings_from_env())
+    except ModelNotFound as exc:
+        fail(f"{photo}: no mask given and {exc}")
+    _, _, data = segment_and_measure(rgb, segmenter, marker_mm=marker_mm, cal=cal)
+    return data
+
+
+def _print_measurement(photo: Path, data: dict[str, Any]) -> None:
+    """The human-readable report: cm² figures only when calibrated, then the flags."""
     typer.echo(f"photo        {photo}")
     if data["calibrated"]:
         typer.echo(

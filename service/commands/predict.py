@@ -37,9 +37,10 @@ def predict(
     """Segment photos: a 0/255 mask PNG per photo, same size, same stem."""
     import json
 
+    from service.config import model_settings_from_env
     from service.core.imaging import ImageError, encode_png, read_photo
-    from service.runtime.artifacts import ModelNotFound, resolve_model
-    from service.runtime.inference import Segmenter
+    from service.runtime.artifacts import ModelNotFound
+    from service.runtime.inference import load_segmenter
 
     files = _inputs(paths)
     stems: dict[str, Path] = {}
@@ -48,7 +49,7 @@ def predict(
             fail(f"two inputs have the same stem {f.stem!r}: {stems[f.stem]} and {f}")
         stems[f.stem] = f
     try:
-        segmenter = Segmenter(resolve_model(model))
+        segmenter = load_segmenter(model, model_settings_from_env())
     except ModelNotFound as exc:
         fail(str(exc))
     out.mkdir(parents=True, exist_ok=True)

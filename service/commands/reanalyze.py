@@ -1,8 +1,33 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from service.config import Settings
+    from service.domain.auth import Caller
+    from service.persistence.db import Database
+    from service.persistence.storage import PhotoStore
+    from service.runtime.inference import Segmenter
+
+
+def _segmenter(model: str, settings: Settings) -> Segmenter:
+    """The model ``--model`` names: an installed id, or a bare version (``2.0.0``) =
+    the installed model of that version. Exits with one line when there is none."""
+    from service.commands._util import fail
+    from service.runtime.artifacts import ModelNotFound, installed_models, models_dirs
+    from service.runtime.inference import load_segmenter
+
+    ref = model
+    if not model.count("-"):
+        installed = installed_models(models_dirs(settings.models_dirs))
+        ref = next((s.id for s, _ in installed if s.version == model), model)
+    try:
+        return load_segmenter(ref, settings)
+    except ModelNotFound as exc:
+        fail(str(exc))
+        raise
 
 
 def reanalyze(
@@ -14,58 +39,82 @@ def reanalyze(
     Adds measurements, never overwrites; resumable: a photo that version already
     measured is skipped, so an interrupted run just continues.
     """
-    from service.commands._util import fail
     from service.config import get_settings
-    from service.core.errors import DatabaseBehind, StudyLocked
     from service.domain.auth import Caller
-    from service.domain.trial import pending_reanalysis, reanalyze_assessment
-    from service.persistence.db import Database
-    from service.persistence.orm import Study
     from service.persistence.storage import open_store
-    from service.runtime.artifacts import ModelNotFound, installed_models, resolve_model
-    from service.runtime.inference import Segmenter
 
     settings = get_settings()
-    ref = model
-    if not model.count("-"):  # a bare version: the installed model of that version
-        ref = next((s.id for s, _ in installed_models() if s.version == model), model)
+    segmenter = _segmenter(model, settings)
+    db = _database(settings)
+    store = open_store(settings.storage_url, settings.s3_endpoint_url)
+    caller = Caller.cli(f"cli:reanalyze ({Caller.cli().holder})")
     try:
-        segmenter = Segmenter(resolve_model(ref))
-    except ModelNotFound as exc:
-        fail(str(exc))
-        return
+        todo = _pending(db, study, segmenter)
+        typer.echo(f"{study}: {len(todo)} photos to measure with {segmenter.id}")
+        added, skipped = _measure_all(db, store, segmenter, caller, todo, settings)
+    finally:
+        db.dispose()
+    typer.echo(f"added {added} measurements with {segmenter.id}; {skipped} already done")
+
+
+def _database(settings: Settings) -> Database:
+    """The database, at the schema this code expects (a database behind is refused)."""
+    from service.commands._util import fail
+    from service.core.errors import DatabaseBehind
+    from service.persistence.db import Database
+
     db = Database(settings.database_url)
     try:
         db.ensure_schema()
     except DatabaseBehind as exc:
         db.dispose()
         fail(exc.detail)
-    store = open_store(settings.storage_url)
-    caller = Caller.cli(f"cli:reanalyze ({Caller.cli().holder})")
+    return db
+
+
+def _pending(db: Database, study: str, segmenter: Segmenter) -> list[str]:
+    """The study's photos this model version has not measured yet; an unknown or
+    locked study is refused before any work."""
+    from service.commands._util import fail
+    from service.domain.trial import pending_reanalysis
+    from service.persistence.orm import Study
+
+    with db.sessions() as session:
+        row = session.get(Study, study)
+        if row is None:
+            fail(f"study {study} not found")
+        elif row.locked:
+            fail(f"study {study} is locked: an admin must unlock it before re-analysis")
+        return pending_reanalysis(session, study, segmenter.info())
+
+
+def _measure_all(
+    db: Database,
+    store: PhotoStore,
+    segmenter: Segmenter,
+    caller: Caller,
+    todo: list[str],
+    settings: Settings,
+) -> tuple[int, int]:
+    """Measure each photo in its own transaction, so an interrupted run keeps what it
+    added: (added, skipped). A study locked meanwhile stops the run."""
+    from service.commands._util import fail
+    from service.core.errors import StudyLocked
+    from service.domain.trial import reanalyze_assessment
+
     added = skipped = 0
-    try:
-        with db.sessions() as session:
-            row = session.get(Study, study)
-            if row is None:
-                fail(f"study {study} not found")
-            elif row.locked:
-                fail(f"study {study} is locked: an admin must unlock it before re-analysis")
-            todo = pending_reanalysis(session, study, segmenter.info())
-        typer.echo(f"{study}: {len(todo)} photos to measure with {segmenter.id}")
-        with typer.progressbar(todo, label="reanalyze") as bar:
-            for assessment_id in bar:
-                with db.sessions() as session:
-                    try:
-                        measured = reanalyze_assessment(
-                            session, store, segmenter, caller, assessment_id, settings.quality
-                        )
-                    except StudyLocked as exc:  # locked while this run was going
-                        fail(f"{exc.detail}; {added} measurements were added before the lock")
-                        return
-                if measured is None:
-                    skipped += 1
-                else:
-                    added += 1
-    finally:
-        db.dispose()
-    typer.echo(f"added {added} measurements with {segmenter.id}; {skipped} already done")
+    with typer.progressbar(todo, label="reanalyze") as bar:
+        for assessment_id in bar:
+            with db.sessions() as session:
+                try:
+                    measured = reanalyze_assessment(
+                        session, store, segmenter, caller, assessment_id, settings.quality
+                    )
+                except StudyLocked as exc:  # locked while this run was going
+                    fail(f"{exc.detail}; {added} measurements were added before the lock")
+                    raise  # fail exits
+            if measured is None:
+                skipped += 1
+            else:
+                added += 1
+    return added, skipped

@@ -25,11 +25,13 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from service.core import healing as engine
 from service.core.exports import ADTTE_PARAMS as PARAMS
+from service.core.exports import SdtmRecord
 from service.core.exports import _usubjid as usubjid
 
 COLUMNS = (
@@ -51,148 +53,158 @@ COLUMNS = (
 )
 
 
-def _row(
-    study: str,
-    subject: engine.Subject,
-    origin: date | None,
-    paramcd: str,
-    aval: int | None,
-    event: bool,
-    *,
-    evntdesc: str,
-    cnsdtdsc: str,
-    parcat1: str = "",
-    crcause: int | None = None,
-    arm: str | None = None,
-) -> dict[str, Any]:
-    adt = origin + timedelta(days=aval) if origin is not None and aval is not None else None
-    row: dict[str, Any] = {
-        "STUDYID": study,
-        "USUBJID": usubjid(study, subject.code or subject.subject_id),
-        "SUBJID": subject.code or subject.subject_id,
-        "SITEID": subject.site or "",
-        "PARAMCD": paramcd,
-        "PARAM": PARAMS[paramcd],
-        "PARCAT1": parcat1,
-        "AVAL": aval,
-        "AVALU": "DAYS",
-        "STARTDT": origin.isoformat() if origin else "",
-        "ADT": adt.isoformat() if adt else "",
-        "CNSR": 0 if event else 1,
-        "CRCAUSE": "" if crcause is None else crcause,
-        "EVNTDESC": evntdesc if event else "",
-        "CNSDTDSC": "" if event else cnsdtdsc,
-    }
-    if arm is not None:
-        row["TRTP"] = arm
-    return row
+@dataclass(frozen=True)
+class _SubjectRows:
+    """What every ADTTE row of one subject shares: the study, the subject, its time
+    origin (STARTDT, from which AVAL counts) and, for admins, its arm (TRTP)."""
+
+    study: str
+    subject: engine.Subject
+    origin: date
+    arm: str | None
+
+    def row(
+        self,
+        paramcd: str,
+        aval: int | None,
+        event: bool,
+        *,
+        evntdesc: str,
+        cnsdtdsc: str,
+        parcat1: str = "",
+        crcause: int | None = None,
+    ) -> SdtmRecord:
+        """One parameter's row; ADT is STARTDT + AVAL days; CNSR 0 an event, 1 censored."""
+        subject, origin = self.subject, self.origin
+        adt = origin + timedelta(days=aval) if aval is not None else None
+        row: SdtmRecord = {
+            "STUDYID": self.study,
+            "USUBJID": usubjid(self.study, subject.code or subject.subject_id),
+            "SUBJID": subject.code or subject.subject_id,
+            "SITEID": subject.site or "",
+            "PARAMCD": paramcd,
+            "PARAM": PARAMS[paramcd],
+            "PARCAT1": parcat1,
+            "AVAL": aval,
+            "AVALU": "DAYS",
+            "STARTDT": origin.isoformat(),
+            "ADT": adt.isoformat() if adt else "",
+            "CNSR": 0 if event else 1,
+            "CRCAUSE": "" if crcause is None else crcause,
+            "EVNTDESC": evntdesc if event else "",
+            "CNSDTDSC": "" if event else cnsdtdsc,
+        }
+        if self.arm is not None:
+            row["TRTP"] = self.arm
+        return row
 
 
 def adtte_rows(
-    study: str, subjects: Sequence[engine.Subject], *, include_arm: bool = False, **options: Any
-) -> list[dict[str, Any]]:
+    study: str,
+    subjects: Sequence[engine.Subject],
+    *,
+    include_arm: bool = False,
+    **options: Any,
+) -> list[SdtmRecord]:
     """The ADTTE rows of ``subjects``; subjects without a time origin (no photo, no
     ``randomized_on``) or without an index-leg wound get no TTHEAL row (the study
-    answer leaves them out too). ``TRTP`` only with ``include_arm`` (admins)."""
+    answer leaves them out too). ``TRTP`` only with ``include_arm`` (admins).
+    ``options``: the engine's wound options (``healing.wound_endpoints``: closure
+    confirmation, drainage rule, week-4 window), the same for the study and each wound."""
     answer = engine.study_endpoints(subjects, by_arm=include_arm, **options)
     by_id = {r["subject"]: r for r in answer["subject_rows"]}
-    rows: list[dict[str, Any]] = []
+    rows: list[SdtmRecord] = []
     for subject in subjects:
         r = by_id[subject.subject_id]
-        origin = date.fromisoformat(r["time_origin"]) if r["time_origin"] else None
-        if origin is None:
+        if not r["time_origin"]:
             continue
         arm = (subject.arm or "") if include_arm else None
-        censor_text = r["reason"] or "LAST ASSESSMENT"
-        if r["time_to_closure_days"] is not None:
-            rows.append(
-                _row(
-                    study,
-                    subject,
-                    origin,
-                    "TTHEAL",
-                    r["time_to_closure_days"],
-                    r["healing_event"],
-                    evntdesc="COMPLETE HEALING CONFIRMED",
-                    cnsdtdsc=censor_text,
-                    arm=arm,
-                )
-            )
-            rows.append(
-                _row(
-                    study,
-                    subject,
-                    origin,
-                    "CRHEAL",
-                    r["cr_time_days"],
-                    r["cr_cause"] != 0,
-                    evntdesc="COMPLETE HEALING CONFIRMED"
-                    if r["cr_cause"] == 1
-                    else "DEATH OR MAJOR AMPUTATION OF THE INDEX LEG",
-                    cnsdtdsc=censor_text,
-                    crcause=r["cr_cause"],
-                    arm=arm,
-                )
-            )
+        rows_of = _SubjectRows(study, subject, date.fromisoformat(r["time_origin"]), arm)
         wound_answer = engine.subject_endpoints(
             subject.wounds, randomized_on=subject.randomized_on, **options
         )
-        for w in wound_answer["wounds"]:
-            if w["time_to_closure_days"] is None:
-                continue
-            rows.append(
-                _row(
-                    study,
-                    subject,
-                    origin,
-                    "TTWHEAL",
-                    w["time_to_closure_days"],
-                    w["closure_confirmed"],
-                    evntdesc="CLOSURE CONFIRMED",
-                    cnsdtdsc="LAST ASSESSMENT",
-                    parcat1=w["label"] or w["wound"],
-                    arm=arm,
-                )
-            )
-        follow_up = r["afs_time_days"] if not r["afs_event"] else None
-        days = sorted(((e.on - origin).days, e) for e in subject.events)
-        last_known = max([d for d, _ in days] + [wound_answer["last_visit_day"] or 0])
-        if follow_up is None:
-            follow_up = last_known
-        amputation = next(
-            (d for d, e in days if e.kind == "major_amputation" and e.leg == "index"), None
+        rows += _healing_rows(rows_of, r)
+        rows += _wound_rows(rows_of, wound_answer)
+        rows += _event_rows(rows_of, r, wound_answer)
+    return rows
+
+
+def _healing_rows(rows_of: _SubjectRows, r: dict[str, Any]) -> list[SdtmRecord]:
+    """TTHEAL and CRHEAL from the study answer's subject row; none for a subject the
+    study answer leaves out of the curve (no index-leg wound)."""
+    if r["time_to_closure_days"] is None:
+        return []
+    censor_text = r["reason"] or "LAST ASSESSMENT"
+    return [
+        rows_of.row(
+            "TTHEAL",
+            r["time_to_closure_days"],
+            r["healing_event"],
+            evntdesc="COMPLETE HEALING CONFIRMED",
+            cnsdtdsc=censor_text,
+        ),
+        rows_of.row(
+            "CRHEAL",
+            r["cr_time_days"],
+            r["cr_cause"] != 0,
+            evntdesc="COMPLETE HEALING CONFIRMED"
+            if r["cr_cause"] == 1
+            else "DEATH OR MAJOR AMPUTATION OF THE INDEX LEG",
+            cnsdtdsc=censor_text,
+            crcause=r["cr_cause"],
+        ),
+    ]
+
+
+def _wound_rows(rows_of: _SubjectRows, wound_answer: dict[str, Any]) -> list[SdtmRecord]:
+    """TTWHEAL: one row per wound with a time to closure (PARCAT1: its label)."""
+    return [
+        rows_of.row(
+            "TTWHEAL",
+            w["time_to_closure_days"],
+            w["closure_confirmed"],
+            evntdesc="CLOSURE CONFIRMED",
+            cnsdtdsc="LAST ASSESSMENT",
+            parcat1=w["label"] or w["wound"],
         )
-        death = next((d for d, e in days if e.kind == "death"), None)
+        for w in wound_answer["wounds"]
+        if w["time_to_closure_days"] is not None
+    ]
+
+
+def _event_rows(
+    rows_of: _SubjectRows, r: dict[str, Any], wound_answer: dict[str, Any]
+) -> list[SdtmRecord]:
+    """TTMAJAMP and TTDEATH (the first such event, else censored at the last contact:
+    the latest event or visit) and AFS from the study answer."""
+    days = sorted(((e.on - rows_of.origin).days, e) for e in rows_of.subject.events)
+    last_known = max([d for d, _ in days] + [wound_answer["last_visit_day"] or 0])
+    amputation = next(
+        (d for d, e in days if e.kind == "major_amputation" and e.leg == "index"), None
+    )
+    death = next((d for d, e in days if e.kind == "death"), None)
+    rows = [
+        rows_of.row(
+            paramcd,
+            day if day is not None else last_known,
+            day is not None,
+            evntdesc=text,
+            cnsdtdsc="LAST CONTACT",
+        )
         for paramcd, day, text in (
             ("TTMAJAMP", amputation, "MAJOR AMPUTATION OF THE INDEX LEG"),
             ("TTDEATH", death, "DEATH"),
-        ):
-            rows.append(
-                _row(
-                    study,
-                    subject,
-                    origin,
-                    paramcd,
-                    day if day is not None else last_known,
-                    day is not None,
-                    evntdesc=text,
-                    cnsdtdsc="LAST CONTACT",
-                    arm=arm,
-                )
-            )
-        rows.append(
-            _row(
-                study,
-                subject,
-                origin,
-                "AFS",
-                r["afs_time_days"],
-                r["afs_event"],
-                evntdesc="DEATH OR MAJOR AMPUTATION OF THE INDEX LEG",
-                cnsdtdsc="LAST CONTACT",
-                arm=arm,
-            )
         )
+    ]
+    rows.append(
+        rows_of.row(
+            "AFS",
+            r["afs_time_days"],
+            r["afs_event"],
+            evntdesc="DEATH OR MAJOR AMPUTATION OF THE INDEX LEG",
+            cnsdtdsc="LAST CONTACT",
+        )
+    )
     return rows
 
 
@@ -201,7 +213,8 @@ def columns(*, include_arm: bool = False) -> list[str]:
     return [*COLUMNS, "TRTP"] if include_arm else list(COLUMNS)
 
 
-def adtte_csv(rows: Sequence[dict[str, Any]], *, include_arm: bool = False) -> str:
+def adtte_csv(rows: Sequence[SdtmRecord], *, include_arm: bool = False) -> str:
+    """ADTTE as CSV: the columns ``columns`` names, missing values blank."""
     columns_ = columns(include_arm=include_arm)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns_, lineterminator="\n", extrasaction="ignore")

@@ -15,10 +15,12 @@ import io
 import re
 import statistics
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
+
+from service.core.healing import is_closed
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -26,6 +28,11 @@ WOUND_SIZE_PANEL = ("72287-6", "Wound size panel")
 WOUND_AREA = ("89260-4", "Area of wound")
 WOUND_LENGTH = ("39126-8", "Length of Wound")
 WOUND_WIDTH = ("39125-0", "Width of Wound")
+
+SdtmValue = str | int | float | None
+"""One value of an SDTM (or ADaM) record: text, a number, or missing (None)."""
+SdtmRecord = dict[str, SdtmValue]
+"""One record of an SDTM domain or of ADTTE: variable name -> value."""
 
 
 @dataclass(frozen=True)
@@ -187,7 +194,7 @@ def spreadsheet_unsafe(text: str) -> bool:
     return text.startswith(_FORMULA_START)
 
 
-def _cell(value: Any, *, guard: bool = True) -> str:
+def _cell(value: object, *, guard: bool = True) -> str:
     """A CSV cell; with ``guard``, text that a spreadsheet would run as a formula is
     quoted with '. Aware datetimes keep their offset."""
     if value is None:
@@ -203,7 +210,9 @@ def _cell(value: Any, *, guard: bool = True) -> str:
     return str(value)
 
 
-def _csv(columns: Sequence[str], records: Iterable[dict[str, Any]], *, guard: bool = True) -> str:
+def _csv(
+    columns: Sequence[str], records: Iterable[Mapping[str, object]], *, guard: bool = True
+) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
@@ -257,11 +266,18 @@ def not_done_reason(row: MeasurementRow, value: float | None) -> str | None:
     """Why a value of this photo is not reported (SDTM TRREASND; FHIR dataAbsentReason
     text), or None when it is: a photo kept out of the endpoints reports no value at
     all, never its area (a severe ``no_wound_found`` photo measures 0.0, which would
-    read as healed)."""
+    read as healed).
+
+    The reason is the caller's (``uncounted_reason``, the one "counted" rule,
+    ``trial.uncounted_reason``): an export does not guess it, so a row not counted
+    without one is refused."""
     if not row.counted:
-        code = row.uncounted_reason or (
-            "uncalibrated" if not row.calibrated else "severe_quality_flag"
-        )
+        code = row.uncounted_reason
+        if code is None:
+            raise ValueError(
+                f"measurement {row.measurement_id} of {row.assessment_id} is not counted"
+                " but carries no uncounted_reason"
+            )
         return _NOT_DONE.get(code, code.replace("_", " ").upper())
     return "NOT MEASURED" if value is None else None
 
@@ -308,7 +324,9 @@ def _concept(code: tuple[str, str]) -> dict[str, Any]:
     return {"coding": [{"system": LOINC, "code": code[0], "display": code[1]}], "text": code[1]}
 
 
-def _component(code: tuple[str, str], value: float | None, unit: str, absent: str | None) -> dict:
+def _component(
+    code: tuple[str, str], value: float | None, unit: str, absent: str | None
+) -> dict[str, Any]:
     component: dict[str, Any] = {"code": _concept(code)}
     if absent is not None:
         component["dataAbsentReason"] = {
@@ -324,6 +342,24 @@ def _split_model(model: str) -> tuple[str, str]:
     """``ulcerseg-1.2.0`` -> (``ulcerseg``, ``1.2.0``): model names have no hyphen."""
     name, _, version = model.partition("-")
     return name, version or "unknown"
+
+
+@dataclass(frozen=True)
+class _Names:
+    """How one bundle names its resources. With a configured FHIR base: ``fullUrl``
+    ``{base}/{type}/{id}`` and relative references (``Type/id``); without one:
+    ``urn:uuid`` fullUrls (the same for a resource in every export) and references to
+    those urns, since a relative reference needs a base to resolve against."""
+
+    base: str | None
+
+    def full_url(self, resource_type: str, ident: str) -> str:
+        if self.base:
+            return f"{self.base}/{resource_type}/{ident}"
+        return f"urn:uuid:{uuid.uuid5(FHIR_NAMESPACE, f'{resource_type}/{ident}')}"
+
+    def ref(self, resource_type: str, ident: str) -> str:
+        return f"{resource_type}/{ident}" if self.base else self.full_url(resource_type, ident)
 
 
 def fhir_bundle(
@@ -354,215 +390,21 @@ def fhir_bundle(
 
     ``fullUrl``: ``{base_url}/{type}/{id}`` with a configured FHIR base (references
     relative, ``Type/id``), else ``urn:uuid`` (references to those urns)."""
-    base = base_url.rstrip("/") if base_url else None
+    names = _Names(base_url.rstrip("/") if base_url else None)
     rows = list(rows)
-    entries: list[dict[str, Any]] = []
-    added: set[str] = set()
-
-    def full_url(resource_type: str, ident: str) -> str:
-        if base:
-            return f"{base}/{resource_type}/{ident}"
-        return f"urn:uuid:{uuid.uuid5(FHIR_NAMESPACE, f'{resource_type}/{ident}')}"
-
-    def ref(resource_type: str, ident: str) -> str:
-        return f"{resource_type}/{ident}" if base else full_url(resource_type, ident)
-
-    def add(resource: dict[str, Any]) -> None:
-        url = full_url(resource["resourceType"], resource["id"])
-        if url not in added:
-            added.add(url)
-            entries.append({"fullUrl": url, "resource": resource})
-
     history: dict[str, list[MeasurementRow]] = {}
     for row in rows:
         history.setdefault(row.assessment_id, []).append(row)
-
+    entries: dict[str, dict[str, Any]] = {}
     for row in rows:
         if not row.current:
             continue
-        patient_id = fhir_id(row.subject_id)
-        subject_ids = [{"system": SYSTEM["subject"], "value": row.subject_id}]
-        add(
-            {
-                "resourceType": "Patient",
-                "id": patient_id,
-                "identifier": [
-                    *subject_ids,
-                    {
-                        "system": f"urn:woundscope:study:{row.study}:subject",
-                        "value": row.subject_code,
-                    },
-                ],
-            }
+        resources = _photo_resources(
+            row, history[row.assessment_id], names, include_arm, clinic_tz, now
         )
-        research_subject: dict[str, Any] = {
-            "resourceType": "ResearchSubject",
-            "id": patient_id,
-            "identifier": subject_ids,
-            "status": "on-study",
-            "study": {
-                "identifier": {"system": "urn:woundscope:study", "value": row.study},
-                "display": row.study,
-            },
-            "individual": {"reference": ref("Patient", patient_id)},
-        }
-        if include_arm and row.arm is not None:
-            research_subject["assignedArm"] = row.arm
-        add(research_subject)
-
-        device_id = fhir_id(row.model)
-        model_name, model_version = _split_model(row.model)
-        device: dict[str, Any] = {
-            "resourceType": "Device",
-            "id": device_id,
-            "identifier": [{"system": SYSTEM["model"], "value": row.model}],
-            "status": "active",
-            "deviceName": [{"name": model_name, "type": "model-name"}],
-            "type": {"text": "wound segmentation model (woundscope software)"},
-            "version": [{"value": model_version}],
-        }
-        if row.model_sha256:
-            device["identifier"].append(
-                {"system": SYSTEM["model_sha256"], "value": row.model_sha256}
-            )
-        add(device)
-
-        asm_id = fhir_id(row.assessment_id)
-        status = "entered-in-error" if row.voided else None
-        media: dict[str, Any] = {
-            "resourceType": "Media",
-            "id": asm_id,
-            "identifier": [{"system": SYSTEM["photo"], "value": row.assessment_id}],
-            "status": "entered-in-error" if row.voided else "completed",
-            "type": {
-                "coding": [
-                    {"system": "http://terminology.hl7.org/CodeSystem/media-type", "code": "image"}
-                ]
-            },
-            "subject": {"reference": ref("Patient", patient_id)},
-            "createdDateTime": capture_time(row.captured_at, clinic_tz),
-            "content": {
-                "contentType": "image/jpeg",
-                "title": f"{row.wound_label} {row.visit or ''}".strip(),
-            },
-        }
-        if row.voided and row.void_reason:
-            media["note"] = [{"text": f"Voided: {row.void_reason}"}]
-        if row.photo_url:
-            media["content"]["url"] = row.photo_url
-        if row.photo_sha256:
-            media["identifier"].append(
-                {"system": SYSTEM["photo_sha256"], "value": row.photo_sha256}
-            )
-        if row.wound_location:
-            media["bodySite"] = {"text": row.wound_location}
-        add(media)
-
-        superseded = [
-            r
-            for r in history[row.assessment_id]
-            if r is not row
-            and r.measurement_id != row.measurement_id
-            and _measurement_order(r) < _measurement_order(row)
-        ]
-        if status is None:
-            if awaiting_clinician(row):
-                status = "preliminary"
-            elif superseded:
-                status = "amended"
-            else:
-                status = "final"
-        absent = [
-            not_done_reason(row, value) for value in (row.area_cm2, row.length_cm, row.width_cm)
-        ]
-        if row.manual:
-            method = f"manual outline by a clinician ({row.reason or 'no reason given'})"
-        else:
-            method = f"automatic segmentation, model {row.model}"
-        observation: dict[str, Any] = {
-            "resourceType": "Observation",
-            "id": asm_id,
-            "identifier": [{"system": SYSTEM["wound_size"], "value": row.assessment_id}],
-            "status": status,
-            "category": [
-                {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                            "code": "exam",
-                        }
-                    ]
-                }
-            ],
-            "code": {**_concept(WOUND_SIZE_PANEL), "text": f"Wound size: {row.wound_label}"},
-            "subject": {"reference": ref("Patient", patient_id)},
-            "effectiveDateTime": capture_time(row.captured_at, clinic_tz),
-            "method": {"text": f"{method}; calibration {row.calibration}"},
-            "derivedFrom": [{"reference": ref("Media", asm_id)}],
-            "component": [
-                _component(WOUND_AREA, row.area_cm2, "cm2", absent[0]),
-                _component(WOUND_LENGTH, row.length_cm, "cm", absent[1]),
-                _component(WOUND_WIDTH, row.width_cm, "cm", absent[2]),
-            ],
-        }
-        if row.measured_at is not None:
-            observation["issued"] = utc_instant(row.measured_at)
-            observation["meta"] = {"lastUpdated": utc_instant(row.measured_at)}
-        if row.manual:
-            observation["performer"] = [{"display": row.measured_by or "clinician"}]
-        else:
-            observation["device"] = {"reference": ref("Device", device_id), "display": row.model}
-        if row.wound_location:
-            observation["bodySite"] = {"text": row.wound_location}
-        notes = [f"{q.get('code')}: {q.get('message', '')}".strip() for q in row.quality]
-        if absent[0] is None and row.area_cm2_low is not None and row.area_cm2_high is not None:
-            notes.append(
-                f"95 % interval of the true area: {row.area_cm2_low:g}-{row.area_cm2_high:g} cm2"
-            )
-        if not row.counted:
-            notes.append(f"not counted in the healing endpoints: {absent[0]}")
-        if notes:
-            observation["note"] = [{"text": n} for n in notes]
-        add(observation)
-
-        if superseded and not row.voided:
-            agent_who: dict[str, Any] = (
-                {"display": row.measured_by or "clinician"}
-                if row.manual
-                else {"reference": ref("Device", device_id), "display": row.model}
-            )
-            provenance: dict[str, Any] = {
-                "resourceType": "Provenance",
-                "id": asm_id,
-                "target": [{"reference": ref("Observation", asm_id)}],
-                "recorded": utc_instant(row.measured_at or now or datetime.now(UTC)),
-                "activity": {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
-                            "code": "UPDATE",
-                        }
-                    ]
-                },
-                "agent": [{"who": agent_who}],
-                "entity": [
-                    {
-                        "role": "revision",
-                        "what": {
-                            "identifier": {
-                                "system": SYSTEM["measurement"],
-                                "value": r.measurement_id,
-                            },
-                            "display": _superseded_display(r),
-                        },
-                    }
-                    for r in superseded
-                ],
-            }
-            if row.manual and row.reason:
-                provenance["reason"] = [{"text": row.reason}]
-            add(provenance)
-
+        for resource in resources:
+            url = names.full_url(resource["resourceType"], resource["id"])
+            entries.setdefault(url, {"fullUrl": url, "resource": resource})  # first one wins
     stamp = now or datetime.now(UTC)
     return {
         "resourceType": "Bundle",
@@ -570,8 +412,255 @@ def fhir_bundle(
         "meta": {"lastUpdated": utc_instant(stamp)},
         "type": "collection",
         "timestamp": utc_instant(stamp),
-        "entry": entries,
+        "entry": list(entries.values()),
     }
+
+
+def _photo_resources(
+    row: MeasurementRow,
+    history: Sequence[MeasurementRow],
+    names: _Names,
+    include_arm: bool,
+    clinic_tz: tzinfo | None,
+    now: datetime | None,
+) -> list[dict[str, Any]]:
+    """The resources of one photo's current measurement, in bundle order. Patient,
+    ResearchSubject and Device repeat for every photo of the subject or model; the
+    bundle keeps the first of each."""
+    superseded = _superseded(row, history)
+    resources = [
+        _patient(row),
+        _research_subject(row, names, include_arm=include_arm),
+        _device(row),
+        _media(row, names, clinic_tz),
+        _observation(row, names, clinic_tz, _observation_status(row, superseded)),
+    ]
+    if superseded and not row.voided:
+        resources.append(_provenance(row, superseded, names, now))
+    return resources
+
+
+def _subject_identifier(row: MeasurementRow) -> dict[str, Any]:
+    """The subject's API id, the identifier Patient and ResearchSubject share."""
+    return {"system": SYSTEM["subject"], "value": row.subject_id}
+
+
+def _patient(row: MeasurementRow) -> dict[str, Any]:
+    """The pseudonymous Patient: API id and the study's subject code, nothing more."""
+    return {
+        "resourceType": "Patient",
+        "id": fhir_id(row.subject_id),
+        "identifier": [
+            _subject_identifier(row),
+            {
+                "system": f"urn:woundscope:study:{row.study}:subject",
+                "value": row.subject_code,
+            },
+        ],
+    }
+
+
+def _research_subject(row: MeasurementRow, names: _Names, *, include_arm: bool) -> dict[str, Any]:
+    """The subject's enrolment in the study; ``assignedArm`` only for admins (blinding)."""
+    patient_id = fhir_id(row.subject_id)
+    research_subject: dict[str, Any] = {
+        "resourceType": "ResearchSubject",
+        "id": patient_id,
+        "identifier": [_subject_identifier(row)],
+        "status": "on-study",
+        "study": {
+            "identifier": {"system": "urn:woundscope:study", "value": row.study},
+            "display": row.study,
+        },
+        "individual": {"reference": names.ref("Patient", patient_id)},
+    }
+    if include_arm and row.arm is not None:
+        research_subject["assignedArm"] = row.arm
+    return research_subject
+
+
+def _device(row: MeasurementRow) -> dict[str, Any]:
+    """The segmentation model that made (or proposed) the outline: name, version, and
+    the sha256 of its weights when known."""
+    model_name, model_version = _split_model(row.model)
+    device: dict[str, Any] = {
+        "resourceType": "Device",
+        "id": fhir_id(row.model),
+        "identifier": [{"system": SYSTEM["model"], "value": row.model}],
+        "status": "active",
+        "deviceName": [{"name": model_name, "type": "model-name"}],
+        "type": {"text": "wound segmentation model (woundscope software)"},
+        "version": [{"value": model_version}],
+    }
+    if row.model_sha256:
+        device["identifier"].append({"system": SYSTEM["model_sha256"], "value": row.model_sha256})
+    return device
+
+
+def _media(row: MeasurementRow, names: _Names, clinic_tz: tzinfo | None) -> dict[str, Any]:
+    """The photo; a voided one is ``entered-in-error`` with the clinician's reason."""
+    media: dict[str, Any] = {
+        "resourceType": "Media",
+        "id": fhir_id(row.assessment_id),
+        "identifier": [{"system": SYSTEM["photo"], "value": row.assessment_id}],
+        "status": "entered-in-error" if row.voided else "completed",
+        "type": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/media-type", "code": "image"}
+            ]
+        },
+        "subject": {"reference": names.ref("Patient", fhir_id(row.subject_id))},
+        "createdDateTime": capture_time(row.captured_at, clinic_tz),
+        "content": {
+            "contentType": "image/jpeg",
+            "title": f"{row.wound_label} {row.visit or ''}".strip(),
+        },
+    }
+    if row.voided and row.void_reason:
+        media["note"] = [{"text": f"Voided: {row.void_reason}"}]
+    if row.photo_url:
+        media["content"]["url"] = row.photo_url
+    if row.photo_sha256:
+        media["identifier"].append({"system": SYSTEM["photo_sha256"], "value": row.photo_sha256})
+    if row.wound_location:
+        media["bodySite"] = {"text": row.wound_location}
+    return media
+
+
+def _superseded(row: MeasurementRow, history: Sequence[MeasurementRow]) -> list[MeasurementRow]:
+    """The photo's measurements stored before ``row`` (what a Provenance names)."""
+    return [
+        r
+        for r in history
+        if r is not row
+        and r.measurement_id != row.measurement_id
+        and _measurement_order(r) < _measurement_order(row)
+    ]
+
+
+def _observation_status(row: MeasurementRow, superseded: Sequence[MeasurementRow]) -> str:
+    """``entered-in-error`` for a voided photo, ``preliminary`` while a clinician can
+    still lift what keeps it out of the endpoints, ``amended`` once the value replaced
+    an earlier one, else ``final``."""
+    if row.voided:
+        return "entered-in-error"
+    if awaiting_clinician(row):
+        return "preliminary"
+    return "amended" if superseded else "final"
+
+
+def _author(row: MeasurementRow, names: _Names) -> dict[str, Any]:
+    """Who made the value: the clinician of a manual outline, else the model's Device."""
+    if row.manual:
+        return {"display": row.measured_by or "clinician"}
+    return {"reference": names.ref("Device", fhir_id(row.model)), "display": row.model}
+
+
+def _observation_method(row: MeasurementRow) -> str:
+    if row.manual:
+        method = f"manual outline by a clinician ({row.reason or 'no reason given'})"
+    else:
+        method = f"automatic segmentation, model {row.model}"
+    return f"{method}; calibration {row.calibration}"
+
+
+def _observation_notes(row: MeasurementRow, area_absent: str | None) -> list[str]:
+    """The quality flags, the area's 95 % interval when the area is reported, and why
+    a value is not counted."""
+    notes = [f"{q.get('code')}: {q.get('message', '')}".strip() for q in row.quality]
+    if area_absent is None and row.area_cm2_low is not None and row.area_cm2_high is not None:
+        notes.append(
+            f"95 % interval of the true area: {row.area_cm2_low:g}-{row.area_cm2_high:g} cm2"
+        )
+    if not row.counted:
+        notes.append(f"not counted in the healing endpoints: {area_absent}")
+    return notes
+
+
+def _observation(
+    row: MeasurementRow, names: _Names, clinic_tz: tzinfo | None, status: str
+) -> dict[str, Any]:
+    """The wound-size panel of the photo's current measurement; a value kept out of the
+    endpoints is a ``dataAbsentReason`` (``not_done_reason``), never a number."""
+    asm_id = fhir_id(row.assessment_id)
+    absent = [not_done_reason(row, value) for value in (row.area_cm2, row.length_cm, row.width_cm)]
+    observation: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": asm_id,
+        "identifier": [{"system": SYSTEM["wound_size"], "value": row.assessment_id}],
+        "status": status,
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "exam",
+                    }
+                ]
+            }
+        ],
+        "code": {**_concept(WOUND_SIZE_PANEL), "text": f"Wound size: {row.wound_label}"},
+        "subject": {"reference": names.ref("Patient", fhir_id(row.subject_id))},
+        "effectiveDateTime": capture_time(row.captured_at, clinic_tz),
+        "method": {"text": _observation_method(row)},
+        "derivedFrom": [{"reference": names.ref("Media", asm_id)}],
+        "component": [
+            _component(WOUND_AREA, row.area_cm2, "cm2", absent[0]),
+            _component(WOUND_LENGTH, row.length_cm, "cm", absent[1]),
+            _component(WOUND_WIDTH, row.width_cm, "cm", absent[2]),
+        ],
+    }
+    if row.measured_at is not None:
+        observation["issued"] = utc_instant(row.measured_at)
+        observation["meta"] = {"lastUpdated": utc_instant(row.measured_at)}
+    if row.manual:
+        observation["performer"] = [_author(row, names)]
+    else:
+        observation["device"] = _author(row, names)
+    if row.wound_location:
+        observation["bodySite"] = {"text": row.wound_location}
+    if notes := _observation_notes(row, absent[0]):
+        observation["note"] = [{"text": n} for n in notes]
+    return observation
+
+
+def _provenance(
+    row: MeasurementRow,
+    superseded: Sequence[MeasurementRow],
+    names: _Names,
+    now: datetime | None,
+) -> dict[str, Any]:
+    """The update of an amended Observation: who, when, why, and each measurement it
+    superseded, so a loader that kept the earlier value can tell what changed."""
+    asm_id = fhir_id(row.assessment_id)
+    provenance: dict[str, Any] = {
+        "resourceType": "Provenance",
+        "id": asm_id,
+        "target": [{"reference": names.ref("Observation", asm_id)}],
+        "recorded": utc_instant(row.measured_at or now or datetime.now(UTC)),
+        "activity": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                    "code": "UPDATE",
+                }
+            ]
+        },
+        "agent": [{"who": _author(row, names)}],
+        "entity": [
+            {
+                "role": "revision",
+                "what": {
+                    "identifier": {"system": SYSTEM["measurement"], "value": r.measurement_id},
+                    "display": _superseded_display(r),
+                },
+            }
+            for r in superseded
+        ],
+    }
+    if row.manual and row.reason:
+        provenance["reason"] = [{"text": row.reason}]
+    return provenance
 
 
 def _measurement_order(row: MeasurementRow) -> tuple[int, str]:
@@ -769,7 +858,7 @@ def _current_rows(rows: Iterable[MeasurementRow]) -> list[MeasurementRow]:
     return sorted(current, key=lambda r: (r.subject_code, r.wound_label, str(r.captured_at)))
 
 
-def _natural(label: str) -> list[Any]:
+def _natural(label: str) -> list[int | str]:
     return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", label)]
 
 
@@ -810,13 +899,13 @@ def cdisc_dm_csv(subjects: Iterable[SubjectRow], *, include_arm: bool = False) -
 
 def cdisc_dm_records(
     subjects: Iterable[SubjectRow], *, include_arm: bool = False
-) -> list[dict[str, Any]]:
+) -> list[SdtmRecord]:
     """CDISC-style DM (demographics): one row per subject, photographed or not, with
     RFSTDTC (the subject's time origin, from which every --DY counts) and SITEID.
     ARMCD/ARM only in the admin export (blinding)."""
     records = []
     for s in sorted(subjects, key=lambda s: s.subject_code):
-        record: dict[str, Any] = {
+        record: SdtmRecord = {
             "STUDYID": s.study,
             "DOMAIN": "DM",
             "USUBJID": _usubjid(s.study, s.subject_code),
@@ -838,24 +927,23 @@ def cdisc_tu_csv(rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = N
 
 def cdisc_tu_records(
     rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = None
-) -> list[dict[str, Any]]:
+) -> list[SdtmRecord]:
     """CDISC-style TU (lesion identification): one row per wound, at its first assessment."""
     current = _current_rows(rows)
     visits = visit_numbers(current)
     first_by_wound: dict[str, MeasurementRow] = {}
     for row in current:
         first_by_wound.setdefault(row.wound_id, row)
-    records = []
-    seq_by_subject: dict[str, int] = {}
+    records: list[SdtmRecord] = []
+    seq = _SubjectSequence()
     for row in first_by_wound.values():
         usubjid = _usubjid(row.study, row.subject_code)
-        seq_by_subject[usubjid] = seq_by_subject.get(usubjid, 0) + 1
         records.append(
             {
                 "STUDYID": row.study,
                 "DOMAIN": "TU",
                 "USUBJID": usubjid,
-                "TUSEQ": seq_by_subject[usubjid],
+                "TUSEQ": seq(usubjid),
                 "TULNKID": row.wound_label,
                 "TUTESTCD": "TUMIDENT",
                 "TUTEST": "Tumor Identification",
@@ -880,7 +968,7 @@ def cdisc_tr_csv(rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = N
 
 def cdisc_tr_records(
     rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = None
-) -> list[dict[str, Any]]:
+) -> list[SdtmRecord]:
     """CDISC-style TR (lesion results): per assessment the counting measurement's area,
     length, width and perimeter, and the clinician's closure observation (WNDCLOSE).
 
@@ -888,69 +976,101 @@ def cdisc_tr_records(
     (``not_done_reason``, the same the FHIR export gives)."""
     current = _current_rows(rows)
     visits = visit_numbers(current)
-    records = []
-    seq_by_subject: dict[str, int] = {}
+    records: list[SdtmRecord] = []
+    seq = _SubjectSequence()
     for row in current:
         usubjid = _usubjid(row.study, row.subject_code)
-        evaluator = "INVESTIGATOR" if row.manual else "ALGORITHM"
-        common = {
-            "STUDYID": row.study,
-            "DOMAIN": "TR",
-            "USUBJID": usubjid,
-            "TRLNKID": row.wound_label,
-            "TRMETHOD": "PHOTOGRAPHY",
-            "TRGRPID": row.assessment_id,
-            "VISITNUM": visits.get(row.visit or ""),
-            "VISIT": row.visit,
-            "TRDTC": capture_time(row.captured_at, clinic_tz, utc=False),
-            "TRDY": _study_day(_days_from_reference(row)),
-        }
-        for code, name, attribute, unit in _TR_TESTS:
-            value = getattr(row, attribute)
-            seq_by_subject[usubjid] = seq_by_subject.get(usubjid, 0) + 1
-            record = {
-                **common,
-                "TRSEQ": seq_by_subject[usubjid],
-                "TRTESTCD": code,
-                "TRTEST": name,
-                "TREVAL": evaluator,
-            }
-            reason = not_done_reason(row, value)
-            if reason is not None:
-                record.update({"TRSTAT": "NOT DONE", "TRREASND": reason})
-            else:
-                record.update(
-                    {
-                        "TRORRES": f"{value:g}",
-                        "TRORRESU": unit,
-                        "TRSTRESC": f"{value:g}",
-                        "TRSTRESN": value,
-                        "TRSTRESU": unit,
-                    }
-                )
-            records.append(record)
+        common = _tr_common(row, visits, clinic_tz)
+        for test in _TR_TESTS:
+            records.append(_tr_measurement(row, common, seq(usubjid), test))
         if row.epithelialized is not None or row.drainage is not None:
-            closed = row.epithelialized is True and row.drainage is not True
-            seq_by_subject[usubjid] = seq_by_subject.get(usubjid, 0) + 1
-            records.append(
-                {
-                    **common,
-                    "TRSEQ": seq_by_subject[usubjid],
-                    "TRTESTCD": "WNDCLOSE",
-                    "TRTEST": "Wound Closure",
-                    "TRORRES": "Y" if closed else "N",
-                    "TRSTRESC": "Y" if closed else "N",
-                    "TRMETHOD": "CLINICAL EXAMINATION",
-                    "TREVAL": "INVESTIGATOR",
-                }
-            )
+            records.append(_tr_closure(row, common, seq(usubjid)))
     return records
+
+
+class _SubjectSequence:
+    """--SEQ: 1, 2, … within each subject, in the order the records are written."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, int] = {}
+
+    def __call__(self, usubjid: str) -> int:
+        self._last[usubjid] = self._last.get(usubjid, 0) + 1
+        return self._last[usubjid]
+
+
+def _tr_common(row: MeasurementRow, visits: dict[str, int], clinic_tz: tzinfo | None) -> SdtmRecord:
+    """What every TR record of one assessment shares: who, which wound, when."""
+    return {
+        "STUDYID": row.study,
+        "DOMAIN": "TR",
+        "USUBJID": _usubjid(row.study, row.subject_code),
+        "TRLNKID": row.wound_label,
+        "TRMETHOD": "PHOTOGRAPHY",
+        "TRGRPID": row.assessment_id,
+        "VISITNUM": visits.get(row.visit or ""),
+        "VISIT": row.visit,
+        "TRDTC": capture_time(row.captured_at, clinic_tz, utc=False),
+        "TRDY": _study_day(_days_from_reference(row)),
+    }
+
+
+def _tr_measurement(
+    row: MeasurementRow,
+    common: SdtmRecord,
+    seq: int,
+    test: tuple[str, str, str, str],
+) -> SdtmRecord:
+    """One measured test (``_TR_TESTS``): its value, or NOT DONE with the reason."""
+    code, name, attribute, unit = test
+    value = getattr(row, attribute)
+    record: SdtmRecord = {
+        **common,
+        "TRSEQ": seq,
+        "TRTESTCD": code,
+        "TRTEST": name,
+        "TREVAL": "INVESTIGATOR" if row.manual else "ALGORITHM",
+    }
+    reason = not_done_reason(row, value)
+    if reason is not None:
+        record.update({"TRSTAT": "NOT DONE", "TRREASND": reason})
+    else:
+        record.update(
+            {
+                "TRORRES": f"{value:g}",
+                "TRORRESU": unit,
+                "TRSTRESC": f"{value:g}",
+                "TRSTRESN": value,
+                "TRSTRESU": unit,
+            }
+        )
+    return record
+
+
+def _tr_closure(row: MeasurementRow, common: SdtmRecord, seq: int) -> SdtmRecord:
+    """The clinician's closure observation (WNDCLOSE), by the one closure rule
+    (``healing.is_closed``) read as the clinician recorded it: epithelialised and no
+    drainage observed (drainage not recorded does not make it N here; the endpoints
+    apply the study's ``closure_requires_drainage_recorded``)."""
+    closed = is_closed(row.epithelialized, row.drainage, requires_drainage_recorded=False)
+    return {
+        **common,
+        "TRSEQ": seq,
+        "TRTESTCD": "WNDCLOSE",
+        "TRTEST": "Wound Closure",
+        "TRORRES": "Y" if closed else "N",
+        "TRSTRESC": "Y" if closed else "N",
+        "TRMETHOD": "CLINICAL EXAMINATION",
+        "TREVAL": "INVESTIGATOR",
+    }
 
 
 # --- SAS transport (XPORT v5), the format a submission takes ---------------------------
 
 
-def sas_transport(domain: str, columns: Sequence[str], records: Iterable[dict[str, Any]]) -> bytes:
+def sas_transport(
+    domain: str, columns: Sequence[str], records: Iterable[Mapping[str, SdtmValue]]
+) -> bytes:
     """One SDTM domain as a SAS transport file, version 5 (the FDA's format), written by
     pyreadstat: the dataset named after the domain, the variables' labels and types of
     ``SDTM_VARIABLES`` (numeric ones as numbers, missing as SAS missing; character ones
@@ -1008,11 +1128,11 @@ def _widen_short_records(frame: Any, text_columns: Sequence[str]) -> None:
         frame.at[0, last] = str(frame.at[0, last]).ljust(widths[last] + short_by)
 
 
-def _sas_number(value: Any) -> float:
+def _sas_number(value: SdtmValue) -> float:
     return float("nan") if value is None or value == "" else float(value)
 
 
-def _sas_text(value: Any) -> str:
+def _sas_text(value: SdtmValue) -> str:
     if value is None:
         return ""
     return value if isinstance(value, str) else _cell(value, guard=False)

@@ -8,7 +8,6 @@ stored photo with the same model reproduces the same number.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -47,7 +46,6 @@ class Analysis:
     """Everything an accepted upload stores."""
 
     photo_jpeg: bytes
-    upload_sha256: str
     photo_format: str
     width: int
     height: int
@@ -56,11 +54,6 @@ class Analysis:
     """The keys of ``woundscope measure --json``."""
     model: dict[str, str]
     segment_s: float
-    exif_captured_at: datetime | None
-
-    @property
-    def severe(self) -> bool:
-        return any(q.get("severe") for q in self.result.get("quality", []))
 
 
 # --- parsing the form -------------------------------------------------------------
@@ -258,7 +251,7 @@ def analyse_upload(
     photo = decode_photo(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels)
     check_inside(cal, photo.width, photo.height)
     jpeg = encode_jpeg(photo.rgb, quality=jpeg_quality)
-    photo_format, exif_captured_at = photo.format, photo.captured_at
+    photo_format = photo.format
     del photo  # the decoded original is not kept: the stored photo is what is measured
     stored = decode_photo(
         jpeg, name=name, max_bytes=max(max_bytes, len(jpeg)), max_pixels=max_pixels
@@ -268,7 +261,6 @@ def analyse_upload(
     )
     return Analysis(
         photo_jpeg=jpeg,
-        upload_sha256=hashlib.sha256(data).hexdigest(),
         photo_format=photo_format,
         width=stored.width,
         height=stored.height,
@@ -276,7 +268,6 @@ def analyse_upload(
         result=result,
         model=segmenter.info(),
         segment_s=seg.ms / 1000.0,
-        exif_captured_at=exif_captured_at,
     )
 
 

@@ -22,11 +22,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.core.errors import Forbidden, InvalidKey, InvalidRequest, NotFound
+from service.domain.roles import ADMIN, ROLES, SITE_ROLES
 from service.persistence.orm import ApiKey, DashboardSession, Site, Study, utcnow
 
-ROLES = ("uploader", "clinician", "monitor", "admin")
-SITE_ROLES = ("uploader", "clinician")
-"""Roles confined to one site; monitor and admin keys see the whole study."""
 KEY_PREFIX = "ws_"
 SESSION_TTL = timedelta(hours=8)
 """How long a dashboard sign-in lasts."""
@@ -53,12 +51,12 @@ class Caller:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == ADMIN
 
     @property
     def sees_arm(self) -> bool:
         """Blinding: only admin keys set and see the arm."""
-        return self.role == "admin"
+        return self.role == ADMIN
 
     def require(self, *roles: str) -> None:
         """Raise ``Forbidden`` unless the caller's role is one of ``roles``."""
@@ -78,7 +76,7 @@ class Caller:
         """The operator at the command line (an admin of everything)."""
         import getpass
 
-        return cls(role="admin", holder=holder or f"cli:{getpass.getuser()}")
+        return cls(role=ADMIN, holder=holder or f"cli:{getpass.getuser()}")
 
 
 def check_name(value: str, field: str = "holder") -> str:
@@ -122,7 +120,7 @@ def create_key(
     holder = check_name(holder)
     if not holder:
         raise InvalidRequest("a key belongs to a named person: give --holder 'name'")
-    if role != "admin" and not study_id:
+    if role != ADMIN and not study_id:
         raise InvalidRequest(f"{role} keys need a study (--study)")
     if role in SITE_ROLES and not site_code:
         raise InvalidRequest(f"{role} keys are confined to one site: give --site")
@@ -169,18 +167,12 @@ def authenticate(session: Session, key: str) -> Caller:
     return caller_of(row)
 
 
-def revoke_key(session: Session, ident: str) -> ApiKey:
-    """Revoke by numeric id or by the key's printed prefix."""
-    stmt = select(ApiKey).where(ApiKey.prefix == ident)
-    if ident.isdigit():
-        stmt = select(ApiKey).where(ApiKey.id == int(ident))
-    row = session.scalar(stmt)
-    if row is None:
-        raise NotFound("key", ident)
+def revoke_key(session: Session, row: ApiKey) -> None:
+    """Revoke the key (kept, with when) and end every session made with it. The domain's
+    ``trial.revoke_key`` finds the key in the caller's scope and audits this."""
     if row.revoked_at is None:
         row.revoked_at = utcnow()
     end_sessions_of(session, row)
-    return row
 
 
 # --- dashboard sessions -----------------------------------------------------------

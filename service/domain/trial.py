@@ -7,8 +7,9 @@ database's unique constraints (safe with several replicas), not by a read first.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from service.core.healing import is_closed, time_origin
 from service.core.pipeline import Analysis, Calibration, ruler_from_json, ruler_json
 from service.domain import access, audit, auth
 from service.domain.auth import Caller
+from service.domain.roles import ADMIN, CORRECTORS, WRITERS
 from service.persistence.orm import (
     ApiKey,
     Assessment,
@@ -40,7 +42,6 @@ if TYPE_CHECKING:
     from service.core.answers import EventCreate
     from service.domain.schemas import (
         AssessmentUpdate,
-        KeyCreate,
         SiteCreate,
         StudyCreate,
         StudyUpdate,
@@ -51,8 +52,6 @@ if TYPE_CHECKING:
     from service.runtime.context import Runtime
 
 log = logging.getLogger("woundscope.trial")
-WRITERS = ("uploader", "admin")
-CORRECTORS = ("clinician", "admin")
 
 
 def _commit_or_conflict(session: Session, what: str) -> None:
@@ -91,7 +90,7 @@ def _insert(
 def create_study(
     session: Session, caller: Caller, data: StudyCreate, *, model_ok: Any = None
 ) -> Study:
-    caller.require("admin")
+    caller.require(ADMIN)
     if caller.study_id is not None:
         raise Forbidden("this admin key is confined to one study; a study needs a server admin key")
     if data.model and model_ok is not None and not model_ok(data.model):
@@ -125,7 +124,7 @@ def update_study(
     session: Session, caller: Caller, study: Study, data: StudyUpdate, *, model_ok: Any = None
 ) -> Study:
     """Rename, pin a model, lock or unlock (admin). A locked study takes only an unlock."""
-    caller.require("admin")
+    caller.require(ADMIN)
     changes = data.model_dump(exclude_unset=True)
     if study.locked and set(changes) - {"locked"}:
         access.ensure_writable(study)
@@ -161,7 +160,7 @@ def update_study(
 
 
 def create_site(session: Session, caller: Caller, study: Study, data: SiteCreate) -> Site:
-    caller.require("admin")
+    caller.require(ADMIN)
     access.ensure_writable(study)
     site = Site(study_id=study.id, code=data.id, name=data.name)
     session.add(site)
@@ -216,7 +215,7 @@ def update_subject(
     session: Session, caller: Caller, subject: Subject, data: SubjectUpdate
 ) -> Subject:
     """Admin: set or clear the subject's ``randomized_on`` (its time origin), audited."""
-    caller.require("admin")
+    caller.require(ADMIN)
     access.ensure_writable(subject)
     before = audit.snapshot(subject)
     if "randomized_on" in data.model_dump(exclude_unset=True):
@@ -380,35 +379,70 @@ def upload_assessment(
     is committed (a crash leaves at worst an unreferenced photo, never a row without
     its photo).
     """
-    import hashlib
-
     caller.require(*WRITERS)
     study = access.ensure_writable(wound)
-    blocked = blocking_event(wound, form.captured_at.date())
-    if blocked is not None:
-        raise DomainError(
-            f"this photo is dated {form.captured_at.date().isoformat()}, after the subject's "
-            f"{blocked.kind.replace('_', ' ')} on {blocked.occurred_on.isoformat()}"
-            + (f" ({blocked.leg} leg)" if blocked.leg else "")
-            + ": check the date, or void the event if it was recorded in error",
-            code="after_subject_event",
-        )
+    _refuse_after_subject_event(wound, form.captured_at.date())
     upload_sha256 = hashlib.sha256(data).hexdigest()
     if form.idempotency_key:
         found = _replay(session, wound, form.idempotency_key, upload_sha256)
         if found is not None:
             return found, True
-    segmenter = runtime.models.get(study.model)
-    marker_mm = study.marker_mm
-    session.commit()  # end the read transaction: no connection held during the work
-    analysis: Analysis = runtime.pool.run(
-        runtime.analyse, data, name=name, segmenter=segmenter, marker_mm=marker_mm, cal=form.cal
-    )
-    runtime.metrics.inference.labels(segmenter.id).observe(analysis.segment_s)
+    analysis = _analyse_upload(session, runtime, study, data, form.cal, name)
     photo_key = runtime.store.put(analysis.photo_jpeg, "jpg")
     mask_key = runtime.store.put(analysis.mask_png, "png")
+    assessment = _assessment_row(wound, caller, form, analysis, photo_key, upload_sha256)
+    session.add(assessment)
+    first = _replay_on_conflict(session, wound, form, upload_sha256, session.flush)
+    if first is not None:
+        return first, True
+    _record_upload(session, caller, study, assessment, analysis, mask_key)
+    first = _replay_on_conflict(session, wound, form, upload_sha256, session.commit)
+    if first is not None:
+        return first, True
+    return assessment, False
+
+
+def _refuse_after_subject_event(wound: Wound, captured_on: date) -> None:
+    """A photo dated after the subject's death, withdrawal, … (``blocking_event``) is
+    refused before anything is measured or stored: most often the date is wrong."""
+    blocked = blocking_event(wound, captured_on)
+    if blocked is None:
+        return
+    raise DomainError(
+        f"this photo is dated {captured_on.isoformat()}, after the subject's "
+        f"{blocked.kind.replace('_', ' ')} on {blocked.occurred_on.isoformat()}"
+        + (f" ({blocked.leg} leg)" if blocked.leg else "")
+        + ": check the date, or void the event if it was recorded in error",
+        code="after_subject_event",
+    )
+
+
+def _analyse_upload(
+    session: Session, runtime: Runtime, study: Study, data: bytes, cal: Calibration, name: str
+) -> Analysis:
+    """Decode and measure the photo in the worker pool with the study's model. The read
+    transaction ends first, so no database connection is held during the work."""
+    segmenter = runtime.models.get(study.model)
+    marker_mm = study.marker_mm
+    session.commit()
+    analysis: Analysis = runtime.pool.run(
+        runtime.analyse, data, name=name, segmenter=segmenter, marker_mm=marker_mm, cal=cal
+    )
+    runtime.metrics.inference.labels(segmenter.id).observe(analysis.segment_s)
+    return analysis
+
+
+def _assessment_row(
+    wound: Wound,
+    caller: Caller,
+    form: UploadForm,
+    analysis: Analysis,
+    photo_key: str,
+    upload_sha256: str,
+) -> Assessment:
+    """The new assessment of a stored photo: its fields, the calibration sent with it."""
     cal = form.cal
-    assessment = Assessment(
+    return Assessment(
         wound_id=wound.id,
         photo_key=photo_key,
         photo_sha256=hashlib.sha256(analysis.photo_jpeg).hexdigest(),
@@ -427,20 +461,22 @@ def upload_assessment(
         idempotency_key=form.idempotency_key,
         uploaded_by=caller.holder,
     )
-    session.add(assessment)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        if form.idempotency_key:  # the same upload, retried concurrently: return the first
-            found = _replay(session, wound, form.idempotency_key, upload_sha256)
-            if found is not None:
-                return found, True
-        raise
-    measurement = _measurement_row(
-        assessment, analysis.result, mask_key, analysis.model, created_by=caller.holder
+
+
+def _record_upload(
+    session: Session,
+    caller: Caller,
+    study: Study,
+    assessment: Assessment,
+    analysis: Analysis,
+    mask_key: str,
+) -> None:
+    """The upload's automatic measurement and its ``assessment.create`` audit entry."""
+    session.add(
+        _measurement_row(
+            assessment, analysis.result, mask_key, analysis.model, created_by=caller.holder
+        )
     )
-    session.add(measurement)
     audit.record(
         session,
         caller,
@@ -453,16 +489,28 @@ def upload_assessment(
             "model": analysis.model,
         },
     )
+
+
+def _replay_on_conflict(
+    session: Session,
+    wound: Wound,
+    form: UploadForm,
+    upload_sha256: str,
+    write: Callable[[], None],
+) -> Assessment | None:
+    """Run ``write`` (the flush or the commit). When a unique constraint refuses it and
+    the upload carries an Idempotency-Key, it is the same upload retried concurrently:
+    answer the first one's row. Any other conflict is raised."""
     try:
-        session.commit()
+        write()
     except IntegrityError:
         session.rollback()
         if form.idempotency_key:
             found = _replay(session, wound, form.idempotency_key, upload_sha256)
             if found is not None:
-                return found, True
+                return found
         raise
-    return assessment, False
+    return None
 
 
 def _measurement_row(
@@ -692,10 +740,7 @@ def update_assessment(
     """Clinician: closure observation, accept a flagged photo, void a misfiled one."""
     caller.require(*CORRECTORS)
     study = access.ensure_writable(assessment)
-    if assessment.voided:
-        raise DomainError(
-            f"assessment {assessment.id} is voided and cannot be changed", code="already_voided"
-        )
+    _refuse_if_voided(assessment)
     changes = data.model_dump(exclude_unset=True)
     reason = (changes.pop("reason", None) or "").strip()
     if changes.get("voided") is False:
@@ -765,10 +810,7 @@ def correct_mask(
     """A clinician's outline becomes a new manual measurement; earlier ones stay."""
     caller.require(*CORRECTORS)
     study = access.ensure_writable(assessment)
-    if assessment.voided:
-        raise DomainError(
-            f"assessment {assessment.id} is voided and cannot be changed", code="already_voided"
-        )
+    _refuse_if_voided(assessment)
     if not reason.strip():
         raise DomainError("a correction needs a 'reason'", code="reason_required")
     corrected = current_measurement(assessment, study)
@@ -780,20 +822,11 @@ def correct_mask(
         runtime.manual_mask, photo, mask_png=mask_png, polygon=polygon, marker_mm=marker_mm, cal=cal
     )
     mask_key = runtime.store.put(png, "png")
-    model = (
-        {
-            "name": corrected.model_name,
-            "version": corrected.model_version,
-            "sha256": corrected.model_sha256,
-        }
-        if corrected is not None
-        else {"name": "manual", "version": "0", "sha256": ""}
-    )
     row = _measurement_row(
         assessment,
         result,
         mask_key,
-        model,
+        _model_of(corrected),
         created_by=caller.holder,
         manual=True,
         reason=reason.strip(),
@@ -819,6 +852,26 @@ def correct_mask(
     )
     session.commit()
     return row
+
+
+def _refuse_if_voided(assessment: Assessment) -> None:
+    """A voided photo is kept as it was: no observation, acceptance or correction."""
+    if assessment.voided:
+        raise DomainError(
+            f"assessment {assessment.id} is voided and cannot be changed", code="already_voided"
+        )
+
+
+def _model_of(corrected: Measurement | None) -> dict[str, str]:
+    """The model a correction is filed under: that of the measurement it corrects (so a
+    corrected photo stays with its model version), or ``manual`` when there was none."""
+    if corrected is None:
+        return {"name": "manual", "version": "0", "sha256": ""}
+    return {
+        "name": corrected.model_name,
+        "version": corrected.model_version,
+        "sha256": corrected.model_sha256,
+    }
 
 
 def find_measurement(
@@ -851,7 +904,7 @@ def list_audit(
     """The audit log, newest first (admin; a study admin sees its study only).
     ``action``: entries whose action starts with it (``event`` or ``event.void``);
     ``resources``: only entries about these (``subject/…``, ``assessment/…``)."""
-    caller.require("admin")
+    caller.require(ADMIN)
     if caller.study_id is not None:
         if study_id not in (None, caller.study_id):
             raise NotFound("study", study_id)
@@ -871,16 +924,25 @@ def list_audit(
 # --- keys -----------------------------------------------------------------------------
 
 
-def issue_key(session: Session, caller: Caller, data: KeyCreate) -> tuple[ApiKey, str]:
-    """An admin makes a key; a study admin only within its study, never a server admin."""
-    caller.require("admin")
-    study_id = data.study
+def issue_key(
+    session: Session,
+    caller: Caller,
+    *,
+    role: str,
+    holder: str,
+    study_id: str | None = None,
+    site_code: str | None = None,
+) -> tuple[ApiKey, str]:
+    """An admin makes a key (the API, the ``keys create`` command, the demo); a study
+    admin only within its study, never a server admin. Returns the row and the key
+    itself (shown once). Audited as ``key.create``."""
+    caller.require(ADMIN)
     if caller.study_id is not None:
         if study_id is None:
             raise Forbidden("this admin key is confined to one study: give 'study'")
         access.load_study(session, caller, study_id)
     row, key = auth.create_key(
-        session, role=data.role, holder=data.holder, study_id=study_id, site_code=data.site
+        session, role=role, holder=holder, study_id=study_id, site_code=site_code
     )
     audit.record(
         session,
@@ -902,17 +964,21 @@ def _key_scope(caller: Caller) -> Any:
 
 
 def list_keys(session: Session, caller: Caller) -> list[ApiKey]:
-    caller.require("admin")
+    caller.require(ADMIN)
     return list(session.scalars(_key_scope(caller).order_by(ApiKey.id)))
 
 
-def revoke_key(session: Session, caller: Caller, key_id: int) -> ApiKey:
-    caller.require("admin")
-    row = session.scalar(_key_scope(caller).where(ApiKey.id == key_id))
+def revoke_key(session: Session, caller: Caller, key: int | str) -> ApiKey:
+    """Revoke a key by its id, or by its printed prefix (the ``keys revoke`` command):
+    it answers 401 from now on and its dashboard sessions end. A study admin reaches
+    its study's keys only. Audited as ``key.revoke``."""
+    caller.require(ADMIN)
+    by = ApiKey.id == int(key) if str(key).isdecimal() else ApiKey.prefix == key
+    row = session.scalar(_key_scope(caller).where(by))
     if row is None:
-        raise NotFound("key", key_id)
+        raise NotFound("key", key)
     before = audit.snapshot(row, exclude=("key_hash",))
-    auth.revoke_key(session, str(row.id))
+    auth.revoke_key(session, row)
     audit.record(
         session,
         caller,

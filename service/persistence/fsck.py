@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -114,43 +115,60 @@ def fsck(
 
     refs = _references(session)
     report.rows = len(refs)
-    referenced: set[str] = set()
     hashed: dict[str, str] = {}
-    for table, row, key, recorded in refs:
-        referenced.add(key)
-        try:
-            promised = key_sha256(key)
-        except StorageError as exc:
-            report.problems.append(Problem("bad_key", table, row, key, str(exc)))
-            continue
-        if recorded is not None and recorded != promised:
-            report.problems.append(
-                Problem("sha_mismatch", table, row, key, f"row records sha256 {recorded}")
-            )
-        if key not in stored and not store.exists(key):
-            report.problems.append(Problem("missing", table, row, key, "no stored object"))
-            continue
-        if not verify:
-            continue
-        if key not in hashed:
-            try:
-                hashed[key] = store.sha256_of(key)
-            except PhotoNotFound:
-                report.problems.append(Problem("missing", table, row, key, "no stored object"))
-                continue
-            except StorageError as exc:
-                report.problems.append(Problem("unreadable", table, row, key, str(exc)))
-                continue
-            if progress:
-                progress(key)
-        if hashed[key] != promised:
-            report.problems.append(
-                Problem("corrupt", table, row, key, f"bytes hash to {hashed[key]}")
-            )
+    for ref in refs:
+        _check_reference(report, store, stored, ref, hashed if verify else None, progress)
+    report.orphans = sorted(stored - {key for _, _, key, _ in refs})
+    if repair:
+        _delete_old_orphans(report, store, now, grace_s)
+        _delete_old_temporary(report, temporary, now, grace_s)
+    return report
 
-    report.orphans = sorted(stored - referenced)
-    if not repair:
-        return report
+
+def _check_reference(
+    report: FsckReport,
+    store: PhotoStore,
+    stored: set[str],
+    ref: tuple[str, str, str, str | None],
+    hashed: dict[str, str] | None,
+    progress: Callable[[str], None] | None,
+) -> None:
+    """Check one row's object: its key is a sha256 key, agrees with the sha256 the row
+    recorded, and is stored; with ``hashed`` (verify: the hashes read so far, each
+    object read once however many rows name it) its bytes hash to the key."""
+    table, row, key, recorded = ref
+    try:
+        promised = key_sha256(key)
+    except StorageError as exc:
+        report.problems.append(Problem("bad_key", table, row, key, str(exc)))
+        return
+    if recorded is not None and recorded != promised:
+        report.problems.append(
+            Problem("sha_mismatch", table, row, key, f"row records sha256 {recorded}")
+        )
+    if key not in stored and not store.exists(key):
+        report.problems.append(Problem("missing", table, row, key, "no stored object"))
+        return
+    if hashed is None:
+        return
+    if key not in hashed:
+        try:
+            hashed[key] = store.sha256_of(key)
+        except PhotoNotFound:  # deleted since the listing
+            report.problems.append(Problem("missing", table, row, key, "no stored object"))
+            return
+        except StorageError as exc:
+            report.problems.append(Problem("unreadable", table, row, key, str(exc)))
+            return
+        if progress:
+            progress(key)
+    if hashed[key] != promised:
+        report.problems.append(Problem("corrupt", table, row, key, f"bytes hash to {hashed[key]}"))
+
+
+def _delete_old_orphans(report: FsckReport, store: PhotoStore, now: float, grace_s: float) -> None:
+    """Repair: delete the orphans stored at least ``grace_s`` ago; a younger one may be
+    the photo of an upload about to commit, so it is spared."""
     for key in report.orphans:
         try:
             young = now - store.modified_at(key) < grace_s
@@ -161,6 +179,13 @@ def fsck(
             continue
         store.delete(key)
         report.deleted.append(key)
+
+
+def _delete_old_temporary(
+    report: FsckReport, temporary: list[Path], now: float, grace_s: float
+) -> None:
+    """Repair: delete temporary files older than ``grace_s`` (a younger one may be a
+    write in progress); one already gone is skipped."""
     for path in temporary:
         try:
             if now - path.stat().st_mtime >= grace_s:
@@ -168,4 +193,3 @@ def fsck(
                 report.deleted.append(str(path))
         except FileNotFoundError:
             continue
-    return report

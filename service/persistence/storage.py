@@ -11,9 +11,10 @@ the folder fsynced; a crash at any point leaves either nothing or the whole phot
 reports). On S3 the single ``PutObject`` is atomic and carries a Content-MD5 the
 server checks.
 
-``open_store(url)`` takes ``file:///path`` or ``s3://bucket/prefix``; for S3 the
-endpoint comes from ``WOUNDSCOPE_S3_ENDPOINT_URL`` or ``AWS_ENDPOINT_URL`` and the
-credentials and region from the usual AWS variables.
+``open_store(url, s3_endpoint_url)`` takes ``file:///path`` or ``s3://bucket/prefix``;
+for S3 the endpoint is ``s3_endpoint_url`` (``WOUNDSCOPE_S3_ENDPOINT_URL``, passed in
+from the settings) or else boto's own (``AWS_ENDPOINT_URL``, or AWS), and the
+credentials and region come from the usual AWS variables.
 """
 
 from __future__ import annotations
@@ -286,11 +287,11 @@ class LocalPhotoStore(PhotoStore):
 class S3PhotoStore(PhotoStore):
     """Photos in an S3-compatible bucket, under an optional prefix."""
 
-    def __init__(self, bucket: str, prefix: str = "", client: Any = None):
+    def __init__(self, bucket: str, prefix: str = "", client: Any = None, endpoint_url: str = ""):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
-        self._client = client if client is not None else _s3_client()
+        self._client = client if client is not None else _s3_client(endpoint_url)
 
     def _object(self, key: str) -> str:
         key_sha256(key)
@@ -408,26 +409,28 @@ def _content_type(key: str) -> str:
     }.get(ext, "application/octet-stream")
 
 
-def _s3_client() -> Any:
+def _s3_client(endpoint_url: str = "") -> Any:
+    """A boto3 S3 client at ``endpoint_url``; empty = boto's own choice, which reads
+    ``AWS_ENDPOINT_URL`` (and ``AWS_ENDPOINT_URL_S3``) itself, else AWS."""
     import boto3
     from botocore.config import Config
 
-    endpoint = os.environ.get("WOUNDSCOPE_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
     config = Config(
         connect_timeout=5,
         read_timeout=30,
         retries={"max_attempts": 4, "mode": "standard"},
     )
-    return boto3.client("s3", endpoint_url=endpoint or None, config=config)
+    return boto3.client("s3", endpoint_url=endpoint_url or None, config=config)
 
 
-def open_store(url: str) -> PhotoStore:
-    """``file:///path`` (or a plain path) -> local disk; ``s3://bucket/prefix`` -> S3."""
+def open_store(url: str, s3_endpoint_url: str = "") -> PhotoStore:
+    """``file:///path`` (or a plain path) -> local disk; ``s3://bucket/prefix`` -> S3 at
+    ``s3_endpoint_url`` (``Settings.s3_endpoint_url``; empty = boto's default)."""
     parsed = urlparse(url)
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise StorageError(f"storage URL {url!r} names no bucket: use s3://bucket/prefix")
-        return S3PhotoStore(parsed.netloc, unquote(parsed.path))
+        return S3PhotoStore(parsed.netloc, unquote(parsed.path), endpoint_url=s3_endpoint_url)
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
             raise StorageError(f"storage URL {url!r}: use file:///absolute/path")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from service.core.contract import ModelSpec, load_spec
@@ -22,15 +23,14 @@ def _version_key(version: str) -> tuple:
     return nums, pre == "", pre
 
 
-def models_dirs() -> list[Path]:
-    """Where installed models are looked for: WOUNDSCOPE_MODELS_DIR, then the bundled ones."""
-    extra = os.environ.get("WOUNDSCOPE_MODELS_DIR")
-    dirs = [Path(p) for p in extra.split(os.pathsep)] if extra else []
-    return [*dirs, BUNDLED_MODELS_DIR]
+def models_dirs(extra: Sequence[Path] = ()) -> list[Path]:
+    """Where installed models are looked for: ``extra`` (``WOUNDSCOPE_MODELS_DIR``, as
+    ``ModelSettings.models_dirs``), then the bundled ones."""
+    return [*extra, BUNDLED_MODELS_DIR]
 
 
 def installed_models(dirs: list[Path] | None = None) -> list[tuple[ModelSpec, Path]]:
-    """Every valid model folder, highest version first."""
+    """Every valid model folder in ``dirs`` (None: the bundled ones), highest version first."""
     found: dict[str, tuple[ModelSpec, Path]] = {}
     for root in dirs or models_dirs():
         if not root.is_dir():
@@ -43,7 +43,8 @@ def installed_models(dirs: list[Path] | None = None) -> list[tuple[ModelSpec, Pa
 
 
 def resolve_model(ref: str | os.PathLike | None = None, dirs: list[Path] | None = None) -> Path:
-    """A model folder from a path or an installed id (``ulcerseg-1.0.0``); None = highest."""
+    """A model folder from a path or an id installed in ``dirs`` (``ulcerseg-1.0.0``);
+    None = the highest."""
     if ref is not None and str(ref) and Path(ref).is_dir():
         path = Path(ref)
         if not (path / "model.json").is_file():

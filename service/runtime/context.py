@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from service.core.errors import Busy, DomainError, NoModel
@@ -70,12 +71,14 @@ class ModelRegistry:
     """Segmenters loaded once per process, several versions side by side.
 
     ``default`` is ``WOUNDSCOPE_MODEL`` or the highest installed version; a study's
-    pinned version is loaded on first use (or at start-up, see ``preload``).
+    pinned version is loaded on first use (or at start-up, see ``preload``). Models are
+    looked for in ``dirs`` (``artifacts.models_dirs``; None = the bundled ones).
     """
 
-    def __init__(self, default_ref: str = "", threads: int = 0):
+    def __init__(self, default_ref: str = "", threads: int = 0, dirs: list[Path] | None = None):
         self.default_ref = default_ref
         self.threads = threads
+        self.dirs = dirs
         self._loaded: dict[str, Segmenter] = {}
         self._lock = threading.Lock()
         self.default_id: str | None = None
@@ -86,7 +89,7 @@ class ModelRegistry:
         from service.runtime.artifacts import ModelNotFound, resolve_model
 
         try:
-            folder = resolve_model(self.default_ref or None)
+            folder = resolve_model(self.default_ref or None, self.dirs)
         except ModelNotFound as exc:
             self.error = str(exc)
             log.warning("no model loaded: %s", exc)
@@ -144,7 +147,7 @@ class ModelRegistry:
         if model_id in self._loaded:
             return self._loaded[model_id]
         try:
-            folder = resolve_model(model_id)
+            folder = resolve_model(model_id, self.dirs)
         except ModelNotFound as exc:
             raise NoModel(f"the study's model is not installed on this server: {exc}") from None
         return self._load_folder(folder)
@@ -153,14 +156,13 @@ class ModelRegistry:
     def loaded(self) -> dict[str, Segmenter]:
         return dict(self._loaded)
 
+    def installed(self, model_id: str) -> bool:
+        """Whether ``model_id`` is the id of a model installed in ``dirs``
+        (``ulcerseg-2.0.0``). Only ids: a study's pin is set over the API, and a path
+        there would let a study admin make the server load any folder on its disk."""
+        from service.runtime.artifacts import installed_models
 
-def model_installed(model_id: str) -> bool:
-    """Whether ``model_id`` is the id of an installed model (``ulcerseg-2.0.0``). Only
-    ids: a study's pin is set over the API, and a path there would let a study admin
-    make the server load any folder on its disk."""
-    from service.runtime.artifacts import installed_models
-
-    return any(spec.id == model_id for spec, _ in installed_models())
+        return any(spec.id == model_id for spec, _ in installed_models(self.dirs))
 
 
 class Runtime:
@@ -172,7 +174,11 @@ class Runtime:
         self.db = db
         self.store = store
         self.metrics = metrics
-        self.models = ModelRegistry(settings.model, settings.ort_threads)
+        from service.runtime.artifacts import models_dirs
+
+        self.models = ModelRegistry(
+            settings.model, settings.ort_threads, models_dirs(settings.models_dirs)
+        )
         self.pool = WorkerPool(
             settings.inference_workers, settings.inference_queue, settings.retry_after_s
         )

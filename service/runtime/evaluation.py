@@ -69,11 +69,11 @@ def evaluate(
     return summary
 
 
-def model_metrics(model_dir: Path, images: Path, labels: Path) -> dict:
+def model_metrics(model_dir: Path, images: Path, labels: Path, threads: int | None = None) -> dict:
     """What ``model.json`` records about a model folder's accuracy on a split: the
     metrics of ``evaluate``, without latency (that belongs to benchmarks, measured side
-    by side) and with the split it was measured on."""
-    metrics = evaluate(Segmenter(model_dir), images, labels)
+    by side) and with the split it was measured on. ``threads``: ``Segmenter``'s."""
+    metrics = evaluate(Segmenter(model_dir, threads=threads), images, labels)
     metrics.pop("median_ms", None)
     metrics.pop("model", None)
     metrics["split"] = str(images)

@@ -8,10 +8,9 @@ small wound is not lost to downscaling. ``model.json`` decides every parameter.
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
@@ -29,6 +28,10 @@ from service.core.contract import (
 )
 from service.core.segmentation import Segmentation
 from service.core.uncertainty import disagreement, outline_log_halfwidth
+from service.runtime.artifacts import models_dirs, resolve_model
+
+if TYPE_CHECKING:
+    from service.config import ModelSettings
 
 
 def available_providers(prefer_gpu: bool = True) -> list[str]:
@@ -38,7 +41,11 @@ def available_providers(prefer_gpu: bool = True) -> list[str]:
 
 
 class Segmenter:
-    """One loaded model. Thread-safe: ONNX Runtime sessions allow concurrent ``run``."""
+    """One loaded model. Thread-safe: ONNX Runtime sessions allow concurrent ``run``.
+
+    ``threads``: ONNX Runtime's intra-op threads per run (``WOUNDSCOPE_ORT_THREADS``,
+    passed in by whoever holds the settings); None or 0 = its default (all cores).
+    """
 
     def __init__(self, model_dir: Path, threads: int | None = None, prefer_gpu: bool = True):
         self.model_dir = Path(model_dir)
@@ -51,8 +58,7 @@ class Segmenter:
                 f" != {self.spec.onnx.sha256[:12]}…): the model folder is damaged"
             )
         opts = ort.SessionOptions()
-        threads = threads or int(os.environ.get("WOUNDSCOPE_ORT_THREADS", "0")) or None
-        if threads:
+        if threads:  # None or 0: ONNX Runtime's default (all cores)
             opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -69,7 +75,6 @@ class Segmenter:
             )
         self.input_name = self.spec.onnx.input_name
         self.output_name = self.spec.onnx.output_name
-        self._lock = threading.Lock()
 
     @property
     def id(self) -> str:
@@ -167,3 +172,11 @@ class Segmenter:
         mask = binarize(prob, spec)
         ms = (time.perf_counter() - t0) * 1000
         return Segmentation(mask=mask, probability=prob, refined=refined, ms=ms, coarse=coarse)
+
+
+def load_segmenter(ref: str | None, settings: ModelSettings) -> Segmenter:
+    """The model ``ref`` names (a folder or an installed id; None = the highest
+    installed), looked for where ``settings`` adds model folders and run with its
+    thread count: what each model-running command loads. Raises ``ModelNotFound``."""
+    folder = resolve_model(ref, models_dirs(settings.models_dirs))
+    return Segmenter(folder, threads=settings.ort_threads)

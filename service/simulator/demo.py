@@ -294,7 +294,6 @@ def first_admin_key(holder: str) -> str:
     from service.config import Settings
     from service.domain import trial
     from service.domain.auth import Caller
-    from service.domain.schemas import KeyCreate
     from service.persistence.db import Database
 
     db = Database(Settings().database_url)
@@ -302,7 +301,7 @@ def first_admin_key(holder: str) -> str:
         db.ensure_schema()
         with db.session() as session:
             _, key = trial.issue_key(
-                session, Caller.cli("woundscope demo"), KeyCreate(role="admin", holder=holder)
+                session, Caller.cli("woundscope demo"), role="admin", holder=holder
             )
     finally:
         db.dispose()

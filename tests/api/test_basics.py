@@ -120,7 +120,7 @@ def test_alembic_upgrade_from_empty_postgres(postgres_url: str) -> None:
 
 
 def test_audit_log_is_append_only(trial: Trial) -> None:
-    with trial.service.persistence.db.engine.connect() as conn:
+    with trial.service.db.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar()
         with pytest.raises(Exception, match="append-only"):
             conn.execute(text("DELETE FROM audit_log"))
@@ -257,6 +257,43 @@ def test_keys_cli_prints_the_key_last(tmp_path: Path) -> None:
     key_id = out.stdout.split()[1]
     assert _cli(["keys", "revoke", key_id], env).exit_code == 0
     assert "revoked" in _cli(["keys", "list"], env).stdout
+
+
+def test_keys_cli_audits_as_the_api_does(tmp_path: Path) -> None:
+    """``keys create`` and ``keys revoke`` go through ``trial.issue_key`` and
+    ``trial.revoke_key``: the same audit entries as ``POST``/``DELETE /v1/keys``
+    (revoke by the printed prefix too), never the key's hash."""
+    from sqlalchemy import select
+
+    from service.config import Settings
+    from service.persistence.db import Database
+    from service.persistence.orm import ApiKey, AuditEntry
+
+    env = {
+        "WOUNDSCOPE_DATA_DIR": str(tmp_path),
+        "WOUNDSCOPE_DATABASE_URL": "",
+        "WOUNDSCOPE_STORAGE_URL": "",
+    }
+    out = _cli(["keys", "create", "--role", "admin", "--holder", "Ada"], env)
+    assert out.exit_code == 0, out.output
+    db = Database(Settings(data_dir=tmp_path, database_url="", storage_url="").database_url)
+    try:
+        with db.sessions() as session:
+            prefix = session.scalars(select(ApiKey.prefix)).one()
+        assert _cli(["keys", "revoke", prefix], env).exit_code == 0
+        assert _cli(["keys", "revoke", "ws_nothere"], env).exit_code == 1
+        with db.sessions() as session:
+            key = session.scalars(select(ApiKey)).one()
+            entries = session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+            assert [e.action for e in entries] == ["key.create", "key.revoke"]
+            created, revoked = entries
+            assert created.resource == revoked.resource == f"key/{key.id}"
+            assert created.actor.startswith("cli:") and revoked.actor.startswith("cli:")
+            assert created.after["holder"] == "Ada" and "key_hash" not in created.after
+            assert revoked.before["revoked_at"] is None and revoked.after["revoked_at"]
+            assert "key_hash" not in revoked.before and "key_hash" not in revoked.after
+    finally:
+        db.dispose()
 
 
 @pytest.mark.postgres

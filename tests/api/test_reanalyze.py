@@ -12,21 +12,26 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from service.cli import app as cli
-from service.config import get_settings
+from service.config import ModelSettings, get_settings
 from service.domain.auth import Caller
 from service.domain.trial import pending_reanalysis, reanalyze_assessment
 from service.persistence.orm import Measurement
-from service.runtime.artifacts import BUNDLED_MODELS_DIR, installed_models
+from service.runtime.artifacts import BUNDLED_MODELS_DIR, installed_models, models_dirs
 from service.runtime.inference import Segmenter
-from tests.api.conftest import Trial, need_model, sample_photo
+from tests.api.conftest import Service, Trial, need_model, sample_photo
 
 NEW = "99.0.0"
 """A version above any real release: the re-analysis model."""
 
 
 @pytest.fixture
-def second_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The bundled model installed again as a higher version (same weights, new version)."""
+def second_model(
+    service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """The bundled model installed again as a higher version (same weights, new version),
+    in a WOUNDSCOPE_MODELS_DIR folder: the CLI reads it from the environment, and the
+    running service looks there as if it had been started with it (settings are read
+    once, at start)."""
     need_model()
     spec, folder = installed_models([BUNDLED_MODELS_DIR])[0]
     target = tmp_path / "models" / f"{spec.name}-{NEW}"
@@ -36,6 +41,8 @@ def second_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
     (target / "model.json").write_text(json.dumps(meta))
     (target / "model.onnx").symlink_to(folder / "model.onnx")
     monkeypatch.setenv("WOUNDSCOPE_MODELS_DIR", str(tmp_path / "models"))
+    registry = service.app.state.runtime.models
+    monkeypatch.setattr(registry, "dirs", models_dirs([tmp_path / "models"]))
     yield f"{spec.name}-{NEW}"
 
 
@@ -49,7 +56,7 @@ def _env(trial: Trial) -> dict[str, str]:
 
 
 def _measurements(trial: Trial, assessment_id: str) -> list[tuple[str, dict]]:
-    with trial.service.persistence.db.sessions() as session:
+    with trial.service.db.sessions() as session:
         rows = session.scalars(
             select(Measurement)
             .where(Measurement.assessment_id == assessment_id)
@@ -74,12 +81,12 @@ def test_reanalyze_adds_measurements_and_resumes(trial: Trial, second_model: str
     )
     assert voided.status_code == 200
     # an interrupted run: the first photo was done before it stopped
-    segmenter = Segmenter(installed_models()[0][1])
+    segmenter = Segmenter(installed_models(models_dirs(ModelSettings().models_dirs))[0][1])
     assert segmenter.id == second_model  # the highest version is the default
-    with trial.service.persistence.db.sessions() as session:
+    with trial.service.db.sessions() as session:
         assert pending_reanalysis(session, trial.study, segmenter.info()) == ids[:2]
         row = reanalyze_assessment(
-            session, trial.service.api.app.state.runtime.store, segmenter, Caller.cli("t"), ids[0]
+            session, trial.service.app.state.runtime.store, segmenter, Caller.cli("t"), ids[0]
         )
         assert row is not None and not row.manual
     get_settings.cache_clear()

@@ -15,7 +15,7 @@ from tests.api.conftest import Trial, encode, sample_photo
 
 
 def _count_rows(trial: Trial) -> tuple[int, int]:
-    with trial.service.persistence.db.sessions() as session:
+    with trial.service.db.sessions() as session:
         return (
             session.scalar(select(func.count()).select_from(Assessment)) or 0,
             session.scalar(select(func.count()).select_from(Measurement)) or 0,
@@ -23,7 +23,7 @@ def _count_rows(trial: Trial) -> tuple[int, int]:
 
 
 def _stored_keys(trial: Trial) -> set[str]:
-    return set(trial.service.api.app.state.runtime.store.keys())
+    return set(trial.service.app.state.runtime.store.keys())
 
 
 def test_upload_end_to_end(trial: Trial, marker_jpeg: bytes) -> None:
@@ -127,8 +127,8 @@ def test_gps_and_identifying_exif_never_stored_or_served(trial: Trial) -> None:
     a = r.json()
     assert (a["width"], a["height"]) == (512, 400)  # EXIF orientation applied
     served = trial.client.get(a["photo_url"], headers=trial.keys["monitor"]).content
-    with trial.service.persistence.db.sessions() as session:
-        stored = trial.service.api.app.state.runtime.store.get(
+    with trial.service.db.sessions() as session:
+        stored = trial.service.app.state.runtime.store.get(
             session.get(Assessment, a["id"]).photo_key
         )
     for blob in (served, stored):
@@ -203,7 +203,7 @@ def test_too_large_and_too_many_pixels(trial: Trial, monkeypatch: pytest.MonkeyP
 
 
 def test_busy_pool_answers_503_with_retry_after(trial: Trial) -> None:
-    pool = trial.service.api.app.state.runtime.pool
+    pool = trial.service.app.state.runtime.pool
     wound = trial.wound()
     for _ in range(pool.limit):  # every worker and queue slot taken
         pool._admit()
@@ -406,7 +406,7 @@ def test_audit_log_records_writes_for_admins_only(trial: Trial) -> None:
     entries = c.get("/v1/audit", headers=trial.keys["admin"]).json()["items"]
     assert {e["study"] for e in entries} == {trial.study}  # a study admin sees its study
     assert {"study.create", "site.create", "key.create"} <= {e["action"] for e in entries}
-    with trial.service.persistence.db.sessions() as session:
+    with trial.service.db.sessions() as session:
         assert session.scalar(
             select(func.count()).select_from(AuditEntry).where(AuditEntry.study_id == trial.study)
         )

@@ -52,7 +52,7 @@ def refused(r: Any, status: int, code: str) -> None:
 
 
 def _counts(service: Service) -> tuple[int, int]:  # noqa: F811
-    with service.persistence.db.sessions() as s:
+    with service.db.sessions() as s:
         return (
             s.scalar(select(func.count()).select_from(Assessment)) or 0,
             s.scalar(select(func.count()).select_from(Measurement)) or 0,
@@ -209,7 +209,7 @@ def test_no_non_finite_number_is_stored_and_exports_work(
     for scale in ("0.1", "1000"):  # the ends of the range measure finite numbers
         r = trial.upload(wound, sample_photo("0082"), px_per_mm=scale)
         assert r.status_code == 201, r.text
-    with service.persistence.db.sessions() as s:
+    with service.db.sessions() as s:
         for m in s.scalars(select(Measurement)):
             text = json.dumps(m.data)
             assert "Infinity" not in text and "NaN" not in text
@@ -343,7 +343,7 @@ def test_dashboard_session_is_server_side(world: tuple[Trial, str, str]) -> None
 
 def test_revoking_the_key_ends_its_sessions(service: Service) -> None:  # noqa: F811
     trial = make_trial(service)
-    client = TestClient(service.api.app)
+    client = TestClient(service.app)
     r = service.client.post(
         "/v1/keys",
         json={"role": "monitor", "holder": "Mo", "study": trial.study},

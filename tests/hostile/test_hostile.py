@@ -41,12 +41,12 @@ def hostile_trial(service: Service) -> tuple[Trial, str]:  # noqa: F811
 
 
 def _state(service: Service) -> tuple[int, int, int, frozenset[str]]:  # noqa: F811
-    with service.persistence.db.session() as s:
+    with service.db.session() as s:
         counts = [
             s.scalar(select(func.count()).select_from(t)) or 0
             for t in (Assessment, Measurement, AuditEntry)
         ]
-    store = service.api.app.state.runtime.store
+    store = service.app.state.runtime.store
     return counts[0], counts[1], counts[2], frozenset(store.keys())
 
 

@@ -46,9 +46,12 @@ def s3_endpoint() -> Iterator[str]:
 
 @pytest.fixture
 def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket; the store's endpoint is passed to ``open_store`` (as the service
+    passes ``Settings.s3_endpoint_url``), never read from the environment by it."""
     import boto3
 
-    monkeypatch.setenv("WOUNDSCOPE_S3_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
@@ -62,7 +65,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> PhotoStore:
     if request.param == "local":
         return open_store((tmp_path / "photos").as_uri())
     bucket = request.getfixturevalue("s3_env")
-    return open_store(f"s3://{bucket}/trial/photos")
+    return open_store(f"s3://{bucket}/trial/photos", request.getfixturevalue("s3_endpoint"))
 
 
 def test_put_get_roundtrip_and_key_is_content_address(store: PhotoStore) -> None:
@@ -192,7 +195,7 @@ def test_open_store_urls(tmp_path: Path) -> None:
 def test_s3_objects_live_under_the_prefix(s3_env: str, s3_endpoint: str) -> None:
     import boto3
 
-    store = open_store(f"s3://{s3_env}/trial/photos")
+    store = open_store(f"s3://{s3_env}/trial/photos", s3_endpoint)
     assert isinstance(store, S3PhotoStore)
     key = store.put(PHOTO, "jpg")
     client = boto3.client("s3", endpoint_url=s3_endpoint)
@@ -205,7 +208,7 @@ def test_s3_objects_live_under_the_prefix(s3_env: str, s3_endpoint: str) -> None
 def test_s3_corrupt_object_is_detected(s3_env: str, s3_endpoint: str) -> None:
     import boto3
 
-    store = open_store(f"s3://{s3_env}/p")
+    store = open_store(f"s3://{s3_env}/p", s3_endpoint)
     key = store.put(PHOTO, "jpg")
     boto3.client("s3", endpoint_url=s3_endpoint).put_object(
         Bucket=s3_env, Key=f"p/{key}", Body=b"tampered"
@@ -216,8 +219,19 @@ def test_s3_corrupt_object_is_detected(s3_env: str, s3_endpoint: str) -> None:
     assert store.get(key) == PHOTO
 
 
-def test_s3_missing_bucket_fails_check(s3_env: str) -> None:
-    store = open_store("s3://no-such-bucket-here/p")
+def test_s3_endpoint_falls_back_to_boto_own_variable(
+    s3_env: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No endpoint passed: boto reads ``AWS_ENDPOINT_URL`` itself (as it did before the
+    endpoint became a setting)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    store = open_store(f"s3://{s3_env}/p")
+    key = store.put(PHOTO, "jpg")
+    assert store.get(key) == PHOTO
+
+
+def test_s3_missing_bucket_fails_check(s3_env: str, s3_endpoint: str) -> None:
+    store = open_store("s3://no-such-bucket-here/p", s3_endpoint)
     with pytest.raises(StorageError):
         store.check()
     with pytest.raises(StorageError):

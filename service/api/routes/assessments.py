@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 
-from service.api import views
+from service.api import uploads, views
 from service.api.deps import (
     CallerDep,
     PagingDep,
@@ -15,7 +15,6 @@ from service.api.deps import (
     VisibleAssessment,
     VisibleWound,
 )
-from service.core import pipeline
 from service.core.errors import DomainError
 from service.domain import trial
 from service.domain.schemas import (
@@ -29,22 +28,6 @@ from service.domain.schemas import (
 router = APIRouter(tags=["assessments"])
 
 IMMUTABLE = {"Cache-Control": "private, max-age=31536000, immutable"}
-
-
-def _read(upload: UploadFile, limit: int) -> bytes:
-    """At most ``limit + 1`` bytes (enough for decode_photo to say 'too large')."""
-    data: bytes = upload.file.read(limit + 1)
-    return data
-
-
-def _ruler_text(ruler: str | None, ruler_mm: str | None) -> str | None:
-    """The ruler as ``Ruler.parse`` reads it: ``ruler`` alone (five numbers), or its
-    four coordinates with the distance sent apart in ``ruler_mm``."""
-    if ruler_mm in (None, ""):
-        return ruler
-    if ruler in (None, ""):
-        raise DomainError("ruler_mm needs the ruler's points in 'ruler'", code="invalid_ruler")
-    return f"{ruler},{ruler_mm}"
 
 
 @router.post(
@@ -105,23 +88,18 @@ def upload_assessment(
     flags are the retake advice. A retry with the same ``Idempotency-Key`` answers
     the first result (header ``Idempotent-Replayed: true``).
     """
-    form = trial.UploadForm(
-        captured_at=pipeline.parse_captured_at(captured_at),
-        cal=pipeline.parse_calibration(px_per_mm, _ruler_text(ruler, ruler_mm), target_point),
-        visit=visit or None,
+    form = uploads.upload_form(
+        captured_at=captured_at,
+        px_per_mm=px_per_mm,
+        ruler=ruler,
+        ruler_mm=ruler_mm,
+        target_point=target_point,
+        visit=visit,
         epithelialized=epithelialized,
         drainage=drainage,
-        idempotency_key=idempotency_key or None,
+        idempotency_key=idempotency_key,
     )
-    data = _read(photo, runtime.settings.max_upload_bytes)
-    assessment, replayed = trial.upload_assessment(
-        session, runtime, caller, wound, data, form, name=photo.filename or "photo"
-    )
-    runtime.metrics.uploads.labels("replayed" if replayed else "created").inc()
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    response.headers["Location"] = f"/v1/assessments/{assessment.id}"
-    return views.assessment_public(session, assessment)
+    return uploads.upload_photo(session, runtime, caller, wound, response, photo, form)
 
 
 @router.get("/v1/wounds/{wound}/assessments", response_model=Page[AssessmentPublic])
@@ -175,7 +153,9 @@ def correct_mask(
 ) -> MeasurementPublic:
     """A clinician's outline (PNG mask or polygon) + reason -> a new manual measurement.
     The automatic measurement stays in the history."""
-    mask_png = _read(mask, runtime.settings.max_upload_bytes) if mask is not None else None
+    mask_png = (
+        uploads.read_limited(mask, runtime.settings.max_upload_bytes) if mask is not None else None
+    )
     if mask_png is not None and len(mask_png) > runtime.settings.max_upload_bytes:
         raise DomainError("the mask file is larger than the upload limit", code="payload_too_large")
     row = trial.correct_mask(

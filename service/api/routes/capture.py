@@ -1,11 +1,11 @@
 """The phone capture page, its session-backed JSON calls, and the preview pre-check.
 
 ``GET /capture/`` is a page shell (no data in it); its script signs in through the
-dashboard (same session cookie, read by the dashboard's own ``_signed_in``) and talks
+dashboard (same session cookie, read by ``service.api.sessions.signed_in``) and talks
 to ``/dashboard/capture/api/...``: under ``/dashboard`` because that is where the
 session cookie travels. Those calls go through the same domain functions and the
-API's own upload handler as ``/v1``, so roles, site scopes, idempotency and error
-codes are the API's. Writes carry the dashboard's CSRF token in ``X-CSRF-Token``.
+API's own upload (``service.api.uploads``) as ``/v1``, so roles, site scopes,
+idempotency and error codes are the API's. Writes carry the dashboard's CSRF token in ``X-CSRF-Token``.
 
 ``POST /v1/precheck`` (bearer key) and its session twin answer the live guidance
 of ``service.core.precheck`` for one downscaled preview frame; nothing is stored.
@@ -27,13 +27,14 @@ from sqlalchemy.orm import Session
 from service.api import views
 from service.api.deps import CallerDep, RuntimeDep, SessionDep
 from service.api.openapi import ERROR_REF
-from service.api.routes import assessments as assessment_routes
-from service.api.routes.dashboard import SECURITY_HEADERS, _check_csrf, _signed_in, csrf_token
+from service.api.sessions import SECURITY_HEADERS, check_csrf, csrf_token, signed_in
+from service.api.uploads import upload_form, upload_photo
 from service.core import precheck
 from service.core.errors import InvalidKey
 from service.core.marker import MARKER_MM
 from service.domain import access, trial
 from service.domain.auth import Caller
+from service.domain.roles import WRITERS
 from service.domain.schemas import AssessmentPublic, StudyPublic, SubjectCreate, WoundCreate
 
 router = APIRouter()
@@ -52,7 +53,7 @@ CAPTURE_HEADERS = {
 def _session_caller(request: Request, session: Session) -> tuple[Caller, str]:
     """The dashboard session's caller; a JSON 401 (not a redirect) when signed out."""
     try:
-        return _signed_in(request, session)
+        return signed_in(request, session)
     except HTTPException:
         raise InvalidKey(
             "not signed in: sign in at /dashboard/login, then open /capture/"
@@ -61,7 +62,7 @@ def _session_caller(request: Request, session: Session) -> tuple[Caller, str]:
 
 def _writer(request: Request, session: Session, csrf: str | None) -> Caller:
     caller, token = _session_caller(request, session)
-    _check_csrf(token, csrf or "")
+    check_csrf(token, csrf or "")
     return caller
 
 
@@ -155,8 +156,8 @@ def whoami(request: Request, session: SessionDep, runtime: RuntimeDep) -> dict[s
         "role": caller.role,
         "site": caller.site_code,
         "csrf": csrf_token(token),
-        "may_create": caller.role in trial.WRITERS,
-        "may_upload": caller.role in trial.WRITERS,
+        "may_create": caller.role in WRITERS,
+        "may_upload": caller.role in WRITERS,
         # The in-browser marker check judges "too small" by the upload's own limit.
         "marker_min_side_px": runtime.settings.quality.marker_min_side_px,
     }
@@ -235,23 +236,18 @@ def upload(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
     x_csrf_token: Annotated[str | None, Header()] = None,
 ) -> AssessmentPublic:
-    """The API's upload handler with the session's caller (same idempotency, codes)."""
+    """The API's upload with the session's caller (same idempotency, codes)."""
     caller = _writer(request, session, x_csrf_token)
     row = access.load_wound(session, caller, wound)
-    return assessment_routes.upload_assessment(
-        wound=row,
-        session=session,
-        caller=caller,
-        runtime=runtime,
-        response=response,
-        photo=photo,
+    form = upload_form(
         captured_at=captured_at,
+        target_point=target_point,
         visit=visit,
         epithelialized=epithelialized,
         drainage=drainage,
-        target_point=target_point,
         idempotency_key=idempotency_key,
     )
+    return upload_photo(session, runtime, caller, row, response, photo, form)
 
 
 @router.post(f"{SESSION_API}/precheck", include_in_schema=False)

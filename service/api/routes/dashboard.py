@@ -1,14 +1,10 @@
 """The clinicians' dashboard: server-rendered pages over the same domain functions as the API.
 
-Sign-in: the person pastes their API key once; the server answers a random session
-id in an HttpOnly, SameSite=Strict cookie (the key never travels again). The
-database holds the id's sha256, its expiry and the key it came from
-(``service.domain.auth``), so sign-out, expiry and revoking the key end it on every replica
-at once. The cookie is ``__Host-ws_session`` (Secure, Path=/) when served over https
-and ``ws_session`` (Path=/dashboard) over plain http, where browsers refuse
-``__Host-`` cookies (local runs, the tests). Forms carry a CSRF token bound to the
-session (an HMAC of the session id), the sign-in form a double-submit token. Roles and site scopes are the API's: pages load resources
-through ``service.domain.access``, corrections go through ``trial.correct_mask``.
+Sign-in trades the person's API key for a session cookie once (``service.api.sessions``:
+the cookie, the forms' CSRF tokens, the pages' security headers). Roles and site scopes
+are the API's: pages load resources through ``service.domain.access``, answers come
+from ``service.domain.outcomes``, corrections go through ``trial.correct_mask``, and
+the downloads are the API's exports (``service.api.downloads``).
 
 Every asset is local: plotly.js (its basic build, vendored in static/vendor), gzipped
 and cached by content hash (``asset_url``).
@@ -38,16 +34,18 @@ from sqlalchemy.orm import Session
 
 from service.api import views
 from service.api.deps import RuntimeDep, SessionDep
-from service.api.routes import exports as export_routes
-from service.api.routes.healing import (
-    load_visible_subjects,
-    study_answer,
-    subject_answer,
-    uncounted_reason,
-    wound_answer,
+from service.api.downloads import download
+from service.api.sessions import (
+    LOGIN_CSRF_COOKIE,
+    SECURITY_HEADERS,
+    check_csrf,
+    csrf_token,
+    delete_session_cookie,
+    set_session_cookie,
+    signed_in,
 )
 from service.core.answers import EventCreate
-from service.core.errors import DomainError, Forbidden, InvalidRequest, NotFound
+from service.core.errors import DomainError, InvalidRequest, NotFound
 from service.core.healing import (
     CLOSURE_CONFIRM_DAYS,
     EVENT_KINDS,
@@ -56,8 +54,15 @@ from service.core.healing import (
     PAR_WEEK4_WINDOW_DAYS,
 )
 from service.core.measure import QUALITY_CODES
-from service.domain import access, auth, trial
+from service.domain import access, auth, roles, trial
 from service.domain.auth import Caller
+from service.domain.outcomes import (
+    load_visible_subjects,
+    study_answer,
+    subject_answer,
+    wound_answer,
+)
+from service.domain.roles import CORRECTORS, EXPORTERS
 from service.domain.schemas import AssessmentUpdate
 from service.persistence.orm import Assessment, Study, Subject, Wound
 
@@ -67,62 +72,11 @@ DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
 STATIC_DIR = DASHBOARD_DIR / "static"
 templates = Jinja2Templates(directory=str(DASHBOARD_DIR / "templates"))
 
-SESSION_COOKIE = auth.SESSION_COOKIE
-SECURE_SESSION_COOKIE = auth.SECURE_SESSION_COOKIE
-session_cookie_name = auth.session_cookie_name
-LOGIN_CSRF_COOKIE = "ws_login_csrf"
-SESSION_MAX_AGE_S = int(auth.SESSION_TTL.total_seconds())
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self'; frame-ancestors 'none'; form-action 'self'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-
 
 def plotly_js_path() -> Path:
     """plotly.js's basic build, vendored (``static/vendor/SOURCE.md``): the dashboard draws
     scatter traces only, and the full bundle costs a second to compile on a first visit."""
     return STATIC_DIR / "vendor" / "plotly-basic.min.js"
-
-
-def csrf_token(session_id: str) -> str:
-    """The form token of a signed-in browser: an HMAC of its session id, so a token
-    works only with the session it was issued to."""
-    return hmac.new(session_id.encode(), b"woundscope-dashboard-csrf", hashlib.sha256).hexdigest()
-
-
-def _set_session_cookie(request: Request, response: Response, session_id: str) -> None:
-    secure = request.url.scheme == "https"
-    response.set_cookie(
-        session_cookie_name(request.url.scheme),
-        session_id,
-        max_age=SESSION_MAX_AGE_S,
-        httponly=True,
-        samesite="strict",
-        secure=secure,
-        path="/" if secure else "/dashboard",
-    )
-
-
-def _signed_in(request: Request, session: Session) -> tuple[Caller, str]:
-    """(The caller, the session id) of the session cookie, or a redirect to sign-in."""
-    session_id = request.cookies.get(session_cookie_name(request.url.scheme), "")
-    if session_id:
-        try:
-            return auth.session_caller(session, session_id), session_id
-        except DomainError:
-            pass
-    raise HTTPException(status_code=303, headers={"Location": "/dashboard/login"})
-
-
-def _check_csrf(key: str, token: str) -> None:
-    if not hmac.compare_digest(csrf_token(key), token or ""):
-        raise Forbidden("the form expired or did not come from this dashboard: reload the page")
 
 
 def _error_page(request: Request, caller: Caller, key: str, exc: DomainError) -> HTMLResponse:
@@ -145,7 +99,7 @@ def _page(
     build: Callable[[Caller, str], tuple[str, dict[str, Any]]],
 ) -> HTMLResponse:
     """Sign-in check, then ``build`` (template, context); domain errors become a page."""
-    caller, key = _signed_in(request, session)
+    caller, key = signed_in(request, session)
     base = {"caller": caller, "csrf": csrf_token(key)}
     try:
         name, context = build(caller, key)
@@ -365,107 +319,137 @@ def area_figure(
     and recurrence as vertical lines with their own legend entries."""
     visits = answer["visits"]
     measured = [v for v in visits if v["area_cm2"] is not None]
-    banded = [
-        v for v in measured if v["area_cm2_low"] is not None and v["area_cm2_high"] is not None
-    ]
-    data: list[dict[str, Any]] = []
-    if banded:
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "name": BAND_TRACE,
-                "x": [v["captured_at"] for v in banded] + [v["captured_at"] for v in banded[::-1]],
-                "y": [v["area_cm2_high"] for v in banded]
-                + [v["area_cm2_low"] for v in banded[::-1]],
-                "fill": "toself",
-                "fillcolor": "rgba(29,53,87,0.18)",
-                "line": {"width": 0},
-                "hoverinfo": "skip",
-            }
-        )
     kinds = [
         point_kind(v, manual=v["assessment"] in manual, awaiting=v["assessment"] in awaiting)
         for v in measured
     ]
-    data.append(
+    data = [
+        *_interval_band(measured),
+        _area_trace(measured, kinds),
+        *_point_legend(kinds),
+        *_closed_markers(visits),
+        *_closure_lines(answer, measured),
+    ]
+    return {"data": data, "layout": _area_layout(title)}
+
+
+def _interval_band(measured: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The 95 % interval of the visits that have one, as a filled band (none without)."""
+    banded = [
+        v for v in measured if v["area_cm2_low"] is not None and v["area_cm2_high"] is not None
+    ]
+    if not banded:
+        return []
+    return [
         {
             "type": "scatter",
-            "mode": "lines+markers",
-            "name": AREA_TRACE,
-            "x": [v["captured_at"] for v in measured],
-            "y": [v["area_cm2"] for v in measured],
-            "customdata": [
-                [v["day"], v["par_pct"], v["assessment"], POINT_STYLES[k][0]]
-                for v, k in zip(measured, kinds, strict=True)
-            ],
-            "line": {"color": "#8896ab"},
-            "marker": {
-                "size": 10,
-                "symbol": [POINT_STYLES[k][1] for k in kinds],
-                "color": [POINT_STYLES[k][2] for k in kinds],
-                "line": {"width": 2, "color": [POINT_STYLES[k][2] for k in kinds]},
-            },
-            "showlegend": False,
-            "hovertemplate": "day %{customdata[0]}: %{y:.2f} cm² (PAR %{customdata[1]:.0f} %)"
-            "<br>%{customdata[3]}<extra>%{customdata[2]}</extra>",
+            "mode": "lines",
+            "name": BAND_TRACE,
+            "x": [v["captured_at"] for v in banded] + [v["captured_at"] for v in banded[::-1]],
+            "y": [v["area_cm2_high"] for v in banded] + [v["area_cm2_low"] for v in banded[::-1]],
+            "fill": "toself",
+            "fillcolor": "rgba(29,53,87,0.18)",
+            "line": {"width": 0},
+            "hoverinfo": "skip",
         }
-    )
-    for kind in POINT_STYLES:
-        if kind in kinds:
-            label, symbol, colour = POINT_STYLES[kind]
-            data.append(
-                {
-                    "type": "scatter",
-                    "mode": "markers",
-                    "name": label,
-                    "x": [None],
-                    "y": [None],
-                    "marker": {"size": 10, "symbol": symbol, "color": colour},
-                    "hoverinfo": "skip",
-                }
-            )
-    closed = [v for v in visits if v["closed"]]
-    if closed:
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "markers",
-                "name": "recorded closed (clinician)",
-                "x": [v["captured_at"] for v in closed],
-                "y": [0 for _ in closed],
-                "marker": {"symbol": "star", "size": 12, "color": "#2a9d4b"},
-                "hovertemplate": "day %{text}: recorded closed<extra></extra>",
-                "text": [str(v["day"]) for v in closed],
-            }
-        )
-    day_to_date = {v["day"]: v["captured_at"] for v in visits}
-    top = max([v["area_cm2_high"] or v["area_cm2"] for v in measured] or [1.0]) or 1.0
-    for day, colour, label in (
-        (answer.get("closure_day"), "#2a9d4b", "closure confirmed"),
-        (answer.get("recurrence_day"), "#c0392b", "recurrence"),
-    ):
-        if day is not None and day in day_to_date:
-            data.append(
-                {
-                    "type": "scatter",
-                    "mode": "lines",
-                    "name": f"{label} (day {day})",
-                    "x": [day_to_date[day], day_to_date[day]],
-                    "y": [0, top * 1.05],
-                    "line": {"color": colour, "dash": "dash", "width": 2},
-                    "hoverinfo": "name",
-                }
-            )
+    ]
+
+
+def _area_trace(measured: list[dict[str, Any]], kinds: list[str]) -> dict[str, Any]:
+    """The area line, each point drawn as its kind; out of the legend (``_point_legend``
+    names the kinds), the hover says the day, PAR and kind."""
+    colours = [POINT_STYLES[k][2] for k in kinds]
     return {
-        "data": data,
-        "layout": {
-            "title": {"text": title},
-            "xaxis": {"title": {"text": "captured"}, "type": "date"},
-            "yaxis": {"title": {"text": "area (cm²)"}, "rangemode": "tozero"},
-            "legend": LEGEND_BELOW,
-            "margin": {"t": 50, "r": 20, "l": 60},
+        "type": "scatter",
+        "mode": "lines+markers",
+        "name": AREA_TRACE,
+        "x": [v["captured_at"] for v in measured],
+        "y": [v["area_cm2"] for v in measured],
+        "customdata": [
+            [v["day"], v["par_pct"], v["assessment"], POINT_STYLES[k][0]]
+            for v, k in zip(measured, kinds, strict=True)
+        ],
+        "line": {"color": "#8896ab"},
+        "marker": {
+            "size": 10,
+            "symbol": [POINT_STYLES[k][1] for k in kinds],
+            "color": colours,
+            "line": {"width": 2, "color": colours},
         },
+        "showlegend": False,
+        "hovertemplate": "day %{customdata[0]}: %{y:.2f} cm² (PAR %{customdata[1]:.0f} %)"
+        "<br>%{customdata[3]}<extra>%{customdata[2]}</extra>",
+    }
+
+
+def _point_legend(kinds: list[str]) -> list[dict[str, Any]]:
+    """One empty trace per kind of point on the plot: a legend entry each, in
+    ``POINT_STYLES`` order (one trace of many marker styles has no per-point legend)."""
+    return [
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "name": label,
+            "x": [None],
+            "y": [None],
+            "marker": {"size": 10, "symbol": symbol, "color": colour},
+            "hoverinfo": "skip",
+        }
+        for kind, (label, symbol, colour) in POINT_STYLES.items()
+        if kind in kinds
+    ]
+
+
+def _closed_markers(visits: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stars at zero where a clinician recorded the wound closed (none without)."""
+    closed = [v for v in visits if v["closed"]]
+    if not closed:
+        return []
+    return [
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "name": "recorded closed (clinician)",
+            "x": [v["captured_at"] for v in closed],
+            "y": [0 for _ in closed],
+            "marker": {"symbol": "star", "size": 12, "color": "#2a9d4b"},
+            "hovertemplate": "day %{text}: recorded closed<extra></extra>",
+            "text": [str(v["day"]) for v in closed],
+        }
+    ]
+
+
+def _closure_lines(answer: dict[str, Any], measured: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Dashed vertical lines at the confirmed closure and the recurrence (on the date
+    of that visit), as tall as the plot's highest point or interval."""
+    day_to_date = {v["day"]: v["captured_at"] for v in answer["visits"]}
+    top = max([v["area_cm2_high"] or v["area_cm2"] for v in measured] or [1.0]) or 1.0
+    return [
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": f"{label} (day {day})",
+            "x": [day_to_date[day], day_to_date[day]],
+            "y": [0, top * 1.05],
+            "line": {"color": colour, "dash": "dash", "width": 2},
+            "hoverinfo": "name",
+        }
+        for day, colour, label in (
+            (answer.get("closure_day"), "#2a9d4b", "closure confirmed"),
+            (answer.get("recurrence_day"), "#c0392b", "recurrence"),
+        )
+        if day is not None and day in day_to_date
+    ]
+
+
+def _area_layout(title: str) -> dict[str, Any]:
+    """The layout of the area plots (a wound's, a subject's): area against capture date."""
+    return {
+        "title": {"text": title},
+        "xaxis": {"title": {"text": "captured"}, "type": "date"},
+        "yaxis": {"title": {"text": "area (cm²)"}, "rangemode": "tozero"},
+        "legend": LEGEND_BELOW,
+        "margin": {"t": 50, "r": 20, "l": 60},
     }
 
 
@@ -521,16 +505,7 @@ def subject_figure(answer: dict[str, Any], *, title: str) -> dict[str, Any]:
                 "<extra>%{customdata[1]}</extra>",
             }
         )
-    return {
-        "data": data,
-        "layout": {
-            "title": {"text": title},
-            "xaxis": {"title": {"text": "captured"}, "type": "date"},
-            "yaxis": {"title": {"text": "area (cm²)"}, "rangemode": "tozero"},
-            "legend": LEGEND_BELOW,
-            "margin": {"t": 50, "r": 20, "l": 60},
-        },
-    }
+    return {"data": data, "layout": _area_layout(title)}
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -571,7 +546,7 @@ UNCOUNTED_TEXT = {
     "severe_quality_flag": "a severe quality flag: counts once a clinician accepts or corrects it",
     "awaiting_review": "awaiting a clinician's review",
 }
-"""Why a photo does not count (``routes.endpoints.uncounted_reason``), in words."""
+"""Why a photo does not count (``trial.uncounted_reason``), in words."""
 
 CLOSURE_RULE = (
     "Closure is confirmed when the wound is recorded closed (fully re-epithelialised, no"
@@ -581,6 +556,7 @@ CLOSURE_RULE = (
 )
 """The confirmation rule in words, shown wherever closure is (``endpoints``' rule)."""
 templates.env.globals["closure_rule"] = CLOSURE_RULE
+templates.env.globals["roles"] = roles
 templates.env.globals["uncounted_text"] = UNCOUNTED_TEXT
 
 
@@ -623,7 +599,7 @@ def login(
             request, "login.html", {"csrf": expected, "error": error, "caller": None}, 401
         )
     response = RedirectResponse("/dashboard/", status_code=303)
-    _set_session_cookie(request, response, session_id)
+    set_session_cookie(request, response, session_id)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/dashboard")
     return response
 
@@ -632,18 +608,11 @@ def login(
 def logout(
     request: Request, session: SessionDep, csrf: Annotated[str, Form()] = ""
 ) -> RedirectResponse:
-    _, session_id = _signed_in(request, session)
-    _check_csrf(session_id, csrf)
+    _, session_id = signed_in(request, session)
+    check_csrf(session_id, csrf)
     auth.end_session(session, session_id)
     response = RedirectResponse("/dashboard/login", status_code=303)
-    secure = request.url.scheme == "https"
-    response.delete_cookie(
-        session_cookie_name(request.url.scheme),
-        path="/" if secure else "/dashboard",
-        secure=secure,
-        httponly=True,
-        samesite="strict",
-    )
+    delete_session_cookie(request, response)
     return response
 
 
@@ -675,7 +644,7 @@ def study_page(study: str, request: Request, session: SessionDep) -> HTMLRespons
             "at_risk": number_at_risk(answer),
             "median_ci": ci_text(*answer["median_time_to_closure_days_ci95"]),
             "subjects": subjects,
-            "can_export": caller.role in export_routes.EXPORT_ROLES,
+            "can_export": caller.role in EXPORTERS,
             "km_json": figure_json(
                 km_figure(answer, title=f"{row.id}: time to closure of all ulcers")
             ),
@@ -746,7 +715,7 @@ def _assessment_rows(wound: Wound, study: Study) -> list[dict[str, Any]]:
                 "measurement": current,
                 "data": data,
                 "flags": plain_flags([*(data.get("quality") or ()), *own]),
-                "uncounted_reason": uncounted_reason(assessment, current, own),
+                "uncounted_reason": trial.uncounted_reason(assessment, current, own),
                 "awaiting": trial.awaiting_review(assessment, current, study, own),
                 "reviewed": trial.is_reviewed(assessment, current),
                 "history": len(assessment.measurements),
@@ -783,7 +752,7 @@ def _wound_context(caller: Caller, row: Wound, form: dict[str, Any] | None) -> d
         "rows": rows,
         "wound_flags": plain_flags(answer["flags"]),
         "form": form or {},
-        "can_correct": caller.role in trial.CORRECTORS and not study.locked,
+        "can_correct": caller.role in CORRECTORS and not study.locked,
         "area_json": figure_json(
             area_figure(
                 answer,
@@ -868,7 +837,7 @@ def _review_context(
         "offset": offset,
         "page_size": REVIEW_PAGE_SIZE,
         "form": form or {},
-        "can_review": caller.role in trial.CORRECTORS and not study.locked,
+        "can_review": caller.role in CORRECTORS and not study.locked,
     }
 
 
@@ -899,10 +868,10 @@ def accept(
 ) -> Response:
     """Accept the measurement that counts now, or undo it: ``PATCH /v1/assessments/{id}``
     ``{"accepted": true|false}`` (the same domain function, audited)."""
-    caller, key = _signed_in(request, session)
+    caller, key = signed_in(request, session)
     row: Assessment | None = None
     try:
-        _check_csrf(key, csrf)
+        check_csrf(key, csrf)
         row = access.load_assessment(session, caller, assessment)
         if accepted not in ("yes", "no"):
             raise InvalidRequest("accepted: give 'yes' or 'no'")
@@ -923,10 +892,10 @@ def void(
 ) -> Response:
     """Void a misfiled photo with a reason: ``PATCH /v1/assessments/{id}``
     ``{"voided": true, "reason": …}`` (kept, audited, left out of every endpoint)."""
-    caller, key = _signed_in(request, session)
+    caller, key = signed_in(request, session)
     row: Assessment | None = None
     try:
-        _check_csrf(key, csrf)
+        check_csrf(key, csrf)
         row = access.load_assessment(session, caller, assessment)
         trial.update_assessment(session, caller, row, AssessmentUpdate(voided=True, reason=reason))
     except DomainError as exc:
@@ -944,7 +913,7 @@ def overlay(
     measurement: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
     """The photo with the outline of the measurement that counts (or ``measurement``)."""
-    caller, _ = _signed_in(request, session)
+    caller, _ = signed_in(request, session)
     row = access.load_assessment(session, caller, assessment)
     chosen = trial.find_measurement(row, measurement, access.study_of(row))
     photo = runtime.store.get(row.photo_key)
@@ -969,10 +938,10 @@ def correct(
 ) -> Response:
     """A clinician's corrected outline (polygon in photo pixels, or a mask PNG) + reason:
     the same domain function as ``PUT /v1/assessments/{id}/mask``."""
-    caller, key = _signed_in(request, session)
+    caller, key = signed_in(request, session)
     row: Assessment | None = None
     try:
-        _check_csrf(key, csrf)
+        check_csrf(key, csrf)
         row = access.load_assessment(session, caller, assessment)
         mask_png = None
         if mask is not None and mask.filename:
@@ -1013,9 +982,9 @@ def observe(
 ) -> Response:
     """A clinician's closure observation (and acceptance of a flagged photo): the same
     domain function as ``PATCH /v1/assessments/{id}``."""
-    caller, key = _signed_in(request, session)
+    caller, key = signed_in(request, session)
     try:
-        _check_csrf(key, csrf)
+        check_csrf(key, csrf)
         row = access.load_assessment(session, caller, assessment)
         changes: dict[str, Any] = {
             "epithelialized": _tri_state(epithelialized),
@@ -1029,25 +998,20 @@ def observe(
     return RedirectResponse(f"/dashboard/wounds/{row.wound_id}#{row.id}", status_code=303)
 
 
+DASHBOARD_EXPORTS = ("csv", "fhir.json", "tu.csv", "tr.csv", "dm.csv")
+"""The exports the study page links (``exporting.EXPORTS``' names)."""
+
+
 @router.get("/studies/{study}/export.{kind}")
 def export(study: str, kind: str, request: Request, session: SessionDep) -> Response:
-    """The API's exports for a signed-in monitor or admin: the API's own handlers, so the
+    """The API's exports for a signed-in monitor or admin: the API's own download, so the
     files and their audit entries are the same."""
-    caller, key = _signed_in(request, session)
+    caller, key = signed_in(request, session)
     try:
         row = access.load_study(session, caller, study)
-        settings = request.app.state.settings
-        handlers = {
-            "csv": export_routes.export_csv,
-            "fhir.json": export_routes.export_fhir,
-            "tu.csv": export_routes.export_tu,
-            "tr.csv": export_routes.export_tr,
-        }
-        if kind == "dm.csv":
-            return export_routes.export_dm(row, session, caller)
-        if kind not in handlers:
+        if kind not in DASHBOARD_EXPORTS:
             raise HTTPException(status_code=404, detail=f"no export {kind}")
-        return handlers[kind](row, session, caller, settings)
+        return download(session, caller, row, kind, request.app.state.settings)
     except DomainError as exc:
         return _error_page(request, caller, key, exc)
 
@@ -1292,7 +1256,7 @@ def _events_context(
         "events": sorted(row.events, key=lambda e: (e.occurred_on, e.id)),
         "event_kinds": EVENT_KINDS,
         "legs": LEGS,
-        "can_record_events": caller.role in trial.CORRECTORS and not study.locked,
+        "can_record_events": caller.role in CORRECTORS and not study.locked,
         "event_form": form or {},
     }
 
@@ -1331,9 +1295,9 @@ def record_event(
 ) -> Response:
     """Record a dated subject event: ``POST /v1/subjects/{id}/events`` (the same domain
     function, clinician or admin, audited)."""
-    caller, key = _signed_in(request, session)
+    caller, key = signed_in(request, session)
     try:
-        _check_csrf(key, csrf)
+        check_csrf(key, csrf)
         row = access.load_subject(session, caller, subject)
     except DomainError as exc:
         return _error_page(request, caller, key, exc)
@@ -1357,9 +1321,9 @@ def void_subject_event(
 ) -> Response:
     """Void an event recorded in error, with a reason: ``PATCH
     /v1/subjects/{id}/events/{event}`` (kept, audited, left out of the endpoints)."""
-    caller, key = _signed_in(request, session)
+    caller, key = signed_in(request, session)
     try:
-        _check_csrf(key, csrf)
+        check_csrf(key, csrf)
         row = access.load_subject(session, caller, subject)
     except DomainError as exc:
         return _error_page(request, caller, key, exc)
@@ -1459,7 +1423,7 @@ def outline_json(
     photo pixels: where the live editor starts."""
     from service.core import rectify
 
-    caller, _ = _signed_in(request, session)
+    caller, _ = signed_in(request, session)
     row = access.load_assessment(session, caller, assessment)
     chosen = trial.find_measurement(row, measurement, access.study_of(row))
     answer = runtime.pool.run(rectify.outline_of, runtime.store.get(chosen.mask_key))
@@ -1579,7 +1543,7 @@ def rectified(
     asks both visits for the same window and scale). ``X-Px-Per-Mm`` says the scale."""
     from service.core import rectify
 
-    caller, _ = _signed_in(request, session)
+    caller, _ = signed_in(request, session)
     row = access.load_assessment(session, caller, assessment)
     study = access.study_of(row)
     chosen = trial.find_measurement(row, measurement, study)

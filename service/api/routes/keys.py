@@ -15,7 +15,14 @@ router = APIRouter(prefix="/v1/keys", tags=["keys"])
 @router.post("", status_code=201, response_model=KeyCreated)
 def create_key(data: KeyCreate, session: SessionDep, caller: CallerDep) -> KeyCreated:
     """Make a key for a named person; the key is in the answer once and never again."""
-    row, key = trial.issue_key(session, caller, data)
+    row, key = trial.issue_key(
+        session,
+        caller,
+        role=data.role,
+        holder=data.holder,
+        study_id=data.study,
+        site_code=data.site,
+    )
     return KeyCreated(**views.key_public(row).model_dump(), key=key)
 
 

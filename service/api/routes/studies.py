@@ -5,18 +5,21 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.api import views
-from service.api.deps import CallerDep, SessionDep, VisibleStudy
+from service.api.deps import CallerDep, RuntimeDep, SessionDep, VisibleStudy
 from service.domain import access, trial
 from service.domain.schemas import SiteCreate, SitePublic, StudyCreate, StudyPublic, StudyUpdate
-from service.runtime.context import model_installed
 
 router = APIRouter(prefix="/v1/studies", tags=["studies"])
 
 
 @router.post("", status_code=201, response_model=StudyPublic)
-def create_study(data: StudyCreate, session: SessionDep, caller: CallerDep) -> StudyPublic:
+def create_study(
+    data: StudyCreate, session: SessionDep, caller: CallerDep, runtime: RuntimeDep
+) -> StudyPublic:
     """Create a study (server admin key): id, name, marker size, pinned model."""
-    return views.study_public(trial.create_study(session, caller, data, model_ok=model_installed))
+    return views.study_public(
+        trial.create_study(session, caller, data, model_ok=runtime.models.installed)
+    )
 
 
 @router.get("", response_model=list[StudyPublic])
@@ -32,11 +35,15 @@ def get_study(study: VisibleStudy) -> StudyPublic:
 
 @router.patch("/{study}", response_model=StudyPublic)
 def update_study(
-    study: VisibleStudy, data: StudyUpdate, session: SessionDep, caller: CallerDep
+    study: VisibleStudy,
+    data: StudyUpdate,
+    session: SessionDep,
+    caller: CallerDep,
+    runtime: RuntimeDep,
 ) -> StudyPublic:
     """Rename, pin a model version, or lock/unlock the study (admin; locked = writes 423)."""
     return views.study_public(
-        trial.update_study(session, caller, study, data, model_ok=model_installed)
+        trial.update_study(session, caller, study, data, model_ok=runtime.models.installed)
     )
 
 

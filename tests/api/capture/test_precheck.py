@@ -25,7 +25,7 @@ def _precheck(trial: Trial, frame: bytes, role: str = "uploader", **data: str) -
 def _stored(trial: Trial) -> tuple[int, int, int]:
     store_dir = trial.service.settings.data_dir / "photos"
     files = sum(1 for p in store_dir.rglob("*") if p.is_file()) if store_dir.exists() else 0
-    with trial.service.persistence.db.session() as session:
+    with trial.service.db.session() as session:
         return (
             session.scalar(select(func.count()).select_from(Assessment)) or 0,
             session.scalar(select(func.count()).select_from(AuditEntry)) or 0,
@@ -73,7 +73,7 @@ def test_needs_a_key(trial: Trial) -> None:
 
 
 def test_rate_limited_per_key(trial: Trial) -> None:
-    app = trial.service.api.app
+    app = trial.service.app
     previous = getattr(app.state, "precheck_limiter", None)
     now = [0.0]
     app.state.precheck_limiter = RateLimiter(rate_per_s=2.0, burst=2, clock=lambda: now[0])

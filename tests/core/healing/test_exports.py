@@ -103,6 +103,7 @@ ROWS = [
         calibration="none",
         calibrated=False,
         counted=False,
+        uncounted_reason="uncalibrated",
         area_cm2=None,
         length_cm=None,
         width_cm=None,
@@ -243,6 +244,24 @@ def test_cdisc_tr_counting_measurements_and_closure() -> None:
     assert day28["TRDY"] == "29"
     assert day28["TRORRESU"] == "cm2"
     assert "arm" not in records[0] and "ARM" not in records[0]
+
+
+def test_an_uncounted_row_without_its_reason_is_refused_not_guessed() -> None:
+    # The reason is the caller's (trial.uncounted_reason, the one "counted" rule).
+    unexplained = row(counted=False, calibrated=False)
+    with pytest.raises(ValueError, match="no uncounted_reason"):
+        cdisc_tr_records([unexplained])
+    with pytest.raises(ValueError, match="no uncounted_reason"):
+        fhir_bundle([unexplained])
+
+
+def test_wndclose_is_the_closure_rule_as_the_clinician_recorded_it() -> None:
+    cases = [(True, False, "Y"), (True, None, "Y"), (True, True, "N"), (False, None, "N")]
+    for epithelialized, drainage, expected in cases:
+        records = cdisc_tr_records([row(epithelialized=epithelialized, drainage=drainage)])
+        closure = [r for r in records if r["TRTESTCD"] == "WNDCLOSE"]
+        assert [c["TRORRES"] for c in closure] == [expected], (epithelialized, drainage)
+    assert not [r for r in cdisc_tr_records([row()]) if r["TRTESTCD"] == "WNDCLOSE"]
 
 
 @pytest.mark.parametrize("base_url", ["https://ws.example/fhir/", None])

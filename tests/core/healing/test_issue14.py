@@ -381,7 +381,7 @@ def test_only_the_pinned_models_measurement_counts() -> None:
     # DESIGN: "the latest manual correction, else the measurement of the study's pinned
     # model (none from another model: such a photo answers not counted, 'not measured
     # with the pinned model')".
-    from service.api.routes.healing import wound_input
+    from service.domain.outcomes import wound_input
 
     study, wound = _stored_wound(
         "ulcerseg-1.1.0",
