@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from service.config import model_settings_from_env
 from service.core.contract import PassSpec, UncertaintySpec, save_spec
 from service.core.imaging import read_mask, read_photo
 from service.core.measure import SEGMENTATION_UNCERTAIN_PCT, select_component
@@ -40,7 +41,7 @@ from service.core.uncertainty import (
     nonconformity,
     outline_signals,
 )
-from service.runtime.artifacts import resolve_model
+from service.runtime.artifacts import models_dirs, resolve_model
 from service.runtime.inference import Segmenter
 from service.runtime.yardsticks import Yardstick, yardsticks
 from service.simulator.demo import deepest_point
@@ -292,6 +293,37 @@ def table(model_id: str, u: UncertaintySpec, held: dict[str, dict]) -> list[str]
 
 
 def main() -> None:
+    args = _arguments()
+    model_dir = resolve_model(args.model, models_dirs(model_settings_from_env().models_dirs))
+    segmenter = Segmenter(model_dir, threads=2)
+    rows = _rows(args, segmenter)
+    u = fit([r for r in rows if r.fit], UncertaintySpec())
+    held = report([r for r in rows if not r.fit], u)
+    u = u.model_copy(
+        update={
+            "calibrated_on": list(held),
+            "coverage": {n: round(m["coverage"], 4) for n, m in held.items()},
+            "median_halfwidth_pct": {
+                n: round(m["median_halfwidth_pct"], 1) for n, m in held.items()
+            },
+        }
+    )
+    lines = table(segmenter.id, u, held)
+    lines += ["", "What the outline_uncertain limit sends to review (held-out half):", ""]
+    lines += limit_lines([r for r in rows if not r.fit and r.signals.area_px > 0], u)
+    print("\n".join(lines))
+    out = args.out or ROOT / "benchmarks" / "model" / f"UNCERTAINTY-{segmenter.id}.md"
+    out.write_text("\n".join(lines) + "\n")
+    out.with_suffix(".json").write_text(
+        json.dumps({"uncertainty": u.model_dump(), "held_out": held}, indent=2) + "\n"
+    )
+    if args.write:
+        spec = segmenter.spec.model_copy(update={"uncertainty": u})
+        save_spec(spec, model_dir)
+        print(f"wrote the constants into {model_dir / 'model.json'}")
+
+
+def _arguments() -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -303,9 +335,12 @@ def main() -> None:
     ap.add_argument("--rows", type=Path, default=None, help="signals cache (JSON)")
     ap.add_argument("--recollect", action="store_true", help="segment again, ignore the cache")
     ap.add_argument("--out", type=Path, default=None)
-    args = ap.parse_args()
-    model_dir = resolve_model(args.model)
-    segmenter = Segmenter(model_dir, threads=2)
+    return ap.parse_args()
+
+
+def _rows(args: argparse.Namespace, segmenter: Segmenter) -> list[Row]:
+    """Every calibration photo's signals: those of sets already in the cache (unless
+    ``--recollect``) are read from it, the others segmented now; the cache is rewritten."""
     sizes = tuple(int(s) for s in args.sizes.split(","))
     cache = (
         args.rows or ROOT / "runs" / f"uncertainty-rows-{segmenter.id}-{segmenter.sha256[:12]}.json"
@@ -321,24 +356,16 @@ def main() -> None:
     save_rows(rows, cache)
     if not rows:
         raise SystemExit(f"no calibration data under {args.fuseg} or {args.ood}")
-    u = fit([r for r in rows if r.fit], UncertaintySpec())
-    held = report([r for r in rows if not r.fit], u)
-    u = u.model_copy(
-        update={
-            "calibrated_on": list(held),
-            "coverage": {n: round(m["coverage"], 4) for n, m in held.items()},
-            "median_halfwidth_pct": {
-                n: round(m["median_halfwidth_pct"], 1) for n, m in held.items()
-            },
-        }
-    )
-    lines = table(segmenter.id, u, held)
-    lines += ["", "What the outline_uncertain limit sends to review (held-out half):", ""]
-    # What a stricter or looser outline_uncertain limit would send to review.
-    held_rows = [r for r in rows if not r.fit and r.signals.area_px > 0]
+    return rows
 
+
+def limit_lines(held_rows: list[Row], u: UncertaintySpec) -> list[str]:
+    """What a stricter or looser outline_uncertain limit would send to review: per
+    limit, the share of held-out photos flagged, of those off by > 30 % and of those
+    within 10 % (``held_rows``: held-out photos with an interval)."""
     far = [r for r in held_rows if r.area_error > 0.3]
     near = [r for r in held_rows if r.area_error <= 0.1]
+    lines = []
     for limit in (30.0, 45.0, 60.0, 100.0, 150.0):
 
         def flagged(r: Row, limit: float = limit) -> bool:
@@ -351,16 +378,7 @@ def main() -> None:
             f" {len(far)} off by > 30 %; {sum(map(flagged, near)) / max(len(near), 1):.0%}"
             f" of the {len(near)} within 10 %"
         )
-    print("\n".join(lines))
-    out = args.out or ROOT / "benchmarks" / "model" / f"UNCERTAINTY-{segmenter.id}.md"
-    out.write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(
-        json.dumps({"uncertainty": u.model_dump(), "held_out": held}, indent=2) + "\n"
-    )
-    if args.write:
-        spec = segmenter.spec.model_copy(update={"uncertainty": u})
-        save_spec(spec, model_dir)
-        print(f"wrote the constants into {model_dir / 'model.json'}")
+    return lines
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,6 +172,13 @@ class CropDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, i])
+        # albumentations seeds itself from the OS unless told: give both pipelines one
+        # generator drawn from (seed, epoch, photo), so a run is repeatable whatever the
+        # number of loader workers (one shared generator per pipeline, not one seed per
+        # transform, which would make e.g. the two flips always agree).
+        for pipeline in (self.geo, self.photo):
+            child = int(rng.integers(2**63))
+            pipeline.set_random_state(np.random.default_rng(child), random.Random(child))
         g = self.geo(image=self.images[i], mask=self.masks[i])
         if self.reframe_prob and g["mask"].any() and rng.random() < self.reframe_prob:
             fill = sample_fill(rng, self.reframe_fill)

@@ -24,11 +24,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from service.core.contract import save_spec, sha256_file
+from service.config import model_settings_from_env
+from service.core.contract import ModelSpec, save_spec, sha256_file
 from service.runtime.artifacts import installed_models
 from service.runtime.evaluation import model_metrics
 from service.runtime.inference import Segmenter
@@ -36,6 +40,7 @@ from service.runtime.yardsticks import (
     GATE_MAX_DICE_LOSS,
     REFRAME_FILLS,
     REFRAME_SIZES,
+    Yardstick,
     gate,
     score_all,
     yardsticks,
@@ -47,9 +52,37 @@ from training.quantize import CALIBRATION_PHOTOS, quantize
 INT8_MAX_DICE_LOSS = 0.002
 
 
-def measure_yardsticks(model_dir: Path, sticks: list) -> dict:
-    seg = Segmenter(model_dir)
+Metrics = dict[str, float | int]
+"""One ``SplitScore.summary`` (pooled and mean Dice, precision, recall, ...)."""
+
+
+def measure_yardsticks(model_dir: Path, sticks: list[Yardstick]) -> dict[str, Metrics]:
+    seg = Segmenter(model_dir, threads=model_settings_from_env().ort_threads)
     return score_all(lambda rgb: seg.segment(rgb).mask, sticks)
+
+
+@dataclass(frozen=True)
+class _Precision:
+    """Which ONNX file became ``model.onnx`` (int8 or fp32), with the metrics of both."""
+
+    use_int8: bool
+    chosen: dict[str, Any]
+    other: dict[str, Any]
+    other_name: str
+    loss: float
+    """Pooled Dice the int8 model loses against fp32 on the validation split."""
+
+
+@dataclass(frozen=True)
+class _Gate:
+    """The candidate and the current default model on every yardstick."""
+
+    candidate: dict[str, Metrics]
+    baseline_id: str | None
+    baseline: dict[str, Metrics]
+    """Empty when no model was installed before this one."""
+    worse: list[str]
+    """The yardsticks the candidate loses on (``gate``); [] = passes."""
 
 
 def release(
@@ -62,7 +95,9 @@ def release(
     force_reason: str = "",
     fills: tuple[float, ...] = REFRAME_FILLS,
     sizes: tuple[int, ...] = REFRAME_SIZES,
-) -> dict:
+) -> dict[str, Any]:
+    """Export, quantise, measure and gate ``checkpoint`` into ``models/<name>-<version>``
+    (the module's steps 1-6); the released model's metrics (``model.json``)."""
     cfg = Config.model_validate(
         torch.load(checkpoint, map_location="cpu", weights_only=False)["config"]
     )
@@ -73,21 +108,42 @@ def release(
     staging = models / f"_staging-{version}"
     info = run_info(checkpoint.parent) | ({"recipe": recipe} if recipe else {})
     spec = export(checkpoint, staging, training_info=info, version=version)
+    precision = _choose_precision(spec, staging, data)
+    against = _against_default(staging, current, yardsticks(data, ood, fills, sizes))
+    if against.worse and not force_reason:
+        shutil.rmtree(staging)
+        raise SystemExit(
+            f"refused: worse than the default {against.baseline_id} by more than"
+            f" {GATE_MAX_DICE_LOSS} pooled Dice on " + "; ".join(against.worse) + "."
+            " Improve it, or --force REASON."
+        )
+    _record(spec, precision, against, force_reason)
+    save_spec(spec, staging)
+    staging.rename(out)
+    kind = "int8" if precision.use_int8 else "fp32"
+    print(f"released {out} ({kind}); now write {out}/MODEL_CARD.md")
+    return spec.metrics
+
+
+def _measure(spec: ModelSpec, staging: Path, onnx_file: str, val: Path) -> dict[str, Any]:
+    """Metrics of ``onnx_file`` as the folder's model.onnx (the runtime checks sha256)."""
+    (staging / onnx_file).replace(staging / "model.onnx")
+    spec.onnx.sha256 = sha256_file(staging / "model.onnx")
+    save_spec(spec, staging)
+    metrics = model_metrics(staging, val / "images", val / "labels")
+    (staging / "model.onnx").replace(staging / onnx_file)
+    print(f"{onnx_file}: {json.dumps(metrics)}", flush=True)
+    return metrics
+
+
+def _choose_precision(spec: ModelSpec, staging: Path, data: Path) -> _Precision:
+    """Quantise, measure both files on the validation split, and make the int8 one
+    ``model.onnx`` when it keeps pooled Dice within ``INT8_MAX_DICE_LOSS`` of fp32."""
     val = data / "validation"
-
-    def measure(onnx_file: str) -> dict:
-        """Metrics of ``onnx_file`` as the folder's model.onnx (the runtime checks sha256)."""
-        (staging / onnx_file).replace(staging / "model.onnx")
-        spec.onnx.sha256 = sha256_file(staging / "model.onnx")
-        save_spec(spec, staging)
-        metrics = model_metrics(staging, val / "images", val / "labels")
-        (staging / "model.onnx").replace(staging / onnx_file)
-        print(f"{onnx_file}: {json.dumps(metrics)}", flush=True)
-        return metrics
-
     quantize(staging, data / "train" / "images")  # model.onnx (fp32) -> model.int8.onnx
     (staging / "model.onnx").replace(staging / "model.fp32.onnx")
-    fp32, int8 = measure("model.fp32.onnx"), measure("model.int8.onnx")
+    fp32 = _measure(spec, staging, "model.fp32.onnx", val)
+    int8 = _measure(spec, staging, "model.int8.onnx", val)
     loss = fp32["pooled_dice"] - int8["pooled_dice"]
     use_int8 = loss <= INT8_MAX_DICE_LOSS
     chosen, other, other_name = (int8, fp32, "fp32") if use_int8 else (fp32, int8, "int8")
@@ -96,7 +152,14 @@ def release(
     )
     spec.onnx.sha256 = sha256_file(staging / "model.onnx")
     save_spec(spec, staging)
-    sticks = yardsticks(data, ood, fills, sizes)
+    return _Precision(use_int8, chosen, other, other_name, loss)
+
+
+def _against_default(
+    staging: Path, current: list[tuple[ModelSpec, Path]], sticks: list[Yardstick]
+) -> _Gate:
+    """The release gate: the candidate and the current default (the highest installed
+    version, if any) on the same yardsticks, each line printed."""
     candidate = measure_yardsticks(staging, sticks)
     baseline_id, baseline, worse = None, {}, []
     if current:
@@ -108,41 +171,36 @@ def release(
             f"yardstick {name}: {m['pooled_dice']:.4f} (default {baseline_id}:"
             f" {baseline[name]['pooled_dice'] if baseline else float('nan'):.4f})"
         )
-    if worse and not force_reason:
-        import shutil
+    return _Gate(candidate, baseline_id, baseline, worse)
 
-        shutil.rmtree(staging)
-        raise SystemExit(
-            f"refused: worse than the default {baseline_id} by more than {GATE_MAX_DICE_LOSS}"
-            " pooled Dice on " + "; ".join(worse) + ". Improve it, or --force REASON."
-        )
+
+def _record(spec: ModelSpec, precision: _Precision, against: _Gate, force_reason: str) -> None:
+    """What ``model.json`` keeps of the release: the gate's numbers (and a forcing
+    reason), the chosen file's metrics beside the other's, how it was quantised."""
     spec.training["gate"] = {
-        "baseline": baseline_id,
+        "baseline": against.baseline_id,
         "max_pooled_dice_loss": GATE_MAX_DICE_LOSS,
-        "worse": worse,
+        "worse": against.worse,
         "forced": force_reason or None,
-        "baseline_yardsticks": {n: _brief(m) for n, m in baseline.items()},
+        "baseline_yardsticks": {n: _brief(m) for n, m in against.baseline.items()},
     }
+    other_name = precision.other_name
     spec.metrics = {
-        **chosen,
+        **precision.chosen,
         "measured_by": f"woundscope evaluate --model {spec.id} (this model.onnx)",
-        f"{other_name}_pooled_dice": other["pooled_dice"],
-        f"{other_name}_mean_dice": other["mean_dice"],
-        "yardsticks": {n: _brief(m) for n, m in candidate.items()},
+        f"{other_name}_pooled_dice": precision.other["pooled_dice"],
+        f"{other_name}_mean_dice": precision.other["mean_dice"],
+        "yardsticks": {n: _brief(m) for n, m in against.candidate.items()},
     }
     spec.training["quantization"] = (
         "static int8 (QDQ, per-channel int8 weights, uint8 activations, MinMax calibration on"
         f" {CALIBRATION_PHOTOS} train photos: python -m training.quantize)"
-        if use_int8
-        else f"fp32: int8 lost {loss:.4f} pooled Dice"
+        if precision.use_int8
+        else f"fp32: int8 lost {precision.loss:.4f} pooled Dice"
     )
-    save_spec(spec, staging)
-    staging.rename(out)
-    print(f"released {out} ({'int8' if use_int8 else 'fp32'}); now write {out}/MODEL_CARD.md")
-    return spec.metrics
 
 
-def _brief(m: dict) -> dict:
+def _brief(m: Metrics) -> Metrics:
     keys = ("photos", "pooled_dice", "mean_dice", "precision", "recall")
     return {k: m[k] for k in keys} | {"median_abs_rel_area_error": m["median_abs_rel_area_error"]}
 

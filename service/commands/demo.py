@@ -31,15 +31,16 @@ def demo(
     from service.config import settings_from_env
     from service.simulator.demo import DemoError, run_demo, serve_and_demo
 
-    data_dir = settings_from_env().data_dir
+    settings = settings_from_env()
+    data_dir = settings.data_dir
     if serve:
         _stop_on_terminate()
     try:
         if serve:
             if url is not None:
                 fail("--serve starts its own service: leave out --url")
-            raise typer.Exit(serve_and_demo(host, port, data_dir))
-        run_demo(url or f"http://{host}:{port}", data_dir, admin_key)
+            raise typer.Exit(serve_and_demo(host, port, data_dir, settings=settings))
+        run_demo(url or f"http://{host}:{port}", data_dir, admin_key, settings=settings)
     except DemoError as exc:
         fail(str(exc))
 

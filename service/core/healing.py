@@ -30,7 +30,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 WEEK_DAYS = 7.0
 PAR_WEEK4_TARGET_DAYS = 28
@@ -298,6 +298,16 @@ def _clean(value: float | None, digits: int = 9) -> float | None:
     return round(float(value), digits)
 
 
+class EndpointOptions(TypedDict, total=False):
+    """The study's endpoint settings, as ``wound_endpoints`` takes them (its keyword
+    arguments but ``origin``); ``subject_endpoints`` and ``study_endpoints`` pass them on."""
+
+    week4_target_days: int
+    week4_window_days: int
+    closure_confirm_days: int
+    closure_requires_drainage_recorded: bool
+
+
 def wound_endpoints(
     visits: Sequence[Visit],
     *,
@@ -312,9 +322,36 @@ def wound_endpoints(
     Days count from ``origin`` (the subject's time origin, ``time_origin``) when given,
     else from this wound's baseline photo."""
     all_rows = _rows(visits, closure_requires_drainage_recorded)
+    baseline_row, day0 = _date_rows(all_rows, origin)
     effective = [r for r in all_rows if r.effective]
-    flags: list[dict[str, Any]] = []
+    baseline_area_cm2, flags = _baseline_area(baseline_row)
+    counted = _par_rows(effective, baseline_area_cm2)
+    days_par_pct = [(r.day, r.par_pct) for r in counted if r.par_pct is not None]
+    week4 = par_at_target(days_par_pct, week4_target_days, week4_window_days)
+    flags += _area_zero_flags(counted)
+    last_day = effective[-1].day if effective else None
+    baseline_on = baseline_row.captured_on if baseline_row else None
+    return {
+        "baseline_assessment": baseline_row.visit.assessment_id if baseline_row else None,
+        "baseline_date": baseline_on.isoformat() if baseline_on else None,
+        "time_origin": day0.isoformat() if day0 else None,
+        "baseline_area_cm2": _clean(baseline_area_cm2),
+        "visits": [_visit_answer(r) for r in all_rows],
+        "par_week4_pct": _clean(week4[1]) if week4 else None,
+        "par_week4_day": week4[0] if week4 else None,
+        **_rate_answer(baseline_row, baseline_area_cm2, counted),
+        "par50_day": _clean(first_day_par_at_least(days_par_pct, PAR_RESPONSE_PCT)),
+        **_closure_answer(effective, closure_confirm_days, last_day),
+        "last_visit_day": last_day,
+        "flags": flags,
+    }
 
+
+def _date_rows(all_rows: Sequence[_Row], origin: date | None) -> tuple[_Row | None, date | None]:
+    """The baseline row (the visit marked baseline, else the first) and day 0; sets each
+    row's day, and whether it is counted (or why not). Visits before the baseline take
+    no part: the wound's series starts at its baseline photo."""
+    effective = [r for r in all_rows if r.effective]
     baseline_row: _Row | None = None
     if effective:
         marked = [r for r in effective if r.visit.baseline]
@@ -334,36 +371,50 @@ def wound_endpoints(
             row.reason = "no_area"
         else:
             row.counted = True
-    effective = [r for r in all_rows if r.effective]
+    return baseline_row, day0
 
-    baseline_area_cm2: float | None = None
-    if baseline_row is not None:
-        if baseline_row.counted:
-            baseline_area_cm2 = baseline_row.visit.area_cm2
-        else:
-            flags.append(
-                {
-                    "code": "baseline_not_counted",
-                    "message": "the baseline photo has no counted area (uncalibrated or "
-                    "severe-flagged): correct or accept it to get cm² endpoints",
-                }
-            )
+
+def _baseline_area(baseline_row: _Row | None) -> tuple[float | None, list[dict[str, Any]]]:
+    """The baseline's counted area (None without one), and the flags that say why the
+    cm² endpoints are missing or PAR is undefined."""
+    if baseline_row is None:
+        return None, []
+    if not baseline_row.counted:
+        return None, [
+            {
+                "code": "baseline_not_counted",
+                "message": "the baseline photo has no counted area (uncalibrated or "
+                "severe-flagged): correct or accept it to get cm² endpoints",
+            }
+        ]
+    baseline_area_cm2 = baseline_row.visit.area_cm2
     if baseline_area_cm2 is not None and baseline_area_cm2 <= 0:
-        flags.append(
+        return baseline_area_cm2, [
             {
                 "code": "baseline_area_zero",
                 "message": "the baseline area is zero, so percent area reduction is undefined",
             }
-        )
+        ]
+    return baseline_area_cm2, []
 
-    counted = [r for r in effective if r.counted] if baseline_area_cm2 is not None else []
-    if baseline_area_cm2 is not None:
-        for row in counted:
-            assert row.visit.area_cm2 is not None
-            row.par_pct = percent_area_reduction_pct(baseline_area_cm2, row.visit.area_cm2)
-    days_par_pct = [(r.day, r.par_pct) for r in counted if r.par_pct is not None]
 
-    week4 = par_at_target(days_par_pct, week4_target_days, week4_window_days)
+def _par_rows(effective: Sequence[_Row], baseline_area_cm2: float | None) -> list[_Row]:
+    """The counted rows, each with its PAR; none without a baseline area (the cm²
+    endpoints need one)."""
+    if baseline_area_cm2 is None:
+        return []
+    counted = [r for r in effective if r.counted]
+    for row in counted:
+        assert row.visit.area_cm2 is not None
+        row.par_pct = percent_area_reduction_pct(baseline_area_cm2, row.visit.area_cm2)
+    return counted
+
+
+def _rate_answer(
+    baseline_row: _Row | None, baseline_area_cm2: float | None, counted: Sequence[_Row]
+) -> dict[str, float | None]:
+    """The healing rates: baseline to the last counted visit (absolute, Gilman), and the
+    log-linear fit over every counted visit with its half-life."""
     last = counted[-1] if len(counted) > 1 else None
     rate_cm2_per_week = gilman = None
     if baseline_area_cm2 is not None and baseline_row is not None and last is not None:
@@ -382,84 +433,108 @@ def wound_endpoints(
         [(r.day, r.visit.area_cm2) for r in counted if r.visit.area_cm2 is not None]
     )
     half_life_days = math.log(2) / k_per_day if k_per_day is not None and k_per_day > 0 else None
-
-    runs = _closure_runs(effective, closure_confirm_days)
-    closure_confirmed = bool(runs)
-    closure_day = effective[runs[0][0]].day if runs else None
-    recurrence_day: int | None = None
-    healed_day: int | None = None
-    if runs:
-        confirming = runs[0][1]
-        reopened = [r for r in effective[confirming + 1 :] if r.open]
-        recurrence_day = reopened[0].day if reopened else None
-        last_first, last_confirming = runs[-1]
-        if not any(r.open for r in effective[last_confirming + 1 :]):
-            healed_day = effective[last_first].day
-    last_day = effective[-1].day if effective else None
-    healed_spells: list[list[int | None]] = []
-    for first, confirming in runs:
-        reopened_after = [r.day for r in effective[confirming + 1 :] if r.open]
-        healed_spells.append([effective[first].day, reopened_after[0] if reopened_after else None])
-
-    area_zero_open = [r.day for r in counted if r.visit.area_cm2 == 0 and not r.closed]
-    if area_zero_open:
-        flags.append(
-            {
-                "code": "area_zero_not_observed_closed",
-                "message": "the segmented area is zero on days "
-                + ", ".join(str(d) for d in area_zero_open)
-                + " but no clinician observed closure: supporting evidence only",
-            }
-        )
-    closure_supported_by_area: bool | None = None
-    if runs:
-        first, confirming = runs[0]
-        areas = [r.visit.area_cm2 for r in effective[first : confirming + 1] if r.counted]
-        closure_supported_by_area = all(a == 0 for a in areas) if areas else None
-
     return {
-        "baseline_assessment": baseline_row.visit.assessment_id if baseline_row else None,
-        "baseline_date": baseline_on.isoformat() if baseline_on else None,
-        "time_origin": day0.isoformat() if day0 else None,
-        "baseline_area_cm2": _clean(baseline_area_cm2),
-        "visits": [
-            {
-                "assessment": r.visit.assessment_id,
-                "captured_at": r.captured_on.isoformat(),
-                "day": r.day,
-                "area_cm2": _clean(r.visit.area_cm2),
-                "area_cm2_low": _clean(r.visit.area_cm2_low),
-                "area_cm2_high": _clean(r.visit.area_cm2_high),
-                "perimeter_cm": _clean(r.visit.perimeter_cm),
-                "par_pct": _clean(r.par_pct),
-                "closed": r.effective and r.closed,
-                "closure_note": r.closure_note if r.effective else None,
-                "counted": r.counted,
-                "uncounted_reason": None if r.counted else r.reason,
-                "model": r.visit.model,
-                "manual": r.visit.manual,
-            }
-            for r in all_rows
-        ],
-        "par_week4_pct": _clean(week4[1]) if week4 else None,
-        "par_week4_day": week4[0] if week4 else None,
         "healing_rate_cm2_per_week": _clean(rate_cm2_per_week),
         "gilman_cm_per_week": _clean(gilman),
         "log_linear_rate_per_day": _clean(k_per_day),
         "half_life_days": _clean(half_life_days),
-        "par50_day": _clean(first_day_par_at_least(days_par_pct, PAR_RESPONSE_PCT)),
-        "closure_confirmed": closure_confirmed,
+    }
+
+
+def _closure_answer(
+    effective: Sequence[_Row], confirm_days: int, last_day: int | None
+) -> dict[str, Any]:
+    """Confirmed closure (the first confirmed run), recurrence after it, healing at the
+    last visit (the last run never re-opened) and every healed spell."""
+    runs = _closure_runs(effective, confirm_days)
+    closure_day = effective[runs[0][0]].day if runs else None
+    recurrence_day, healed_day = _recurrence_and_healed_day(effective, runs)
+    return {
+        "closure_confirmed": bool(runs),
         "closure_day": closure_day,
-        "closure_supported_by_area": closure_supported_by_area,
-        "time_to_closure_days": closure_day if closure_confirmed else last_day,
-        "censored": not closure_confirmed,
+        "closure_supported_by_area": _closure_supported_by_area(effective, runs),
+        "time_to_closure_days": closure_day if runs else last_day,
+        "censored": not runs,
         "recurrence": recurrence_day is not None,
         "recurrence_day": recurrence_day,
         "healed_at_last_visit": healed_day is not None,
         "healed_day": healed_day,
-        "healed_spells": healed_spells,
-        "last_visit_day": last_day,
-        "flags": flags,
+        "healed_spells": _healed_spells(effective, runs),
+    }
+
+
+def _recurrence_and_healed_day(
+    effective: Sequence[_Row], runs: Sequence[tuple[int, int]]
+) -> tuple[int | None, int | None]:
+    """The first re-opening after the first confirmed closure, and the first day of the
+    last confirmed run when nothing re-opened after it (healed at the last visit)."""
+    if not runs:
+        return None, None
+    confirming = runs[0][1]
+    reopened = [r for r in effective[confirming + 1 :] if r.open]
+    recurrence_day = reopened[0].day if reopened else None
+    last_first, last_confirming = runs[-1]
+    if any(r.open for r in effective[last_confirming + 1 :]):
+        return recurrence_day, None
+    return recurrence_day, effective[last_first].day
+
+
+def _healed_spells(
+    effective: Sequence[_Row], runs: Sequence[tuple[int, int]]
+) -> list[list[int | None]]:
+    """``[closure day, re-opening day or None]`` of every confirmed run: the subject's
+    all-healed event needs every wound inside a spell on the same day."""
+    healed_spells: list[list[int | None]] = []
+    for first, confirming in runs:
+        reopened_after = [r.day for r in effective[confirming + 1 :] if r.open]
+        healed_spells.append([effective[first].day, reopened_after[0] if reopened_after else None])
+    return healed_spells
+
+
+def _closure_supported_by_area(
+    effective: Sequence[_Row], runs: Sequence[tuple[int, int]]
+) -> bool | None:
+    """Whether every counted area of the first confirmed run is zero (None: no run, or
+    no counted area in it): supporting evidence beside the clinician's observation."""
+    if not runs:
+        return None
+    first, confirming = runs[0]
+    areas = [r.visit.area_cm2 for r in effective[first : confirming + 1] if r.counted]
+    return all(a == 0 for a in areas) if areas else None
+
+
+def _area_zero_flags(counted: Sequence[_Row]) -> list[dict[str, Any]]:
+    """A zero area never closes a wound: say so when no clinician observed closure."""
+    area_zero_open = [r.day for r in counted if r.visit.area_cm2 == 0 and not r.closed]
+    if not area_zero_open:
+        return []
+    return [
+        {
+            "code": "area_zero_not_observed_closed",
+            "message": "the segmented area is zero on days "
+            + ", ".join(str(d) for d in area_zero_open)
+            + " but no clinician observed closure: supporting evidence only",
+        }
+    ]
+
+
+def _visit_answer(r: _Row) -> dict[str, Any]:
+    """One visit of the wound answer's ``visits``, counted or not (with the reason)."""
+    return {
+        "assessment": r.visit.assessment_id,
+        "captured_at": r.captured_on.isoformat(),
+        "day": r.day,
+        "area_cm2": _clean(r.visit.area_cm2),
+        "area_cm2_low": _clean(r.visit.area_cm2_low),
+        "area_cm2_high": _clean(r.visit.area_cm2_high),
+        "perimeter_cm": _clean(r.visit.perimeter_cm),
+        "par_pct": _clean(r.par_pct),
+        "closed": r.effective and r.closed,
+        "closure_note": r.closure_note if r.effective else None,
+        "counted": r.counted,
+        "uncounted_reason": None if r.counted else r.reason,
+        "model": r.visit.model,
+        "manual": r.visit.manual,
     }
 
 
@@ -486,7 +561,10 @@ def first_all_healed(spells_by_wound: Sequence[Sequence[tuple[date, date | None]
 
 
 def subject_endpoints(
-    wounds: Sequence[Wound], *, randomized_on: date | None = None, **options: Any
+    wounds: Sequence[Wound],
+    *,
+    randomized_on: date | None = None,
+    **options: Unpack[EndpointOptions],
 ) -> dict[str, Any]:
     """All ulcers healed, over every wound not marked ``index_leg: false``.
 
@@ -511,17 +589,7 @@ def subject_endpoints(
     healed_days = [a["healed_day"] for a in considered if a["healed_day"] is not None]
     last_days = [a["last_visit_day"] for a in considered if a["last_visit_day"] is not None]
     origin_on = start or BASE_DATE
-    spells = [
-        [
-            (
-                origin_on + timedelta(days=first),
-                None if end is None else origin_on + timedelta(days=end),
-            )
-            for first, end in a["healed_spells"]
-        ]
-        for a in considered
-    ]
-    first_healed = first_all_healed(spells) if considered else None
+    first_healed = _first_all_healed_on(considered, origin_on) if considered else None
     all_healed: bool | None
     if reason is not None:
         all_healed = None
@@ -543,6 +611,22 @@ def subject_endpoints(
         "last_visit_day": max(last_days) if last_days else None,
         "reason": reason,
     }
+
+
+def _first_all_healed_on(considered: Sequence[dict[str, Any]], origin_on: date) -> date | None:
+    """``first_all_healed`` of the wound answers' ``healed_spells`` (days from
+    ``origin_on``), as dates."""
+    spells = [
+        [
+            (
+                origin_on + timedelta(days=first),
+                None if end is None else origin_on + timedelta(days=end),
+            )
+            for first, end in a["healed_spells"]
+        ]
+        for a in considered
+    ]
+    return first_all_healed(spells)
 
 
 def time_origin(randomized_on: date | None, baseline_dates: Sequence[str | None]) -> date | None:
@@ -846,7 +930,7 @@ def study_endpoints(
     *,
     by_arm: bool = False,
     proportion_days: Sequence[int] = PROPORTION_HEALED_DAYS,
-    **options: Any,
+    **options: Unpack[EndpointOptions],
 ) -> dict[str, Any]:
     """Kaplan–Meier time to the first confirmed healing of all index-leg ulcers (per
     subject), median with 95 % CI, proportion healed at ``proportion_days`` (1 − KM
@@ -859,63 +943,16 @@ def study_endpoints(
     ``by_arm`` (admins: blinding)."""
     rows: list[dict[str, Any]] = []
     par_week4: list[float | None] = []
-    sites = {s.subject_id: s.site or "" for s in subjects}
     for subject in subjects:
         answer = subject_endpoints(subject.wounds, randomized_on=subject.randomized_on, **options)
         for wound in answer["wounds"]:
             if wound["wound"] in answer["wounds_considered"]:
                 par_week4.append(wound["par_week4_pct"])
-        event = answer["healing_event"]
-        reason = answer["reason"]
-        time_days = answer["first_healed_day"] if event else answer["last_visit_day"]
-        if reason is None and time_days is None and subject.randomized_on is not None:
-            time_days = 0
-            reason = "randomised, never photographed: censored at day 0"
-        elif reason is None and time_days is None:
-            reason = "no photo and no randomized_on: no time origin"
-        row: dict[str, Any] = {
-            "subject": subject.subject_id,
-            "code": subject.code,
-            "healing_event": bool(event),
-            "first_healed_day": answer["first_healed_day"],
-            "all_wounds_healed": answer["all_wounds_healed"],
-            "all_healed_day": answer["all_healed_day"],
-            "recurrence": answer["recurrence"],
-            "time_to_closure_days": time_days if answer["reason"] is None else None,
-            "censored": not event,
-            "time_origin": answer["time_origin"],
-            "photographed": answer["last_visit_day"] is not None,
-            "reason": reason,
-        }
-        row.update(_outcomes(subject, answer, row))
-        if by_arm:
-            row["arm"] = subject.arm
-        rows.append(row)
+        rows.append(_study_row(subject, answer, by_arm=by_arm))
 
     timed = [r for r in rows if r["time_to_closure_days"] is not None]
     days = list(proportion_days)
-
-    def figures(group: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        if not group:
-            out = _empty_km_answer(days)
-        else:
-            out = _km_answer(
-                [float(r["time_to_closure_days"]) for r in group],
-                [bool(r["healing_event"]) for r in group],
-                days,
-            )
-        out["durably_healed"] = sum(1 for r in group if r["all_wounds_healed"])
-        out["recurred"] = sum(1 for r in group if r["recurrence"])
-        out["cumulative_incidence"] = _cif_answer(
-            [float(r["cr_time_days"]) for r in group], [r["cr_cause"] for r in group], days
-        )
-        afs = [r for r in group if r["afs_time_days"] is not None]
-        out["amputation_free_survival"] = _survival_answer(
-            [float(r["afs_time_days"]) for r in afs], [bool(r["afs_event"]) for r in afs]
-        )
-        return out
-
-    answer = figures(timed)
+    answer = _study_figures(timed, days)
     answer["subjects"] = len(rows)
     answer["subjects_in_analysis"] = len(timed)
     answer["subjects_without_visits"] = sum(1 for r in rows if not r["photographed"])
@@ -929,11 +966,70 @@ def study_endpoints(
     if by_arm:
         arms = sorted({r.get("arm") or "" for r in timed})
         answer["by_arm"] = {
-            arm or "unassigned": figures([r for r in timed if (r.get("arm") or "") == arm])
+            arm or "unassigned": _study_figures(
+                [r for r in timed if (r.get("arm") or "") == arm], days
+            )
             for arm in arms
         }
+        sites = {s.subject_id: s.site or "" for s in subjects}
         answer["arm_comparison"] = arm_comparison(timed, sites, arms)
     return answer
+
+
+def _study_row(subject: Subject, answer: dict[str, Any], *, by_arm: bool) -> dict[str, Any]:
+    """One subject's row of the study (``subject_rows``): its time to healing or to
+    censoring, or why it is left out of the curve; its competing-risk and
+    amputation-free-survival outcomes; its arm only with ``by_arm`` (blinding)."""
+    event = answer["healing_event"]
+    reason = answer["reason"]
+    time_days = answer["first_healed_day"] if event else answer["last_visit_day"]
+    if reason is None and time_days is None and subject.randomized_on is not None:
+        time_days = 0
+        reason = "randomised, never photographed: censored at day 0"
+    elif reason is None and time_days is None:
+        reason = "no photo and no randomized_on: no time origin"
+    row: dict[str, Any] = {
+        "subject": subject.subject_id,
+        "code": subject.code,
+        "healing_event": bool(event),
+        "first_healed_day": answer["first_healed_day"],
+        "all_wounds_healed": answer["all_wounds_healed"],
+        "all_healed_day": answer["all_healed_day"],
+        "recurrence": answer["recurrence"],
+        "time_to_closure_days": time_days if answer["reason"] is None else None,
+        "censored": not event,
+        "time_origin": answer["time_origin"],
+        "photographed": answer["last_visit_day"] is not None,
+        "reason": reason,
+    }
+    row.update(_outcomes(subject, answer, row))
+    if by_arm:
+        row["arm"] = subject.arm
+    return row
+
+
+def _study_figures(group: Sequence[dict[str, Any]], days: Sequence[int]) -> dict[str, Any]:
+    """The figures of a group of study rows (all of them, or one arm's): Kaplan–Meier
+    time to healing, durable healing and recurrence, the cumulative incidence with
+    competing events, amputation-free survival."""
+    if not group:
+        out = _empty_km_answer(days)
+    else:
+        out = _km_answer(
+            [float(r["time_to_closure_days"]) for r in group],
+            [bool(r["healing_event"]) for r in group],
+            days,
+        )
+    out["durably_healed"] = sum(1 for r in group if r["all_wounds_healed"])
+    out["recurred"] = sum(1 for r in group if r["recurrence"])
+    out["cumulative_incidence"] = _cif_answer(
+        [float(r["cr_time_days"]) for r in group], [r["cr_cause"] for r in group], days
+    )
+    afs = [r for r in group if r["afs_time_days"] is not None]
+    out["amputation_free_survival"] = _survival_answer(
+        [float(r["afs_time_days"]) for r in afs], [bool(r["afs_event"]) for r in afs]
+    )
+    return out
 
 
 def arm_comparison(

@@ -113,6 +113,19 @@ def decode_photo(
             "photo_too_large",
             f"{name} is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB",
         )
+    img, fmt = _open_photo(data, name)
+    _check_pixels(img, fmt, name, max_pixels)
+    exif = _exif(img)
+    captured_at = _exif_datetime(exif)
+    rgb = _displayed_rgb8(img, exif, name)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ImageError("corrupt_image", f"{name} decoded to an unexpected shape")
+    return Photo(rgb=np.ascontiguousarray(rgb), format=fmt, captured_at=captured_at)
+
+
+def _open_photo(data: bytes, name: str) -> tuple[Image.Image, str]:
+    """The photo opened (its header read, no pixel decoded yet) and its format, one of
+    ``SUPPORTED_FORMATS``."""
     try:
         img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
@@ -128,6 +141,12 @@ def decode_photo(
             "unsupported_format",
             f"{name} is {fmt or 'an unknown format'}; send JPEG, PNG, WebP or HEIC",
         )
+    return img, fmt
+
+
+def _check_pixels(img: Image.Image, fmt: str, name: str, max_pixels: int) -> None:
+    """One still photo (MPO and HEIF hold extra frames of one shot) within
+    ``max_pixels``, checked from the header before a pixel is decoded."""
     frames = int(getattr(img, "n_frames", 1))
     if frames > 1 and fmt not in ("MPO", "HEIF", "HEIC"):
         raise ImageError("animated_image", f"{name} is animated ({frames} frames): send one photo")
@@ -140,8 +159,11 @@ def decode_photo(
             f"{name} is {w}x{h} = {w * h / 1e6:.0f} megapixels; the limit is"
             f" {max_pixels / 1e6:.0f} megapixels",
         )
-    exif = _exif(img)
-    captured_at = _exif_datetime(exif)
+
+
+def _displayed_rgb8(img: Image.Image, exif: Image.Exif, name: str) -> np.ndarray:
+    """The pixels as displayed (EXIF orientation applied), 8-bit RGB; truncated or
+    corrupt data is ``corrupt_image``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -149,16 +171,13 @@ def decode_photo(
             # exif_transpose copies the image even when there is nothing to turn.
             turned = exif.get(_ORIENTATION, 1) not in (None, 1)
             shown: Image.Image = (ImageOps.exif_transpose(img) or img) if turned else img
-            rgb = _to_rgb8(shown)
+            return _to_rgb8(shown)
     except ImageError:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
         raise ImageError(
             "corrupt_image", f"{name} is damaged or truncated and cannot be decoded ({exc})"
         ) from None
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ImageError("corrupt_image", f"{name} decoded to an unexpected shape")
-    return Photo(rgb=np.ascontiguousarray(rgb), format=fmt, captured_at=captured_at)
 
 
 def read_photo(path: Path, **limits: int) -> Photo:

@@ -36,7 +36,7 @@ plane (a curved foot), or a wrong outline. Coverage is measured by
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import cv2
@@ -47,7 +47,9 @@ from service.core.marker import MARKER_MM, DetectedMarker, detect_markers
 from service.core.review import CLOSED_MAX_AREA_CM2
 from service.core.uncertainty import combine_log, halfwidth_pct
 
-Calibration = Literal["marker", "px_per_mm", "ruler", "none"]
+CalibrationMethod = Literal["marker", "px_per_mm", "ruler", "none"]
+"""How a measurement was calibrated (``Measurement.calibration``); not to be confused
+with ``service.core.pipeline.Calibration``, what the client sent."""
 
 # Uncertainty model, calibrated on benchmarks/calibration (see RESULTS.md there).
 CORNER_FIT_SCALE = 2.0
@@ -231,7 +233,7 @@ class Measurement:
 
     area_px: int
     components: int
-    calibration: Calibration
+    calibration: CalibrationMethod
     area_cm2: float | None = None
     area_cm2_low: float | None = None
     area_cm2_high: float | None = None
@@ -571,6 +573,54 @@ def measure(
     ``segmentation_log_halfwidth`` is the outline's 95 % half-width of log(true /
     measured area) (``service.core.uncertainty``); the interval then holds both errors."""
     limits = limits or QualityLimits()
+    ruler = _checked_inputs(rgb, mask, marker_mm, px_per_mm, ruler)
+    wound = (mask.max(axis=2) if mask.ndim == 3 else mask) > 0
+    wound, flags = _target_component(wound, target_point)
+    crop = _WoundCrop.of(wound)
+    gray = _small_gray(rgb)
+    flags += _exposure_flags(rgb, gray, crop.pixels, crop.xy, limits)
+    if markers is None:
+        markers = detect_markers(rgb)
+    scale = _calibrate(
+        markers, crop.centroid_px, (rgb.shape[1], rgb.shape[0]), marker_mm, px_per_mm, ruler
+    )
+    flags += _calibration_flags(
+        scale, markers, gray, marker_mm, px_per_mm is not None or ruler is not None, limits
+    )
+    flags += _wound_flags(wound, crop.area_px, limits)
+    segmentation_pct = (
+        halfwidth_pct(segmentation_log_halfwidth)
+        if segmentation_log_halfwidth is not None and crop.area_px >= limits.min_wound_px
+        else None
+    )
+    flags += _outline_flags(segmentation_pct, limits)
+    chosen = scale.chosen
+    result = Measurement(
+        area_px=crop.area_px,
+        components=crop.components,
+        calibration=scale.method,
+        segmentation_pct=segmentation_pct,
+        markers_found=len(markers),
+        marker_id=chosen.marker_id if chosen else None,
+        marker_corners_px=chosen.corners_px.round(3).tolist() if chosen else None,
+        quality=flags,
+    )
+    if scale.h_photo_to_mm is None:
+        return result
+    return _calibrated_measurement(
+        result, crop, scale, marker_mm, ruler, segmentation_log_halfwidth, limits
+    )
+
+
+def _checked_inputs(
+    rgb: np.ndarray,
+    mask: np.ndarray,
+    marker_mm: float,
+    px_per_mm: float | None,
+    ruler: Ruler | tuple[float, float, float, float, float] | None,
+) -> Ruler | None:
+    """The ruler as a ``Ruler``, once every argument is known to be measurable: a bad
+    argument is the caller's error (ValueError), never a quality flag."""
     if ruler is not None and not isinstance(ruler, Ruler):
         ruler = Ruler(*(float(v) for v in ruler))
         if ruler.mm <= 0 or ruler.length_px <= 0:
@@ -583,155 +633,197 @@ def measure(
         raise ValueError("marker_mm must be positive")
     if px_per_mm is not None and not px_per_mm > 0:
         raise ValueError("px_per_mm must be positive")
-    flags: list[QualityFlag] = []
-    wound = (mask.max(axis=2) if mask.ndim == 3 else mask) > 0
-    if target_point is not None and wound.any():
-        wound, inside = select_component(wound, target_point)
-        if not inside:
-            flags.append(
-                QualityFlag(
-                    "target_outside_wound",
-                    f"The target point ({target_point[0]:g}, {target_point[1]:g}) is not on a wound outline; the nearest wound was measured. Check that it is the right one.",
-                )
-            )
-    # The mask's own work happens on its bounding box: a wound is a small part of a
-    # 12-megapixel photo.
-    x0, y0, bw, bh = cv2.boundingRect(wound.astype(np.uint8))
-    crop = wound[y0 : y0 + bh, x0 : x0 + bw]
-    origin = np.array([x0, y0], dtype=np.float64)
-    area_px = int(np.count_nonzero(crop))
-    components = (
-        int(cv2.connectedComponents(crop.astype(np.uint8), connectivity=8)[0] - 1) if area_px else 0
-    )
-    gray = _small_gray(rgb)
-    flags += _exposure_flags(rgb, gray, crop, (x0, y0), limits)
-    if markers is None:
-        markers = detect_markers(rgb)
-    outlines = [o + origin for o in outline_px(crop)] if area_px else []
-    centroid_px = (
-        np.array(np.nonzero(crop)[::-1], dtype=np.float64).mean(axis=1) + origin
-        if area_px
-        else None
-    )
+    return ruler
 
-    calibration: Calibration = "none"
+
+def _target_component(
+    wound: np.ndarray, target_point: tuple[float, float] | None
+) -> tuple[np.ndarray, list[QualityFlag]]:
+    """The wound the client pointed at (all of the mask without a point), and the flag
+    that says when the point missed every wound, so a person checks it is the right one."""
+    if target_point is None or not wound.any():
+        return wound, []
+    wound, inside = select_component(wound, target_point)
+    if inside:
+        return wound, []
+    return wound, [
+        QualityFlag(
+            "target_outside_wound",
+            f"The target point ({target_point[0]:g}, {target_point[1]:g}) is not on a wound outline; the nearest wound was measured. Check that it is the right one.",
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class _WoundCrop:
+    """The mask's own work happens on its bounding box: a wound is a small part of a
+    12-megapixel photo. Outlines and centroid are in photo pixels."""
+
+    pixels: np.ndarray
+    """The wound mask cropped to its bounding box (bool)."""
+    xy: tuple[int, int]
+    """The crop's top-left pixel in the photo (x, y)."""
+    area_px: int
+    components: int
+    outlines: list[np.ndarray]
+    centroid_px: np.ndarray | None
+    """None for an empty mask."""
+
+    @property
+    def origin(self) -> np.ndarray:
+        return np.array(self.xy, dtype=np.float64)
+
+    @classmethod
+    def of(cls, wound: np.ndarray) -> _WoundCrop:
+        x0, y0, bw, bh = cv2.boundingRect(wound.astype(np.uint8))
+        crop = wound[y0 : y0 + bh, x0 : x0 + bw]
+        origin = np.array([x0, y0], dtype=np.float64)
+        area_px = int(np.count_nonzero(crop))
+        if not area_px:
+            return cls(crop, (x0, y0), 0, 0, [], None)
+        components = int(cv2.connectedComponents(crop.astype(np.uint8), connectivity=8)[0] - 1)
+        outlines = [o + origin for o in outline_px(crop)]
+        centroid_px = np.array(np.nonzero(crop)[::-1], dtype=np.float64).mean(axis=1) + origin
+        return cls(crop, (x0, y0), area_px, components, outlines, centroid_px)
+
+
+@dataclass(frozen=True)
+class _Scale:
+    """How the photo is calibrated: the method, photo px -> mm (None: uncalibrated),
+    and, with a marker, the marker used and the camera's tilt."""
+
+    method: CalibrationMethod
     h_photo_to_mm: np.ndarray | None = None
     chosen: DetectedMarker | None = None
-    tilt_deg = None
-    scale_px_per_mm = None
-    sigma_calib_mm2 = 0.0  # filled in once the area is known
+    tilt_deg: float | None = None
+    px_per_mm: float | None = None
+
+
+def _calibrate(
+    markers: list[DetectedMarker],
+    centroid_px: np.ndarray | None,
+    image_size_px: tuple[int, int],
+    marker_mm: float,
+    px_per_mm: float | None,
+    ruler: Ruler | None,
+) -> _Scale:
+    """The calibration, in order of preference (module docstring): the marker nearest
+    the wound, else the ruler, else the client's scale, else none."""
     if markers:
         chosen = _nearest_marker(markers, centroid_px)
-        calibration = "marker"
         h_photo_to_mm = marker_homography(chosen.corners_px, marker_mm)
         h_mm_to_photo = np.linalg.inv(h_photo_to_mm)
         centre_mm = np.array([marker_mm / 2, marker_mm / 2])
-        tilt_deg = tilt_from_homography_deg(h_mm_to_photo, (rgb.shape[1], rgb.shape[0]))
+        tilt_deg = tilt_from_homography_deg(h_mm_to_photo, image_size_px)
         scale_px_per_mm = math.sqrt(
             abs(np.linalg.det(homography_jacobian(h_mm_to_photo, centre_mm)))
         )
-        if px_per_mm is not None or ruler is not None:
+        return _Scale("marker", h_photo_to_mm, chosen, tilt_deg, scale_px_per_mm)
+    method: CalibrationMethod
+    if ruler is not None:
+        method, scale_px_per_mm = "ruler", ruler.length_px / ruler.mm
+    elif px_per_mm is not None:
+        method, scale_px_per_mm = "px_per_mm", float(px_per_mm)
+    else:
+        return _Scale("none")
+    h_photo_to_mm = np.diag([1 / scale_px_per_mm, 1 / scale_px_per_mm, 1.0])
+    return _Scale(method, h_photo_to_mm, px_per_mm=scale_px_per_mm)
+
+
+def _calibration_flags(
+    scale: _Scale,
+    markers: list[DetectedMarker],
+    gray: np.ndarray,
+    marker_mm: float,
+    scale_given: bool,
+    limits: QualityLimits,
+) -> list[QualityFlag]:
+    """What the site should know about the calibration: a scale the marker overrode,
+    no tilt correction, no calibration at all; then the marker's own checks (or, with
+    no marker to measure blur on, the photo's blur score)."""
+    if scale.chosen is not None:
+        flags = []
+        if scale_given:
             flags.append(
                 QualityFlag(
                     "scale_ignored",
                     "A calibration marker was found, so the scale sent with the photo was not used: the marker also corrects perspective.",
                 )
             )
-    elif ruler is not None:
-        calibration = "ruler"
-        scale_px_per_mm = ruler.length_px / ruler.mm
-    elif px_per_mm is not None:
-        calibration = "px_per_mm"
-        scale_px_per_mm = float(px_per_mm)
-    if calibration in ("ruler", "px_per_mm"):
-        assert scale_px_per_mm is not None
-        h_photo_to_mm = np.diag([1 / scale_px_per_mm, 1 / scale_px_per_mm, 1.0])
-        flags.append(
+        return flags + _marker_flags(
+            scale.chosen, markers, scale.px_per_mm or 1.0, scale.tilt_deg or 0.0, limits
+        )
+    if scale.method != "none":
+        return [
             QualityFlag(
                 "no_perspective_correction",
                 "No calibration marker was found, so the given scale was used without correcting camera tilt: the area is too small by the cosine of the tilt. Place the printed marker flat beside the wound for a corrected measurement.",
             )
-        )
-    if calibration == "none":
-        flags.append(
-            QualityFlag(
-                "marker_not_found",
-                f"No calibration marker found, so the area is in pixels only: place the printed {marker_mm:g} mm marker flat on the skin beside the wound, fully in view, and retake.",
-                severe=True,
-            )
-        )
+        ]
+    not_found = QualityFlag(
+        "marker_not_found",
+        f"No calibration marker found, so the area is in pixels only: place the printed {marker_mm:g} mm marker flat on the skin beside the wound, fully in view, and retake.",
+        severe=True,
+    )
+    return [not_found, *_blur_flag_without_marker(gray, limits)]
 
-    if chosen is not None:
-        flags += _marker_flags(chosen, markers, scale_px_per_mm or 1.0, tilt_deg or 0.0, limits)
-    elif calibration == "none":
-        flags += _blur_flag_without_marker(gray, limits)
 
+def _wound_flags(wound: np.ndarray, area_px: int, limits: QualityLimits) -> list[QualityFlag]:
+    """No wound at all (severe: nothing to count), or a wound cut by the photo's edge."""
     if area_px < limits.min_wound_px:
-        flags.append(
+        return [
             QualityFlag(
                 "no_wound_found",
                 "No wound was found in this photo: check that the wound is in view, in focus and not covered, then retake (or draw the outline by hand).",
                 severe=True,
             )
-        )
-    elif _touches_edge_px(wound) >= limits.edge_touch_min_px:
-        flags.append(
+        ]
+    if _touches_edge_px(wound) >= limits.edge_touch_min_px:
+        return [
             QualityFlag(
                 "wound_touches_edge",
                 "The wound runs off the edge of the photo, so part of it is not measured: step back or centre the wound and retake.",
             )
-        )
+        ]
+    return []
 
-    segmentation_pct = (
-        halfwidth_pct(segmentation_log_halfwidth)
-        if segmentation_log_halfwidth is not None and area_px >= limits.min_wound_px
-        else None
-    )
+
+def _outline_flags(segmentation_pct: float | None, limits: QualityLimits) -> list[QualityFlag]:
+    """``outline_uncertain`` when the model's own uncertainty about the edge is beyond
+    the study's limit: the photo then goes to a clinician's review."""
     if segmentation_pct is not None and segmentation_pct > limits.max_segmentation_uncertainty_pct:
-        flags.append(
+        return [
             QualityFlag(
                 "outline_uncertain",
                 f"The model is unsure where this wound's edge is (area uncertain by ±{segmentation_pct:.0f} % from the outline alone): check the outline on the photo and correct it if it misses part of the wound.",
             )
-        )
+        ]
+    return []
 
-    result = Measurement(
-        area_px=area_px,
-        components=components,
-        calibration=calibration,
-        segmentation_pct=segmentation_pct,
-        markers_found=len(markers),
-        marker_id=chosen.marker_id if chosen else None,
-        marker_corners_px=chosen.corners_px.round(3).tolist() if chosen else None,
-        quality=flags,
-    )
-    if h_photo_to_mm is None:
-        return result
 
-    area = area_mm2(crop, h_photo_to_mm, (x0, y0))
-    outlines_mm = [apply_homography(h_photo_to_mm, o) for o in outlines]
-    perim_mm = sum(perimeter(o) for o in outlines_mm)
+def _calibrated_measurement(
+    uncalibrated: Measurement,
+    crop: _WoundCrop,
+    scale: _Scale,
+    marker_mm: float,
+    ruler: Ruler | None,
+    segmentation_log_halfwidth: float | None,
+    limits: QualityLimits,
+) -> Measurement:
+    """``uncalibrated`` with its cm values, interval and the flags that need them."""
+    h_photo_to_mm = scale.h_photo_to_mm
+    assert h_photo_to_mm is not None
+    area = area_mm2(crop.pixels, h_photo_to_mm, crop.xy)
+    perim_mm = sum(perimeter(apply_homography(h_photo_to_mm, o)) for o in crop.outlines)
     length_mm, width_mm = (
-        length_width(apply_homography(h_photo_to_mm, hull_corners_px(crop) + origin))
-        if area_px
+        length_width(apply_homography(h_photo_to_mm, hull_corners_px(crop.pixels) + crop.origin))
+        if crop.area_px
         else (0.0, 0.0)
     )
-    # Interval terms (mm², standard errors).
-    perim_px = sum(perimeter(o) for o in outlines)
-    mm2_per_px = area / area_px if area_px else 0.0
-    sigma_quant = QUANTISATION_SIGMA_PER_SQRT_PX * math.sqrt(perim_px) * mm2_per_px
-    if chosen is not None:
-        sigma_px = _corner_sigma_px(chosen)
-        sigma_calib_mm2 = (
-            corner_area_sigma_mm2(chosen.corners_px, marker_mm, outlines, area, sigma_px)
-            if outlines
-            else 0.0
-        )
-        sigma_calib_mm2 = math.hypot(sigma_calib_mm2, 2 * MARKER_PRINT_SIGMA_REL * area)
-    elif ruler is not None:
-        rel = math.sqrt(2) * RULER_POINT_SIGMA_PX / ruler.length_px
-        sigma_calib_mm2 = 2 * rel * area
-    sigma = math.hypot(sigma_calib_mm2, sigma_quant)
+    sigma = math.hypot(
+        _calibration_sigma_mm2(crop, scale, marker_mm, ruler, area),
+        _quantisation_sigma_mm2(crop, area),
+    )
     calibration_rel = Z95 * sigma / area if area > 0 else None
     if calibration_rel is not None and segmentation_log_halfwidth is not None:
         # Both errors, multiplicative, in quadrature on the log scale.
@@ -739,46 +831,86 @@ def measure(
         low, high = area * math.exp(-h), area * math.exp(h)
     else:
         low, high = max(area - Z95 * sigma, 0.0), area + Z95 * sigma
-    if (
-        centroid_px is not None
-        and calibration_rel is not None
-        and 100 * calibration_rel > limits.max_area_uncertainty_pct
-    ):
-        flags.append(
-            QualityFlag(
-                "area_imprecise",
-                f"The area is uncertain by ±{100 * calibration_rel:.0f} % from the calibration: move the camera closer and put the marker right beside the wound, then retake.",
-            )
-        )
-    if chosen is not None and centroid_px is not None:
-        centroid_mm = apply_homography(h_photo_to_mm, centroid_px[None])[0]
-        distance_mm = float(np.linalg.norm(centroid_mm - marker_mm / 2))
-        if distance_mm > limits.marker_max_distance_mm:
-            flags.append(
-                QualityFlag(
-                    "marker_far_from_wound",
-                    f"The marker is {distance_mm:.0f} mm from the wound (limit {limits.marker_max_distance_mm:g} mm): on a curved foot it may not lie in the wound's plane. Put it right beside the wound and retake.",
-                )
-            )
-    return Measurement(
-        area_px=area_px,
-        components=components,
-        calibration=calibration,
+    return replace(
+        uncalibrated,
+        quality=[
+            *uncalibrated.quality,
+            *_precision_flags(crop, calibration_rel, limits),
+            *_marker_distance_flags(crop, scale, marker_mm, limits),
+        ],
         area_cm2=area / 100.0,
         area_cm2_low=low / 100.0,
         area_cm2_high=high / 100.0,
         perimeter_cm=perim_mm / 10.0,
         length_cm=length_mm / 10.0,
         width_cm=width_mm / 10.0,
-        tilt_deg=tilt_deg,
-        px_per_mm=scale_px_per_mm,
+        tilt_deg=scale.tilt_deg,
+        px_per_mm=scale.px_per_mm,
         calibration_pct=None if calibration_rel is None else 100 * calibration_rel,
-        segmentation_pct=segmentation_pct,
-        quality=flags,
-        marker_id=result.marker_id,
-        markers_found=result.markers_found,
-        marker_corners_px=result.marker_corners_px,
     )
+
+
+def _quantisation_sigma_mm2(crop: _WoundCrop, area: float) -> float:
+    """Standard error of the area (mm²) from the mask's pixels along its outline."""
+    perim_px = sum(perimeter(o) for o in crop.outlines)
+    mm2_per_px = area / crop.area_px if crop.area_px else 0.0
+    return QUANTISATION_SIGMA_PER_SQRT_PX * math.sqrt(perim_px) * mm2_per_px
+
+
+def _calibration_sigma_mm2(
+    crop: _WoundCrop, scale: _Scale, marker_mm: float, ruler: Ruler | None, area: float
+) -> float:
+    """Standard error of the area (mm²) from the calibration: the marker's corners and
+    print scale, or the ruler's two clicked points; none known for a client's scale."""
+    if scale.chosen is not None:
+        sigma_px = _corner_sigma_px(scale.chosen)
+        sigma_corners = (
+            corner_area_sigma_mm2(scale.chosen.corners_px, marker_mm, crop.outlines, area, sigma_px)
+            if crop.outlines
+            else 0.0
+        )
+        return math.hypot(sigma_corners, 2 * MARKER_PRINT_SIGMA_REL * area)
+    if ruler is not None:
+        rel = math.sqrt(2) * RULER_POINT_SIGMA_PX / ruler.length_px
+        return 2 * rel * area
+    return 0.0
+
+
+def _precision_flags(
+    crop: _WoundCrop, calibration_rel: float | None, limits: QualityLimits
+) -> list[QualityFlag]:
+    """``area_imprecise`` when the calibration alone leaves the area too uncertain."""
+    if (
+        crop.centroid_px is not None
+        and calibration_rel is not None
+        and 100 * calibration_rel > limits.max_area_uncertainty_pct
+    ):
+        return [
+            QualityFlag(
+                "area_imprecise",
+                f"The area is uncertain by ±{100 * calibration_rel:.0f} % from the calibration: move the camera closer and put the marker right beside the wound, then retake.",
+            )
+        ]
+    return []
+
+
+def _marker_distance_flags(
+    crop: _WoundCrop, scale: _Scale, marker_mm: float, limits: QualityLimits
+) -> list[QualityFlag]:
+    """``marker_far_from_wound``: on a curved foot a distant marker may not lie in the
+    wound's plane, which no homography corrects."""
+    if scale.chosen is None or crop.centroid_px is None or scale.h_photo_to_mm is None:
+        return []
+    centroid_mm = apply_homography(scale.h_photo_to_mm, crop.centroid_px[None])[0]
+    distance_mm = float(np.linalg.norm(centroid_mm - marker_mm / 2))
+    if distance_mm > limits.marker_max_distance_mm:
+        return [
+            QualityFlag(
+                "marker_far_from_wound",
+                f"The marker is {distance_mm:.0f} mm from the wound (limit {limits.marker_max_distance_mm:g} mm): on a curved foot it may not lie in the wound's plane. Put it right beside the wound and retake.",
+            )
+        ]
+    return []
 
 
 def _corner_sigma_px(m: DetectedMarker) -> float:

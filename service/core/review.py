@@ -209,26 +209,43 @@ def _series_flags(points: tuple[SeriesPoint, ...]) -> dict[str, list[dict[str, A
     disagree, whoever made them).
     """
     out: dict[str, list[dict[str, Any]]] = {}
-
-    def add(point: SeriesPoint, code: str, message: str) -> None:
-        flags = out.setdefault(point.assessment_id, [])
-        if not any(f["code"] == code for f in flags):
-            flags.append(_flag(code, message))
-
     effective = [p for p in points if not p.superseded]
     for point in effective:
         message = _closure_mismatch(point)
         if message is not None:
-            add(point, "closure_area_mismatch", message)
-
+            _add(out, point, "closure_area_mismatch", message)
     series = [p for p in effective if p.comparable and p.area_cm2 is not None]
+    dips = _flag_dips(out, series)
+    _flag_pairs(out, series, dips)
+    return out
+
+
+def _add(out: dict[str, list[dict[str, Any]]], point: SeriesPoint, code: str, message: str) -> None:
+    """Add the flag ``code`` to ``point`` in ``out``, once: the first message stays."""
+    flags = out.setdefault(point.assessment_id, [])
+    if not any(f["code"] == code for f in flags):
+        flags.append(_flag(code, message))
+
+
+def _flag_dips(out: dict[str, list[dict[str, Any]]], series: Sequence[SeriesPoint]) -> set[str]:
+    """Rule 1 of ``_series_flags``: flag each unreviewed dip or spike against both
+    neighbours; returns every dip's or spike's id, reviewed or not, since it explains
+    the large changes it makes with the other visits (rule 2 skips them)."""
     dips: set[str] = set()
     for i in range(1, len(series) - 1):
         message = _dip_or_spike(series[i - 1], series[i], series[i + 1])
         if message is not None:
             dips.add(series[i].assessment_id)
             if not series[i].reviewed:
-                add(series[i], "implausible_change", message)
+                _add(out, series[i], "implausible_change", message)
+    return dips
+
+
+def _flag_pairs(
+    out: dict[str, list[dict[str, Any]]], series: Sequence[SeriesPoint], dips: set[str]
+) -> None:
+    """Rule 2 of ``_series_flags``: flag both unreviewed photos of every pair (neither a
+    dip) whose change is beyond healing: which one is wrong needs a person."""
     for j, earlier in enumerate(series):
         for later in series[j + 1 :]:
             if earlier.assessment_id in dips or later.assessment_id in dips:
@@ -237,8 +254,7 @@ def _series_flags(points: tuple[SeriesPoint, ...]) -> dict[str, list[dict[str, A
                 continue
             for point in (earlier, later):
                 if not point.reviewed:
-                    add(point, "implausible_change", _pair_message(earlier, later))
-    return out
+                    _add(out, point, "implausible_change", _pair_message(earlier, later))
 
 
 def counts_under_review_policy(

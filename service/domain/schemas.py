@@ -9,7 +9,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from service.core.marker import MARKER_MM
-from service.core.measure import Calibration
+from service.core.measure import CalibrationMethod
 from service.core.review import DEFAULT_REVIEW_POLICY, ReviewPolicy
 
 T = TypeVar("T")
@@ -205,7 +205,7 @@ class MeasurementPublic(BaseModel):
         default=None, description="Pixel density at the marker, or the given scale"
     )
     calibrated: bool = False
-    calibration: Calibration | None = Field(
+    calibration: CalibrationMethod | None = Field(
         default=None, description="marker, px_per_mm, ruler or none"
     )
     uncertainty: UncertaintyPublic | None = None

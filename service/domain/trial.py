@@ -40,6 +40,8 @@ from service.persistence.orm import (
 
 if TYPE_CHECKING:
     from service.core.answers import EventCreate
+    from service.core.measure import QualityLimits
+    from service.core.segmentation import WoundSegmenter
     from service.domain.schemas import (
         AssessmentUpdate,
         SiteCreate,
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
         SubjectUpdate,
         WoundCreate,
     )
+    from service.persistence.storage import PhotoStore
     from service.runtime.context import Runtime
 
 log = logging.getLogger("woundscope.trial")
@@ -88,7 +91,11 @@ def _insert(
 
 
 def create_study(
-    session: Session, caller: Caller, data: StudyCreate, *, model_ok: Any = None
+    session: Session,
+    caller: Caller,
+    data: StudyCreate,
+    *,
+    model_ok: Callable[[str], bool] | None = None,
 ) -> Study:
     caller.require(ADMIN)
     if caller.study_id is not None:
@@ -121,7 +128,12 @@ def create_study(
 
 
 def update_study(
-    session: Session, caller: Caller, study: Study, data: StudyUpdate, *, model_ok: Any = None
+    session: Session,
+    caller: Caller,
+    study: Study,
+    data: StudyUpdate,
+    *,
+    model_ok: Callable[[str], bool] | None = None,
 ) -> Study:
     """Rename, pin a model, lock or unlock (admin). A locked study takes only an unlock."""
     caller.require(ADMIN)
@@ -1021,11 +1033,11 @@ def pending_reanalysis(session: Session, study_id: str, model: dict[str, str]) -
 
 def reanalyze_assessment(
     session: Session,
-    store: Any,
-    segmenter: Any,
+    store: PhotoStore,
+    segmenter: WoundSegmenter,
     caller: Caller,
     assessment_id: str,
-    limits: Any = None,
+    limits: QualityLimits | None = None,
 ) -> Measurement | None:
     """Measure a stored photo again with ``segmenter``'s model and add (never replace) the
     measurement. None when that model version already measured it (another run)."""

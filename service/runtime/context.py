@@ -20,6 +20,7 @@ from service.core.errors import Busy, DomainError, NoModel
 
 if TYPE_CHECKING:
     from service.config import Settings
+    from service.core.pipeline import Analysis
     from service.persistence.db import Database
     from service.persistence.storage import PhotoStore
     from service.runtime.inference import Segmenter
@@ -114,7 +115,7 @@ class ModelRegistry:
         segmenter.segment(np.zeros((64, 64, 3), dtype=np.uint8))
         return (time.perf_counter() - t0) * 1000
 
-    def _load_folder(self, folder: Any) -> Segmenter:
+    def _load_folder(self, folder: Path) -> Segmenter:
         from service.runtime.inference import Segmenter
 
         with self._lock:
@@ -184,7 +185,7 @@ class Runtime:
         )
         metrics.queue_depth.set_function(lambda: self.pool.depth)
 
-    def analyse(self, data: bytes, **kwargs: Any) -> Any:
+    def analyse(self, data: bytes, **kwargs: Any) -> Analysis:
         """``pipeline.analyse_upload`` with this service's limits (runs on a worker)."""
         from service.core import pipeline
 
@@ -201,7 +202,7 @@ class Runtime:
         finally:
             self.metrics.pipeline.observe(time.perf_counter() - t0)
 
-    def manual_mask(self, photo_jpeg: bytes, **kwargs: Any) -> Any:
+    def manual_mask(self, photo_jpeg: bytes, **kwargs: Any) -> tuple[bytes, dict[str, Any]]:
         from service.core import pipeline
 
         return pipeline.manual_mask(photo_jpeg, limits=self.settings.quality, **kwargs)

@@ -23,9 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from service.config import Settings
+    from service.simulator.simulate import TruthPhoto
 
 DEMO_STUDY = "DEMO-001"
 DEMO_KEYS_FILE = "demo-keys.json"
@@ -151,7 +157,7 @@ def wound_point(mask_path: Path) -> tuple[int, int] | None:
     return deepest_point(mask > 127)
 
 
-def deepest_point(wound: Any) -> tuple[int, int]:
+def deepest_point(wound: np.ndarray) -> tuple[int, int]:
     """The point deepest inside a non-empty boolean mask (x, y px): where a nurse taps."""
     import cv2
     import numpy as np
@@ -168,7 +174,7 @@ UPLOAD_RETRIES = 5
 def upload_photo(
     client: httpx.Client,
     truth_dir: Path,
-    photo: dict[str, Any],
+    photo: TruthPhoto,
     wound_id: str,
     key: str,
     idempotency_key: str,
@@ -224,45 +230,23 @@ def replay(
     exists, and every upload carries an ``Idempotency-Key``.
     """
     truth = json.loads((truth_dir / "truth.json").read_text())
-    photos = sorted(truth["photos"], key=lambda p: (p["subject"], p["captured_at"], p["wound"]))
+    photos: list[TruthPhoto] = sorted(
+        truth["photos"], key=lambda p: (p["subject"], p["captured_at"], p["wound"])
+    )
     loaded = Loaded(study=study, subjects={}, wounds={}, assessments={})
+    keys = _Keys(admin_key, uploader_keys or {})
     for photo in photos:
-        site_key = (uploader_keys or {}).get(photo["site"], admin_key)
-        code = photo["subject"]
-        if code not in loaded.subjects:
-            body = _create(
-                client,
-                f"/v1/studies/{study}/subjects",
-                {"code": code, "site": photo["site"], "arm": photo["arm"]},
-                admin_key,
-                f"create subject {code}",
-                partial(_find_subject, client, admin_key, study, code),
-            )
-            loaded.subjects[code] = str(body["id"])
-        subject_id = loaded.subjects[code]
-        wound = photo["wound"]
-        if wound not in loaded.wounds:
-            label = wound.removeprefix(f"{code}-")
-            body = _create(
-                client,
-                f"/v1/subjects/{subject_id}/wounds",
-                {"label": label, "location": "foot", "index_leg": photo["index_leg"]},
-                site_key,
-                f"create wound {wound}",
-                partial(_find_wound, client, admin_key, subject_id, label),
-            )
-            loaded.wounds[wound] = str(body["id"])
-
+        _create_subject_and_wound(client, loaded, photo, keys)
     lock = threading.Lock()
 
-    def send(batch: list[dict[str, Any]]) -> None:
+    def send(batch: list[TruthPhoto]) -> None:
         for photo in batch:
             assessment = upload_photo(
                 client,
                 truth_dir,
                 photo,
                 loaded.wounds[photo["wound"]],
-                (uploader_keys or {}).get(photo["site"], admin_key),
+                keys.of_site(photo["site"]),
                 f"{study}/{photo['photo']}",
                 target_points,
             )
@@ -274,29 +258,78 @@ def replay(
     if concurrency <= 1:
         send(photos)
     else:
-        by_wound: dict[str, list[dict[str, Any]]] = {}
-        for photo in photos:
-            by_wound.setdefault(photo["wound"], []).append(photo)
-        # The wounds with most photos first, so that the last one does not finish alone.
-        batches = sorted(by_wound.values(), key=len, reverse=True)
         with ThreadPoolExecutor(concurrency, thread_name_prefix="demo-upload") as pool:
-            for future in [pool.submit(send, batch) for batch in batches]:
+            for future in [pool.submit(send, batch) for batch in _by_wound(photos)]:
                 future.result()
     return loaded
+
+
+@dataclass(frozen=True)
+class _Keys:
+    """Who ``replay`` acts as: the admin, and each site's uploader where given."""
+
+    admin: str
+    uploaders: dict[str, str]
+
+    def of_site(self, site: str) -> str:
+        """The site's uploader key, else the admin's."""
+        return self.uploaders.get(site, self.admin)
+
+
+def _create_subject_and_wound(
+    client: httpx.Client, loaded: Loaded, photo: TruthPhoto, keys: _Keys
+) -> None:
+    """The photo's subject (by the admin: it sets the arm) and wound (by the site's
+    uploader), unless ``loaded`` has them; on 409 the existing one is looked up."""
+    study = loaded.study
+    code = photo["subject"]
+    if code not in loaded.subjects:
+        body = _create(
+            client,
+            f"/v1/studies/{study}/subjects",
+            {"code": code, "site": photo["site"], "arm": photo["arm"]},
+            keys.admin,
+            f"create subject {code}",
+            partial(_find_subject, client, keys.admin, study, code),
+        )
+        loaded.subjects[code] = str(body["id"])
+    subject_id = loaded.subjects[code]
+    wound = photo["wound"]
+    if wound not in loaded.wounds:
+        label = wound.removeprefix(f"{code}-")
+        body = _create(
+            client,
+            f"/v1/subjects/{subject_id}/wounds",
+            {"label": label, "location": "foot", "index_leg": photo["index_leg"]},
+            keys.of_site(photo["site"]),
+            f"create wound {wound}",
+            partial(_find_wound, client, keys.admin, subject_id, label),
+        )
+        loaded.wounds[wound] = str(body["id"])
+
+
+def _by_wound(photos: list[TruthPhoto]) -> list[list[TruthPhoto]]:
+    """The photos grouped by wound (each in visit order), the wounds with most photos
+    first, so that the last one does not finish alone."""
+    by_wound: dict[str, list[TruthPhoto]] = {}
+    for photo in photos:
+        by_wound.setdefault(photo["wound"], []).append(photo)
+    return sorted(by_wound.values(), key=len, reverse=True)
 
 
 # ---------------------------------------------------------------------------- keys
 
 
-def first_admin_key(holder: str) -> str:
-    """An admin key made in-process in the configured database (``WOUNDSCOPE_*``), as
-    ``woundscope keys create --role admin`` does; audited as made by the demo."""
+def first_admin_key(holder: str, settings: Settings | None = None) -> str:
+    """An admin key made in-process in the database of ``settings`` (default: read
+    from ``WOUNDSCOPE_*``), as ``woundscope keys create --role admin`` does; audited as
+    made by the demo."""
     from service.config import Settings
     from service.domain import trial
     from service.domain.auth import Caller
     from service.persistence.db import Database
 
-    db = Database(Settings().database_url)
+    db = Database((settings or Settings()).database_url)
     try:
         db.ensure_schema()
         with db.session() as session:
@@ -369,6 +402,7 @@ def load_demo(
     say: Callable[[str], None] = print,
     subjects: int = DEMO_SUBJECTS,
     weeks: int = DEMO_WEEKS,
+    settings: Settings | None = None,
 ) -> list[DemoKey]:
     """Load the demo trial unless ``data_dir`` records a complete load; returns its keys.
 
@@ -376,10 +410,9 @@ def load_demo(
     was interrupted resumes (replay is idempotent) instead of loading twice; the
     simulated photos wait in ``data_dir/demo-trial-*`` until the load is complete, so
     a resumed load does not simulate again. Progress lines say counts and seconds.
+    Without ``admin_key``, the first one is made in the database of ``settings``
+    (``first_admin_key``).
     """
-    from service.core.marker import MARKER_MM
-    from service.simulator.simulate import SITES, simulate_trial
-
     recorded = _load_keys(data_dir)
     if recorded is not None and recorded[1]:
         return recorded[0]
@@ -387,20 +420,7 @@ def load_demo(
         keys = recorded[0]
         say("resuming an interrupted demo load")
     else:
-        admin = admin_key or first_admin_key("demo admin")
-        create_study(client, admin, DEMO_STUDY, "Virtual trial (demo)", MARKER_MM, list(SITES))
-        keys = [DemoKey("admin", "demo admin", None, admin)]
-        for site in SITES:
-            for role, person in (("uploader", "nurse"), ("clinician", "clinician")):
-                holder = f"site {site} {person}"
-                keys.append(
-                    DemoKey(
-                        role, holder, site, api_key(client, admin, role, holder, DEMO_STUDY, site)
-                    )
-                )
-        monitor = api_key(client, admin, "monitor", "demo monitor", DEMO_STUDY, None)
-        keys.append(DemoKey("monitor", "demo monitor", None, monitor))
-        _save_keys(data_dir, keys, complete=False)
+        keys = _make_keys(client, data_dir, admin_key or first_admin_key("demo admin", settings))
     admin = next(k.key for k in keys if k.role == "admin")
     uploaders = {k.site: k.key for k in keys if k.role == "uploader" and k.site}
     trial_dir = data_dir / f"demo-trial-{subjects}x{weeks}-{DEMO_SEED}"
@@ -409,22 +429,7 @@ def load_demo(
     def elapsed() -> str:
         return f"{time.monotonic() - started:.0f} s"
 
-    if (trial_dir / "truth.json").is_file():  # written last: the simulation finished
-        say(f"reusing the virtual trial simulated in {trial_dir}")
-    else:
-        say(f"simulating {subjects} subjects over {weeks} weeks (virtual trial) ...")
-
-        def simulated(wounds_done: int, wounds: int, photos: int) -> None:
-            say(f"simulated {wounds_done}/{wounds} wounds ({photos} photos), {elapsed()}")
-
-        simulate_trial(
-            trial_dir,
-            n_subjects=subjects,
-            weeks=weeks,
-            seed=DEMO_SEED,
-            workers=max(1, os.cpu_count() or 1),
-            progress=simulated,
-        )
+    _simulate_once(trial_dir, subjects, weeks, say, elapsed)
 
     def uploaded(done: int, total: int) -> None:
         if done % 10 == 0 or done == total:
@@ -436,6 +441,55 @@ def load_demo(
     _save_keys(data_dir, keys, complete=True)
     shutil.rmtree(trial_dir, ignore_errors=True)  # the service keeps its own copies
     return keys
+
+
+def _make_keys(client: httpx.Client, data_dir: Path, admin: str) -> list[DemoKey]:
+    """The demo study and its sites, and its keys (admin; per site an uploader and a
+    clinician; a monitor), recorded as an incomplete load before anything is uploaded."""
+    from service.core.marker import MARKER_MM
+    from service.simulator.simulate import SITES
+
+    create_study(client, admin, DEMO_STUDY, "Virtual trial (demo)", MARKER_MM, list(SITES))
+    keys = [DemoKey("admin", "demo admin", None, admin)]
+    for site in SITES:
+        for role, person in (("uploader", "nurse"), ("clinician", "clinician")):
+            holder = f"site {site} {person}"
+            keys.append(
+                DemoKey(role, holder, site, api_key(client, admin, role, holder, DEMO_STUDY, site))
+            )
+    monitor = api_key(client, admin, "monitor", "demo monitor", DEMO_STUDY, None)
+    keys.append(DemoKey("monitor", "demo monitor", None, monitor))
+    _save_keys(data_dir, keys, complete=False)
+    return keys
+
+
+def _simulate_once(
+    trial_dir: Path,
+    subjects: int,
+    weeks: int,
+    say: Callable[[str], None],
+    elapsed: Callable[[], str],
+) -> None:
+    """The demo's virtual trial in ``trial_dir``, unless an earlier run finished it
+    there (its truth.json is written last)."""
+    from service.simulator.simulate import simulate_trial
+
+    if (trial_dir / "truth.json").is_file():
+        say(f"reusing the virtual trial simulated in {trial_dir}")
+        return
+    say(f"simulating {subjects} subjects over {weeks} weeks (virtual trial) ...")
+
+    def simulated(wounds_done: int, wounds: int, photos: int) -> None:
+        say(f"simulated {wounds_done}/{wounds} wounds ({photos} photos), {elapsed()}")
+
+    simulate_trial(
+        trial_dir,
+        n_subjects=subjects,
+        weeks=weeks,
+        seed=DEMO_SEED,
+        workers=max(1, os.cpu_count() or 1),
+        progress=simulated,
+    )
 
 
 def print_keys(keys: list[DemoKey], url: str, say: Callable[[str], None] = print) -> None:
@@ -457,20 +511,28 @@ def run_demo(
     admin_key: str | None = None,
     say: Callable[[str], None] = print,
     alive: Callable[[], bool] | None = None,
+    settings: Settings | None = None,
 ) -> list[DemoKey]:
     """Wait for the service at ``url``, load the demo once, print its keys."""
     with httpx.Client(base_url=url, timeout=60.0) as client:
         wait_ready(client, alive=alive)
-        keys = load_demo(client, data_dir, admin_key, say)
+        keys = load_demo(client, data_dir, admin_key, say, settings=settings)
     print_keys(keys, url, say)
     return keys
 
 
-def serve_and_demo(host: str, port: int, data_dir: Path, say: Callable[[str], None] = print) -> int:
+def serve_and_demo(
+    host: str,
+    port: int,
+    data_dir: Path,
+    say: Callable[[str], None] = print,
+    settings: Settings | None = None,
+) -> int:
     """``woundscope serve`` in a subprocess (same environment, same data dir; its log
     goes to ``data_dir/serve.log`` so the keys stay the last lines on the terminal),
-    the demo loaded into it, then serving until Ctrl-C. Returns the service's exit
-    status."""
+    the demo loaded into it (its admin key made in the database of ``settings``, the
+    caller's, which the subprocess reads from the same environment), then serving until
+    Ctrl-C. Returns the service's exit status."""
     env = {**os.environ, "WOUNDSCOPE_DATA_DIR": str(data_dir)}
     cmd = [sys.executable, "-m", "service.cli", "serve", "--host", host, "--port", str(port)]
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -480,7 +542,7 @@ def serve_and_demo(host: str, port: int, data_dir: Path, say: Callable[[str], No
     with open(log_path, "ab") as log:
         server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            run_demo(url, data_dir, say=say, alive=lambda: server.poll() is None)
+            run_demo(url, data_dir, say=say, alive=lambda: server.poll() is None, settings=settings)
             say(f"serving at {url} until Ctrl-C")
             return server.wait()
         except KeyboardInterrupt:

@@ -37,11 +37,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import cv2
 import numpy as np
@@ -295,7 +295,7 @@ def perimeter_mm(mask: np.ndarray, px_per_mm: float) -> float:
     return float(sum(cv2.arcLength(c, True) for c in contours)) / px_per_mm
 
 
-def write_json(path: Path, payload: dict[str, Any]) -> None:
+def write_json(path: Path, payload: Mapping[str, Any]) -> None:
     path.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
 
 
@@ -466,6 +466,29 @@ def _in_view_px(
     return x0, y0, x1, y1
 
 
+@dataclass(frozen=True)
+class _Marker:
+    """Where the marker lies on the plane, and which one it is."""
+
+    place_mm: tuple[float, float]
+    """Its centre (plane mm)."""
+    marker_id: int
+    rotation_deg: float
+    corners_mm: np.ndarray
+    """Its outer square's corners (plane mm, ArUco's order)."""
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """What the photo must show, and at what size and zoom."""
+
+    centre_mm: np.ndarray
+    """Midway between the wound's box and the marker: where the camera aims."""
+    plane_mm: tuple[float, float]
+    size_px: tuple[int, int]
+    photo_px_per_mm: float
+
+
 def photograph(
     rng: np.random.Generator,
     stage: Stage,
@@ -477,64 +500,115 @@ def photograph(
     """Heal the plane to ``wound``, lay a marker beside it, light it, photograph it.
 
     Only the part of the plane in view is healed, lit and rendered (a camera looking
-    at a plane shifted by an offset sees the same picture when it is shifted too)."""
-    ppm = stage.px_per_mm
+    at a plane shifted by an offset sees the same picture when it is shifted too).
+    The steps draw from ``rng`` in a fixed order (marker, framing, pose, light,
+    camera): the same seed gives the same photo."""
     if len(spots_mm) == 0:
         raise ValueError("no room for the marker beside the wound: pad the stage first")
-    spot = spots_mm[int(rng.integers(0, len(spots_mm)))]
-    place = (float(spot[0]), float(spot[1]))
-    marker_id = int(rng.integers(0, 50))
-    marker_rotation_deg = float(rng.uniform(0.0, 360.0))
-    corners_mm = scene.marker_corners_mm(place, marker_mm, marker_rotation_deg)
-    centre_mm = (wound_box_mm.mean(axis=0) + np.asarray(place)) / 2.0
-    plane_mm = (stage.rgb.shape[1] / ppm, stage.rgb.shape[0] / ppm)
-    portrait = (plane_mm[1] > plane_mm[0]) != (rng.random() < 0.15)
-    size_px = PHOTO_SIZE_PX[::-1] if portrait else PHOTO_SIZE_PX
-    # Zoom in at least far enough that the plane fills the photo.
-    fill_px_per_mm = 1.1 * max(size_px[0] / plane_mm[0], size_px[1] / plane_mm[1])
-    photo_px_per_mm = max(float(rng.uniform(*PHOTO_PX_PER_MM)), fill_px_per_mm)
-    # A pose that keeps the wound and the marker in the photo and sees only the plane;
-    # failing that, the one that sees least beyond the plane's edge.
-    best: tuple[float, scene.CameraPose] | None = None
-    for attempt in range(60):
-        look_at_mm = (
-            float(centre_mm[0] + rng.normal(0.0, 5.0)),
-            float(centre_mm[1] + rng.normal(0.0, 5.0)),
-        )
-        pose = _pose(rng, look_at_mm, photo_px_per_mm * (1.0 + 0.02 * (attempt % 10)))
-        if attempt >= 40:
-            pose = replace(pose, tilt_deg=pose.tilt_deg / 2)
-        bleed_mm = _bleed_mm(pose, size_px, plane_mm, np.vstack([corners_mm, wound_box_mm]))
-        if bleed_mm is not None and (best is None or bleed_mm < best[0]):
-            best = (bleed_mm, pose)
-        if bleed_mm == 0.0:
-            break
-    if best is None:  # wound and marker never both in view: square on, from afar
-        span_mm = float(np.ptp(np.vstack([corners_mm, wound_box_mm]), axis=0).max())
-        zoom_px_per_mm = 0.7 * min(size_px) / span_mm
-        best = (0.0, _pose(rng, (float(centre_mm[0]), float(centre_mm[1])), zoom_px_per_mm))
-        best = (0.0, replace(best[1], tilt_deg=0.0))
-    pose = best[1]
-    x0, y0, x1, y1 = _in_view_px(pose, size_px, stage.rgb.shape, ppm)
+    marker = _lay_marker(rng, spots_mm, marker_mm)
+    frame = _frame(rng, stage, wound_box_mm, marker.place_mm)
+    must_see_mm = np.vstack([marker.corners_mm, wound_box_mm])
+    pose = _choose_pose(rng, frame, must_see_mm)
+    ppm = stage.px_per_mm
+    x0, y0, x1, y1 = _in_view_px(pose, frame.size_px, stage.rgb.shape, ppm)
     offset_mm = np.array([x0 / ppm, y0 / ppm])
     view_wound = wound[y0:y1, x0:x1]
     plane = heal(stage.rgb[y0:y1, x0:x1], stage.skin[y0:y1, x0:x1], view_wound)
     plane, _ = scene.paste_marker(
         plane,
         ppm,
-        (place[0] - offset_mm[0], place[1] - offset_mm[1]),
+        (marker.place_mm[0] - offset_mm[0], marker.place_mm[1] - offset_mm[1]),
         marker_mm,
-        marker_id=marker_id,
-        rotation_deg=marker_rotation_deg,
+        marker_id=marker.marker_id,
+        rotation_deg=marker.rotation_deg,
         supersample=2,
     )
     plane = _lighting(rng, plane)
+    rendered = _camera(rng, plane, ppm, pose, offset_mm, frame.size_px)
+    assert rendered.jpeg is not None
+    mask = scene.warp_mask(view_wound, ppm, rendered.H_plane_mm_to_photo, frame.size_px)
+    return Shot(
+        jpeg=rendered.jpeg,
+        mask=mask,
+        area_cm2=scene.true_area_cm2(wound, ppm),
+        perimeter_cm=perimeter_mm(wound, ppm) / 10.0,
+        scene=_scene_record(rendered, pose, ppm, marker, offset_mm),
+    )
+
+
+def _lay_marker(rng: np.random.Generator, spots_mm: np.ndarray, marker_mm: float) -> _Marker:
+    """A marker at one of ``spots_mm`` (``marker_spots_mm``), any id, turned any way."""
+    spot = spots_mm[int(rng.integers(0, len(spots_mm)))]
+    place = (float(spot[0]), float(spot[1]))
+    marker_id = int(rng.integers(0, 50))
+    rotation_deg = float(rng.uniform(0.0, 360.0))
+    corners_mm = scene.marker_corners_mm(place, marker_mm, rotation_deg)
+    return _Marker(place, marker_id, rotation_deg, corners_mm)
+
+
+def _frame(
+    rng: np.random.Generator,
+    stage: Stage,
+    wound_box_mm: np.ndarray,
+    place_mm: tuple[float, float],
+) -> _Frame:
+    """The photo's orientation (mostly the plane's, now and then the other way, as a
+    phone is held) and zoom (at least far enough in that the plane fills the photo)."""
+    ppm = stage.px_per_mm
+    centre_mm = (wound_box_mm.mean(axis=0) + np.asarray(place_mm)) / 2.0
+    plane_mm = (stage.rgb.shape[1] / ppm, stage.rgb.shape[0] / ppm)
+    portrait = (plane_mm[1] > plane_mm[0]) != (rng.random() < 0.15)
+    size_px = PHOTO_SIZE_PX[::-1] if portrait else PHOTO_SIZE_PX
+    fill_px_per_mm = 1.1 * max(size_px[0] / plane_mm[0], size_px[1] / plane_mm[1])
+    photo_px_per_mm = max(float(rng.uniform(*PHOTO_PX_PER_MM)), fill_px_per_mm)
+    return _Frame(centre_mm, plane_mm, size_px, photo_px_per_mm)
+
+
+def _choose_pose(
+    rng: np.random.Generator, frame: _Frame, must_see_mm: np.ndarray
+) -> scene.CameraPose:
+    """A pose that keeps ``must_see_mm`` (marker and wound) in the photo and sees only
+    the plane; failing that, the one that sees least beyond the plane's edge; failing
+    even that, square on from afar."""
+    best: tuple[float, scene.CameraPose] | None = None
+    for attempt in range(60):
+        look_at_mm = (
+            float(frame.centre_mm[0] + rng.normal(0.0, 5.0)),
+            float(frame.centre_mm[1] + rng.normal(0.0, 5.0)),
+        )
+        pose = _pose(rng, look_at_mm, frame.photo_px_per_mm * (1.0 + 0.02 * (attempt % 10)))
+        if attempt >= 40:
+            pose = replace(pose, tilt_deg=pose.tilt_deg / 2)
+        bleed_mm = _bleed_mm(pose, frame.size_px, frame.plane_mm, must_see_mm)
+        if bleed_mm is not None and (best is None or bleed_mm < best[0]):
+            best = (bleed_mm, pose)
+        if bleed_mm == 0.0:
+            break
+    if best is not None:
+        return best[1]
+    # Wound and marker never both in view: square on, from afar.
+    span_mm = float(np.ptp(must_see_mm, axis=0).max())
+    zoom_px_per_mm = 0.7 * min(frame.size_px) / span_mm
+    centre = (float(frame.centre_mm[0]), float(frame.centre_mm[1]))
+    return replace(_pose(rng, centre, zoom_px_per_mm), tilt_deg=0.0)
+
+
+def _camera(
+    rng: np.random.Generator,
+    plane: np.ndarray,
+    ppm: float,
+    pose: scene.CameraPose,
+    offset_mm: np.ndarray,
+    size_px: tuple[int, int],
+) -> scene.RenderedPhoto:
+    """Photograph the in-view crop of the plane (``offset_mm``: where the crop starts)
+    with a phone's flaws: blur, JPEG, exposure, noise."""
     assert pose.look_at_mm is not None
     view_pose = replace(
         pose,
         look_at_mm=(pose.look_at_mm[0] - offset_mm[0], pose.look_at_mm[1] - offset_mm[1]),
     )
-    rendered = scene.render(
+    return scene.render(
         plane,
         ppm,
         view_pose,
@@ -546,30 +620,32 @@ def photograph(
         seed=int(rng.integers(0, 2**31)),
         supersample=2,
     )
-    assert rendered.jpeg is not None
-    mask = scene.warp_mask(view_wound, ppm, rendered.H_plane_mm_to_photo, size_px)
-    # The homography from the whole plane's mm (before the crop) to the photo.
+
+
+def _scene_record(
+    rendered: scene.RenderedPhoto,
+    pose: scene.CameraPose,
+    ppm: float,
+    marker: _Marker,
+    offset_mm: np.ndarray,
+) -> dict[str, Any]:
+    """``scene.json``'s entry of one photo: the camera, the marker's corners and the
+    homography from the whole plane's mm (before the in-view crop) to the photo."""
     shift = np.array([[1.0, 0.0, -offset_mm[0]], [0.0, 1.0, -offset_mm[1]], [0.0, 0.0, 1.0]])
     h_plane_mm_to_photo = rendered.H_plane_mm_to_photo @ shift
-    return Shot(
-        jpeg=rendered.jpeg,
-        mask=mask,
-        area_cm2=scene.true_area_cm2(wound, ppm),
-        perimeter_cm=perimeter_mm(wound, ppm) / 10.0,
-        scene={
-            "plane_px_per_mm": round(ppm, 6),
-            "photo_px_per_mm": round(pose.focal_px / pose.distance_mm, 4),
-            "tilt_deg": round(pose.tilt_deg, 3),
-            "rotation_deg": round(pose.rotation_deg, 3),
-            "distance_mm": round(pose.distance_mm, 2),
-            "marker_id": marker_id,
-            "marker_corners_px": [
-                [round(float(v), 3) for v in p]
-                for p in rendered.to_photo_px(corners_mm - offset_mm)
-            ],
-            "H_plane_mm_to_photo": [[float(v) for v in row] for row in h_plane_mm_to_photo],
-        },
-    )
+    return {
+        "plane_px_per_mm": round(ppm, 6),
+        "photo_px_per_mm": round(pose.focal_px / pose.distance_mm, 4),
+        "tilt_deg": round(pose.tilt_deg, 3),
+        "rotation_deg": round(pose.rotation_deg, 3),
+        "distance_mm": round(pose.distance_mm, 2),
+        "marker_id": marker.marker_id,
+        "marker_corners_px": [
+            [round(float(v), 3) for v in p]
+            for p in rendered.to_photo_px(marker.corners_mm - offset_mm)
+        ],
+        "H_plane_mm_to_photo": [[float(v) for v in row] for row in h_plane_mm_to_photo],
+    }
 
 
 def _wound_photos(
@@ -596,6 +672,46 @@ def _wound_photos(
     return rows
 
 
+class TruthPhoto(TypedDict):
+    """One photo of ``truth.json``: where it is, whose it is, what is true about it."""
+
+    photo: str
+    mask: str
+    subject: str
+    site: str
+    arm: str
+    wound: str
+    index_leg: bool
+    visit: str
+    captured_at: str
+    """ISO date."""
+    area_cm2: float
+    epithelialized: bool
+    drainage: bool
+
+
+class TruthWound(TypedDict):
+    """One wound of ``truth.json``: the engine's endpoints of its true series."""
+
+    subject: str
+    wound: str
+    endpoints: dict[str, Any]
+    """``healing.wound_endpoints`` (days from the subject's ``healing.time_origin``)."""
+
+
+class Truth(TypedDict):
+    """``truth.json``."""
+
+    seed: int
+    marker_mm: float
+    photos: list[TruthPhoto]
+    wounds: list[TruthWound]
+
+
+Rendered = list[tuple[str, str, Shot]]
+"""One wound's photos as ``_wound_photos`` wrote them: (photo path, mask path, shot)."""
+
+
 def simulate_trial(
     out_dir: Path,
     *,
@@ -605,7 +721,7 @@ def simulate_trial(
     source_dir: Path = DEFAULT_SOURCE,
     workers: int = 1,
     progress: Callable[[int, int, int], None] | None = None,
-) -> dict[str, Any]:
+) -> Truth:
     """Write photos/, masks/ and truth.json into ``out_dir``; returns the truth.
 
     The same seed (and sources) gives byte-identical files, with any number of
@@ -619,14 +735,37 @@ def simulate_trial(
     seeds = np.random.SeedSequence(seed).spawn(len(plans))
     for sub in ("photos", "masks"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
-    photos: list[dict[str, Any]] = []
-    wounds: list[dict[str, Any]] = []
-    scenes: dict[str, Any] = {}
     jobs = [(plan, sources[plan.source], out_dir, s) for plan, s in zip(plans, seeds, strict=True)]
-    renders: list[list[tuple[str, str, Shot]]] = [[] for _ in jobs]
+    renders = _render_wounds(jobs, workers, progress)
+    photos: list[TruthPhoto] = []
+    wounds: list[TruthWound] = []
+    scenes: dict[str, Any] = {}
+    origins = _time_origins(plans)
+    for plan, rendered in zip(plans, renders, strict=True):
+        visits = []
+        for visit, (photo_path, mask_path, shot) in zip(plan.visits, rendered, strict=True):
+            photos.append(_truth_photo(plan, visit, photo_path, mask_path, shot))
+            scenes[photo_path] = {"source": plan.source, "flip": plan.flip, **shot.scene}
+            visits.append(_true_visit(visit, photo_path, shot))
+        endpoints = healing.wound_endpoints(visits, origin=origins[plan.subject])
+        wounds.append({"subject": plan.subject, "wound": plan.wound, "endpoints": endpoints})
+    write_json(out_dir / "scene.json", {"seed": seed, "photos": scenes})
+    truth: Truth = {"seed": seed, "marker_mm": scene.MARKER_MM, "photos": photos, "wounds": wounds}
+    write_json(out_dir / "truth.json", truth)
+    return truth
+
+
+def _render_wounds(
+    jobs: list[tuple[WoundPlan, Source, Path, np.random.SeedSequence]],
+    workers: int,
+    progress: Callable[[int, int, int], None] | None,
+) -> list[Rendered]:
+    """Every wound's photos (``_wound_photos``), in ``jobs`` order whatever order they
+    finish in: with ``workers`` > 1 in as many processes."""
+    renders: list[Rendered] = [[] for _ in jobs]
     photos_done = 0
 
-    def finished(i: int, rows: list[tuple[str, str, Shot]], wounds_done: int) -> None:
+    def finished(i: int, rows: Rendered, wounds_done: int) -> None:
         nonlocal photos_done
         renders[i] = rows
         photos_done += len(rows)
@@ -646,45 +785,49 @@ def simulate_trial(
     else:
         for i, job in enumerate(jobs):
             finished(i, _wound_photos(*job), i + 1)
-    for plan, rendered in zip(plans, renders, strict=True):
-        visits = []
-        for visit, (photo_path, mask_path, shot) in zip(plan.visits, rendered, strict=True):
-            area_cm2 = round(shot.area_cm2, 4)
-            photos.append(
-                {
-                    "photo": photo_path,
-                    "mask": mask_path,
-                    "subject": plan.subject,
-                    "site": plan.site,
-                    "arm": plan.arm,
-                    "wound": plan.wound,
-                    "index_leg": plan.index_leg,
-                    "visit": visit.visit,
-                    "captured_at": visit.captured_at.isoformat(),
-                    "area_cm2": area_cm2,
-                    "epithelialized": visit.epithelialized,
-                    "drainage": visit.drainage,
-                }
-            )
-            scenes[photo_path] = {"source": plan.source, "flip": plan.flip, **shot.scene}
-            visits.append(
-                healing.Visit(
-                    assessment_id=photo_path,
-                    captured_at=visit.captured_at,
-                    area_cm2=area_cm2,
-                    perimeter_cm=round(shot.perimeter_cm, 4),
-                    epithelialized=visit.epithelialized,
-                    drainage=visit.drainage,
-                )
-            )
-        wounds.append(
-            {
-                "subject": plan.subject,
-                "wound": plan.wound,
-                "endpoints": healing.wound_endpoints(visits),
-            }
-        )
-    write_json(out_dir / "scene.json", {"seed": seed, "photos": scenes})
-    truth = {"seed": seed, "marker_mm": scene.MARKER_MM, "photos": photos, "wounds": wounds}
-    write_json(out_dir / "truth.json", truth)
-    return truth
+    return renders
+
+
+def _time_origins(plans: list[WoundPlan]) -> dict[str, date | None]:
+    """Each subject's day 0 by the service's one rule (``healing.time_origin``: no
+    randomisation date here, so the first baseline photo of any of its wounds), so that
+    the truth's endpoints count days as the service's do. All of a subject's wounds
+    share its schedule, so this is also each wound's own baseline."""
+    baselines: dict[str, list[str | None]] = {}
+    for plan in plans:
+        first = plan.visits[0].captured_at.isoformat() if plan.visits else None
+        baselines.setdefault(plan.subject, []).append(first)
+    return {subject: healing.time_origin(None, dates) for subject, dates in baselines.items()}
+
+
+def _truth_photo(
+    plan: WoundPlan, visit: VisitPlan, photo_path: str, mask_path: str, shot: Shot
+) -> TruthPhoto:
+    """``truth.json``'s row of one photo; its area is what the rendered mask holds."""
+    return {
+        "photo": photo_path,
+        "mask": mask_path,
+        "subject": plan.subject,
+        "site": plan.site,
+        "arm": plan.arm,
+        "wound": plan.wound,
+        "index_leg": plan.index_leg,
+        "visit": visit.visit,
+        "captured_at": visit.captured_at.isoformat(),
+        "area_cm2": round(shot.area_cm2, 4),
+        "epithelialized": visit.epithelialized,
+        "drainage": visit.drainage,
+    }
+
+
+def _true_visit(visit: VisitPlan, photo_path: str, shot: Shot) -> healing.Visit:
+    """The engine's view of one photo's truth: its true area and the clinician's
+    observation (closed exactly when the true area is zero: ``_wound_visits``)."""
+    return healing.Visit(
+        assessment_id=photo_path,
+        captured_at=visit.captured_at,
+        area_cm2=round(shot.area_cm2, 4),
+        perimeter_cm=round(shot.perimeter_cm, 4),
+        epithelialized=visit.epithelialized,
+        drainage=visit.drainage,
+    )

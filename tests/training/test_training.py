@@ -242,3 +242,24 @@ def test_reframed_training_samples_cover_close_ups(tiny_dataset: Path) -> None:
     fills = [float(ds[i % len(ds)][1].mean()) for i in range(10)]
     assert max(fills) > 0.15, fills
     assert all(ds[i][0].shape == (3, 128, 128) for i in range(len(ds)))
+
+
+def test_a_training_sample_depends_only_on_seed_epoch_and_photo(tiny_dataset: Path) -> None:
+    """albumentations draws from the OS unless seeded: two datasets with one seed give
+    the same crops (whatever the order they are read in), another seed or epoch others."""
+    need(has_module("albumentations"), "the [train] extra is not installed")
+    from service.core.contract import InputSpec
+    from training.data import CropDataset, split_pairs
+
+    pairs = split_pairs(tiny_dataset, "train")[:3]
+
+    def dataset(seed: int) -> CropDataset:
+        return CropDataset(pairs, InputSpec(), 96, 0.7, seed, strong_photometric=True)
+
+    a, b, other = dataset(5), dataset(5), dataset(6)
+    first = [a[i][0].numpy() for i in range(3)]
+    again = [b[i][0].numpy() for i in reversed(range(3))][::-1]
+    assert all(np.array_equal(x, y) for x, y in zip(first, again, strict=True))
+    assert not all(np.array_equal(x, other[i][0].numpy()) for i, x in enumerate(first))
+    a.set_epoch(1)
+    assert not all(np.array_equal(x, a[i][0].numpy()) for i, x in enumerate(first))

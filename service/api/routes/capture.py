@@ -36,6 +36,7 @@ from service.domain import access, trial
 from service.domain.auth import Caller
 from service.domain.roles import WRITERS
 from service.domain.schemas import AssessmentPublic, StudyPublic, SubjectCreate, WoundCreate
+from service.runtime.context import Runtime
 
 router = APIRouter()
 
@@ -76,7 +77,7 @@ def _limiter(request: Request) -> precheck.RateLimiter:
 def _precheck(
     request: Request,
     session: Session,
-    runtime: Any,
+    runtime: Runtime,
     caller: Caller,
     frame: UploadFile,
     study: str | None,
