@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +43,6 @@ class Photo:
     rgb: np.ndarray
     """H x W x 3 uint8, as displayed (EXIF orientation applied)."""
     format: str
-    captured_at: datetime | None
-    """EXIF DateTimeOriginal, when the camera wrote one."""
 
     @property
     def height(self) -> int:
@@ -65,16 +62,6 @@ def _exif(img: Image.Image) -> Image.Exif:
         return img.getexif()
     except Exception:  # noqa: BLE001
         return Image.Exif()
-
-
-def _exif_datetime(exif: Image.Exif) -> datetime | None:
-    try:
-        value = exif.get_ifd(0x8769).get(36867) or exif.get(306)
-        if value:
-            return datetime.strptime(str(value).strip("\x00 "), "%Y:%m:%d %H:%M:%S")
-    except Exception:  # noqa: BLE001 - a broken EXIF block never breaks decoding
-        return None
-    return None
 
 
 def _to_rgb8(img: Image.Image) -> np.ndarray:
@@ -116,11 +103,10 @@ def decode_photo(
     img, fmt = _open_photo(data, name)
     _check_pixels(img, fmt, name, max_pixels)
     exif = _exif(img)
-    captured_at = _exif_datetime(exif)
     rgb = _displayed_rgb8(img, exif, name)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ImageError("corrupt_image", f"{name} decoded to an unexpected shape")
-    return Photo(rgb=np.ascontiguousarray(rgb), format=fmt, captured_at=captured_at)
+    return Photo(rgb=np.ascontiguousarray(rgb), format=fmt)
 
 
 def _open_photo(data: bytes, name: str) -> tuple[Image.Image, str]:
