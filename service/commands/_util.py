@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from typing import NoReturn
 
 import typer
 
@@ -19,7 +20,7 @@ def require_torch(command: str) -> None:
         raise typer.Exit(2)
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     """Print a one-line error to stderr and exit."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
