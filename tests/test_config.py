@@ -17,6 +17,7 @@ from service.config import (
     model_settings_from_env,
     unknown_variables,
 )
+from tests.conftest import need
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,8 +106,7 @@ def test_the_registry_finds_models_in_the_settings_folders(tmp_path: Path) -> No
     from service.runtime.context import ModelRegistry
 
     bundled = installed_models([BUNDLED_MODELS_DIR])
-    if not bundled:
-        pytest.skip("no bundled model")
+    need(bool(bundled), f"no model bundled in {BUNDLED_MODELS_DIR}")
     spec, folder = bundled[0]
     target = tmp_path / "models" / f"{spec.name}-98.0.0"
     target.mkdir(parents=True)

@@ -91,6 +91,8 @@ EVENT_KINDS = (
     "lost_to_follow_up",
 )
 LEGS = ("index", "contralateral")
+LEAVES_STUDY = ("withdrawal", "lost_to_follow_up")
+"""Events after which the subject is no longer followed (besides the competing ones)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,12 @@ class SubjectEvent:
     def competing(self) -> bool:
         """Death or major amputation of the index leg: ends the chance of healing it."""
         return self.kind == "death" or (self.kind == "major_amputation" and self.leg == "index")
+
+    @property
+    def ends_follow_up(self) -> bool:
+        """Competing, or the subject left the study (withdrawal, lost to follow-up): no
+        visit is expected after it."""
+        return self.competing or self.kind in LEAVES_STUDY
 
 
 @dataclass(frozen=True)

@@ -279,6 +279,7 @@ def measurement_rows(
     for subject in subjects:
         rfstdtc = trial.day_zero(subject)
         for wound in subject.wounds:
+            series = trial.series_flags_of(wound, study)  # once per wound, not per photo
             for assessment in sorted(
                 wound.assessments, key=lambda a: (a.captured_at, a.created_at)
             ):
@@ -291,7 +292,7 @@ def measurement_rows(
                     include_arm,
                     rfstdtc,
                     current,
-                    trial.uncounted_reason(assessment, current),
+                    trial.uncounted_reason(assessment, current, series.get(assessment.id, [])),
                 )
                 rows += [
                     _measurement_row(photo, m)

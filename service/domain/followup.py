@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 
 from service.core.healing import PAR_WEEK4_WINDOW_DAYS
-from service.domain import trial
+from service.domain import outcomes
 from service.persistence.orm import Subject
 
 FOLLOW_UP_VISIT_DAYS = 14
@@ -22,19 +22,13 @@ OVERDUE_AFTER_DAYS = FOLLOW_UP_VISIT_DAYS + PAR_WEEK4_WINDOW_DAYS
 """A subject still in follow-up (not healed; no death, major amputation of the index leg,
 withdrawal or loss to follow-up recorded) is overdue when its last photo is more than
 this many days old: the next fortnightly visit plus the ±7-day visit window."""
-FOLLOW_UP_ENDS = ("death", "withdrawal", "lost_to_follow_up")
-"""Events after which no visit is expected (plus a major amputation of the index leg)."""
 
 
 def follow_up_ended(subject: Subject) -> bool:
-    """Whether a live (not voided) event ends the subject's follow-up: one of
-    ``FOLLOW_UP_ENDS``, or a major amputation of the index leg."""
-    for event in trial.live_events(subject):
-        if event.kind in FOLLOW_UP_ENDS:
-            return True
-        if event.kind == "major_amputation" and event.leg == "index":
-            return True
-    return False
+    """Whether a live (not voided) event ends the subject's follow-up: death, a major
+    amputation of the index leg, withdrawal or loss to follow-up (the engine's
+    ``SubjectEvent.ends_follow_up``)."""
+    return any(event.ends_follow_up for event in outcomes.live_events(subject))
 
 
 def is_overdue(last_visit: date | None, today: date, *, status: str, in_follow_up: bool) -> bool:

@@ -64,10 +64,13 @@ def subject_input(subject: Subject, study: Study) -> engine.Subject:
         arm=subject.arm,
         randomized_on=subject.randomized_on,
         site=subject.site.code,
-        events=[
-            engine.SubjectEvent(e.kind, e.occurred_on, e.leg) for e in trial.live_events(subject)
-        ],
+        events=live_events(subject),
     )
+
+
+def live_events(subject: Subject) -> list[engine.SubjectEvent]:
+    """The subject's live (not voided) events as the engine reads them."""
+    return [engine.SubjectEvent(e.kind, e.occurred_on, e.leg) for e in trial.live_events(subject)]
 
 
 def load_visible_subjects(session: Session, caller: Caller, study: Study) -> Sequence[Subject]:

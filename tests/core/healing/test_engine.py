@@ -458,3 +458,21 @@ def test_study_par_week4_distribution_and_empty_study() -> None:
     assert empty["subjects"] == 0
     assert empty["km"]["survival"] == []
     assert empty["median_time_to_closure_days"] is None
+
+
+def test_which_events_end_follow_up() -> None:
+    """Death and a major amputation of the index leg compete with healing; they, a
+    withdrawal and a loss to follow-up end the visits (the dashboard's overdue rule)."""
+    from service.core.healing import EVENT_KINDS, SubjectEvent
+
+    on = date(2026, 1, 1)
+    ends = {
+        (kind, leg)
+        for kind in EVENT_KINDS
+        for leg in (None, "index", "contralateral")
+        if SubjectEvent(kind, on, leg).ends_follow_up
+    }
+    assert {k for k, _ in ends} == {"death", "major_amputation", "withdrawal", "lost_to_follow_up"}
+    assert ("major_amputation", "contralateral") not in ends
+    assert ("major_amputation", None) not in ends
+    assert not SubjectEvent("revascularisation", on).ends_follow_up
