@@ -2,19 +2,28 @@
 correction, an honest interval, and quality flags a site can act on.
 
 One pure entry point, ``measure(rgb, mask, ...) -> Measurement``, is what the
-service, ``woundscope measure``, the simulator and training's evaluation call.
+service, ``woundscope measure``, the simulator and training's evaluation call. Its
+modules, one step each: ``geometry`` (the mm plane), ``calibration`` (which scale),
+``quality`` (flags and thresholds), ``plausibility`` (physical ranges), ``result``
+(``Measurement``) and ``measuring`` (the entry point).
 
-Calibration, in order of preference:
+Calibration (``calibration.calibrate``), in order of preference:
 
 1. ``marker``: a printed ArUco marker (``service.core.marker``) found in the photo. Its
    four refined corners give the homography photo -> millimetre plane, and the mask
    is measured in that plane, which corrects tilt, rotation and distance. With
-   several markers, the one nearest the wound is used (see ``service.core.marker``). A
-   scale the client also sent is then ignored (flagged ``scale_ignored``): the
-   marker corrects perspective, a scale cannot.
+   several markers, the one nearest the wound is used (see ``service.core.marker``).
 2. ``px_per_mm``: a scale sent by the client; ``ruler``: two points and the
    distance between them in mm. No perspective correction (flagged).
 3. ``none``: area in pixels only, every cm value null, flagged severe. Never a guess.
+
+A scale the client gave is never silently replaced: a marker that agrees with it
+(within both calibrations' 95 % intervals, at least ``scale_agreement_pct``) is used
+instead (``scale_ignored``, it also corrects perspective); one that disagrees leaves
+the given scale in use and raises the severe ``scale_conflict`` naming both values,
+which only a clinician's correction that gives the scale lifts (``marker_overruled``).
+A measurement outside a physical range (``plausibility``) is severe
+``implausible_measurement`` and has no cm value at all.
 
 Area is the integral of the homography's local area scale over the mask's pixels
 (``det H / w³`` per pixel), so it is exact for the pixels given, at any tilt.
@@ -57,6 +66,7 @@ from service.core.measure.geometry import (
     tilt_from_homography_deg,
 )
 from service.core.measure.measuring import measure
+from service.core.measure.plausibility import IMPLAUSIBLE, marker_scale_range_px_per_mm
 from service.core.measure.quality import (
     QUALITY_CODES,
     SEGMENTATION_UNCERTAIN_PCT,
@@ -67,6 +77,8 @@ from service.core.measure.quality import (
 from service.core.measure.result import Measurement
 
 __all__ = [
+    "IMPLAUSIBLE",
+    "marker_scale_range_px_per_mm",
     "PX_PER_MM_RANGE",
     "QUALITY_CODES",
     "RULER_MM_RANGE",

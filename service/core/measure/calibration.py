@@ -4,7 +4,7 @@ say what the calibration can and cannot do, and its share of the area's interval
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -97,13 +97,20 @@ class Ruler:
 @dataclass(frozen=True)
 class Scale:
     """How the photo is calibrated: the method, photo px -> mm (None: uncalibrated),
-    and, with a marker, the marker used and the camera's tilt."""
+    and, with a marker, the marker used and the camera's tilt. ``given_px_per_mm``: the
+    scale the client gave (px_per_mm or ruler), if any; ``conflicting_marker``: the
+    marker that disagreed with it (then the given scale is used, never replaced);
+    ``confirmed``: a clinician gave the scale with an outline correction."""
 
     method: CalibrationMethod
     h_photo_to_mm: np.ndarray | None = None
     chosen: DetectedMarker | None = None
     tilt_deg: float | None = None
     px_per_mm: float | None = None
+    given_px_per_mm: float | None = None
+    conflicting_marker: DetectedMarker | None = None
+    marker_px_per_mm: float | None = None
+    confirmed: bool = False
 
 
 def calibrate(
@@ -113,28 +120,77 @@ def calibrate(
     marker_mm: float,
     px_per_mm: float | None,
     ruler: Ruler | None,
+    *,
+    limits: QualityLimits | None = None,
+    scale_confirmed: bool = False,
 ) -> Scale:
-    """The calibration, in order of preference (module docstring): the marker nearest
-    the wound, else the ruler, else the client's scale, else none."""
-    if markers:
-        chosen = nearest_marker(markers, centroid_px)
-        h_photo_to_mm = marker_homography(chosen.corners_px, marker_mm)
-        h_mm_to_photo = np.linalg.inv(h_photo_to_mm)
-        centre_mm = np.array([marker_mm / 2, marker_mm / 2])
-        tilt_deg = tilt_from_homography_deg(h_mm_to_photo, image_size_px)
-        scale_px_per_mm = math.sqrt(
-            abs(np.linalg.det(homography_jacobian(h_mm_to_photo, centre_mm)))
-        )
-        return Scale("marker", h_photo_to_mm, chosen, tilt_deg, scale_px_per_mm)
+    """The calibration (module docstring): a scale the client gave (ruler, else
+    ``px_per_mm``) is never silently replaced. The marker nearest the wound is used when
+    no scale was given, or when it agrees with the given one within
+    ``scale_agreement_tolerance`` (it also corrects perspective); when they disagree the
+    given scale is used and the marker named (``scale_conflict``). A scale a clinician
+    confirmed (``scale_confirmed``) is used over an unreadable marker too."""
+    given = _given_scale(px_per_mm, ruler)
+    if not markers:
+        return given or Scale("none")
+    marker_scale = _marker_scale(nearest_marker(markers, centroid_px), marker_mm, image_size_px)
+    if given is None:
+        return marker_scale
+    chosen = marker_scale.chosen
+    assert chosen is not None and marker_scale.px_per_mm is not None
+    assert given.given_px_per_mm is not None
+    tolerance = scale_agreement_tolerance(chosen, ruler, limits or QualityLimits())
+    agrees = abs(math.log(marker_scale.px_per_mm / given.given_px_per_mm)) <= tolerance
+    if agrees and not (scale_confirmed and not chosen.refined):
+        return replace(marker_scale, given_px_per_mm=given.given_px_per_mm)
+    return replace(
+        given,
+        conflicting_marker=None if agrees else chosen,
+        marker_px_per_mm=marker_scale.px_per_mm,
+        confirmed=scale_confirmed,
+    )
+
+
+def _given_scale(px_per_mm: float | None, ruler: Ruler | None) -> Scale | None:
+    """The client's scale as a calibration (no perspective correction), or None."""
     method: CalibrationMethod
     if ruler is not None:
         method, scale_px_per_mm = "ruler", ruler.length_px / ruler.mm
     elif px_per_mm is not None:
         method, scale_px_per_mm = "px_per_mm", float(px_per_mm)
     else:
-        return Scale("none")
+        return None
     h_photo_to_mm = np.diag([1 / scale_px_per_mm, 1 / scale_px_per_mm, 1.0])
-    return Scale(method, h_photo_to_mm, px_per_mm=scale_px_per_mm)
+    return Scale(method, h_photo_to_mm, px_per_mm=scale_px_per_mm, given_px_per_mm=scale_px_per_mm)
+
+
+def _marker_scale(
+    chosen: DetectedMarker, marker_mm: float, image_size_px: tuple[int, int]
+) -> Scale:
+    """The marker's homography, the camera's tilt and the scale at the marker's centre."""
+    h_photo_to_mm = marker_homography(chosen.corners_px, marker_mm)
+    h_mm_to_photo = np.linalg.inv(h_photo_to_mm)
+    centre_mm = np.array([marker_mm / 2, marker_mm / 2])
+    tilt_deg = tilt_from_homography_deg(h_mm_to_photo, image_size_px)
+    scale_px_per_mm = math.sqrt(abs(np.linalg.det(homography_jacobian(h_mm_to_photo, centre_mm))))
+    return Scale("marker", h_photo_to_mm, chosen, tilt_deg, scale_px_per_mm)
+
+
+def scale_agreement_tolerance(
+    chosen: DetectedMarker, ruler: Ruler | None, limits: QualityLimits
+) -> float:
+    """How far (|ln(marker / given)|) a detected marker's scale may lie from the given
+    one and still agree: the 95 % interval of the two calibrations (the marker's corners
+    and print, the ruler's clicked points; a bare ``px_per_mm`` states none), but never
+    less than ``limits.scale_agreement_pct`` (a scale without perspective correction
+    differs from the marker's by up to 1 - sqrt(cos tilt))."""
+    side_px = max(chosen.side_px, 1e-9)
+    marker_rel = math.hypot(
+        math.sqrt(2) * corner_sigma_px(chosen) / side_px, MARKER_PRINT_SIGMA_REL
+    )
+    given_rel = math.sqrt(2) * RULER_POINT_SIGMA_PX / ruler.length_px if ruler is not None else 0.0
+    interval = Z95 * math.hypot(marker_rel, given_rel)
+    return max(interval, math.log1p(limits.scale_agreement_pct / 100))
 
 
 def calibration_flags(
@@ -142,37 +198,63 @@ def calibration_flags(
     markers: list[DetectedMarker],
     gray: np.ndarray,
     marker_mm: float,
-    scale_given: bool,
     limits: QualityLimits,
 ) -> list[QualityFlag]:
-    """What the site should know about the calibration: a scale the marker overrode,
-    no tilt correction, no calibration at all; then the marker's own checks (or, with
-    no marker to measure blur on, the photo's blur score)."""
+    """What the site should know about the calibration: a given scale the marker
+    confirmed, or contradicted; no tilt correction; no calibration at all; then the
+    marker's own checks (or, with no marker to measure blur on, the photo's blur)."""
     if scale.chosen is not None:
         flags = []
-        if scale_given:
+        if scale.given_px_per_mm is not None:
             flags.append(
                 QualityFlag(
                     "scale_ignored",
-                    "A calibration marker was found, so the scale sent with the photo was not used: the marker also corrects perspective.",
+                    f"A calibration marker was found and agrees with the scale sent with the photo ({scale.given_px_per_mm:.3g} px/mm against the marker's {scale.px_per_mm or 0:.3g}), so the marker was used: it also corrects perspective.",
                 )
             )
         return flags + marker_flags(
             scale.chosen, markers, scale.px_per_mm or 1.0, scale.tilt_deg or 0.0, limits
         )
     if scale.method != "none":
-        return [
-            QualityFlag(
-                "no_perspective_correction",
-                "No calibration marker was found, so the given scale was used without correcting camera tilt: the area is too small by the cosine of the tilt. Place the printed marker flat beside the wound for a corrected measurement.",
-            )
-        ]
+        return [*_given_scale_flags(scale), _no_perspective_flag()]
     not_found = QualityFlag(
         "marker_not_found",
         f"No calibration marker found, so the area is in pixels only: place the printed {marker_mm:g} mm marker flat on the skin beside the wound, fully in view, and retake.",
         severe=True,
     )
     return [not_found, *blur_flag_without_marker(gray, limits)]
+
+
+def _no_perspective_flag() -> QualityFlag:
+    return QualityFlag(
+        "no_perspective_correction",
+        "No calibration marker was used, so the given scale was used without correcting camera tilt: the area is too small by the cosine of the tilt. Place the printed marker flat beside the wound for a corrected measurement.",
+    )
+
+
+def _given_scale_flags(scale: Scale) -> list[QualityFlag]:
+    """A detected marker that the given scale overrules: severe ``scale_conflict`` (the
+    photo stays out of the endpoints until a clinician gives the scale with an outline
+    correction), or ``marker_overruled`` when a clinician gave it."""
+    if scale.marker_px_per_mm is None:
+        return []
+    given, found = scale.given_px_per_mm or 0.0, scale.marker_px_per_mm
+    if scale.confirmed:
+        return [
+            QualityFlag(
+                "marker_overruled",
+                f"A clinician gave the scale ({given:.3g} px/mm) with the outline; the detected marker ({found:.3g} px/mm) was not used.",
+            )
+        ]
+    if scale.conflicting_marker is None:
+        return []
+    return [
+        QualityFlag(
+            "scale_conflict",
+            f"The scale sent with the photo ({given:.3g} px/mm) and the detected marker ({found:.3g} px/mm, id {scale.conflicting_marker.marker_id}) disagree, so the sent scale was used and the area is not counted: check the scale and the marker (a false marker, or a wrong scale), then retake, or correct the outline giving the scale.",
+            severe=True,
+        )
+    ]
 
 
 def calibration_sigma_mm2(

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from service.core.marker import MARKER_MM, DetectedMarker, detect_markers
+from service.core.measure import plausibility
 from service.core.measure.calibration import (
     QUANTISATION_SIGMA_PER_SQRT_PX,
     Z95,
@@ -52,6 +53,7 @@ def measure(
     limits: QualityLimits | None = None,
     markers: list[DetectedMarker] | None = None,
     segmentation_log_halfwidth: float | None = None,
+    scale_confirmed: bool = False,
 ) -> Measurement:
     """Measure the wound ``mask`` (nonzero = wound, same height and width as the
     photo ``rgb`` as displayed) in cm², with flags. ``marker_mm`` is the side of the
@@ -59,7 +61,10 @@ def measure(
     one (``ruler``: x1, y1, x2, y2 in photo pixels and their distance in mm).
     ``markers`` skips detection when the caller already ran it.
     ``segmentation_log_halfwidth`` is the outline's 95 % half-width of log(true /
-    measured area) (``service.core.uncertainty``); the interval then holds both errors."""
+    measured area) (``service.core.uncertainty``); the interval then holds both errors.
+    ``scale_confirmed``: a clinician gave ``px_per_mm`` or ``ruler`` with an outline
+    correction (``calibration.calibrate``). A measurement outside a physical range has
+    no cm values (``plausibility.checked``)."""
     limits = limits or QualityLimits()
     ruler = _checked_inputs(rgb, mask, marker_mm, px_per_mm, ruler)
     wound = (mask.max(axis=2) if mask.ndim == 3 else mask) > 0
@@ -69,12 +74,18 @@ def measure(
     flags += exposure_flags(rgb, gray, crop.pixels, crop.xy, limits)
     if markers is None:
         markers = detect_markers(rgb)
+    image_size_px = (rgb.shape[1], rgb.shape[0])
     scale = calibrate(
-        markers, crop.centroid_px, (rgb.shape[1], rgb.shape[0]), marker_mm, px_per_mm, ruler
+        markers,
+        crop.centroid_px,
+        image_size_px,
+        marker_mm,
+        px_per_mm,
+        ruler,
+        limits=limits,
+        scale_confirmed=scale_confirmed,
     )
-    flags += calibration_flags(
-        scale, markers, gray, marker_mm, px_per_mm is not None or ruler is not None, limits
-    )
+    flags += calibration_flags(scale, markers, gray, marker_mm, limits)
     flags += wound_flags(wound, crop.area_px, limits)
     segmentation_pct = (
         halfwidth_pct(segmentation_log_halfwidth)
@@ -95,9 +106,10 @@ def measure(
     )
     if scale.h_photo_to_mm is None:
         return result
-    return _calibrated_measurement(
+    calibrated = _calibrated_measurement(
         result, crop, scale, marker_mm, ruler, segmentation_log_halfwidth, limits
     )
+    return plausibility.checked(calibrated, scale, marker_mm, image_size_px, limits)
 
 
 def _checked_inputs(

@@ -26,7 +26,23 @@ QUALITY_CODES: dict[str, tuple[str, bool]] = {
     "marker_unreadable": ("marker decoded but its edges not measurable: approximate", True),
     "no_wound_found": ("the mask is empty", True),
     "no_perspective_correction": ("calibrated by a scale or ruler, tilt not corrected", False),
-    "scale_ignored": ("a marker was found, so the given scale was not used", False),
+    "scale_ignored": (
+        "a marker was found and agrees with the given scale, so the marker was used",
+        False,
+    ),
+    "scale_conflict": (
+        "the given scale and a detected marker disagree: the given scale was used, not"
+        " counted until a clinician gives the scale with an outline correction",
+        True,
+    ),
+    "marker_overruled": (
+        "a clinician gave the scale with the outline; the detected marker was not used",
+        False,
+    ),
+    "implausible_measurement": (
+        "area, perimeter, length or scale outside a physical range: no cm value, never counted",
+        True,
+    ),
     "multiple_markers": ("several markers; the one nearest the wound was used", False),
     "marker_too_small": ("marker side below marker_min_side_px", False),
     "tilt_too_large": ("camera tilt beyond max_tilt_deg", False),
@@ -100,6 +116,20 @@ class QualityLimits(BaseModel):
     )
     max_area_uncertainty_pct: float = Field(
         default=10.0, gt=0, description="calibration's 95 % half-width of the area, % of it"
+    )
+    scale_agreement_pct: float = Field(
+        default=10.0,
+        gt=0,
+        description="a given scale and a marker's agree within this % (or their 95 % intervals)",
+    )
+    max_area_cm2: float = Field(
+        default=400.0, gt=0, description="largest plausible foot-ulcer area, cm²"
+    )
+    max_perimeter_cm: float = Field(
+        default=300.0, gt=0, description="largest plausible outline length, cm"
+    )
+    max_length_cm: float = Field(
+        default=50.0, gt=0, description="largest plausible extent of a foot ulcer, cm"
     )
     max_segmentation_uncertainty_pct: float = Field(
         default=SEGMENTATION_UNCERTAIN_PCT,
