@@ -130,7 +130,9 @@ corner = st.tuples(st.floats(-50, 450), st.floats(-50, 350))
     corners=st.lists(corner, min_size=4, max_size=4),
     refined=st.booleans(),
     px_per_mm=st.one_of(st.none(), st.floats(*PX_PER_MM_RANGE)),
-    box=st.tuples(st.integers(0, 299), st.integers(0, 399), st.integers(1, 300), st.integers(1, 400)),
+    box=st.tuples(
+        st.integers(0, 299), st.integers(0, 399), st.integers(1, 300), st.integers(1, 400)
+    ),
     with_marker=st.booleans(),
 )
 def test_no_measurement_outside_the_physical_range_carries_a_value(
