@@ -49,8 +49,14 @@ class WoundEndpoints(_Answer):
     time_origin: str | None = Field(description="Day 0 of this answer (ISO date)")
     baseline_area_cm2: float | None
     visits: list[VisitAnswer]
-    par_week4_pct: float | None
-    par_week4_day: int | None
+    par_week4_pct: float | None = Field(
+        description="PAR of the counted visit nearest day 28 after the wound's baseline "
+        "photo, within the study's par_week4_window_days (default ±7)"
+    )
+    par_week4_day: int | None = Field(description="That visit's day from the time origin")
+    par_week4_days_from_baseline: int | None = Field(
+        description="That visit's day from the wound's baseline photo"
+    )
     healing_rate_cm2_per_week: float | None
     gilman_cm_per_week: float | None
     log_linear_rate_per_day: float | None
@@ -98,10 +104,16 @@ class SubjectAnswer(_Answer):
         "study's event; a later recurrence does not erase it)"
     )
     first_healed_day: int | None
-    recurrence: bool | None
+    recurrence: bool | None = Field(
+        description="A considered wound re-opened after the subject's healing event"
+    )
+    recurrence_day: int | None
     all_wounds_healed: bool | None = Field(description="Healed at the last visit (durable)")
     all_healed_day: int | None
     last_visit_day: int | None
+    last_photo_day: int | None = Field(
+        description="The latest photo in follow-up of any wound, either leg"
+    )
     reason: str | None = Field(description="Why the answer is null (no index-leg wound)")
 
 
@@ -161,6 +173,7 @@ class SubjectRow(_Answer):
     all_wounds_healed: bool | None
     all_healed_day: int | None
     recurrence: bool | None
+    recurrence_day: int | None
     time_to_closure_days: int | None
     censored: bool
     time_origin: str | None
@@ -170,6 +183,13 @@ class SubjectRow(_Answer):
     cr_cause: int = Field(description="1 healed, 2 death / index-leg major amputation, 0 censored")
     afs_time_days: int | None
     afs_event: bool
+    last_contact_day: int | None = Field(
+        description="The latest photo (either leg) or event in follow-up: where a subject "
+        "without an event is censored"
+    )
+    follow_up_end_day: int | None = Field(
+        description="Death, withdrawal or loss to follow-up: nothing after it is analysed"
+    )
     arm: str | None = Field(default=None, description="Admin keys only")
 
 

@@ -10,6 +10,7 @@ read it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 from sqlalchemy.orm import Session, selectinload
@@ -20,12 +21,21 @@ from service.domain.auth import Caller
 from service.persistence.orm import Assessment, Study, Subject, Wound
 
 
-def _visit(assessment: Assessment, study: Study, series: list[dict[str, Any]]) -> engine.Visit:
+def _visit(
+    assessment: Assessment,
+    study: Study,
+    series: list[dict[str, Any]],
+    follow_up_end: date | None = None,
+) -> engine.Visit:
     """One photo as the engine's visit: the measurement that counts, and whether (or
-    why not) it counts in the cm² endpoints."""
+    why not) it counts in the cm² endpoints; a photo dated after ``follow_up_end`` (the
+    subject's death, withdrawal or loss to follow-up) is outside follow-up."""
     measurement = trial.current_measurement(assessment, study)
     data: dict[str, Any] = measurement.data if measurement is not None else {}
     reason = trial.uncounted_reason(assessment, measurement, series)
+    in_follow_up = follow_up_end is None or assessment.captured_at.date() <= follow_up_end
+    if not in_follow_up:
+        reason = engine.AFTER_SUBJECT_EVENT
     return engine.Visit(
         assessment_id=assessment.id,
         captured_at=assessment.captured_at.date(),
@@ -40,14 +50,16 @@ def _visit(assessment: Assessment, study: Study, series: list[dict[str, Any]]) -
         uncounted_reason=reason,
         model=measurement.model_id if measurement is not None else None,
         manual=bool(measurement is not None and measurement.manual),
+        in_follow_up=in_follow_up,
     )
 
 
 def wound_input(wound: Wound, study: Study) -> engine.Wound:
     """A stored wound as the engine's input; voided photos are left out."""
     series = trial.series_flags_of(wound, study)
+    end = engine.follow_up_end(live_events(wound.subject))
     visits = [
-        _visit(assessment, study, series.get(assessment.id, []))
+        _visit(assessment, study, series.get(assessment.id, []), end)
         for assessment in wound.assessments
         if not assessment.voided
     ]

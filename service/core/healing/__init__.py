@@ -35,8 +35,10 @@ from service.core.healing.comparisons import (
     stratified_logrank,
 )
 from service.core.healing.inputs import (
+    AFTER_SUBJECT_EVENT,
     CLOSURE_CONFIRM_DAYS,
     DRAINAGE_NOT_RECORDED,
+    ENDS_SUBJECT_FOLLOW_UP,
     EVENT_KINDS,
     LEAVES_STUDY,
     LEGS,
@@ -51,6 +53,8 @@ from service.core.healing.inputs import (
     SubjectEvent,
     Visit,
     Wound,
+    follow_up_end,
+    followed_events,
     is_closed,
 )
 from service.core.healing.study import (
@@ -82,6 +86,10 @@ from service.core.healing.wound import (
 )
 
 __all__ = [
+    "AFTER_SUBJECT_EVENT",
+    "ENDS_SUBJECT_FOLLOW_UP",
+    "follow_up_end",
+    "followed_events",
     "BASE_DATE",
     "CIF_METHOD",
     "CLOSURE_CONFIRM_DAYS",

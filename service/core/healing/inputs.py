@@ -53,7 +53,14 @@ class Visit:
     uncounted_reason: str | None = None
     model: str | None = None
     manual: bool = False
+    in_follow_up: bool = True
+    """False for a photo dated after the subject's follow-up ended (``follow_up_end``):
+    listed with its ``uncounted_reason`` (``after_subject_event``), never counted, and no
+    part of closure, censoring or the last visit."""
 
+
+AFTER_SUBJECT_EVENT = "after_subject_event"
+"""Why a photo dated after the subject's follow-up ended does not count."""
 
 EVENT_KINDS = (
     "death",
@@ -65,6 +72,9 @@ EVENT_KINDS = (
 )
 LEGS = ("index", "contralateral")
 LEAVES_STUDY = ("withdrawal", "lost_to_follow_up")
+ENDS_SUBJECT_FOLLOW_UP = ("death", *LEAVES_STUDY)
+"""Events after which nothing of the subject enters the analysis: no photo, no event
+(data after a withdrawal of consent must not be analysed)."""
 """Events after which the subject is no longer followed (besides the competing ones)."""
 
 
@@ -87,6 +97,20 @@ class SubjectEvent:
         """Competing, or the subject left the study (withdrawal, lost to follow-up): no
         visit is expected after it."""
         return self.competing or self.kind in LEAVES_STUDY
+
+
+def follow_up_end(events: Sequence[SubjectEvent]) -> date | None:
+    """The day the subject's follow-up ended: its first death, withdrawal or loss to
+    follow-up (``ENDS_SUBJECT_FOLLOW_UP``); None while it is followed. A major
+    amputation of the index leg ends the index leg's follow-up, not the subject's."""
+    ends = [e.on for e in events if e.kind in ENDS_SUBJECT_FOLLOW_UP]
+    return min(ends) if ends else None
+
+
+def followed_events(events: Sequence[SubjectEvent]) -> list[SubjectEvent]:
+    """The events the analysis reads: those on or before ``follow_up_end``."""
+    end = follow_up_end(events)
+    return [e for e in events if end is None or e.on <= end]
 
 
 @dataclass(frozen=True)

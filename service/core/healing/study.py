@@ -15,6 +15,8 @@ from service.core.healing.inputs import (
     EndpointOptions,
     Subject,
     clean,
+    follow_up_end,
+    followed_events,
 )
 from service.core.healing.subject import subject_endpoints
 from service.core.healing.survival import (
@@ -75,7 +77,7 @@ def study_endpoints(
 
     timed = [r for r in rows if r["time_to_closure_days"] is not None]
     days = list(proportion_days)
-    answer = _study_figures(timed, days)
+    answer = _study_figures(timed, days, rows)
     answer["subjects"] = len(rows)
     answer["subjects_in_analysis"] = len(timed)
     answer["subjects_without_visits"] = sum(1 for r in rows if not r["photographed"])
@@ -90,7 +92,9 @@ def study_endpoints(
         arms = sorted({r.get("arm") or "" for r in timed})
         answer["by_arm"] = {
             arm or "unassigned": _study_figures(
-                [r for r in timed if (r.get("arm") or "") == arm], days
+                [r for r in timed if (r.get("arm") or "") == arm],
+                days,
+                [r for r in rows if (r.get("arm") or "") == arm],
             )
             for arm in arms
         }
@@ -119,6 +123,7 @@ def _study_row(subject: Subject, answer: dict[str, Any], *, by_arm: bool) -> dic
         "all_wounds_healed": answer["all_wounds_healed"],
         "all_healed_day": answer["all_healed_day"],
         "recurrence": answer["recurrence"],
+        "recurrence_day": answer["recurrence_day"],
         "time_to_closure_days": time_days if answer["reason"] is None else None,
         "censored": not event,
         "time_origin": answer["time_origin"],
@@ -131,10 +136,14 @@ def _study_row(subject: Subject, answer: dict[str, Any], *, by_arm: bool) -> dic
     return row
 
 
-def _study_figures(group: Sequence[dict[str, Any]], days: Sequence[int]) -> dict[str, Any]:
+def _study_figures(
+    group: Sequence[dict[str, Any]], days: Sequence[int], everyone: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
     """The figures of a group of study rows (all of them, or one arm's): Kaplan–Meier
     time to healing, durable healing and recurrence, the cumulative incidence with
-    competing events, amputation-free survival."""
+    competing events (over ``group``: the subjects in the healing analysis), and
+    amputation-free survival over ``everyone`` with a time origin (an outcome of the
+    subject, whatever its wounds)."""
     if not group:
         out = empty_km_answer(days)
     else:
@@ -148,7 +157,7 @@ def _study_figures(group: Sequence[dict[str, Any]], days: Sequence[int]) -> dict
     out["cumulative_incidence"] = cif_answer(
         [float(r["cr_time_days"]) for r in group], [r["cr_cause"] for r in group], days
     )
-    afs = [r for r in group if r["afs_time_days"] is not None]
+    afs = [r for r in everyone if r["afs_time_days"] is not None]
     out["amputation_free_survival"] = survival_answer(
         [float(r["afs_time_days"]) for r in afs], [bool(r["afs_event"]) for r in afs]
     )
@@ -157,11 +166,24 @@ def _study_figures(group: Sequence[dict[str, Any]], days: Sequence[int]) -> dict
 
 def _outcomes(subject: Subject, answer: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
     """Competing-risk outcome (``cr_cause``: 1 healed, 2 death or major amputation of the
-    index leg first, 0 censored) and amputation-free survival of one study row."""
+    index leg first, 0 censored) and amputation-free survival of one study row.
+
+    Only events in follow-up count (``followed_events``: none after a death, withdrawal
+    or loss to follow-up). ``last_contact_day``: the latest photo of any wound (either
+    leg) or event in follow-up, where a subject without an event is censored (AFS),
+    never at 0 when it has data."""
     origin = date.fromisoformat(answer["time_origin"]) if answer["time_origin"] else None
     if origin is None:
-        return {"cr_time_days": None, "cr_cause": 0, "afs_time_days": None, "afs_event": False}
-    days = sorted(((e.on - origin).days, e) for e in subject.events)
+        return {
+            "cr_time_days": None,
+            "cr_cause": 0,
+            "afs_time_days": None,
+            "afs_event": False,
+            "last_contact_day": None,
+            "follow_up_end_day": None,
+        }
+    events = sorted(followed_events(subject.events), key=lambda e: e.on)
+    days = [((e.on - origin).days, e) for e in events]
     competing = [d for d, e in days if e.competing]
     first_competing = competing[0] if competing else None
     time_days = row["time_to_closure_days"]
@@ -172,10 +194,13 @@ def _outcomes(subject: Subject, answer: dict[str, Any], row: dict[str, Any]) -> 
         cr_time, cause = first_competing, 2
     else:
         cr_time, cause = time_days, 0
-    follow_up = max([d for d, _ in days] + [answer["last_visit_day"] or 0])
+    last_contact = max([d for d, _ in days] + [answer["last_photo_day"] or 0])
+    end = follow_up_end(subject.events)
     return {
         "cr_time_days": cr_time,
         "cr_cause": cause,
-        "afs_time_days": first_competing if first_competing is not None else follow_up,
+        "afs_time_days": first_competing if first_competing is not None else last_contact,
         "afs_event": first_competing is not None,
+        "last_contact_day": last_contact,
+        "follow_up_end_day": (end - origin).days if end is not None else None,
     }

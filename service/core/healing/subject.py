@@ -44,8 +44,12 @@ def subject_endpoints(
     subject's first baseline photo (``time_origin``). ``healing_event`` and
     ``first_healed_day``: the first day every such wound was confirmed closed (the
     study's event). ``all_wounds_healed`` / ``all_healed_day``: healed at the last
-    visit (durable), the day being the latest of their closure days. A subject whose
-    every wound is marked ``index_leg: false`` answers null with a reason."""
+    visit (durable), the day being the latest of their closure days. ``recurrence``:
+    a considered wound re-opened after the subject's healing event (a wound that
+    re-opened before it is not a recurrence of the subject); ``recurrence_day`` the
+    first such day. ``last_photo_day``: the latest photo in follow-up of any wound,
+    either leg (the subject's last contact by photo). A subject whose every wound is
+    marked ``index_leg: false`` answers null with a reason."""
     first_pass = [wound_endpoints(w.visits, **options)["baseline_date"] for w in wounds]
     start = time_origin(randomized_on, first_pass)
     answers = []
@@ -62,6 +66,9 @@ def subject_endpoints(
     last_days = [a["last_visit_day"] for a in considered if a["last_visit_day"] is not None]
     origin_on = start or BASE_DATE
     first_healed = _first_all_healed_on(considered, origin_on) if considered else None
+    first_healed_day = (first_healed - origin_on).days if first_healed else None
+    recurrence_day = _recurrence_after(considered, first_healed_day)
+    photo_days = [a["last_visit_day"] for a in answers if a["last_visit_day"] is not None]
     all_healed: bool | None
     if reason is not None:
         all_healed = None
@@ -76,13 +83,35 @@ def subject_endpoints(
         else ("first_photo" if start is not None else None),
         "baseline_date": start.isoformat() if start else None,
         "healing_event": None if reason else first_healed is not None,
-        "first_healed_day": (first_healed - origin_on).days if first_healed else None,
-        "recurrence": None if reason else any(a["recurrence"] for a in considered),
+        "first_healed_day": first_healed_day,
+        "recurrence": None if reason else recurrence_day is not None,
+        "recurrence_day": None if reason else recurrence_day,
         "all_wounds_healed": all_healed,
         "all_healed_day": max(healed_days) if all_healed and healed_days else None,
         "last_visit_day": max(last_days) if last_days else None,
+        "last_photo_day": max(photo_days) if photo_days else None,
         "reason": reason,
     }
+
+
+def _recurrence_after(
+    considered: Sequence[dict[str, Any]], first_healed_day: int | None
+) -> int | None:
+    """The first day a considered wound re-opened after the subject's healing event:
+    the end of the healed spell each wound was in on that day (every wound is in one
+    then), or None."""
+    if first_healed_day is None:
+        return None
+    reopened = [
+        end
+        for a in considered
+        for start, end in a["healed_spells"]
+        if start is not None
+        and start <= first_healed_day
+        and end is not None
+        and end > first_healed_day
+    ]
+    return min(reopened) if reopened else None
 
 
 def _first_all_healed_on(considered: Sequence[dict[str, Any]], origin_on: date) -> date | None:

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from service.core.healing.inputs import (
+    AFTER_SUBJECT_EVENT,
     CLOSURE_CONFIRM_DAYS,
     DRAINAGE_NOT_RECORDED,
     PAR_RESPONSE_PCT,
@@ -65,7 +66,8 @@ def _sort_key(indexed: tuple[int, Visit]) -> tuple[date, datetime, int]:
 
 
 def _rows(visits: Sequence[Visit], requires_drainage_recorded: bool = True) -> list[_Row]:
-    """Visits in date order; the last uploaded of a date is the effective one."""
+    """Visits in date order; the last uploaded of a date is the effective one, and none
+    dated after the subject's follow-up ended (``Visit.in_follow_up``) is."""
     ordered = [v for _, v in sorted(enumerate(visits), key=_sort_key)]
     rows = [
         _Row(
@@ -79,6 +81,9 @@ def _rows(visits: Sequence[Visit], requires_drainage_recorded: bool = True) -> l
         if i + 1 < len(rows) and rows[i + 1].captured_on == row.captured_on:
             row.effective = False
             row.reason = "superseded_same_day"
+        if not row.visit.in_follow_up:
+            row.effective = False
+            row.reason = row.visit.uncounted_reason or AFTER_SUBJECT_EVENT
     return rows
 
 
@@ -203,24 +208,42 @@ def wound_endpoints(
     baseline_area_cm2, flags = _baseline_area(baseline_row)
     counted = _par_rows(effective, baseline_area_cm2)
     days_par_pct = [(r.day, r.par_pct) for r in counted if r.par_pct is not None]
-    week4 = par_at_target(days_par_pct, week4_target_days, week4_window_days)
+    baseline_on = baseline_row.captured_on if baseline_row else None
+    week4 = _par_week4(counted, baseline_on, week4_target_days, week4_window_days)
     flags += _area_zero_flags(counted)
     last_day = effective[-1].day if effective else None
-    baseline_on = baseline_row.captured_on if baseline_row else None
     return {
         "baseline_assessment": baseline_row.visit.assessment_id if baseline_row else None,
         "baseline_date": baseline_on.isoformat() if baseline_on else None,
         "time_origin": day0.isoformat() if day0 else None,
         "baseline_area_cm2": clean(baseline_area_cm2),
         "visits": [_visit_answer(r) for r in all_rows],
-        "par_week4_pct": clean(week4[1]) if week4 else None,
-        "par_week4_day": week4[0] if week4 else None,
+        "par_week4_pct": clean(week4[1].par_pct) if week4 else None,
+        "par_week4_day": week4[1].day if week4 else None,
+        "par_week4_days_from_baseline": week4[0] if week4 else None,
         **_rate_answer(baseline_row, baseline_area_cm2, counted),
         "par50_day": clean(first_day_par_at_least(days_par_pct, PAR_RESPONSE_PCT)),
         **_closure_answer(effective, closure_confirm_days, last_day),
         "last_visit_day": last_day,
         "flags": flags,
     }
+
+
+def _par_week4(
+    counted: Sequence[_Row], baseline_on: date | None, target_days: int, window_days: int
+) -> tuple[int, _Row] | None:
+    """PAR at week 4 (Sheehan et al. 2003): the counted visit nearest ``target_days``
+    after the wound's own baseline photo, within ± ``window_days`` (the study's
+    ``par_week4_window_days``); (days from the baseline, that row), or None."""
+    if baseline_on is None:
+        return None
+    by_day = {(r.captured_on - baseline_on).days: r for r in counted if r.par_pct is not None}
+    pick = par_at_target(
+        [(d, r.par_pct) for d, r in by_day.items() if r.par_pct is not None],
+        target_days,
+        window_days,
+    )
+    return (pick[0], by_day[pick[0]]) if pick else None
 
 
 def _date_rows(all_rows: Sequence[_Row], origin: date | None) -> tuple[_Row | None, date | None]:
