@@ -320,6 +320,8 @@ def manual_mask(
         raise DomainError(
             "send a mask PNG (field 'mask') or a polygon (field 'polygon')", code="invalid_mask"
         )
+    if clinician_scale is not None:
+        check_inside(clinician_scale, w, h)
     # The clinician outlined this wound: no component picking.
     given = clinician_scale if clinician_scale is not None else cal
     result = measure_mask(

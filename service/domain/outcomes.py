@@ -10,7 +10,6 @@ read it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 from typing import Any
 
 from sqlalchemy.orm import Session, selectinload
@@ -21,21 +20,14 @@ from service.domain.auth import Caller
 from service.persistence.orm import Assessment, Study, Subject, Wound
 
 
-def _visit(
-    assessment: Assessment,
-    study: Study,
-    series: list[dict[str, Any]],
-    follow_up_end: date | None = None,
-) -> engine.Visit:
+def _visit(assessment: Assessment, study: Study, series: list[dict[str, Any]]) -> engine.Visit:
     """One photo as the engine's visit: the measurement that counts, and whether (or
-    why not) it counts in the cm² endpoints; a photo dated after ``follow_up_end`` (the
-    subject's death, withdrawal or loss to follow-up) is outside follow-up."""
+    why not) it counts in the cm² endpoints; one dated after the end of its wound's
+    follow-up (``after_subject_event``) is outside follow-up for the engine too."""
     measurement = counting.current_measurement(assessment, study)
     data: dict[str, Any] = measurement.data if measurement is not None else {}
     reason = counting.uncounted_reason(assessment, measurement, series)
-    in_follow_up = follow_up_end is None or assessment.captured_at.date() <= follow_up_end
-    if not in_follow_up:
-        reason = engine.AFTER_SUBJECT_EVENT
+    in_follow_up = reason != engine.AFTER_SUBJECT_EVENT
     return engine.Visit(
         assessment_id=assessment.id,
         captured_at=assessment.captured_at.date(),
@@ -57,9 +49,8 @@ def _visit(
 def wound_input(wound: Wound, study: Study) -> engine.Wound:
     """A stored wound as the engine's input; voided photos are left out."""
     series = counting.series_flags_of(wound, study)
-    end = engine.follow_up_end(live_events(wound.subject))
     visits = [
-        _visit(assessment, study, series.get(assessment.id, []), end)
+        _visit(assessment, study, series.get(assessment.id, []))
         for assessment in wound.assessments
         if not assessment.voided
     ]

@@ -73,6 +73,7 @@ from service.core.measure.quality import (
     QualityFlag,
     QualityLimits,
     blur_effect,
+    calibration_uncounted_reason,
 )
 from service.core.measure.result import Measurement
 
@@ -91,6 +92,7 @@ __all__ = [
     "apply_homography",
     "area_mm2",
     "blur_effect",
+    "calibration_uncounted_reason",
     "corner_area_sigma_mm2",
     "homography_from_4_points",
     "homography_jacobian",

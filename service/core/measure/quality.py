@@ -273,3 +273,25 @@ def exposure_flags(
             )
         )
     return flags
+
+
+NEVER_COUNTED_FLAGS = ("implausible_measurement", "scale_conflict")
+"""Severe calibration flags that no acceptance lifts: only a new measurement without
+them (a correction giving the scale) counts."""
+
+
+def calibration_uncounted_reason(
+    quality: list[dict[str, Any]], *, manual: bool, accepted: bool
+) -> str | None:
+    """Why a calibrated measurement's own calibration keeps it out of the endpoints,
+    whatever the review policy: a flag of ``NEVER_COUNTED_FLAGS`` (its code), or a
+    severe ``marker_unreadable`` on a clinician's correction that was not itself
+    accepted (``severe_quality_flag``): correcting the outline does not fix the scale,
+    giving the scale with it does (the marker is then not used). None otherwise."""
+    severe = {str(f.get("code")) for f in quality if f.get("severe")}
+    for code in NEVER_COUNTED_FLAGS:
+        if code in severe:
+            return code
+    if manual and "marker_unreadable" in severe and not accepted:
+        return "severe_quality_flag"
+    return None
