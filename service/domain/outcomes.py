@@ -92,30 +92,33 @@ def load_visible_subjects(session: Session, caller: Caller, study: Study) -> Seq
     return session.scalars(stmt).all()
 
 
-def wound_answer(
-    wound: Wound, *, window_days: int = engine.PAR_WEEK4_WINDOW_DAYS
-) -> dict[str, Any]:
+def endpoint_options(study: Study, window_days: int | None = None) -> engine.EndpointOptions:
+    """The study's endpoint settings as the engine takes them: its week-4 PAR window
+    (``window_days`` overrides it) and closure rule."""
+    return {
+        "week4_window_days": study.par_week4_window_days if window_days is None else window_days,
+        "closure_requires_drainage_recorded": study.closure_requires_drainage_recorded,
+    }
+
+
+def wound_answer(wound: Wound, *, window_days: int | None = None) -> dict[str, Any]:
     """Baseline area, PAR, healing rates, closure, recurrence of one wound."""
     study = access.study_of(wound)
     answer = engine.wound_endpoints(
         wound_input(wound, study).visits,
         origin=subjects.day_zero(wound.subject),
-        week4_window_days=window_days,
-        closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
+        **endpoint_options(study, window_days),
     )
     return {"wound": wound.id, "subject": wound.subject_id, "label": wound.label, **answer}
 
 
-def subject_answer(
-    subject: Subject, *, window_days: int = engine.PAR_WEEK4_WINDOW_DAYS
-) -> dict[str, Any]:
+def subject_answer(subject: Subject, *, window_days: int | None = None) -> dict[str, Any]:
     """Every wound's endpoints and whether (and when) all the subject's ulcers healed."""
     study = access.study_of(subject)
     answer = engine.subject_endpoints(
         subject_input(subject, study).wounds,
         randomized_on=subject.randomized_on,
-        week4_window_days=window_days,
-        closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
+        **endpoint_options(study, window_days),
     )
     return {"subject": subject.id, "code": subject.code, "study": subject.study_id, **answer}
 
@@ -125,7 +128,7 @@ def study_answer(
     caller: Caller,
     study: Study,
     *,
-    window_days: int = engine.PAR_WEEK4_WINDOW_DAYS,
+    window_days: int | None = None,
     proportion_days: Sequence[int] = engine.PROPORTION_HEALED_DAYS,
 ) -> dict[str, Any]:
     """The study's endpoints over the subjects this caller sees (per arm for admins)."""
@@ -134,7 +137,6 @@ def study_answer(
         subjects,
         by_arm=caller.sees_arm,
         proportion_days=proportion_days,
-        week4_window_days=window_days,
-        closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
+        **endpoint_options(study, window_days),
     )
     return {"study": study.id, "scope": caller.site_code or "study", **answer}

@@ -184,3 +184,54 @@ def test_a_false_marker_beside_a_given_scale_counts_only_once_a_clinician_gives_
     assert "marker_overruled" in {f["code"] for f in body["quality"]}
     assert body["area_cm2"] == pytest.approx(100 * 100 / true_px_per_mm**2 / 100, rel=0.05)
     assert counted() == (True, None)
+
+
+def test_the_studys_analysis_settings(trial_app) -> None:
+    """par_week4_window_days, control_arm and visit_schedule: set by an admin, shown on
+    the study, and the week-4 window is the endpoints' default."""
+    client, trial = trial_app
+    study = client.get(f"/v1/studies/{trial.study}", headers=trial.auth("admin")).json()
+    assert study["par_week4_window_days"] == 7 and study["control_arm"] is None
+    assert study["visit_schedule"] is None
+    bad = client.patch(
+        f"/v1/studies/{trial.study}",
+        json={"visit_schedule": {"days": [28, 14]}},
+        headers=trial.auth("admin"),
+    )
+    assert bad.status_code == 422
+    changed = client.patch(
+        f"/v1/studies/{trial.study}",
+        json={
+            "par_week4_window_days": 0,
+            "control_arm": "control",
+            "visit_schedule": {"days": [0, 14, 28, 56], "interval_days": 28, "window_days": 3},
+        },
+        headers=trial.auth("admin"),
+    )
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert body["par_week4_window_days"] == 0 and body["control_arm"] == "control"
+    assert body["visit_schedule"] == {
+        "days": [0, 14, 28, 56],
+        "interval_days": 28,
+        "window_days": 3,
+    }
+    # S01-W1 has visits on days 0, 14, 28 and 42 after its baseline: exactly day 28.
+    wound = trial.wounds["S01-W1"]
+    default = client.get(f"/v1/wounds/{wound}/endpoints", headers=trial.auth("admin")).json()
+    assert default["par_week4_days_from_baseline"] == 28
+    _, late = new_wound(client, trial, "Window")
+    for on in ("2026-03-01", "2026-03-26"):  # day 25: outside ± 0, inside ± 3
+        made = upload(client, trial, late, on)
+        assert made.status_code == 201
+        assert outline(client, trial, made.json()["id"]).status_code == 201
+    path = f"/v1/wounds/{late}/endpoints"
+    assert client.get(path, headers=trial.auth("admin")).json()["par_week4_pct"] is None
+    wide = client.get(path, params={"window_days": 3}, headers=trial.auth("admin")).json()
+    assert wide["par_week4_days_from_baseline"] == 25
+    refused = client.patch(
+        f"/v1/studies/{trial.study}",
+        json={"par_week4_window_days": 3},
+        headers=trial.auth("monitor"),
+    )
+    assert refused.status_code == 403
