@@ -146,6 +146,11 @@ class AmputationFreeSurvival(_Answer):
     km: KaplanMeier
 
 
+class DurableHealing(AmputationFreeSurvival):
+    """Kaplan–Meier of durable healing: the event is healing that lasted to the last
+    visit (on ``all_healed_day``), else censored at the last visit."""
+
+
 class TimeToHealing(_Answer):
     subjects: int
     healed: int = Field(description="Subjects with the event (first confirmed healing)")
@@ -162,7 +167,16 @@ class TimeToHealing(_Answer):
     last_time_at_risk_days: float | None
     km: KaplanMeier
     cumulative_incidence: CumulativeIncidence
-    amputation_free_survival: AmputationFreeSurvival
+    amputation_free_survival: AmputationFreeSurvival = Field(
+        description="Every subject with a time origin, whatever its wounds"
+    )
+    durable_healing: DurableHealing
+    par_week4: ParDistribution | None = Field(
+        default=None, description="PAR at week 4 of the considered wounds (per arm too)"
+    )
+    par_last_visit: ParDistribution | None = Field(
+        default=None, description="PAR at each considered wound's last counted visit"
+    )
 
 
 class SubjectRow(_Answer):
@@ -183,6 +197,11 @@ class SubjectRow(_Answer):
     cr_cause: int = Field(description="1 healed, 2 death / index-leg major amputation, 0 censored")
     afs_time_days: int | None
     afs_event: bool
+    durable_time_days: int | None
+    durable_event: bool
+    log_baseline_area: float | None = Field(
+        description="ln of the sum of the considered wounds' baseline areas (cm²)"
+    )
     last_contact_day: int | None = Field(
         description="The latest photo (either leg) or event in follow-up: where a subject "
         "without an event is censored"
@@ -217,18 +236,32 @@ class LogRank(_Answer):
     p_value: float | None
 
 
-class CoxHazardRatio(_Answer):
-    method: str
+class HazardRatio(_Answer):
     hazard_ratio: float | None
     ci95: list[float | None]
+
+
+class CoxHazardRatio(HazardRatio):
+    method: str
+    subjects: int | None = None
     warning: str | None = Field(description="The fitter's warning (e.g. separation), if any")
+    log_baseline_area: HazardRatio | None = Field(
+        default=None, description="Adjusted model: HR per unit of ln baseline area"
+    )
 
 
 class ArmComparison(_Answer):
-    reference_arm: str
+    reference_arm: str = Field(description="The control arm: ratios read compared vs it")
     compared_arm: str
+    reference_source: str = Field(description="'control_arm' (the study's) or alphabetical")
     logrank: LogRank
     cox: CoxHazardRatio
+    cox_adjusted: CoxHazardRatio = Field(
+        description="Sensitivity: stratified by site and adjusted for log baseline area"
+    )
+    cumulative_incidence_test: str = Field(description="Gray's test / Fine-Gray: status")
+    durable_logrank: LogRank = Field(description="Durable healing, stratified by site")
+    afs_logrank: LogRank = Field(description="Amputation-free survival, stratified by site")
 
 
 class StudyAnswer(TimeToHealing):
@@ -238,6 +271,7 @@ class StudyAnswer(TimeToHealing):
     subjects_without_visits: int
     subjects_left_out: list[LeftOut]
     par_week4: ParDistribution
+    par_last_visit: ParDistribution
     subject_rows: list[SubjectRow]
     by_arm: dict[str, TimeToHealing] | None = Field(
         default=None, description="Admin keys only (blinding)"

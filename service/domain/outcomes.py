@@ -137,6 +137,7 @@ def study_answer(
         subjects,
         by_arm=caller.sees_arm,
         proportion_days=proportion_days,
+        control_arm=study.control_arm,
         **endpoint_options(study, window_days),
     )
     return {"study": study.id, "scope": caller.site_code or "study", **answer}

@@ -55,6 +55,7 @@ def study_endpoints(
     *,
     by_arm: bool = False,
     proportion_days: Sequence[int] = PROPORTION_HEALED_DAYS,
+    control_arm: str | None = None,
     **options: Unpack[EndpointOptions],
 ) -> dict[str, Any]:
     """Kaplan–Meier time to the first confirmed healing of all index-leg ulcers (per
@@ -65,14 +66,16 @@ def study_endpoints(
     Subjects randomised but never photographed are censored at day 0 (reason given);
     subjects with neither a photo nor ``randomized_on`` are left out of the curve, as
     are subjects without an index-leg wound (reason given). Per-arm figures only with
-    ``by_arm`` (admins: blinding)."""
+    ``by_arm`` (admins: blinding), compared against ``control_arm`` (the study's)."""
     rows: list[dict[str, Any]] = []
-    par_week4: list[float | None] = []
+    par: dict[str, tuple[list[float | None], list[float | None]]] = {}
     for subject in subjects:
         answer = subject_endpoints(subject.wounds, randomized_on=subject.randomized_on, **options)
-        for wound in answer["wounds"]:
-            if wound["wound"] in answer["wounds_considered"]:
-                par_week4.append(wound["par_week4_pct"])
+        considered = [w for w in answer["wounds"] if w["wound"] in answer["wounds_considered"]]
+        par[subject.subject_id] = (
+            [w["par_week4_pct"] for w in considered],
+            [_par_last_visit(w) for w in considered],
+        )
         rows.append(_study_row(subject, answer, by_arm=by_arm))
 
     timed = [r for r in rows if r["time_to_closure_days"] is not None]
@@ -86,21 +89,41 @@ def study_endpoints(
         for r in rows
         if r["time_to_closure_days"] is None
     ]
-    answer["par_week4"] = par_distribution(par_week4)
+    answer.update(_par_figures(rows, par))
     answer["subject_rows"] = rows
     if by_arm:
         arms = sorted({r.get("arm") or "" for r in timed})
-        answer["by_arm"] = {
-            arm or "unassigned": _study_figures(
-                [r for r in timed if (r.get("arm") or "") == arm],
-                days,
-                [r for r in rows if (r.get("arm") or "") == arm],
-            )
-            for arm in arms
-        }
+        by_arm_figures = {}
+        for arm in arms:
+            of_arm = [r for r in rows if (r.get("arm") or "") == arm]
+            figures = _study_figures([r for r in of_arm if r in timed], days, of_arm)
+            by_arm_figures[arm or "unassigned"] = {**figures, **_par_figures(of_arm, par)}
+        answer["by_arm"] = by_arm_figures
         sites = {s.subject_id: s.site or "" for s in subjects}
-        answer["arm_comparison"] = arm_comparison(timed, sites, arms)
+        answer["arm_comparison"] = arm_comparison(
+            timed, sites, arms, everyone=rows, control_arm=control_arm
+        )
     return answer
+
+
+def _par_last_visit(wound: dict[str, Any]) -> float | None:
+    """PAR at the wound's last counted visit after its baseline (None without one)."""
+    later = [
+        v["par_pct"]
+        for v in wound["visits"]
+        if v["counted"] and v["par_pct"] is not None and v["captured_at"] > wound["baseline_date"]
+    ]
+    return later[-1] if later else None
+
+
+def _par_figures(
+    rows: Sequence[dict[str, Any]], par: dict[str, tuple[list[float | None], list[float | None]]]
+) -> dict[str, Any]:
+    """PAR at week 4 and at the last visit over the considered wounds of ``rows``, with
+    the counts reaching 50 %."""
+    week4 = [p for r in rows for p in par[r["subject"]][0]]
+    last = [p for r in rows for p in par[r["subject"]][1]]
+    return {"par_week4": par_distribution(week4), "par_last_visit": par_distribution(last)}
 
 
 def _study_row(subject: Subject, answer: dict[str, Any], *, by_arm: bool) -> dict[str, Any]:
@@ -131,9 +154,32 @@ def _study_row(subject: Subject, answer: dict[str, Any], *, by_arm: bool) -> dic
         "reason": reason,
     }
     row.update(_outcomes(subject, answer, row))
+    row.update(_durable(answer, row))
     if by_arm:
         row["arm"] = subject.arm
     return row
+
+
+def _durable(answer: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """Durable healing as a time to event (healed at the last visit: the event on
+    ``all_healed_day``, else censored at the last visit), and the log of the subject's
+    baseline area (the sum over its considered wounds; None when one is missing)."""
+    durable = bool(answer["all_wounds_healed"])
+    if row["time_to_closure_days"] is None:
+        time_days = None
+    elif durable:
+        time_days = answer["all_healed_day"]
+    else:
+        time_days = answer["last_visit_day"] or 0
+    considered = [w for w in answer["wounds"] if w["wound"] in answer["wounds_considered"]]
+    areas = [w["baseline_area_cm2"] for w in considered]
+    total = sum(a for a in areas if a is not None)
+    known = bool(areas) and all(a is not None for a in areas) and total > 0
+    return {
+        "durable_event": durable,
+        "durable_time_days": time_days,
+        "log_baseline_area": clean(math.log(total)) if known else None,
+    }
 
 
 def _study_figures(
@@ -156,6 +202,9 @@ def _study_figures(
     out["recurred"] = sum(1 for r in group if r["recurrence"])
     out["cumulative_incidence"] = cif_answer(
         [float(r["cr_time_days"]) for r in group], [r["cr_cause"] for r in group], days
+    )
+    out["durable_healing"] = survival_answer(
+        [float(r["durable_time_days"]) for r in group], [bool(r["durable_event"]) for r in group]
     )
     afs = [r for r in everyone if r["afs_time_days"] is not None]
     out["amputation_free_survival"] = survival_answer(
