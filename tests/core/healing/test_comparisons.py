@@ -139,7 +139,7 @@ def efron_fit(times, events, covariates, strata) -> np.ndarray:
                 risk_sum = np.exp(h[t >= u]).sum()
                 dead_sum = np.exp(h[dead]).sum()
                 total += h[dead].sum()
-                total -= sum(math.log(risk_sum - l / d * dead_sum) for l in range(d))
+                total -= sum(math.log(risk_sum - k / d * dead_sum) for k in range(d))
         return -total
 
     start = minimize(negative_loglik, np.zeros(x.shape[1]), method="BFGS").x
