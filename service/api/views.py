@@ -21,6 +21,7 @@ from service.domain.schemas import (
     SitePublic,
     StudyPublic,
     SubjectPublic,
+    VisitSchedule,
     WoundPublic,
 )
 from service.persistence.orm import (
@@ -48,6 +49,11 @@ def study_public(study: Study) -> StudyPublic:
         locked=study.locked,
         review=study.review,
         closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
+        par_week4_window_days=study.par_week4_window_days,
+        control_arm=study.control_arm,
+        visit_schedule=VisitSchedule.model_validate(study.visit_schedule)
+        if study.visit_schedule
+        else None,
         created_at=study.created_at,
     )
 

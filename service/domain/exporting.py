@@ -21,7 +21,7 @@ from service.config import Settings
 from service.core import adtte, exports
 from service.domain import audit, counting
 from service.domain.auth import Caller
-from service.domain.outcomes import load_visible_subjects, subject_input
+from service.domain.outcomes import endpoint_options, load_visible_subjects, subject_input
 from service.domain.roles import EXPORTERS
 from service.domain.subjects import day_zero
 from service.persistence.orm import Assessment, Measurement, Study, Subject, Wound
@@ -216,7 +216,7 @@ def _run_adtte_export(
         study.id,
         subjects,
         include_arm=caller.sees_arm,
-        closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
+        **endpoint_options(study),
     )
     out = write(rows)
     audit.record(

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
+from service.core.healing import PAR_WEEK4_WINDOW_DAYS
 from service.core.marker import MARKER_MM
 from service.core.measure import CalibrationMethod
 from service.core.review import DEFAULT_REVIEW_POLICY, ReviewPolicy
@@ -50,6 +51,37 @@ class Page(BaseModel, Generic[T]):
     offset: int
 
 
+class VisitSchedule(_In):
+    """When a subject is expected: visits on the listed ``days`` from its day 0 (the
+    time origin), then every ``interval_days``; each on time within ± ``window_days``.
+    Without listed days, a visit is expected ``interval_days`` after the last one."""
+
+    days: list[int] = Field(
+        default_factory=list,
+        max_length=200,
+        description="Expected visit days from day 0, ascending (e.g. [0, 14, 28, 42, 84])",
+    )
+    interval_days: int = Field(
+        default=14, ge=1, le=365, description="Days between visits after the listed ones"
+    )
+    window_days: int = Field(
+        default=7, ge=0, le=90, description="A visit is on time within ± this many days"
+    )
+
+    @field_validator("days")
+    @classmethod
+    def _ascending(cls, days: list[int]) -> list[int]:
+        if any(not 0 <= d <= 3650 for d in days) or days != sorted(set(days)):
+            raise ValueError("days must be distinct, ascending, each 0-3650")
+        return days
+
+
+PAR_WEEK4_WINDOW_HELP = (
+    "PAR at week 4: the counted visit nearest day 28 after each wound's baseline photo, "
+    "within ± this many days"
+)
+
+
 class StudyCreate(_In):
     id: str = Field(pattern=CODE_PATTERN, examples=["REX-001"])
     name: str = Field(min_length=1, max_length=200, examples=["REX-001 CLTI ulcer healing"])
@@ -67,6 +99,17 @@ class StudyCreate(_In):
         description="Closure needs drainage recorded as absent (FDA reading); false: "
         "unrecorded drainage does not keep a wound open",
     )
+    par_week4_window_days: int = Field(
+        default=PAR_WEEK4_WINDOW_DAYS, ge=0, le=28, description=PAR_WEEK4_WINDOW_HELP
+    )
+    control_arm: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The control arm: hazard ratios read the other arm vs this one",
+    )
+    visit_schedule: VisitSchedule | None = Field(
+        default=None, description="Expected visits; none: every 14 days ± 7"
+    )
 
 
 class StudyUpdate(_In):
@@ -75,6 +118,11 @@ class StudyUpdate(_In):
     locked: bool | None = None
     review: ReviewPolicy | None = Field(default=None, description=REVIEW_POLICY_HELP)
     closure_requires_drainage_recorded: bool | None = None
+    par_week4_window_days: int | None = Field(
+        default=None, ge=0, le=28, description=PAR_WEEK4_WINDOW_HELP
+    )
+    control_arm: str | None = Field(default=None, max_length=64)
+    visit_schedule: VisitSchedule | None = None
 
 
 class StudyPublic(BaseModel):
@@ -85,6 +133,9 @@ class StudyPublic(BaseModel):
     locked: bool
     review: str = Field(default=DEFAULT_REVIEW_POLICY, description=REVIEW_POLICY_HELP)
     closure_requires_drainage_recorded: bool = True
+    par_week4_window_days: int = PAR_WEEK4_WINDOW_DAYS
+    control_arm: str | None = None
+    visit_schedule: VisitSchedule | None = None
     created_at: datetime
 
 

@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from service.core.healing import PAR_WEEK4_WINDOW_DAYS
 from service.core.marker import MARKER_MM
 
 
@@ -84,6 +85,16 @@ class Study(Base):
     )
     """Closure needs drainage recorded as absent (the FDA reading); off: unrecorded
     drainage does not keep a wound open (``endpoints.is_closed``)."""
+    par_week4_window_days: Mapped[int] = mapped_column(
+        Integer, default=PAR_WEEK4_WINDOW_DAYS, server_default=str(PAR_WEEK4_WINDOW_DAYS)
+    )
+    """PAR at week 4: the visit nearest day 28 after a wound's baseline, within ± this."""
+    control_arm: Mapped[str | None] = mapped_column(String(64), default=None)
+    """The arm hazard ratios are read against (treatment vs control); None: the first
+    arm alphabetically."""
+    visit_schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    """Expected visit days and their window (``schemas.VisitSchedule``); None: the
+    default fortnightly visit ± 7 days (``domain.followup``)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     sites: Mapped[list[Site]] = relationship(back_populates="study", order_by="Site.code")
