@@ -7,9 +7,12 @@ once as records and written as CSV or as SAS transport (``sas_transport``); thei
 define-style metadata (``SDTM_VARIABLES``, ``CODELISTS``, ``TEST_CODES``) is the one
 home the README's table and the tests read.
 
-One module per format: ``rows`` (the rows and the time convention), ``text`` (CSV),
-``fhir`` (FHIR R4), ``metadata`` (datasets, variables, codelists), ``sdtm`` (DM, TU,
-TR), ``xpt`` (SAS transport).
+One module per format or domain: ``rows`` (the rows and the time convention),
+``text`` (CSV), ``fhir`` (FHIR R4), ``metadata`` (the one home of datasets, variables
+and codelists), ``subjects`` (death, follow-up, last contact, laterality, age),
+``sdtm`` (TU, SUPPTU, TR), ``subject_domains`` (DM, DS, PR, SUPPPR), ``adsl`` (ADaM
+ADSL), ``xpt`` (SAS transport), ``define`` (Define-XML 2.1), ``package`` (every
+dataset of a study, the define and the zip). ADTTE/ADTTEL are ``service.core.adtte``.
 """
 
 from service.core.exports.fhir import api_id, fhir_bundle, fhir_id
@@ -25,6 +28,7 @@ from service.core.exports.metadata import (
     Variable,
 )
 from service.core.exports.rows import (
+    EventRow,
     MeasurementRow,
     SdtmRecord,
     SdtmValue,
@@ -36,15 +40,21 @@ from service.core.exports.rows import (
 )
 from service.core.exports.sdtm import (
     _usubjid,
-    cdisc_dm_csv,
-    cdisc_dm_records,
+    cdisc_supptu_records,
     cdisc_tr_csv,
     cdisc_tr_records,
     cdisc_tu_csv,
     cdisc_tu_records,
-    dm_columns,
     sdtm_unsafe_values,
     visit_numbers,
+)
+from service.core.exports.subject_domains import (
+    cdisc_dm_csv,
+    cdisc_dm_records,
+    cdisc_ds_records,
+    cdisc_pr_records,
+    cdisc_supppr_records,
+    dm_columns,
 )
 from service.core.exports.text import CSV_COLUMNS, measurements_csv, spreadsheet_unsafe
 from service.core.exports.xpt import sas_transport
@@ -60,6 +70,7 @@ __all__ = [
     "TR_COLUMNS",
     "TU_COLUMNS",
     "MeasurementRow",
+    "EventRow",
     "SdtmRecord",
     "SdtmValue",
     "SubjectRow",
@@ -69,6 +80,10 @@ __all__ = [
     "awaiting_clinician",
     "capture_time",
     "cdisc_dm_csv",
+    "cdisc_ds_records",
+    "cdisc_pr_records",
+    "cdisc_supppr_records",
+    "cdisc_supptu_records",
     "cdisc_dm_records",
     "cdisc_tr_csv",
     "cdisc_tr_records",

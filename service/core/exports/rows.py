@@ -75,8 +75,21 @@ class MeasurementRow:
 
 
 @dataclass(frozen=True)
+class EventRow:
+    """One live (not voided) subject event: ``kind`` one of the engine's ``EVENT_KINDS``,
+    ``leg`` ``index``/``contralateral`` (amputations) or None."""
+
+    kind: str
+    on: date
+    leg: str | None = None
+
+
+@dataclass(frozen=True)
 class SubjectRow:
-    """One subject of the study, photographed or not (the DM domain lists them all)."""
+    """One subject of the study, photographed or not (DM, DS, PR and ADSL list them all).
+
+    The demographic fields are optional and admin-set: absent ones are exported as
+    missing, never guessed."""
 
     study: str
     subject_id: str
@@ -84,6 +97,17 @@ class SubjectRow:
     site: str
     reference_start: date | None = None
     arm: str | None = None
+    randomized_on: date | None = None
+    events: Sequence[EventRow] = ()
+    """Live events only: the caller leaves voided ones out."""
+    sex: str | None = None
+    country: str | None = None
+    age_years: int | None = None
+    birth_date: date | None = None
+    index_leg_side: str | None = None
+    """LEFT or RIGHT: the side of the index leg, from which TU/PR laterality follow."""
+    study_locked: bool = False
+    """The study is locked: a subject without a disposition event has COMPLETED."""
 
 
 def capture_time(

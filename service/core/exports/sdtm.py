@@ -1,4 +1,5 @@
-"""CDISC SDTM-style DM, TU and TR records and their CSV text."""
+"""CDISC SDTM-style TU (with SUPPTU) and TR records and their CSV text, and what the
+SDTM domains share (USUBJID, study days, --SEQ, VISITNUM)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,17 @@ import csv
 import io
 import re
 import statistics
-from collections.abc import Iterable
-from datetime import datetime, tzinfo
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, tzinfo
 
-from service.core.exports.metadata import _TR_TESTS, DM_COLUMNS, TR_COLUMNS, TU_COLUMNS
+from service.core.exports.metadata import _TR_TESTS, TR_COLUMNS, TU_COLUMNS
 from service.core.exports.rows import (
     MeasurementRow,
     SdtmRecord,
-    SubjectRow,
     capture_time,
     not_done_reason,
 )
+from service.core.exports.subjects import laterality
 from service.core.exports.text import _csv, spreadsheet_unsafe
 from service.core.healing import is_closed
 
@@ -46,9 +47,31 @@ def _study_day(days: int | None) -> int | None:
     return None if days is None else days + 1 if days >= 0 else days
 
 
+def _capture_date(row: MeasurementRow) -> date:
+    return row.captured_at.date() if isinstance(row.captured_at, datetime) else row.captured_at
+
+
 def _current_rows(rows: Iterable[MeasurementRow]) -> list[MeasurementRow]:
+    """The measurement that counts for each photo not voided, by subject, wound and day;
+    photos of one wound on one day in upload order (the last uploaded is the one the
+    endpoints read: the highest --SEQ of the day)."""
     current = [r for r in rows if r.current and not r.voided]
-    return sorted(current, key=lambda r: (r.subject_code, r.wound_label, str(r.captured_at)))
+    return sorted(
+        current,
+        key=lambda r: (
+            r.subject_code,
+            r.wound_label,
+            _capture_date(r),
+            _utc_naive(r.uploaded_at),
+            str(r.captured_at),
+        ),
+    )
+
+
+def _utc_naive(value: datetime | None) -> datetime:
+    if value is None:
+        return datetime.min
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def _natural(label: str) -> list[int | str]:
@@ -79,94 +102,125 @@ def sdtm_unsafe_values(*tables: str) -> list[str]:
     return unsafe
 
 
-def dm_columns(*, include_arm: bool) -> list[str]:
-    """DM's columns; ARMCD/ARM only in the admin export (blinding)."""
-    return [c for c in DM_COLUMNS if include_arm or c not in ("ARMCD", "ARM")]
-
-
-def cdisc_dm_csv(subjects: Iterable[SubjectRow], *, include_arm: bool = False) -> str:
-    """CDISC-style DM as CSV (``cdisc_dm_records``)."""
-    records = cdisc_dm_records(subjects, include_arm=include_arm)
-    return _csv(dm_columns(include_arm=include_arm), records, guard=False)
-
-
-def cdisc_dm_records(
-    subjects: Iterable[SubjectRow], *, include_arm: bool = False
-) -> list[SdtmRecord]:
-    """CDISC-style DM (demographics): one row per subject, photographed or not, with
-    RFSTDTC (the subject's time origin, from which every --DY counts) and SITEID.
-    ARMCD/ARM only in the admin export (blinding)."""
-    records = []
-    for s in sorted(subjects, key=lambda s: s.subject_code):
-        record: SdtmRecord = {
-            "STUDYID": s.study,
-            "DOMAIN": "DM",
-            "USUBJID": _usubjid(s.study, s.subject_code),
-            "SUBJID": s.subject_code,
-            "RFSTDTC": s.reference_start.isoformat() if s.reference_start else None,
-            "SITEID": s.site,
-        }
-        if include_arm and s.arm is not None:
-            record["ARM"] = s.arm
-            record["ARMCD"] = re.sub(r"[^A-Z0-9]", "", s.arm.upper())[:20]
-        records.append(record)
-    return records
-
-
-def cdisc_tu_csv(rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = None) -> str:
+def cdisc_tu_csv(
+    rows: Iterable[MeasurementRow],
+    *,
+    clinic_tz: tzinfo | None = None,
+    index_sides: Mapping[str, str | None] | None = None,
+) -> str:
     """CDISC-style TU as CSV (``cdisc_tu_records``)."""
-    return _csv(TU_COLUMNS, cdisc_tu_records(rows, clinic_tz=clinic_tz), guard=False)
+    records = cdisc_tu_records(rows, clinic_tz=clinic_tz, index_sides=index_sides)
+    return _csv(TU_COLUMNS, records, guard=False)
 
 
 def cdisc_tu_records(
+    rows: Iterable[MeasurementRow],
+    *,
+    clinic_tz: tzinfo | None = None,
+    index_sides: Mapping[str, str | None] | None = None,
+) -> list[SdtmRecord]:
+    """CDISC-style TU (lesion identification): one row per wound, at its first
+    assessment. TULAT from the wound's leg and the subject's index-leg side
+    (``index_sides``: subject id -> LEFT/RIGHT); whether the wound is on the index leg
+    is SUPPTU's INDEXLEG (``cdisc_supptu_records``)."""
+    return [record for record, _ in _tu_records(rows, clinic_tz, index_sides or {})]
+
+
+def cdisc_supptu_records(
     rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = None
 ) -> list[SdtmRecord]:
-    """CDISC-style TU (lesion identification): one row per wound, at its first assessment."""
+    """SUPPTU: INDEXLEG (Y on the index leg, N on the other) of every TU record whose
+    wound's leg is recorded."""
+    return [
+        supp_record("TU", record, "TUSEQ", on_index)
+        for record, on_index in _tu_records(rows, clinic_tz, {})
+        if on_index is not None
+    ]
+
+
+def supp_record(parent: str, record: SdtmRecord, idvar: str, on_index_leg: bool) -> SdtmRecord:
+    """One SUPP-- record: the parent record's INDEXLEG qualifier."""
+    return {
+        "STUDYID": record["STUDYID"],
+        "RDOMAIN": parent,
+        "USUBJID": record["USUBJID"],
+        "IDVAR": idvar,
+        "IDVARVAL": str(record[idvar]),
+        "QNAM": "INDEXLEG",
+        "QLABEL": "Index Leg",
+        "QVAL": "Y" if on_index_leg else "N",
+        "QORIG": "CRF",
+        "QEVAL": "",
+    }
+
+
+def _tu_records(
+    rows: Iterable[MeasurementRow],
+    clinic_tz: tzinfo | None,
+    index_sides: Mapping[str, str | None],
+) -> list[tuple[SdtmRecord, bool | None]]:
+    """TU's records, each with whether its wound is on the index leg (None: not recorded)."""
     current = _current_rows(rows)
     visits = visit_numbers(current)
     first_by_wound: dict[str, MeasurementRow] = {}
     for row in current:
         first_by_wound.setdefault(row.wound_id, row)
-    records: list[SdtmRecord] = []
+    records: list[tuple[SdtmRecord, bool | None]] = []
     seq = _SubjectSequence()
     for row in first_by_wound.values():
         usubjid = _usubjid(row.study, row.subject_code)
-        records.append(
-            {
-                "STUDYID": row.study,
-                "DOMAIN": "TU",
-                "USUBJID": usubjid,
-                "TUSEQ": seq(usubjid),
-                "TULNKID": row.wound_label,
-                "TUTESTCD": "TUMIDENT",
-                "TUTEST": "Tumor Identification",
-                "TUORRES": "ULCER",
-                "TUSTRESC": "ULCER",
-                "TULOC": row.wound_location,
-                "TUMETHOD": "PHOTOGRAPHY",
-                "TUEVAL": "INVESTIGATOR",
-                "VISITNUM": visits.get(row.visit or ""),
-                "VISIT": row.visit,
-                "TUDTC": capture_time(row.captured_at, clinic_tz, utc=False),
-                "TUDY": _study_day(_days_from_reference(row)),
-            }
-        )
+        record: SdtmRecord = {
+            "STUDYID": row.study,
+            "DOMAIN": "TU",
+            "USUBJID": usubjid,
+            "TUSEQ": seq(usubjid),
+            "TULNKID": row.wound_label,
+            "TUTESTCD": "TUMIDENT",
+            "TUTEST": "Tumor Identification",
+            "TUORRES": "ULCER",
+            "TUSTRESC": "ULCER",
+            "TULOC": row.wound_location,
+            "TULAT": laterality(row.index_leg, index_sides.get(row.subject_id)),
+            "TUMETHOD": "PHOTOGRAPHY",
+            "TUEVAL": "INVESTIGATOR",
+            "VISITNUM": visits.get(row.visit or ""),
+            "VISIT": row.visit,
+            "TUDTC": capture_time(row.captured_at, clinic_tz, utc=False),
+            "TUDY": _study_day(_days_from_reference(row)),
+        }
+        records.append((record, row.index_leg))
     return records
 
 
-def cdisc_tr_csv(rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = None) -> str:
+def cdisc_tr_csv(
+    rows: Iterable[MeasurementRow],
+    *,
+    clinic_tz: tzinfo | None = None,
+    closure_requires_drainage_recorded: bool = False,
+) -> str:
     """CDISC-style TR as CSV (``cdisc_tr_records``)."""
-    return _csv(TR_COLUMNS, cdisc_tr_records(rows, clinic_tz=clinic_tz), guard=False)
+    records = cdisc_tr_records(
+        rows,
+        clinic_tz=clinic_tz,
+        closure_requires_drainage_recorded=closure_requires_drainage_recorded,
+    )
+    return _csv(TR_COLUMNS, records, guard=False)
 
 
 def cdisc_tr_records(
-    rows: Iterable[MeasurementRow], *, clinic_tz: tzinfo | None = None
+    rows: Iterable[MeasurementRow],
+    *,
+    clinic_tz: tzinfo | None = None,
+    closure_requires_drainage_recorded: bool = False,
 ) -> list[SdtmRecord]:
     """CDISC-style TR (lesion results): per assessment the counting measurement's area,
     length, width and perimeter, and the clinician's closure observation (WNDCLOSE).
 
     A photo not counted in the endpoints has TRSTAT ``NOT DONE`` with the reason
-    (``not_done_reason``, the same the FHIR export gives)."""
+    (``not_done_reason``, the same the FHIR export gives). WNDCLOSE follows the one
+    closure rule with the study's ``closure_requires_drainage_recorded`` (the exports
+    pass the study's setting; off, drainage not recorded does not make it N), so the
+    endpoints can be re-derived from TR."""
     current = _current_rows(rows)
     visits = visit_numbers(current)
     records: list[SdtmRecord] = []
@@ -177,7 +231,12 @@ def cdisc_tr_records(
         for test in _TR_TESTS:
             records.append(_tr_measurement(row, common, seq(usubjid), test))
         if row.epithelialized is not None or row.drainage is not None:
-            records.append(_tr_closure(row, common, seq(usubjid)))
+            closed = is_closed(
+                row.epithelialized,
+                row.drainage,
+                requires_drainage_recorded=closure_requires_drainage_recorded,
+            )
+            records.append(_tr_closure(common, seq(usubjid), closed))
     return records
 
 
@@ -240,12 +299,9 @@ def _tr_measurement(
     return record
 
 
-def _tr_closure(row: MeasurementRow, common: SdtmRecord, seq: int) -> SdtmRecord:
-    """The clinician's closure observation (WNDCLOSE), by the one closure rule
-    (``healing.is_closed``) read as the clinician recorded it: epithelialised and no
-    drainage observed (drainage not recorded does not make it N here; the endpoints
-    apply the study's ``closure_requires_drainage_recorded``)."""
-    closed = is_closed(row.epithelialized, row.drainage, requires_drainage_recorded=False)
+def _tr_closure(common: SdtmRecord, seq: int, closed: bool) -> SdtmRecord:
+    """The clinician's closure observation (WNDCLOSE) read by the one closure rule
+    (``healing.is_closed``)."""
     return {
         **common,
         "TRSEQ": seq,
