@@ -7,16 +7,18 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from service.core.exports.rows import (
     MeasurementRow,
+    SubjectRow,
     awaiting_clinician,
     capture_time,
     not_done_reason,
     utc_instant,
 )
+from service.core.exports.subjects import death_on
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -105,8 +107,13 @@ def fhir_bundle(
     include_arm: bool = False,
     clinic_tz: tzinfo | None = None,
     now: datetime | None = None,
+    subjects: Iterable[SubjectRow] = (),
 ) -> dict[str, Any]:
     """A FHIR R4 ``collection`` Bundle (``id`` and ``timestamp``).
+
+    ``subjects``: every subject the caller sees, photographed or not: each gets its
+    Patient (``deceasedDateTime`` from its death event) and ResearchSubject (``status``
+    from its events, ``subject_status``), whether or not it has a photo.
 
     Per subject a Patient (pseudonymous) and a ResearchSubject (``assignedArm`` only for
     admins); per model a Device (name, version, sha256); per assessment a Media (the
@@ -132,6 +139,10 @@ def fhir_bundle(
     for row in rows:
         history.setdefault(row.assessment_id, []).append(row)
     entries: dict[str, dict[str, Any]] = {}
+    for subject in sorted(subjects, key=lambda s: s.subject_code):
+        for resource in _subject_resources(subject, names, include_arm=include_arm):
+            url = names.full_url(resource["resourceType"], resource["id"])
+            entries[url] = {"fullUrl": url, "resource": resource}
     for row in rows:
         if not row.current:
             continue
@@ -176,12 +187,68 @@ def _photo_resources(
     return resources
 
 
-def _subject_identifier(row: MeasurementRow) -> dict[str, Any]:
+def subject_status(subject: SubjectRow) -> tuple[str, date | None]:
+    """ResearchSubject.status (FHIR R4) and since when, from the subject's live events:
+    ``withdrawn`` after a withdrawal, ``off-study`` after death or a loss to follow-up
+    (or, in a locked study, at the end), ``follow-up`` after a major amputation of the
+    index leg (followed for survival, no longer for healing), else ``on-study``."""
+    ending = sorted(
+        (e for e in subject.events if e.kind in ("death", "withdrawal", "lost_to_follow_up")),
+        key=lambda e: e.on,
+    )
+    if ending:
+        first = ending[0]
+        return ("withdrawn" if first.kind == "withdrawal" else "off-study"), first.on
+    if subject.study_locked:
+        return "off-study", None
+    amputations = [
+        e.on for e in subject.events if e.kind == "major_amputation" and e.leg == "index"
+    ]
+    if amputations:
+        return "follow-up", min(amputations)
+    return "on-study", None
+
+
+def _subject_resources(
+    subject: SubjectRow, names: _Names, *, include_arm: bool
+) -> list[dict[str, Any]]:
+    """A subject's Patient and ResearchSubject, photographed or not."""
+    row = _SubjectKey(subject.study, subject.subject_id, subject.subject_code, subject.arm)
+    patient = _patient(row)
+    died = death_on(subject.events)
+    if died is not None:
+        patient["deceasedDateTime"] = died.isoformat()
+    research_subject = _research_subject(row, names, include_arm=include_arm)
+    status, since = subject_status(subject)
+    research_subject["status"] = status
+    period: dict[str, str] = {}
+    start = subject.randomized_on or subject.reference_start
+    if start is not None:
+        period["start"] = start.isoformat()
+    if since is not None and status != "follow-up":
+        period["end"] = since.isoformat()
+    if period:
+        research_subject["period"] = period
+    return [patient, research_subject]
+
+
+@dataclass(frozen=True)
+class _SubjectKey:
+    """What a Patient and a ResearchSubject are written from (a measurement row or a
+    subject row): the study, the subject's API id, code and arm."""
+
+    study: str
+    subject_id: str
+    subject_code: str
+    arm: str | None
+
+
+def _subject_identifier(row: MeasurementRow | _SubjectKey) -> dict[str, Any]:
     """The subject's API id, the identifier Patient and ResearchSubject share."""
     return {"system": SYSTEM["subject"], "value": row.subject_id}
 
 
-def _patient(row: MeasurementRow) -> dict[str, Any]:
+def _patient(row: MeasurementRow | _SubjectKey) -> dict[str, Any]:
     """The pseudonymous Patient: API id and the study's subject code, nothing more."""
     return {
         "resourceType": "Patient",
@@ -196,7 +263,9 @@ def _patient(row: MeasurementRow) -> dict[str, Any]:
     }
 
 
-def _research_subject(row: MeasurementRow, names: _Names, *, include_arm: bool) -> dict[str, Any]:
+def _research_subject(
+    row: MeasurementRow | _SubjectKey, names: _Names, *, include_arm: bool
+) -> dict[str, Any]:
     """The subject's enrolment in the study; ``assignedArm`` only for admins (blinding)."""
     patient_id = fhir_id(row.subject_id)
     research_subject: dict[str, Any] = {
