@@ -24,10 +24,11 @@ from service.core import exports
 from service.core.exports import package
 from service.core.exports.metadata import DATASETS
 from service.core.exports.package import StudyData
-from service.domain import audit, trial
+from service.domain import audit, counting, events
 from service.domain.auth import Caller
 from service.domain.outcomes import load_visible_subjects, subject_input
 from service.domain.roles import EXPORTERS
+from service.domain.subjects import day_zero
 from service.persistence.orm import Assessment, Measurement, Study, Subject, Wound
 
 CSV = "text/csv; charset=utf-8"
@@ -197,11 +198,11 @@ def subject_rows(
             subject_id=s.id,
             subject_code=s.code,
             site=s.site.code,
-            reference_start=trial.day_zero(s),
+            reference_start=day_zero(s),
             arm=s.arm if include_arm else None,
             randomized_on=s.randomized_on,
             events=tuple(
-                exports.EventRow(e.kind, e.occurred_on, e.leg) for e in trial.live_events(s)
+                exports.EventRow(e.kind, e.occurred_on, e.leg) for e in events.live_events(s)
             ),
             sex=s.sex,
             country=s.country,
@@ -224,9 +225,9 @@ class _Photo:
     study: Study
     include_arm: bool
     reference_start: date | None
-    """The subject's time origin (SDTM RFSTDTC): ``trial.day_zero``."""
+    """The subject's time origin (SDTM RFSTDTC): ``subjects.day_zero``."""
     current: Measurement | None
-    """The measurement that counts (``trial.current_measurement``)."""
+    """The measurement that counts (``counting.current_measurement``)."""
     uncounted_reason: str | None
 
 
@@ -236,13 +237,13 @@ def measurement_rows(
     """One row per stored measurement (history included), oldest photo first."""
     rows = []
     for subject in subjects:
-        rfstdtc = trial.day_zero(subject)
+        rfstdtc = day_zero(subject)
         for wound in subject.wounds:
-            series = trial.series_flags_of(wound, study)  # once per wound, not per photo
+            series = counting.series_flags_of(wound, study)  # once per wound, not per photo
             for assessment in sorted(
                 wound.assessments, key=lambda a: (a.captured_at, a.created_at)
             ):
-                current = trial.current_measurement(assessment, study)
+                current = counting.current_measurement(assessment, study)
                 photo = _Photo(
                     subject,
                     wound,
@@ -251,7 +252,7 @@ def measurement_rows(
                     include_arm,
                     rfstdtc,
                     current,
-                    trial.uncounted_reason(assessment, current, series.get(assessment.id, [])),
+                    counting.uncounted_reason(assessment, current, series.get(assessment.id, [])),
                 )
                 rows += [
                     _measurement_row(photo, m)
