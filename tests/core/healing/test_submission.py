@@ -243,6 +243,14 @@ def package_trial(tmp_path_factory: pytest.TempPathFactory, samples_dir: Any) ->
         assert voided.status_code == 200, voided.text
         event(3, "minor_amputation", 12, leg="contralateral")
         keys = {"admin": auth, "monitor": {"Authorization": f"Bearer {made.json()['key']}"}}
+        demographics = {"sex": "F", "country": "FRA", "age_years": 71, "index_leg_side": "LEFT"}
+        refused = client.patch(f"/v1/subjects/{ids[0]}", json=demographics, headers=keys["monitor"])
+        assert refused.status_code == 403, refused.text
+        bad = client.patch(f"/v1/subjects/{ids[0]}", json={"country": "France"}, headers=auth)
+        assert bad.status_code == 422, bad.text
+        patched = client.patch(f"/v1/subjects/{ids[0]}", json=demographics, headers=auth)
+        assert patched.status_code == 200, patched.text
+        assert {k: patched.json()[k] for k in demographics} == demographics
         yield LiveTrial(client, "PKG", keys)
 
 
@@ -416,6 +424,31 @@ def test_monitor_package_names_no_arm_anywhere(package_trial: LiveTrial) -> None
     for name in [n for n in DATASETS]:
         header = package_trial.get("monitor", f"export.{name.lower()}.csv").text.splitlines()[0]
         assert not set(header.split(",")) & blinded, name
+
+
+def test_admin_set_demographics_reach_dm_adsl_and_tu(package_trial: LiveTrial) -> None:
+    dm = parse(package_trial.get("monitor", "export.dm.csv").text)
+    first, *others = sorted(dm, key=lambda r: r["SUBJID"])
+    assert (first["SEX"], first["COUNTRY"], first["AGE"], first["AGEU"]) == (
+        "F",
+        "FRA",
+        "71",
+        "YEARS",
+    )
+    assert all(r["SEX"] == r["COUNTRY"] == r["AGE"] == "" for r in others)  # not guessed
+    adsl = {r["USUBJID"]: r for r in parse(package_trial.get("monitor", "export.adsl.csv").text)}
+    assert adsl[first["USUBJID"]]["SEX"] == "F"
+    tu = parse(package_trial.get("monitor", "export.tu.csv").text)
+    supptu = {
+        (r["USUBJID"], r["IDVARVAL"]): r["QVAL"]
+        for r in parse(package_trial.get("monitor", "export.supptu.csv").text)
+    }
+    for r in tu:
+        on_index = supptu.get((r["USUBJID"], r["TUSEQ"]))
+        if r["USUBJID"] == first["USUBJID"] and on_index is not None:
+            assert r["TULAT"] == ("LEFT" if on_index == "Y" else "RIGHT")
+        else:
+            assert r["TULAT"] == ""
 
 
 def test_voided_events_appear_in_no_dataset(package_trial: LiveTrial) -> None:
