@@ -70,6 +70,11 @@ def subject_public(subject: Subject, caller: Caller) -> SubjectPublic:
         site=subject.site.code,
         arm=subject.arm if caller.sees_arm else None,
         randomized_on=subject.randomized_on,
+        sex=subject.sex,
+        country=subject.country,
+        age_years=subject.age_years,
+        birth_date=subject.birth_date,
+        index_leg_side=subject.index_leg_side,
         created_at=subject.created_at,
     )
 

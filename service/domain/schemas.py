@@ -160,8 +160,22 @@ class SubjectCreate(_In):
 
 
 class SubjectUpdate(_In):
+    """Admin keys only; a field left out is left as it is, ``null`` clears it. The
+    demographics are optional (CDISC DM): never required, exported as missing when unset."""
+
     randomized_on: date | None = Field(
         default=None, description="Admin keys only: the subject's randomisation date (day 0)"
+    )
+    sex: Literal["F", "M", "U", "UNDIFFERENTIATED"] | None = Field(
+        default=None, description="CDISC DM SEX"
+    )
+    country: str | None = Field(
+        default=None, pattern=r"^[A-Z]{3}$", description="ISO 3166-1 alpha-3 (CDISC DM COUNTRY)"
+    )
+    age_years: int | None = Field(default=None, ge=0, le=130, description="Age at day 0, years")
+    birth_date: date | None = Field(default=None, description="CDISC DM BRTHDTC")
+    index_leg_side: Literal["LEFT", "RIGHT"] | None = Field(
+        default=None, description="The side of the index leg (TU/PR laterality)"
     )
 
 
@@ -172,6 +186,11 @@ class SubjectPublic(BaseModel):
     site: str
     arm: str | None = Field(default=None, description="Shown to admin keys only")
     randomized_on: date | None = None
+    sex: str | None = None
+    country: str | None = None
+    age_years: int | None = None
+    birth_date: date | None = None
+    index_leg_side: str | None = None
     created_at: datetime
 
 

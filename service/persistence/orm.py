@@ -128,6 +128,16 @@ class Subject(Base):
     randomized_on: Mapped[date | None] = mapped_column(Date, default=None)
     """The subject's time origin (day 0) when given (``endpoints.time_origin``); not
     blinded (the arm is)."""
+    sex: Mapped[str | None] = mapped_column(String(16), default=None)
+    """Optional, admin-set (CDISC DM SEX: F, M, U, UNDIFFERENTIATED); never guessed."""
+    country: Mapped[str | None] = mapped_column(String(3), default=None)
+    """Optional, admin-set: ISO 3166-1 alpha-3 (CDISC DM COUNTRY)."""
+    age_years: Mapped[int | None] = mapped_column(Integer, default=None)
+    """Optional, admin-set: age in years at the reference start (DM AGE)."""
+    birth_date: Mapped[date | None] = mapped_column(Date, default=None)
+    """Optional, admin-set (DM BRTHDTC); AGE follows from it when ``age_years`` is unset."""
+    index_leg_side: Mapped[str | None] = mapped_column(String(8), default=None)
+    """Optional, admin-set: LEFT or RIGHT, the side of the index leg (TU/PR laterality)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     site: Mapped[Site] = relationship()
