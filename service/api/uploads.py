@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from service.api import views
 from service.core import pipeline
 from service.core.errors import DomainError
+from service.core.freetext import check_optional
 from service.domain import trial
 from service.domain.auth import Caller
 from service.domain.schemas import AssessmentPublic
@@ -48,11 +49,12 @@ def upload_form(
     drainage: bool | None = None,
     idempotency_key: str | None = None,
 ) -> trial.UploadForm:
-    """The form's text fields parsed (date, calibration); empty strings are not given."""
+    """The form's text fields parsed (date, calibration, the visit label through the free
+    text rule, before any photo is stored); empty strings are not given."""
     return trial.UploadForm(
         captured_at=pipeline.parse_captured_at(captured_at),
         cal=pipeline.parse_calibration(px_per_mm, ruler_text(ruler, ruler_mm), target_point),
-        visit=visit or None,
+        visit=check_optional(visit or None, "visit"),
         epithelialized=epithelialized,
         drainage=drainage,
         idempotency_key=idempotency_key or None,

@@ -31,8 +31,9 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
+from service.core.freetext import check_optional
 from service.core.marker import MARKER_MM
 
 
@@ -43,6 +44,18 @@ def utcnow() -> datetime:
 def new_id(prefix: str) -> str:
     """A server-made id: a short prefix naming the kind, then 12 random hex digits."""
     return f"{prefix}_{secrets.token_hex(6)}"
+
+
+def _free_text(*columns: str, multiline: bool = False) -> Any:
+    """A column validator running ``service.core.freetext.check_text`` on every value a
+    person's text is set to: the backstop behind the wire schemas and form parsers, so no
+    way in (API, dashboard, capture page, CLI, a future one) stores a formula or a bidi
+    character. Rows read from the database are not re-checked."""
+
+    def check(_: object, column: str, value: str | None) -> str | None:
+        return check_optional(value, column, multiline=multiline)
+
+    return validates(*columns)(check)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -87,6 +100,7 @@ class Study(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     sites: Mapped[list[Site]] = relationship(back_populates="study", order_by="Site.code")
+    _check_text = _free_text("name")
 
 
 class Site(Base):
@@ -101,6 +115,7 @@ class Site(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     study: Mapped[Study] = relationship(back_populates="sites")
+    _check_text = _free_text("name")
 
 
 class Subject(Base):
@@ -124,6 +139,7 @@ class Subject(Base):
     events: Mapped[list[SubjectEvent]] = relationship(
         back_populates="subject", order_by="SubjectEvent.id"
     )
+    _check_text = _free_text("arm")
 
 
 class SubjectEvent(Base):
@@ -145,6 +161,7 @@ class SubjectEvent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     subject: Mapped[Subject] = relationship(back_populates="events")
+    _check_text = _free_text("note", "void_reason", multiline=True)
 
 
 class Wound(Base):
@@ -160,6 +177,7 @@ class Wound(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     subject: Mapped[Subject] = relationship(back_populates="wounds")
+    _check_text = _free_text("location")
     assessments: Mapped[list[Assessment]] = relationship(
         back_populates="wound", order_by="(Assessment.captured_at, Assessment.created_at)"
     )
@@ -210,6 +228,8 @@ class Assessment(Base):
     measurements: Mapped[list[Measurement]] = relationship(
         back_populates="assessment", order_by="Measurement.id.desc()"
     )
+    _check_text = _free_text("visit")
+    _check_lines = _free_text("void_reason", multiline=True)
 
     @property
     def target_point(self) -> tuple[float, float] | None:
@@ -254,6 +274,7 @@ class Measurement(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     assessment: Mapped[Assessment] = relationship(back_populates="measurements")
+    _check_text = _free_text("reason", multiline=True)
 
     @property
     def model_id(self) -> str:
@@ -278,6 +299,7 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
     site: Mapped[Site | None] = relationship()
+    _check_text = _free_text("holder")
 
 
 class DashboardSession(Base):

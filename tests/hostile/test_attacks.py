@@ -298,13 +298,24 @@ def test_reanalyze_honours_the_lock(service: Service) -> None:  # noqa: F811
 
 @pytest.mark.parametrize(
     "holder",
-    ["Eve\x1b[2J", "Eve\nkey 1 for Ada: admin", "Eve\u202eevil", "Eve\u2066x", "Eve\u200b", "\r"],
+    [
+        "Eve\x1b[2J",
+        "Eve\nkey 1 for Ada: admin",
+        "Eve\u202eevil",
+        "Eve\u2066x",
+        "Eve\u200b",
+        "\r",
+        "\u3164",
+        "\u115f",
+        "\u2800",
+        "A\u034fda",
+    ],
 )
 def test_holder_names_refuse_control_and_bidi(service: Service, holder: str) -> None:  # noqa: F811
     r = service.client.post(
         "/v1/keys", json={"role": "admin", "holder": holder}, headers=service.admin
     )
-    refused(r, 422, "invalid_request")
+    refused(r, 422, "unsafe_text")
 
 
 def test_holder_names_keep_ordinary_unicode(service: Service) -> None:  # noqa: F811

@@ -18,7 +18,6 @@ from service.api.deps import (
 from service.core.errors import DomainError
 from service.domain import trial
 from service.domain.schemas import (
-    SAFE_TEXT_PATTERN,
     AssessmentPublic,
     AssessmentUpdate,
     MeasurementPublic,
@@ -66,9 +65,9 @@ def upload_assessment(
         str | None,
         Form(
             max_length=64,
-            pattern=SAFE_TEXT_PATTERN,
             examples=["V3"],
-            description="Visit label; may not start with = + - @ (spreadsheet formulas)",
+            description="Visit label: printable text that does not start with = + - @"
+            " (spreadsheet formulas); otherwise `unsafe_text`",
         ),
     ] = None,
     epithelialized: Annotated[

@@ -18,11 +18,11 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from service.api import assets, overview
@@ -45,6 +45,7 @@ from service.domain.schemas import AssessmentUpdate
 from service.persistence.orm import Assessment, Study, Subject
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
+M = TypeVar("M", bound=BaseModel)
 
 
 # --- sign in / out --------------------------------------------------------------------
@@ -233,7 +234,8 @@ def void(
     try:
         check_csrf(key, csrf)
         row = access.load_assessment(session, caller, assessment)
-        trial.update_assessment(session, caller, row, AssessmentUpdate(voided=True, reason=reason))
+        update = _form_input(AssessmentUpdate, voided=True, reason=reason)
+        trial.update_assessment(session, caller, row, update)
     except DomainError as exc:
         form = {"action": "void", "reason": reason}
         return _refused_form(request, session, caller, key, exc, row, back, form)
@@ -380,15 +382,23 @@ def _event_form_error(
     return render(request, "subject.html", context, exc.status)
 
 
-def _event_input(kind: str, on: str, leg: str, note: str) -> EventCreate:
-    """The form's fields as the API's ``EventCreate`` (its validation, in words)."""
+def _form_input(model: type[M], **fields: Any) -> M:
+    """A form's fields as the API's request model (its validation, the free-text rule
+    included), a refusal as a ``DomainError`` with the API's code (``unsafe_text`` or
+    ``invalid_request``) that the page shows beside the form."""
     try:
-        return EventCreate(kind=kind, date=on, leg=leg or None, note=note.strip() or None)  # type: ignore[arg-type]
+        return model(**fields)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors()
         )
-        raise InvalidRequest(problems) from None
+        unsafe = any(e["type"] == "unsafe_text" for e in exc.errors())
+        raise DomainError(problems, code="unsafe_text" if unsafe else "invalid_request") from None
+
+
+def _event_input(kind: str, on: str, leg: str, note: str) -> EventCreate:
+    """The form's fields as the API's ``EventCreate`` (its validation, in words)."""
+    return _form_input(EventCreate, kind=kind, date=on, leg=leg or None, note=note.strip() or None)
 
 
 @router.post("/subjects/{subject}/events", response_model=None)
