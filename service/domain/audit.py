@@ -2,7 +2,8 @@
 
 ``record`` adds the entry to the caller's transaction, so the change and its audit
 entry are committed together or not at all. The database refuses UPDATE and DELETE
-on ``audit_log`` (triggers in the first migration).
+on ``audit_log`` (triggers in the first migration), and the entries form a hash chain
+(``service.persistence.auditchain``) that ``woundscope audit verify`` and ``fsck`` check.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from service.domain.auth import Caller
+from service.persistence import auditchain
 from service.persistence.orm import AuditEntry, Base
 
 
@@ -43,7 +45,8 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Add one audit entry to the session's transaction (committed with the change)."""
+    """Add one audit entry to the session's transaction (committed with the change),
+    chained to the entry before it (``auditchain.append``)."""
     entry = AuditEntry(
         actor=caller.holder,
         key_id=caller.key_id,
@@ -53,5 +56,4 @@ def record(
         before=before,
         after=after,
     )
-    session.add(entry)
-    return entry
+    return auditchain.append(session, entry)

@@ -177,22 +177,22 @@ def session_cookie_name(scheme: str) -> str:
     return SECURE_SESSION_COOKIE if scheme == "https" else SESSION_COOKIE
 
 
-def start_session(session: Session, key: str) -> tuple[Caller, str]:
-    """Sign in with ``key``: (the caller, a new session id for the cookie). Only the
+def start_session(session: Session, key: str) -> tuple[Caller, str, DashboardSession]:
+    """Sign in with ``key``: (the caller, a new session id for the cookie, its row),
+    added to the transaction (``service.domain.signin`` audits and commits). Only the
     id's sha256 is stored; the id is random, never derived from the key."""
     caller = authenticate(session, key)
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    session.add(
-        DashboardSession(
-            token_hash=hash_key(token),
-            key_id=caller.key_id,
-            created_at=now,
-            expires_at=now + SESSION_TTL,
-        )
+    row = DashboardSession(
+        token_hash=hash_key(token),
+        key_id=caller.key_id,
+        created_at=now,
+        expires_at=now + SESSION_TTL,
     )
-    session.commit()
-    return caller, token
+    session.add(row)
+    session.flush()
+    return caller, token, row
 
 
 def _live_session(session: Session, token: str) -> DashboardSession | None:
@@ -217,12 +217,13 @@ def session_caller(session: Session, token: str) -> Caller:
     return caller_of(row.key)
 
 
-def end_session(session: Session, token: str) -> None:
-    """Sign out: the session id stops working on every replica at once."""
+def end_session(session: Session, token: str) -> DashboardSession | None:
+    """Sign out: the session id stops working on every replica at once (once the
+    caller commits). Returns the session ended, None when it had already ended."""
     row = _live_session(session, token)
     if row is not None:
         row.revoked_at = utcnow()
-        session.commit()
+    return row
 
 
 def end_sessions_of(session: Session, key: ApiKey) -> int:

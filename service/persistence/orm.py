@@ -3,7 +3,7 @@
 study ─┬─ site
        └─ subject ─ wound ─ assessment ─ measurement (one per model version or
           manual correction)
-api_key ─ dashboard_session; audit_log (append-only)
+api_key ─ dashboard_session; audit_log (append-only, a hash chain) ─ audit_head
 
 Timestamps of the server (``created_at``, audit ``at``) are UTC. ``captured_at`` is
 the clinic's wall-clock time as the client sent it (timezone dropped), because
@@ -334,3 +334,18 @@ class AuditEntry(Base):
     study_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    """The ``hash`` of the entry before it (``auditchain``: the log is a hash chain)."""
+    hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    """SHA-256 of ``prev_hash`` and this entry's canonical JSON (``auditchain.entry_hash``)."""
+
+
+class AuditHead(Base):
+    """One row: the audit chain's length and last hash (a cut-off tail shows), and the
+    row ``auditchain.append`` locks so that entries are chained one at a time."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    entries: Mapped[int] = mapped_column(Integer, default=0)
+    hash: Mapped[str] = mapped_column(String(64))

@@ -39,7 +39,7 @@ from service.api.sessions import (
 )
 from service.core.answers import EventCreate
 from service.core.errors import DomainError, InvalidRequest
-from service.domain import access, auth, trial
+from service.domain import access, signin, trial
 from service.domain.auth import Caller
 from service.domain.schemas import AssessmentUpdate
 from service.persistence.orm import Assessment, Study, Subject
@@ -49,6 +49,12 @@ M = TypeVar("M", bound=BaseModel)
 
 
 # --- sign in / out --------------------------------------------------------------------
+
+
+def _client(request: Request) -> str:
+    """The client's address as the server sees it (behind a proxy, the proxy's unless
+    uvicorn is told to trust its forwarded headers)."""
+    return request.client.host if request.client else "unknown"
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -74,18 +80,20 @@ def login(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    error = None
+    error, status, headers = None, 401, {}
     if not expected or not hmac.compare_digest(expected, csrf):
         error = "The sign-in form expired: reload the page and try again."
     else:
         try:
-            _, session_id = auth.start_session(session, key.strip())
-        except DomainError as exc:
-            error = exc.detail
+            _, session_id = signin.sign_in(session, key.strip(), _client(request))
+        except DomainError as exc:  # invalid_key (audited) or rate_limited (429)
+            error, status, headers = exc.detail, exc.status, exc.headers
     if error is not None:
-        return render(
-            request, "login.html", {"csrf": expected, "error": error, "caller": None}, 401
+        page = render(
+            request, "login.html", {"csrf": expected, "error": error, "caller": None}, status
         )
+        page.headers.update(headers)
+        return page
     response = RedirectResponse("/dashboard/", status_code=303)
     set_session_cookie(request, response, session_id)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/dashboard")
@@ -98,7 +106,7 @@ def logout(
 ) -> RedirectResponse:
     _, session_id = signed_in(request, session)
     check_csrf(session_id, csrf)
-    auth.end_session(session, session_id)
+    signin.sign_out(session, session_id, _client(request))
     response = RedirectResponse("/dashboard/login", status_code=303)
     delete_session_cookie(request, response)
     return response
@@ -467,7 +475,7 @@ def audit_page(
     study: Annotated[str, Query()] = "",
     action: Annotated[str, Query()] = "",
     subject: Annotated[str, Query()] = "",
-    page: Annotated[int, Query(ge=0)] = 0,
+    page: Annotated[int, Query(ge=0, le=10**6)] = 0,
 ) -> HTMLResponse:
     """Recent audit entries (``trial.list_audit``: admin keys; a study admin sees its
     study), filtered by action prefix and subject, 50 a page, newest first."""
