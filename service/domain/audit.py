@@ -12,8 +12,10 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service.core.errors import AlreadyExists
 from service.domain.auth import Caller
 from service.persistence import auditchain
 from service.persistence.orm import AuditEntry, Base
@@ -46,7 +48,8 @@ def record(
     after: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Add one audit entry to the session's transaction (committed with the change),
-    chained to the entry before it (``auditchain.append``)."""
+    chained to the entry before it (``auditchain.append``). The change is flushed first
+    (a duplicate answers ``already_exists`` here rather than at the commit)."""
     entry = AuditEntry(
         actor=caller.holder,
         key_id=caller.key_id,
@@ -56,4 +59,12 @@ def record(
         before=before,
         after=after,
     )
+    try:
+        # The change first, the chain's lock after it: the audit head is the last lock a
+        # writing transaction takes, so its order against a row lock (the study's, see
+        # ``access.lock_study_for_write``) is the same in every transaction (no deadlock).
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise AlreadyExists(f"{resource} already exists") from None
     return auditchain.append(session, entry)
