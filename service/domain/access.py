@@ -102,8 +102,9 @@ def lock_study_for_write(session: Session, study_id: str) -> None:
     needs: ``UPDATE studies SET locked = locked … RETURNING locked`` waits on PostgreSQL
     for a lock in flight and returns the row as committed, and on SQLite takes the
     database's write lock before reading. So a write either commits before the lock's
-    commit or is refused after it, never after it. The caller rolls back on the refusal
-    (a photo already stored is an orphan that ``woundscope fsck --repair`` removes).
+    commit or is refused after it, never after it. On a refusal the transaction is
+    rolled back here (a photo already stored is an orphan that ``woundscope fsck
+    --repair`` removes).
     """
     locked = session.execute(
         update(Study)
@@ -112,7 +113,6 @@ def lock_study_for_write(session: Session, study_id: str) -> None:
         .returning(Study.locked),
         execution_options={"synchronize_session": False},
     ).scalar_one_or_none()
-    if locked is None:
-        raise NotFound("study", study_id)
-    if locked:
-        raise StudyLocked(study_id)
+    if locked is None or locked:
+        session.rollback()
+        raise NotFound("study", study_id) if locked is None else StudyLocked(study_id)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from service.core.errors import DomainError
+from service.core.freetext import check_text
 from service.domain import access, audit, counting, shared
 from service.domain.auth import Caller
 from service.domain.roles import CORRECTORS
@@ -26,12 +27,15 @@ def correct_mask(
     polygon: str | None,
     reason: str,
 ) -> Measurement:
-    """A clinician's outline becomes a new manual measurement; earlier ones stay."""
+    """A clinician's outline becomes a new manual measurement; earlier ones stay. The
+    study's lock is checked again in the writing transaction
+    (``access.lock_study_for_write``): a lock set while the outline was measured wins."""
     caller.require(*CORRECTORS)
     study = access.ensure_writable(assessment)
     shared.refuse_if_voided(assessment)
     if not reason.strip():
         raise DomainError("a correction needs a 'reason'", code="reason_required")
+    reason = check_text(reason.strip(), "reason", multiline=True)
     corrected = counting.current_measurement(assessment, study)
     photo = runtime.store.get(assessment.photo_key)
     cal = shared.calibration_of(assessment)
@@ -41,6 +45,7 @@ def correct_mask(
         runtime.manual_mask, photo, mask_png=mask_png, polygon=polygon, marker_mm=marker_mm, cal=cal
     )
     mask_key = runtime.store.put(png, "png")
+    access.lock_study_for_write(session, study.id)  # locked meanwhile: nothing commits
     row = shared.measurement_row(
         assessment,
         result,
@@ -48,7 +53,7 @@ def correct_mask(
         _model_of(corrected),
         created_by=caller.holder,
         manual=True,
-        reason=reason.strip(),
+        reason=reason,
     )
     session.add(row)
     session.flush()

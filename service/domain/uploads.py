@@ -37,18 +37,56 @@ class UploadForm:
 
 
 def _replay(
-    session: Session, wound: Wound, key: str, upload_sha256: str | None
+    session: Session, wound: Wound, form: UploadForm, upload_sha256: str
 ) -> Assessment | None:
-    """The assessment an earlier upload with this Idempotency-Key made, if any."""
+    """The assessment an earlier upload with this Idempotency-Key made, if any: the same
+    photo with the same fields. Another photo is ``idempotency_conflict``; the same
+    photo with other fields (date, visit, observation, scale) is
+    ``idempotency_key_reused``: a silent replay would drop the fields the client sent."""
     found = session.scalar(
-        select(Assessment).where(Assessment.wound_id == wound.id, Assessment.idempotency_key == key)
+        select(Assessment).where(
+            Assessment.wound_id == wound.id, Assessment.idempotency_key == form.idempotency_key
+        )
     )
-    if found is not None and upload_sha256 is not None and found.upload_sha256 != upload_sha256:
+    if found is None:
+        return None
+    if found.upload_sha256 != upload_sha256:
         raise DomainError(
             "this Idempotency-Key was already used for a different photo: use a new key per photo",
             code="idempotency_conflict",
         )
+    differ = _differing_fields(found, form)
+    if differ:
+        raise DomainError(
+            f"this Idempotency-Key was already used for this photo with other {', '.join(differ)}:"
+            " a retry sends the same fields; a new upload needs a new key",
+            code="idempotency_key_reused",
+        )
     return found
+
+
+def _differing_fields(found: Assessment, form: UploadForm) -> list[str]:
+    """The upload fields in which ``form`` differs from the assessment it would replay."""
+    cal = form.cal
+    sent = {
+        "captured_at": form.captured_at,
+        "visit": form.visit,
+        "epithelialized": form.epithelialized,
+        "drainage": form.drainage,
+        "px_per_mm": cal.px_per_mm,
+        "ruler": ruler_json(cal.ruler),
+        "target_point": cal.target_point,
+    }
+    stored = {
+        "captured_at": found.captured_at,
+        "visit": found.visit,
+        "epithelialized": found.epithelialized,
+        "drainage": found.drainage,
+        "px_per_mm": found.px_per_mm,
+        "ruler": found.ruler,
+        "target_point": found.target_point,
+    }
+    return [name for name, value in sent.items() if stored[name] != value]
 
 
 def upload_assessment(
@@ -73,12 +111,13 @@ def upload_assessment(
     _refuse_after_subject_event(wound, form.captured_at.date())
     upload_sha256 = hashlib.sha256(data).hexdigest()
     if form.idempotency_key:
-        found = _replay(session, wound, form.idempotency_key, upload_sha256)
+        found = _replay(session, wound, form, upload_sha256)
         if found is not None:
             return found, True
     analysis = _analyse_upload(session, runtime, study, data, form.cal, name)
     photo_key = runtime.store.put(analysis.photo_jpeg, "jpg")
     mask_key = runtime.store.put(analysis.mask_png, "png")
+    access.lock_study_for_write(session, study.id)  # locked meanwhile: nothing commits
     assessment = _assessment_row(wound, caller, form, analysis, photo_key, upload_sha256)
     session.add(assessment)
     first = _replay_on_conflict(session, wound, form, upload_sha256, session.flush)
@@ -195,7 +234,7 @@ def _replay_on_conflict(
     except IntegrityError:
         session.rollback()
         if form.idempotency_key:
-            found = _replay(session, wound, form.idempotency_key, upload_sha256)
+            found = _replay(session, wound, form, upload_sha256)
             if found is not None:
                 return found
         raise

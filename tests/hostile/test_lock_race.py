@@ -4,7 +4,9 @@
 ``access.lock_study_for_write`` re-reads the lock inside the writing transaction,
 under the lock the study's UPDATE needs: a writer in flight when the lock is set
 either commits first (the lock waits for it) or is refused (``study_locked``).
-Both orders are forced here with two real transactions, on SQLite and PostgreSQL.
+Both orders are forced here with two real transactions, on SQLite and PostgreSQL;
+tests/api/test_lock_race.py races the upload, the correction and the re-analysis
+through the service itself.
 """
 
 from __future__ import annotations
