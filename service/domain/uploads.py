@@ -14,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.core.errors import DomainError
-from service.core.pipeline import Analysis, Calibration, ruler_json
+from service.core.imaging import sent_size
+from service.core.pipeline import Analysis, Calibration, ruler_json, scaled_calibration
 from service.domain import access, audit, events, shared
 from service.domain.auth import Caller
 from service.domain.roles import WRITERS
@@ -37,7 +38,7 @@ class UploadForm:
 
 
 def _replay(
-    session: Session, wound: Wound, form: UploadForm, upload_sha256: str
+    session: Session, wound: Wound, form: UploadForm, data: bytes, upload_sha256: str
 ) -> Assessment | None:
     """The assessment an earlier upload with this Idempotency-Key made, if any: the same
     photo with the same fields. Another photo is ``idempotency_conflict``; the same
@@ -55,7 +56,7 @@ def _replay(
             "this Idempotency-Key was already used for a different photo: use a new key per photo",
             code="idempotency_conflict",
         )
-    differ = _differing_fields(found, form)
+    differ = _differing_fields(found, form, data)
     if differ:
         raise DomainError(
             f"this Idempotency-Key was already used for this photo with other {', '.join(differ)}:"
@@ -65,9 +66,13 @@ def _replay(
     return found
 
 
-def _differing_fields(found: Assessment, form: UploadForm) -> list[str]:
-    """The upload fields in which ``form`` differs from the assessment it would replay."""
+def _differing_fields(found: Assessment, form: UploadForm, data: bytes) -> list[str]:
+    """The upload fields in which ``form`` differs from the assessment it would replay
+    (its calibration taken to the stored photo's pixels, as the first upload's was)."""
+    size = sent_size(data)
     cal = form.cal
+    if size is not None:
+        cal = scaled_calibration(cal, found.width / size[0], found.height / size[1])
     sent = {
         "captured_at": form.captured_at,
         "visit": form.visit,
@@ -111,7 +116,7 @@ def upload_assessment(
     _refuse_after_subject_event(wound, form.captured_at.date())
     upload_sha256 = hashlib.sha256(data).hexdigest()
     if form.idempotency_key:
-        found = _replay(session, wound, form, upload_sha256)
+        found = _replay(session, wound, form, data, upload_sha256)
         if found is not None:
             return found, True
     analysis = _analyse_upload(session, runtime, study, data, form.cal, name)
@@ -120,11 +125,11 @@ def upload_assessment(
     access.lock_study_for_write(session, study.id)  # locked meanwhile: nothing commits
     assessment = _assessment_row(wound, caller, form, analysis, photo_key, upload_sha256)
     session.add(assessment)
-    first = _replay_on_conflict(session, wound, form, upload_sha256, session.flush)
+    first = _replay_on_conflict(session, wound, form, data, upload_sha256, session.flush)
     if first is not None:
         return first, True
     _record_upload(session, caller, study, assessment, analysis, mask_key)
-    first = _replay_on_conflict(session, wound, form, upload_sha256, session.commit)
+    first = _replay_on_conflict(session, wound, form, data, upload_sha256, session.commit)
     if first is not None:
         return first, True
     return assessment, False
@@ -168,8 +173,9 @@ def _assessment_row(
     photo_key: str,
     upload_sha256: str,
 ) -> Assessment:
-    """The new assessment of a stored photo: its fields, the calibration sent with it."""
-    cal = form.cal
+    """The new assessment of a stored photo: its fields, the calibration sent with it
+    (in the stored photo's pixels: a photo over the working resolution is stored smaller)."""
+    cal = analysis.cal
     return Assessment(
         wound_id=wound.id,
         photo_key=photo_key,
@@ -223,6 +229,7 @@ def _replay_on_conflict(
     session: Session,
     wound: Wound,
     form: UploadForm,
+    data: bytes,
     upload_sha256: str,
     write: Callable[[], None],
 ) -> Assessment | None:
@@ -234,7 +241,7 @@ def _replay_on_conflict(
     except IntegrityError:
         session.rollback()
         if form.idempotency_key:
-            found = _replay(session, wound, form, upload_sha256)
+            found = _replay(session, wound, form, data, upload_sha256)
             if found is not None:
                 return found
         raise
