@@ -7,10 +7,10 @@ both go through ``upload_photo``, so idempotency, metrics and error codes are on
 
 from __future__ import annotations
 
-from fastapi import Response, UploadFile
+from fastapi import Request, Response, UploadFile
 from sqlalchemy.orm import Session
 
-from service.api import views
+from service.api import limits, views
 from service.core import pipeline
 from service.core.errors import DomainError
 from service.core.freetext import check_optional
@@ -62,6 +62,7 @@ def upload_form(
 
 
 def upload_photo(
+    request: Request,
     session: Session,
     runtime: Runtime,
     caller: Caller,
@@ -73,6 +74,7 @@ def upload_photo(
     """Upload ``photo`` of ``wound`` (``uploads.upload_assessment``); a replayed
     Idempotency-Key answers ``Idempotent-Replayed: true``, and ``Location`` names it."""
     data = read_limited(photo, runtime.settings.max_upload_bytes)
+    limits.key_rates(request).uploads.take(limits.rate_key(caller), limits.upload_megapixels(data))
     assessment, replayed = uploads.upload_assessment(
         session, runtime, caller, wound, data, form, name=photo.filename or "photo"
     )

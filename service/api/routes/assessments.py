@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 
-from service.api import uploads, views
+from service.api import limits, uploads, views
 from service.api.deps import (
     CallerDep,
     PagingDep,
@@ -41,6 +41,7 @@ IMMUTABLE = {"Cache-Control": "private, max-age=31536000, immutable"}
     },
 )
 def upload_assessment(
+    request: Request,
     wound: VisibleWound,
     session: SessionDep,
     caller: CallerDep,
@@ -98,7 +99,7 @@ def upload_assessment(
         drainage=drainage,
         idempotency_key=idempotency_key,
     )
-    return uploads.upload_photo(session, runtime, caller, wound, response, photo, form)
+    return uploads.upload_photo(request, session, runtime, caller, wound, response, photo, form)
 
 
 @router.get("/v1/wounds/{wound}/assessments", response_model=Page[AssessmentPublic])
@@ -187,7 +188,9 @@ def mask_png(
 
 @router.get("/v1/assessments/{assessment}/overlay.jpg", response_class=Response)
 def overlay_jpg(
+    request: Request,
     assessment: VisibleAssessment,
+    caller: CallerDep,
     runtime: RuntimeDep,
     measurement: Annotated[
         int | None,
@@ -196,7 +199,6 @@ def overlay_jpg(
 ) -> Response:
     """The photo with the measured outline drawn on it."""
     row = counting.find_measurement(assessment, measurement, assessment.wound.subject.site.study)
-    photo, mask = runtime.store.get(assessment.photo_key), runtime.store.get(row.mask_key)
-    return Response(
-        runtime.pool.run(runtime.overlay, photo, mask), media_type="image/jpeg", headers=IMMUTABLE
-    )
+    limits.check_overlay_rate(request, caller)
+    jpeg = runtime.overlay_of(assessment.photo_key, row.mask_key)
+    return Response(jpeg, media_type="image/jpeg", headers=IMMUTABLE)

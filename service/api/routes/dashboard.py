@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from service.api import assets, overview
+from service.api import assets, limits, overview
 from service.api.deps import RuntimeDep, SessionDep
 from service.api.downloads import download
 from service.api.pages import error_page, render, render_page
@@ -264,9 +264,8 @@ def overlay(
     caller, _ = signed_in(request, session)
     row = access.load_assessment(session, caller, assessment)
     chosen = counting.find_measurement(row, measurement, access.study_of(row))
-    photo = runtime.store.get(row.photo_key)
-    mask = runtime.store.get(chosen.mask_key)
-    jpeg = runtime.pool.run(runtime.overlay, photo, mask)
+    limits.check_overlay_rate(request, caller)
+    jpeg = runtime.overlay_of(row.photo_key, chosen.mask_key)
     # A URL with the measurement id names one image for good; without it, the image
     # follows whichever measurement counts now, so it must not be cached.
     cache = "private, max-age=86400, immutable" if measurement is not None else "no-store"
@@ -359,6 +358,7 @@ def export(study: str, kind: str, request: Request, session: SessionDep) -> Resp
         row = access.load_study(session, caller, study)
         if kind not in DASHBOARD_EXPORTS:
             raise HTTPException(status_code=404, detail=f"no export {kind}")
+        limits.key_rates(request).exports.take(limits.rate_key(caller))
         return download(session, caller, row, kind, request.app.state.settings)
     except DomainError as exc:
         return error_page(request, caller, key, exc)
