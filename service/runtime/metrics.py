@@ -82,19 +82,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+LOGGERS = ("woundscope", "uvicorn")
+"""Loggers written in the service's format: its own, and uvicorn's (whose "Exception in
+ASGI application" tracebacks would otherwise reach stderr as plain text and break a
+JSON log)."""
+
+
 def configure_logging(level: str, as_json: bool) -> None:
-    root = logging.getLogger("woundscope")
-    root.setLevel(level)
-    if not any(getattr(h, "_woundscope", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler._woundscope = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-        root.propagate = False
-    for existing in root.handlers:
-        if getattr(existing, "_woundscope", False):
-            existing.setFormatter(
-                JsonFormatter() if as_json else logging.Formatter("%(levelname)s %(message)s")
-            )
+    for name in LOGGERS:
+        root = logging.getLogger(name)
+        if name == "woundscope":
+            root.setLevel(level)
+        if not any(getattr(h, "_woundscope", False) for h in root.handlers):
+            handler = logging.StreamHandler(sys.stderr)
+            handler._woundscope = True  # type: ignore[attr-defined]
+            root.addHandler(handler)
+            root.propagate = False
+        for existing in root.handlers:
+            if getattr(existing, "_woundscope", False):
+                existing.setFormatter(
+                    JsonFormatter() if as_json else logging.Formatter("%(levelname)s %(message)s")
+                )
 
 
 class RequestMiddleware:
