@@ -47,6 +47,13 @@ ANONYMOUS_BODY_BYTES = 64 * 1024
 MULTIPART_OVERHEAD_BYTES = 1024 * 1024
 """Room for the form fields and part headers beside the photo itself."""
 WWW_AUTHENTICATE = b'Bearer realm="woundscope"'
+ANSWER_SECURITY_HEADERS = (
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+)
+"""The headers of a refusal sent here (401, 413, 503) before any route ran."""
 
 
 JSON_BODY_BYTES = 1024 * 1024
@@ -135,6 +142,7 @@ async def _json(
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
+                *ANSWER_SECURITY_HEADERS,
                 *headers,
             ],
         }

@@ -39,3 +39,47 @@ def test_uvicorn_tracebacks_stay_json() -> None:
         record = json.loads(line)
         assert record["logger"] == "uvicorn.error"
     assert "ValueError" in json.loads(lines[0])["error"]
+
+
+def _raw(service: Service, headers: list[tuple[bytes, bytes]]) -> tuple[int, dict[bytes, bytes]]:  # noqa: F811
+    """The answer's status and headers to a POST declaring a 1 GB body (none sent)."""
+    import anyio
+
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/studies",
+        "raw_path": b"/v1/studies",
+        "query_string": b"",
+        "headers": [(b"content-length", b"1000000000"), (b"host", b"test"), *headers],
+        "scheme": "http",
+        "server": ("test", 80),
+        "client": ("127.0.0.1", 1),
+        "http_version": "1.1",
+        "root_path": "",
+        "app": service.app,
+    }
+    anyio.run(service.app, scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    return int(start["status"]), dict(start["headers"])  # type: ignore[arg-type,call-overload]
+
+
+def test_a_large_body_without_a_key_is_401_with_the_security_headers(service: Service) -> None:  # noqa: F811
+    status, headers = _raw(service, [(b"content-type", b"application/json")])
+    assert status == 401
+    assert headers[b"x-content-type-options"] == b"nosniff"
+    assert headers[b"x-frame-options"] == b"DENY" and b"www-authenticate" in headers
+    key = service.admin["Authorization"].encode()
+    status, headers = _raw(
+        service, [(b"authorization", key), (b"content-type", b"application/json")]
+    )
+    assert status == 413
+    assert headers[b"x-frame-options"] == b"DENY" and headers[b"cache-control"] == b"no-store"
