@@ -125,7 +125,8 @@ def decode_photo(
             factor *= 2
         if factor > 1 and fmt in ("JPEG", "MPO"):  # straight from the DCT at 1/2, 1/4, 1/8
             img.draft("RGB", (w // factor, h // factor))
-    rgb = _displayed_rgb8(img, exif, name)
+    drafted = img.size != (w, h)
+    rgb = _displayed_rgb8(img, exif, name, 1 if drafted else factor)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ImageError("corrupt_image", f"{name} decoded to an unexpected shape")
     if factor == 1:
@@ -204,9 +205,15 @@ def _check_pixels(img: Image.Image, fmt: str, name: str, max_pixels: int) -> Non
         )
 
 
-def _displayed_rgb8(img: Image.Image, exif: Image.Exif, name: str) -> np.ndarray:
-    """The pixels as displayed (EXIF orientation applied), 8-bit RGB; truncated or
-    corrupt data is ``corrupt_image``."""
+REDUCIBLE_MODES = ("RGB", "RGBA", "L", "LA", "I", "F")
+"""Modes ``Image.reduce`` takes: reduced before the copy to 8-bit RGB, not after."""
+
+
+def _displayed_rgb8(img: Image.Image, exif: Image.Exif, name: str, factor: int = 1) -> np.ndarray:
+    """The pixels as displayed (EXIF orientation applied), 8-bit RGB, reduced by
+    ``factor`` before the copy to RGB (so no second full-size copy is made; other
+    modes are reduced after it, in ``_reduced``); truncated or corrupt data is
+    ``corrupt_image``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -214,6 +221,8 @@ def _displayed_rgb8(img: Image.Image, exif: Image.Exif, name: str) -> np.ndarray
             # exif_transpose copies the image even when there is nothing to turn.
             turned = exif.get(_ORIENTATION, 1) not in (None, 1)
             shown: Image.Image = (ImageOps.exif_transpose(img) or img) if turned else img
+            if factor > 1 and shown.mode in REDUCIBLE_MODES:
+                shown = shown.reduce(factor)
             return _to_rgb8(shown)
     except ImageError:
         raise

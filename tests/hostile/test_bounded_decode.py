@@ -87,3 +87,17 @@ def test_an_upload_over_the_working_resolution_keeps_its_area(service: Service) 
     again = trial.upload(wound, big, px_per_mm="40", captured_at="2026-01-07", headers=key)
     assert first.status_code == 201 and again.status_code == 201, again.text
     assert again.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_large_png_is_reduced_before_its_rgb_copy() -> None:
+    img = Image.new("RGB", (5000, 5000), (200, 150, 130))
+    img.paste((90, 30, 30), (1000, 1000, 2000, 2000))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    photo = decode_photo(buf.getvalue(), work_max_pixels=WORKING_MAX_PIXELS)
+    assert (photo.width, photo.height) == (2500, 2500) and photo.scale_x == 0.5
+    assert tuple(photo.rgb[750, 750]) == (90, 30, 30) and tuple(photo.rgb[10, 10]) == (
+        200,
+        150,
+        130,
+    )
