@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.core.freetext import SafeLines
+
 
 class _Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -301,14 +303,16 @@ class EventCreate(BaseModel):
     leg: Literal["index", "contralateral"] | None = Field(
         default=None, description="Which leg (amputations and revascularisation)"
     )
-    note: str | None = Field(default=None, max_length=2000)
+    note: SafeLines | None = Field(default=None, max_length=2000)
 
 
 class EventVoid(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     voided: Literal[True] = True
-    reason: str = Field(min_length=1, max_length=2000, description="Why it was recorded in error")
+    reason: SafeLines = Field(
+        min_length=1, max_length=2000, description="Why it was recorded in error"
+    )
 
 
 class EventPublic(BaseModel):

@@ -25,6 +25,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "The mask must be a PNG (0/255) the size of the photo, or a polygon of 3+ points.",
     ),
     "reason_required": (422, "A correction or a void needs a reason."),
+    "unsafe_text": (
+        422,
+        "A text field starts a spreadsheet formula (= + - @) or holds a control, bidi or"
+        " invisible character: send printable text that starts with a letter or digit.",
+    ),
     "not_found": (404, "No such resource, or not visible with this key."),
     "method_not_allowed": (405, "This path does not take this HTTP method."),
     "not_comparable": (
@@ -54,6 +59,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "idempotency_conflict": (
         409,
         "This Idempotency-Key was already used for a different photo of this wound.",
+    ),
+    "idempotency_key_reused": (
+        409,
+        "This Idempotency-Key was already used for the same photo with other fields: send a"
+        " new key for a new upload.",
     ),
     "study_locked": (423, "The study is locked: no writes until an admin unlocks it."),
     "already_voided": (409, "The assessment is voided; it cannot be changed."),

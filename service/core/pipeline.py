@@ -18,7 +18,13 @@ import cv2
 import numpy as np
 
 from service.core.errors import DomainError
-from service.core.imaging import decode_mask, decode_photo, encode_jpeg, encode_png
+from service.core.imaging import (
+    WORKING_MAX_PIXELS,
+    decode_mask,
+    decode_photo,
+    encode_jpeg,
+    encode_png,
+)
 from service.core.measure import (
     PX_PER_MM_RANGE,
     QualityLimits,
@@ -54,6 +60,8 @@ class Analysis:
     """The keys of ``woundscope measure --json``."""
     model: dict[str, str]
     segment_s: float
+    cal: Calibration = Calibration()
+    """The client's calibration in the stored photo's pixels (``scaled_calibration``)."""
 
 
 # --- parsing the form -------------------------------------------------------------
@@ -157,6 +165,23 @@ def check_inside(cal: Calibration, width: int, height: int) -> None:
         )
 
 
+def scaled_calibration(cal: Calibration, scale_x: float, scale_y: float) -> Calibration:
+    """``cal`` (points and scale in the pixels of the photo as sent) in the pixels of the
+    photo as stored, which is smaller when it was over ``WORKING_MAX_PIXELS``."""
+    if scale_x == 1.0 and scale_y == 1.0:
+        return cal
+    r = cal.ruler
+    return Calibration(
+        px_per_mm=None if cal.px_per_mm is None else cal.px_per_mm * (scale_x * scale_y) ** 0.5,
+        ruler=None
+        if r is None
+        else Ruler(r.x1 * scale_x, r.y1 * scale_y, r.x2 * scale_x, r.y2 * scale_y, r.mm),
+        target_point=None
+        if cal.target_point is None
+        else (cal.target_point[0] * scale_x, cal.target_point[1] * scale_y),
+    )
+
+
 # --- the CPU-bound work -------------------------------------------------------------
 
 
@@ -250,8 +275,16 @@ def analyse_upload(
     limits: QualityLimits | None = None,
 ) -> Analysis:
     """Bytes of an uploaded photo -> what to store. Raises ``ImageError``/``DomainError``."""
-    photo = decode_photo(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels)
-    check_inside(cal, photo.width, photo.height)
+    photo = decode_photo(
+        data,
+        name=name,
+        max_bytes=max_bytes,
+        max_pixels=max_pixels,
+        work_max_pixels=WORKING_MAX_PIXELS,
+    )
+    sent_w, sent_h = round(photo.width / photo.scale_x), round(photo.height / photo.scale_y)
+    check_inside(cal, sent_w, sent_h)
+    cal = scaled_calibration(cal, photo.scale_x, photo.scale_y)
     jpeg = encode_jpeg(photo.rgb, quality=jpeg_quality)
     photo_format = photo.format
     del photo  # the decoded original is not kept: the stored photo is what is measured
@@ -270,6 +303,7 @@ def analyse_upload(
         result=result,
         model=segmenter.info(),
         segment_s=seg.ms / 1000.0,
+        cal=cal,
     )
 
 

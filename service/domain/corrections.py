@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from service.core.errors import DomainError
+from service.core.freetext import check_text
 from service.core.pipeline import ruler_json
 from service.domain import access, audit, counting, shared
 from service.domain.auth import Caller
@@ -35,12 +36,16 @@ def correct_mask(
     is used instead of the photo's own and overrules a disagreeing marker; without it the
     photo's calibration is measured again, so a severe calibration flag
     (``scale_conflict``, ``marker_unreadable``) keeps the correction out of the endpoints
-    (``counting.calibration_block``)."""
+    (``counting.calibration_block``).
+
+    The study's lock is checked again in the writing transaction
+    (``access.lock_study_for_write``): a lock set while the outline was measured wins."""
     caller.require(*CORRECTORS)
     study = access.ensure_writable(assessment)
     shared.refuse_if_voided(assessment)
     if not reason.strip():
         raise DomainError("a correction needs a 'reason'", code="reason_required")
+    reason = check_text(reason.strip(), "reason", multiline=True)
     corrected = counting.current_measurement(assessment, study)
     photo = runtime.store.get(assessment.photo_key)
     cal = shared.calibration_of(assessment)
@@ -57,6 +62,7 @@ def correct_mask(
         clinician_scale=given,
     )
     mask_key = runtime.store.put(png, "png")
+    access.lock_study_for_write(session, study.id)  # locked meanwhile: nothing commits
     row = shared.measurement_row(
         assessment,
         result,
@@ -64,7 +70,7 @@ def correct_mask(
         _model_of(corrected),
         created_by=caller.holder,
         manual=True,
-        reason=reason.strip(),
+        reason=reason,
     )
     session.add(row)
     session.flush()

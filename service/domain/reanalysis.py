@@ -67,6 +67,7 @@ def reanalyze_assessment(
         limits=limits,
     )
     mask_key = store.put(png, "png")
+    access.lock_study_for_write(session, study.id)  # locked meanwhile: nothing commits
     row = shared.measurement_row(
         assessment, result, mask_key, segmenter.info(), created_by=caller.holder
     )

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
+from service.core.freetext import SafeLine, SafeLines
 from service.core.healing import PAR_WEEK4_WINDOW_DAYS
 from service.core.marker import MARKER_MM
 from service.core.measure import CalibrationMethod
@@ -35,8 +36,9 @@ LocalDateTime = Annotated[
 ]
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-# Free text that reaches the exports (visit labels, wound locations) may not start a
-# spreadsheet formula (= + - @ tab CR): the SDTM tables carry values as they are.
+# Free text (names, visit labels, locations, reasons) is ``SafeLine``/``SafeLines``:
+# ``service.core.freetext.check_text``, the one rule of every way in. The pattern only
+# documents its first-character part in the OpenAPI document.
 SAFE_TEXT_PATTERN = r"^($|[^=+\-@\t\r])"
 
 
@@ -84,7 +86,7 @@ PAR_WEEK4_WINDOW_HELP = (
 
 class StudyCreate(_In):
     id: str = Field(pattern=CODE_PATTERN, examples=["REX-001"])
-    name: str = Field(min_length=1, max_length=200, examples=["REX-001 CLTI ulcer healing"])
+    name: SafeLine = Field(min_length=1, max_length=200, examples=["REX-001 CLTI ulcer healing"])
     marker_mm: float = Field(
         default=MARKER_MM, gt=1, lt=500, description="Printed marker side (mm)"
     )
@@ -113,7 +115,7 @@ class StudyCreate(_In):
 
 
 class StudyUpdate(_In):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: SafeLine | None = Field(default=None, min_length=1, max_length=200)
     model: str | None = None
     locked: bool | None = None
     review: ReviewPolicy | None = Field(default=None, description=REVIEW_POLICY_HELP)
@@ -141,7 +143,7 @@ class StudyPublic(BaseModel):
 
 class SiteCreate(_In):
     id: str = Field(pattern=CODE_PATTERN, examples=["A"])
-    name: str = Field(default="", max_length=200, examples=["Hôpital Nord"])
+    name: SafeLine = Field(default="", max_length=200, examples=["Hôpital Nord"])
 
 
 class SitePublic(BaseModel):
@@ -153,7 +155,9 @@ class SitePublic(BaseModel):
 class SubjectCreate(_In):
     code: str = Field(pattern=CODE_PATTERN, examples=["S01"])
     site: str | None = Field(default=None, description="Admin keys only; else the key's site")
-    arm: str | None = Field(default=None, max_length=64, description="Admin keys only (blinding)")
+    arm: SafeLine | None = Field(
+        default=None, max_length=64, description="Admin keys only (blinding)"
+    )
     randomized_on: date | None = Field(
         default=None, description="Time origin (day 0) of the subject's endpoints, when given"
     )
@@ -196,7 +200,7 @@ class SubjectPublic(BaseModel):
 
 class WoundCreate(_In):
     label: str = Field(pattern=CODE_PATTERN, examples=["W1"])
-    location: str | None = Field(
+    location: SafeLine | None = Field(
         default=None,
         max_length=200,
         pattern=SAFE_TEXT_PATTERN,
@@ -360,7 +364,7 @@ class AssessmentUpdate(_In):
         " under central reading); false: undo an acceptance",
     )
     voided: bool | None = Field(default=None, description="Void a misfiled photo (needs reason)")
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: SafeLines | None = Field(default=None, max_length=2000)
 
 
 class AuditPublic(BaseModel):
@@ -376,7 +380,7 @@ class AuditPublic(BaseModel):
 
 class KeyCreate(_In):
     role: str = Field(examples=["uploader"])
-    holder: str = Field(min_length=1, max_length=200, examples=["Nurse Ada Example"])
+    holder: SafeLine = Field(min_length=1, max_length=200, examples=["Nurse Ada Example"])
     study: str | None = None
     site: str | None = None
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 
-from service.api import uploads, views
+from service.api import limits, uploads, views
 from service.api.deps import (
     CallerDep,
     PagingDep,
@@ -19,7 +19,6 @@ from service.core import pipeline
 from service.core.errors import DomainError
 from service.domain import corrections, counting, reviewing, wounds
 from service.domain.schemas import (
-    SAFE_TEXT_PATTERN,
     AssessmentPublic,
     AssessmentUpdate,
     MeasurementPublic,
@@ -43,6 +42,7 @@ IMMUTABLE = {"Cache-Control": "private, max-age=31536000, immutable"}
     },
 )
 def upload_assessment(
+    request: Request,
     wound: VisibleWound,
     session: SessionDep,
     caller: CallerDep,
@@ -67,9 +67,9 @@ def upload_assessment(
         str | None,
         Form(
             max_length=64,
-            pattern=SAFE_TEXT_PATTERN,
             examples=["V3"],
-            description="Visit label; may not start with = + - @ (spreadsheet formulas)",
+            description="Visit label: printable text that does not start with = + - @"
+            " (spreadsheet formulas); otherwise `unsafe_text`",
         ),
     ] = None,
     epithelialized: Annotated[
@@ -100,7 +100,7 @@ def upload_assessment(
         drainage=drainage,
         idempotency_key=idempotency_key,
     )
-    return uploads.upload_photo(session, runtime, caller, wound, response, photo, form)
+    return uploads.upload_photo(request, session, runtime, caller, wound, response, photo, form)
 
 
 @router.get("/v1/wounds/{wound}/assessments", response_model=Page[AssessmentPublic])
@@ -209,7 +209,9 @@ def mask_png(
 
 @router.get("/v1/assessments/{assessment}/overlay.jpg", response_class=Response)
 def overlay_jpg(
+    request: Request,
     assessment: VisibleAssessment,
+    caller: CallerDep,
     runtime: RuntimeDep,
     measurement: Annotated[
         int | None,
@@ -218,7 +220,6 @@ def overlay_jpg(
 ) -> Response:
     """The photo with the measured outline drawn on it."""
     row = counting.find_measurement(assessment, measurement, assessment.wound.subject.site.study)
-    photo, mask = runtime.store.get(assessment.photo_key), runtime.store.get(row.mask_key)
-    return Response(
-        runtime.pool.run(runtime.overlay, photo, mask), media_type="image/jpeg", headers=IMMUTABLE
-    )
+    limits.check_overlay_rate(request, caller)
+    jpeg = runtime.overlay_of(assessment.photo_key, row.mask_key)
+    return Response(jpeg, media_type="image/jpeg", headers=IMMUTABLE)

@@ -250,7 +250,7 @@ def upload(
         drainage=drainage,
         idempotency_key=idempotency_key,
     )
-    return upload_photo(session, runtime, caller, row, response, photo, form)
+    return upload_photo(request, session, runtime, caller, row, response, photo, form)
 
 
 @router.post(f"{SESSION_API}/precheck", include_in_schema=False)

@@ -18,14 +18,14 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from service.api import assets, overview
+from service.api import assets, limits, overview
 from service.api.deps import RuntimeDep, SessionDep
 from service.api.downloads import download
 from service.api.pages import error_page, render, render_page
@@ -39,15 +39,22 @@ from service.api.sessions import (
 )
 from service.core.answers import EventCreate
 from service.core.errors import DomainError, InvalidRequest
-from service.domain import access, auth, corrections, counting, events, reviewing
+from service.domain import access, corrections, counting, events, reviewing, signin
 from service.domain.auth import Caller
 from service.domain.schemas import AssessmentUpdate
 from service.persistence.orm import Assessment, Study, Subject
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
+M = TypeVar("M", bound=BaseModel)
 
 
 # --- sign in / out --------------------------------------------------------------------
+
+
+def _client(request: Request) -> str:
+    """The client's address as the server sees it (behind a proxy, the proxy's unless
+    uvicorn is told to trust its forwarded headers)."""
+    return request.client.host if request.client else "unknown"
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -73,18 +80,20 @@ def login(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    error = None
+    error, status, headers = None, 401, {}
     if not expected or not hmac.compare_digest(expected, csrf):
         error = "The sign-in form expired: reload the page and try again."
     else:
         try:
-            _, session_id = auth.start_session(session, key.strip())
-        except DomainError as exc:
-            error = exc.detail
+            _, session_id = signin.sign_in(session, key.strip(), _client(request))
+        except DomainError as exc:  # invalid_key (audited) or rate_limited (429)
+            error, status, headers = exc.detail, exc.status, exc.headers
     if error is not None:
-        return render(
-            request, "login.html", {"csrf": expected, "error": error, "caller": None}, 401
+        page = render(
+            request, "login.html", {"csrf": expected, "error": error, "caller": None}, status
         )
+        page.headers.update(headers)
+        return page
     response = RedirectResponse("/dashboard/", status_code=303)
     set_session_cookie(request, response, session_id)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/dashboard")
@@ -97,7 +106,7 @@ def logout(
 ) -> RedirectResponse:
     _, session_id = signed_in(request, session)
     check_csrf(session_id, csrf)
-    auth.end_session(session, session_id)
+    signin.sign_out(session, session_id, _client(request))
     response = RedirectResponse("/dashboard/login", status_code=303)
     delete_session_cookie(request, response)
     return response
@@ -235,9 +244,8 @@ def void(
     try:
         check_csrf(key, csrf)
         row = access.load_assessment(session, caller, assessment)
-        reviewing.update_assessment(
-            session, caller, row, AssessmentUpdate(voided=True, reason=reason)
-        )
+        update = _form_input(AssessmentUpdate, voided=True, reason=reason)
+        reviewing.update_assessment(session, caller, row, update)
     except DomainError as exc:
         form = {"action": "void", "reason": reason}
         return _refused_form(request, session, caller, key, exc, row, back, form)
@@ -256,9 +264,8 @@ def overlay(
     caller, _ = signed_in(request, session)
     row = access.load_assessment(session, caller, assessment)
     chosen = counting.find_measurement(row, measurement, access.study_of(row))
-    photo = runtime.store.get(row.photo_key)
-    mask = runtime.store.get(chosen.mask_key)
-    jpeg = runtime.pool.run(runtime.overlay, photo, mask)
+    limits.check_overlay_rate(request, caller)
+    jpeg = runtime.overlay_of(row.photo_key, chosen.mask_key)
     # A URL with the measurement id names one image for good; without it, the image
     # follows whichever measurement counts now, so it must not be cached.
     cache = "private, max-age=86400, immutable" if measurement is not None else "no-store"
@@ -351,6 +358,7 @@ def export(study: str, kind: str, request: Request, session: SessionDep) -> Resp
         row = access.load_study(session, caller, study)
         if kind not in DASHBOARD_EXPORTS:
             raise HTTPException(status_code=404, detail=f"no export {kind}")
+        limits.key_rates(request).exports.take(limits.rate_key(caller))
         return download(session, caller, row, kind, request.app.state.settings)
     except DomainError as exc:
         return error_page(request, caller, key, exc)
@@ -384,15 +392,23 @@ def _event_form_error(
     return render(request, "subject.html", context, exc.status)
 
 
-def _event_input(kind: str, on: str, leg: str, note: str) -> EventCreate:
-    """The form's fields as the API's ``EventCreate`` (its validation, in words)."""
+def _form_input(model: type[M], **fields: Any) -> M:
+    """A form's fields as the API's request model (its validation, the free-text rule
+    included), a refusal as a ``DomainError`` with the API's code (``unsafe_text`` or
+    ``invalid_request``) that the page shows beside the form."""
     try:
-        return EventCreate(kind=kind, date=on, leg=leg or None, note=note.strip() or None)  # type: ignore[arg-type]
+        return model(**fields)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors()
         )
-        raise InvalidRequest(problems) from None
+        unsafe = any(e["type"] == "unsafe_text" for e in exc.errors())
+        raise DomainError(problems, code="unsafe_text" if unsafe else "invalid_request") from None
+
+
+def _event_input(kind: str, on: str, leg: str, note: str) -> EventCreate:
+    """The form's fields as the API's ``EventCreate`` (its validation, in words)."""
+    return _form_input(EventCreate, kind=kind, date=on, leg=leg or None, note=note.strip() or None)
 
 
 @router.post("/subjects/{subject}/events", response_model=None)
@@ -461,7 +477,7 @@ def audit_page(
     study: Annotated[str, Query()] = "",
     action: Annotated[str, Query()] = "",
     subject: Annotated[str, Query()] = "",
-    page: Annotated[int, Query(ge=0)] = 0,
+    page: Annotated[int, Query(ge=0, le=10**6)] = 0,
 ) -> HTMLResponse:
     """Recent audit entries (``audit.list_audit``: admin keys; a study admin sees its
     study), filtered by action prefix and subject, 50 a page, newest first."""

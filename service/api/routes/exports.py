@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 
 from service.api.deps import CallerDep, SessionDep, SettingsDep, VisibleStudy
 from service.api.downloads import download
+from service.api.limits import check_export_rate
 from service.core.exports.metadata import DATASETS, Dataset
 
-router = APIRouter(tags=["exports"])
+# Every export within the key's export rate (429 rate_limited with Retry-After past it).
+router = APIRouter(tags=["exports"], dependencies=[Depends(check_export_rate)])
 
 # The CSV exports answer text/csv, and the OpenAPI schema says so.
 CSV_RESPONSES: dict[int | str, dict[str, Any]] = {
