@@ -19,6 +19,10 @@ from service.core.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from service.core.measure import QualityLimits
 
 
+BROKER_SCHEMES = ("amqp://", "amqps://", "pyamqp://", "redis://", "rediss://")
+"""The brokers the job engine (Celery) is run against: RabbitMQ and Redis."""
+
+
 class ModelSettings(BaseSettings):
     """What finding and running a model reads: all that a model-only command (predict,
     measure, evaluate) needs, so a database or storage setting it never uses cannot
@@ -87,6 +91,11 @@ class Settings(ModelSettings):
         description="FHIR server base the export's Bundle is loaded into (fullUrl ="
         " base/Type/id); empty = urn:uuid fullUrls.",
     )
+    broker_url: str = Field(
+        default="",
+        description="Celery broker for batch work (amqp://user:pass@host:5672// or"
+        " redis://host:6379/0); empty = batch work runs in the process that asks for it.",
+    )
     log_level: str = Field(default="INFO")
     log_json: bool = True
 
@@ -113,6 +122,16 @@ class Settings(ModelSettings):
                 raise ValueError(
                     f"clinic_timezone {value!r} is not an IANA time zone (e.g. Europe/Paris)"
                 ) from None
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        if value and not value.startswith(BROKER_SCHEMES):
+            raise ValueError(
+                "broker_url must be amqp://user:password@host:5672// (RabbitMQ) or"
+                " redis://host:6379/0"
+            )
         return value
 
     @field_validator("fhir_base_url")
