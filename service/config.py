@@ -18,7 +18,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from service.core.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from service.core.measure import QualityLimits
 
-
 BROKER_SCHEMES = ("amqp://", "amqps://", "pyamqp://", "redis://", "rediss://")
 """The brokers the job engine (Celery) is run against: RabbitMQ and Redis."""
 

@@ -356,9 +356,7 @@ class BatchFailure(Base):
     (batch, photo): a duplicate delivery that fails again adds nothing."""
 
     __tablename__ = "batch_failures"
-    __table_args__ = (
-        UniqueConstraint("batch_id", "assessment_id", name="uq_batch_failure_item"),
-    )
+    __table_args__ = (UniqueConstraint("batch_id", "assessment_id", name="uq_batch_failure_item"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), index=True)
