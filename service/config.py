@@ -95,6 +95,12 @@ class Settings(ModelSettings):
         description="Celery broker for batch work (amqp://user:pass@host:5672// or"
         " redis://host:6379/0); empty = batch work runs in the process that asks for it.",
     )
+    broker_queue: str = Field(
+        default="woundscope",
+        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+        description="The queue batch work goes through: deployments that share a broker"
+        " (staging, production) each use their own.",
+    )
     log_level: str = Field(default="INFO")
     log_json: bool = True
 

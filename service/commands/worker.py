@@ -24,8 +24,6 @@ def worker(
     (PostgreSQL) and photo store (S3): each takes one photo at a time, so a killed
     worker loses nothing and a slow one holds nothing back.
     """
-    import importlib.util
-
     from service.commands._util import fail, open_database
     from service.config import get_settings
 
@@ -36,8 +34,6 @@ def worker(
             " (amqp://user:pass@host:5672// or redis://host:6379/0); without one,"
             " `woundscope reanalyze` measures in its own process"
         )
-    if importlib.util.find_spec("celery") is None:
-        fail("woundscope worker needs Celery: pip install 'woundscope[worker]'")
     open_database(settings).dispose()  # refuses a database behind the code, before any task
     if settings.is_sqlite:
         typer.echo(
@@ -49,4 +45,6 @@ def worker(
 
     # Each process gets its share of the cores for ONNX Runtime, unless told.
     threads = settings.ort_threads or max(1, (os.cpu_count() or 1) // concurrency)
-    make_celery(settings, ort_threads=threads).worker_main(worker_argv(concurrency, loglevel))
+    make_celery(settings, ort_threads=threads).worker_main(
+        worker_argv(settings.broker_queue, concurrency, loglevel)
+    )

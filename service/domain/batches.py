@@ -269,6 +269,7 @@ class BatchStatus:
 
     id: str
     study: str
+    kind: str
     model: str
     engine: str
     total: int
@@ -318,6 +319,7 @@ def status_of(session: Session, batch: Batch, *, failures_limit: int = 100) -> B
     return BatchStatus(
         id=batch.id,
         study=batch.study_id,
+        kind=batch.kind,
         model=batch.model_id,
         engine=batch.engine,
         total=batch.total,

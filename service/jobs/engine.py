@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
     from service.config import Settings
 
-QUEUE = "woundscope"
 TASK = "woundscope.reanalyze_photo"
 VISIBILITY_TIMEOUT_S = 600
 """Redis only: a message a worker took and did not acknowledge (it was killed) is
@@ -67,8 +66,8 @@ def make_celery(settings: Settings, *, ort_threads: int = 0) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_default_queue=QUEUE,
-        task_queues=[Queue(QUEUE, durable=True)],
+        task_default_queue=settings.broker_queue,
+        task_queues=[Queue(settings.broker_queue, durable=True)],
         task_default_delivery_mode="persistent",
         task_serializer="json",
         accept_content=["json"],
@@ -119,11 +118,13 @@ def send_photos(settings: Settings, tasks: list[PhotoTask]) -> int:
     app = make_celery(settings)
     with app.producer_or_acquire() as producer:
         for task in tasks:
-            app.send_task(TASK, kwargs=task.message(), queue=QUEUE, producer=producer)
+            app.send_task(
+                TASK, kwargs=task.message(), queue=settings.broker_queue, producer=producer
+            )
     return len(tasks)
 
 
-def worker_argv(concurrency: int, loglevel: str = "INFO") -> list[str]:
+def worker_argv(queue: str, concurrency: int, loglevel: str = "INFO") -> list[str]:
     """The Celery worker's arguments: one process without a pool when ``concurrency``
     is 1 (the model loaded once, in it), else a prefork pool of that many processes
     (each loads the model once). A node name per process, so that workers on one
@@ -132,7 +133,7 @@ def worker_argv(concurrency: int, loglevel: str = "INFO") -> list[str]:
         "worker",
         f"--concurrency={concurrency}",
         f"--pool={'solo' if concurrency == 1 else 'prefork'}",
-        f"--queues={QUEUE}",
+        f"--queues={queue}",
         f"--loglevel={loglevel}",
         f"--hostname=woundscope-{os.getpid()}@%h",
         "--without-gossip",
