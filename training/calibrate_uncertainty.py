@@ -4,7 +4,8 @@
         [--sizes 224,512] [--write] [--out benchmarks/model/UNCERTAINTY-<model>.md]
 
 Split-conformal (``service.core.uncertainty``) on photos never trained on: FUSeg validation,
-its re-framed views (the wound filling 1-40 % of the frame), injury-ood, and a virtual
+its re-framed views (the wound filling 1-40 % of the frame), injury-ood, woundseg-dfu
+validation (another clinic), and a virtual
 trial of FUSeg validation wounds photographed as a site would (``VIRTUAL_TRIAL``). Every
 photo is segmented as the service does; its signals (band, size, fill) and the true
 area are kept (cached in ``runs/``, so a new grid is a re-fit). The photos are split in two by a hash of their set and name: on the
@@ -330,6 +331,12 @@ def _arguments() -> argparse.Namespace:
     ap.add_argument("model", help="model id or folder")
     ap.add_argument("--fuseg", type=Path, default=DATASETS / "fuseg2021")
     ap.add_argument("--ood", type=Path, default=DATASETS / "injury-ood")
+    ap.add_argument(
+        "--other-clinic",
+        type=Path,
+        default=DATASETS / "woundseg-dfu",
+        help="its validation split joins the held-out sets",
+    )
     ap.add_argument("--sizes", default="224,512", help="re-framed sizes, px")
     ap.add_argument("--write", action="store_true", help="store the constants in model.json")
     ap.add_argument("--rows", type=Path, default=None, help="signals cache (JSON)")
@@ -345,7 +352,7 @@ def _rows(args: argparse.Namespace, segmenter: Segmenter) -> list[Row]:
     cache = (
         args.rows or ROOT / "runs" / f"uncertainty-rows-{segmenter.id}-{segmenter.sha256[:12]}.json"
     )
-    sticks = yardsticks(args.fuseg, args.ood, sizes=sizes)
+    sticks = yardsticks(args.fuseg, args.ood, sizes=sizes, other_clinic=args.other_clinic)
     trial = virtual_trial(args.fuseg, ROOT / "runs" / "uncertainty-virtual-trial")
     sticks += [trial] if trial is not None else []
     rows = load_rows(cache) if cache.is_file() and not args.recollect else []

@@ -1,6 +1,6 @@
 """The Celery app: one task, ``woundscope.reanalyze_photo``, and the worker.
 
-Delivery is at least once, and the task is idempotent (``batches.ensure_measurement``:
+Delivery is at least once, and the task is idempotent (``reanalysis.ensure_measurement``:
 the database holds one automatic measurement per photo and model version), so a
 message delivered twice measures once. What makes "at least once" hold:
 

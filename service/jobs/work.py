@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from service.domain import batches
+from service.domain import batches, reanalysis
 from service.domain.auth import Caller
-from service.domain.batches import Outcome
+from service.domain.reanalysis import Outcome
 
 if TYPE_CHECKING:
     from service.config import Settings
@@ -135,7 +135,7 @@ class WorkerContext:
 
 
 def run_photo(ctx: WorkerContext, task: PhotoTask, *, worker: str) -> Outcome:
-    """Ensure the photo's measurement by the task's model (``batches.ensure_measurement``).
+    """Ensure the photo's measurement by the task's model (``reanalysis.ensure_measurement``).
 
     A locked study or a voided photo ends in the dead-letter record at once. Errors
     propagate (``ModelMismatch`` when this worker's model has other weights than the
@@ -149,7 +149,7 @@ def run_photo(ctx: WorkerContext, task: PhotoTask, *, worker: str) -> Outcome:
         )
     caller = Caller.cli(f"{task.requested_by} via {worker}")
     with ctx.db.sessions() as session:
-        outcome = batches.ensure_measurement(
+        outcome = reanalysis.ensure_measurement(
             session, ctx.store, segmenter, caller, task.assessment, ctx.settings.quality
         )
     if outcome in (Outcome.LOCKED, Outcome.VOIDED):

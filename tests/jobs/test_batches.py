@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from service.config import Settings
-from service.domain import batches
+from service.domain import batches, reanalysis
 from service.domain.auth import Caller
-from service.domain.batches import Outcome
+from service.domain.reanalysis import Outcome
 from service.jobs import work
 from service.jobs.batch import run_here, start_reanalysis, status
 from service.jobs.work import PhotoTask, WorkerContext
@@ -100,7 +100,7 @@ def test_a_lock_that_commits_while_the_model_runs_keeps_the_write_out(
     db = Database(database)
     try:
         with db.sessions() as session:
-            outcome = batches.ensure_measurement(
+            outcome = reanalysis.ensure_measurement(
                 session,
                 store,
                 LockingSegmenter(segmenter, database, study),
@@ -124,8 +124,12 @@ def test_ensure_is_idempotent_and_the_database_refuses_a_twin(
     db = Database(database)
     try:
         with db.sessions() as session:
-            first = batches.ensure_measurement(session, store, segmenter, Caller.cli("t"), ids[0])
-            again = batches.ensure_measurement(session, store, segmenter, Caller.cli("t"), ids[0])
+            first = reanalysis.ensure_measurement(
+                session, store, segmenter, Caller.cli("t"), ids[0]
+            )
+            again = reanalysis.ensure_measurement(
+                session, store, segmenter, Caller.cli("t"), ids[0]
+            )
         assert (first, again) == (Outcome.MEASURED, Outcome.ALREADY)
         with db.sessions() as session:  # a twin that raced past the check meets the unique key
             row = session.scalars(select(Measurement)).one()

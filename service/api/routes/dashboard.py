@@ -4,7 +4,7 @@ Only the HTTP handlers: each parses the request, loads what the caller may see
 (``service.domain.access``), calls the domain and renders. Sign-in trades the person's
 API key for a session cookie once (``service.api.sessions``: the cookie, the forms'
 CSRF tokens, the pages' security headers). Answers come from
-``service.domain.outcomes``, corrections go through ``trial.correct_mask``, and the
+``service.domain.outcomes``, corrections go through ``corrections.correct_mask``, and the
 downloads are the API's exports (``service.api.downloads``). What a page shows is built
 in ``service.api.overview`` (its plots in ``figures``, its words in ``wording``) and
 rendered through ``service.api.pages``.
@@ -39,7 +39,7 @@ from service.api.sessions import (
 )
 from service.core.answers import EventCreate
 from service.core.errors import DomainError, InvalidRequest
-from service.domain import access, auth, trial
+from service.domain import access, auth, corrections, counting, events, reviewing
 from service.domain.auth import Caller
 from service.domain.schemas import AssessmentUpdate
 from service.persistence.orm import Assessment, Study, Subject
@@ -211,7 +211,9 @@ def accept(
         row = access.load_assessment(session, caller, assessment)
         if accepted not in ("yes", "no"):
             raise InvalidRequest("accepted: give 'yes' or 'no'")
-        trial.update_assessment(session, caller, row, AssessmentUpdate(accepted=accepted == "yes"))
+        reviewing.update_assessment(
+            session, caller, row, AssessmentUpdate(accepted=accepted == "yes")
+        )
     except DomainError as exc:
         return _refused_form(request, session, caller, key, exc, row, back, {})
     return _back_to(row, back)
@@ -233,7 +235,9 @@ def void(
     try:
         check_csrf(key, csrf)
         row = access.load_assessment(session, caller, assessment)
-        trial.update_assessment(session, caller, row, AssessmentUpdate(voided=True, reason=reason))
+        reviewing.update_assessment(
+            session, caller, row, AssessmentUpdate(voided=True, reason=reason)
+        )
     except DomainError as exc:
         form = {"action": "void", "reason": reason}
         return _refused_form(request, session, caller, key, exc, row, back, form)
@@ -251,7 +255,7 @@ def overlay(
     """The photo with the outline of the measurement that counts (or ``measurement``)."""
     caller, _ = signed_in(request, session)
     row = access.load_assessment(session, caller, assessment)
-    chosen = trial.find_measurement(row, measurement, access.study_of(row))
+    chosen = counting.find_measurement(row, measurement, access.study_of(row))
     photo = runtime.store.get(row.photo_key)
     mask = runtime.store.get(chosen.mask_key)
     jpeg = runtime.pool.run(runtime.overlay, photo, mask)
@@ -287,7 +291,7 @@ def correct(
                 raise DomainError(
                     f"the mask file is larger than {limit / 1e6:.0f} MB", code="payload_too_large"
                 )
-        trial.correct_mask(
+        corrections.correct_mask(
             session,
             runtime,
             caller,
@@ -328,7 +332,7 @@ def observe(
         }
         if accept == "yes":
             changes["accepted"] = True
-        trial.update_assessment(session, caller, row, AssessmentUpdate(**changes))
+        reviewing.update_assessment(session, caller, row, AssessmentUpdate(**changes))
     except DomainError as exc:
         return error_page(request, caller, key, exc)
     return RedirectResponse(f"/dashboard/wounds/{row.wound_id}#{row.id}", status_code=303)
@@ -411,7 +415,7 @@ def record_event(
     except DomainError as exc:
         return error_page(request, caller, key, exc)
     try:
-        trial.create_event(session, caller, row, _event_input(kind, on, leg, note))
+        events.create_event(session, caller, row, _event_input(kind, on, leg, note))
     except DomainError as exc:
         session.rollback()
         form = {"action": "record", "kind": kind, "on": on, "leg": leg, "note": note}
@@ -439,7 +443,7 @@ def void_subject_event(
     try:
         if not reason.strip():
             raise InvalidRequest("reason: say why the event was recorded in error")
-        trial.void_event(session, caller, row, event_id, reason)
+        events.void_event(session, caller, row, event_id, reason)
     except DomainError as exc:
         session.rollback()
         form = {"action": "void", "event": event_id, "reason": reason}
@@ -459,7 +463,7 @@ def audit_page(
     subject: Annotated[str, Query()] = "",
     page: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
-    """Recent audit entries (``trial.list_audit``: admin keys; a study admin sees its
+    """Recent audit entries (``audit.list_audit``: admin keys; a study admin sees its
     study), filtered by action prefix and subject, 50 a page, newest first."""
 
     def build(caller: Caller, _: str) -> tuple[str, dict[str, Any]]:
@@ -489,7 +493,7 @@ def outline_json(
 
     caller, _ = signed_in(request, session)
     row = access.load_assessment(session, caller, assessment)
-    chosen = trial.find_measurement(row, measurement, access.study_of(row))
+    chosen = counting.find_measurement(row, measurement, access.study_of(row))
     answer = runtime.pool.run(rectify.outline_of, runtime.store.get(chosen.mask_key))
     answer["measurement"] = chosen.id
     cache = "private, max-age=86400, immutable" if measurement is not None else "no-store"
@@ -534,7 +538,7 @@ def rectified(
     caller, _ = signed_in(request, session)
     row = access.load_assessment(session, caller, assessment)
     study = access.study_of(row)
-    chosen = trial.find_measurement(row, measurement, study)
+    chosen = counting.find_measurement(row, measurement, study)
     if round(side_mm * px_per_mm) > 2 * rectify.RECTIFIED_MAX_SIDE_PX:
         raise InvalidRequest(
             f"side_mm × px_per_mm: at most {2 * rectify.RECTIFIED_MAX_SIDE_PX} pixels a side"
