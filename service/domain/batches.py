@@ -235,3 +235,19 @@ def batch_status(session: Session, caller: Caller, study: Study, batch_id: str) 
     if batch is None or batch.study_id != study.id:
         raise NotFound("batch", batch_id)
     return status_of(session, batch)
+
+
+def recent_batches(
+    session: Session, caller: Caller, study: Study, limit: int = 5
+) -> list[BatchStatus]:
+    """The study's latest batches with their progress, newest first, for an admin (the
+    dashboard's study page); none for other roles."""
+    if caller.role != ADMIN:
+        return []
+    rows = session.scalars(
+        select(Batch)
+        .where(Batch.study_id == study.id)
+        .order_by(Batch.created_at.desc())
+        .limit(limit)
+    )
+    return [status_of(session, b, failures_limit=0) for b in rows]

@@ -63,3 +63,23 @@ def test_an_admin_reads_a_batch_progress_and_its_failures(trial: Trial) -> None:
         "/v1/audit", params={"study": trial.study}, headers=trial.keys["admin"]
     ).json()
     assert any(e["action"] == "reanalysis.start" for e in audit["items"])
+
+
+def test_the_dashboard_shows_an_admin_the_progress_of_a_reanalysis(trial: Trial) -> None:
+    from tests.api.dashboard.test_pages import sign_in
+
+    wound = trial.wound()
+    trial.upload(wound, sample_photo("0078"), px_per_mm="10")
+    with trial.service.db.sessions() as session:
+        batch, _ = batches.start_reanalysis(
+            session, Caller.cli("t"), trial.study, MODEL, engine="celery"
+        )
+    client = trial.client
+    try:
+        sign_in(client, trial.keys["admin"]["Authorization"].removeprefix("Bearer "))
+        page = client.get(f"/dashboard/studies/{trial.study}").text
+        assert f'data-batch="{batch.id}"' in page and 'progress max="1" value="0"' in page
+        sign_in(client, trial.keys["monitor"]["Authorization"].removeprefix("Bearer "))
+        assert batch.id not in client.get(f"/dashboard/studies/{trial.study}").text
+    finally:
+        client.cookies.clear()
