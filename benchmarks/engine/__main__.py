@@ -184,6 +184,15 @@ def run_workers(
     wall = time.perf_counter() - t0
     time.sleep(1.0)  # the last log lines
     times = [t for t, _ in task_times(dep)[before:]]
+    # The same tasks again: every photo is measured, so each task is the engine alone
+    # (delivery, the idempotence check, acknowledgement) without the model.
+    seen = len(task_times(dep))
+    t1 = time.perf_counter()
+    jobs.enqueue(settings_of(dep, broker=True), tasks)
+    while len(task_times(dep)) < seen + len(tasks) and time.perf_counter() - t1 < 600:
+        time.sleep(0.05)
+    empty_wall = time.perf_counter() - t1
+    empty = [t for t, o in task_times(dep)[seen:] if o == "already"]
     worker.kill()
     dep.workers.remove(worker)
     assert final.done == len(jpegs), final
@@ -194,6 +203,9 @@ def run_workers(
         "enqueue_s": enqueue_s,
         "task_s_mean": sum(times) / max(1, len(times)),
         "tasks_logged": len(times),
+        "empty_wall_s": empty_wall,
+        "empty_task_s_mean": sum(empty) / max(1, len(empty)),
+        "empty_tasks": len(empty),
         "load": load(),
     }
 
@@ -251,8 +263,8 @@ def table(rows: list[dict], model_1t: float, model_all: float) -> str:
         f"model cost per photo (decode+segment+measure, no DB/queue): {model_all * 1000:.0f} ms on all cores,"
         f" {model_1t * 1000:.0f} ms on one core",
         "",
-        "| run | photos | wall s | photos/s | vs in-process | task ms (worker log) | queue overhead ms/photo | share of model cost | load avg |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| run | photos | wall s | photos/s | vs in-process | task ms (worker log) | queue overhead ms/photo | share of model cost | engine alone ms/task | its share of model cost | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     base = next((r for r in rows if r["run"] == "in-process"), None)
     for r in rows:
@@ -260,7 +272,7 @@ def table(rows: list[dict], model_1t: float, model_all: float) -> str:
             continue
         rate = r["photos"] / r["wall_s"]
         ratio = f"{rate / (base['photos'] / base['wall_s']):.2f}" if base else "-"
-        task = overhead = share = "-"
+        task = overhead = share = alone = alone_share = "-"
         if "task_s_mean" in r:
             workers = 2 if r["run"].startswith("2") else 1
             per_photo_s = r["wall_s"] / r["photos"] * workers  # each process's time per photo
@@ -268,8 +280,11 @@ def table(rows: list[dict], model_1t: float, model_all: float) -> str:
             task = f"{r['task_s_mean'] * 1000:.0f}"
             overhead = f"{(per_photo_s - r['task_s_mean']) * 1000:.0f}"
             share = f"{(per_photo_s - r['task_s_mean']) / cost * 100:.1f} %"
+            alone_s = r["empty_wall_s"] / max(1, r["empty_tasks"]) * workers
+            alone = f"{alone_s * 1000:.0f}"
+            alone_share = f"{alone_s / cost * 100:.1f} %"
         lines.append(
-            f"| {r['run']} | {r['photos']} | {r['wall_s']:.1f} | {rate:.2f} | {ratio} | {task} | {overhead} | {share} | {r['load']} |"
+            f"| {r['run']} | {r['photos']} | {r['wall_s']:.1f} | {rate:.2f} | {ratio} | {task} | {overhead} | {share} | {alone} | {alone_share} | {r['load']} |"
         )
     faults = [r for r in rows if "lost" in r]
     if faults:
