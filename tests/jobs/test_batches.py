@@ -282,3 +282,14 @@ def test_readme_lists_every_failure_code() -> None:
 
     readme = (ROOT / "README.md").read_text()
     assert all(f"| `{code}` |" in readme for code in batches.FAILURE_CODES)
+
+
+def test_worker_needs_a_broker_and_status_names_an_unknown_batch(tmp_path: Path) -> None:
+    from tests.jobs.study import Deployment
+
+    url = f"sqlite:///{tmp_path / 'woundscope.db'}"
+    dep = Deployment(tmp_path, url)  # no broker
+    out = dep.run("worker")
+    assert out.returncode == 1 and "WOUNDSCOPE_BROKER_URL is not set" in out.stderr
+    out = dep.run("jobs", "status", "bat_000000000000")
+    assert out.returncode == 1 and "batch bat_000000000000 not found" in out.stderr
