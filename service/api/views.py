@@ -10,9 +10,12 @@ from sqlalchemy.orm import Session
 from service.core.answers import EventPublic
 from service.domain import access, counting, subjects
 from service.domain.auth import Caller
+from service.domain.batches import BatchStatus
 from service.domain.schemas import (
     AssessmentPublic,
     AuditPublic,
+    BatchFailurePublic,
+    BatchPublic,
     KeyPublic,
     MeasurementPublic,
     ModelInfo,
@@ -222,4 +225,31 @@ def event_public(row: SubjectEvent) -> EventPublic:
         void_reason=row.void_reason,
         created_by=row.created_by,
         created_at=row.created_at,
+    )
+
+
+def batch_public(status: BatchStatus) -> BatchPublic:
+    return BatchPublic(
+        id=status.id,
+        study=status.study,
+        kind=status.kind,
+        model=status.model,
+        engine=status.engine,
+        total=status.total,
+        pending=status.pending,
+        done=status.done,
+        failed=status.failed,
+        failures=[
+            BatchFailurePublic(
+                assessment=f.assessment,
+                code=f.code,
+                reason=f.reason,
+                attempts=f.attempts,
+                worker=f.worker,
+                at=f.at,
+            )
+            for f in status.failures
+        ],
+        created_by=status.created_by,
+        created_at=status.created_at,
     )

@@ -398,3 +398,30 @@ class KeyPublic(BaseModel):
 
 class KeyCreated(KeyPublic):
     key: str = Field(description="Shown once; store it now")
+
+
+class BatchFailurePublic(BaseModel):
+    assessment: str
+    code: str = Field(description="why the photo was not measured (README, 'Batch work')")
+    reason: str
+    attempts: int
+    worker: str = Field(description="host:pid of the process that gave up, or in_process")
+    at: datetime
+
+
+class BatchPublic(BaseModel):
+    """A batch's progress: an item is done when its photo has the batch model's
+    measurement, failed when it has a dead-letter record; pending + done + failed = total."""
+
+    id: str
+    study: str
+    kind: str = Field(examples=["reanalyze"])
+    model: str = Field(examples=["ulcerseg-2.0.0"])
+    engine: str = Field(description="celery (sent to the workers) or in_process")
+    total: int
+    pending: int
+    done: int
+    failed: int
+    failures: list[BatchFailurePublic] = Field(description="the first 100 failed photos")
+    created_by: str
+    created_at: datetime

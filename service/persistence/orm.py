@@ -370,3 +370,58 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     entries: Mapped[int] = mapped_column(Integer, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Batch(Base):
+    """A batch of work handed to the job engine (``service.jobs``): today a study's
+    re-analysis with one model version. Its progress is read from the rows it made:
+    an item is done when its photo has that model's measurement, failed when it has
+    a ``BatchFailure``, pending otherwise (``domain.batches.batch_status``)."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("bat"))
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    """``reanalyze``."""
+    model_name: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[str] = mapped_column(String(50))
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    """The weights the batch was started with: a worker whose copy differs refuses."""
+    engine: Mapped[str] = mapped_column(String(16))
+    """``celery`` (sent to a broker) or ``in_process``."""
+    total: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.model_name}-{self.model_version}"
+
+
+class BatchItem(Base):
+    """One photo of a batch (one task)."""
+
+    __tablename__ = "batch_items"
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    assessment_id: Mapped[str] = mapped_column(ForeignKey("assessments.id"), primary_key=True)
+
+
+class BatchFailure(Base):
+    """The dead-letter record of a photo a batch could not measure for good: what
+    stopped it (a stable code and a sentence) and after how many tries. One per
+    (batch, photo): a duplicate delivery that fails again adds nothing."""
+
+    __tablename__ = "batch_failures"
+    __table_args__ = (UniqueConstraint("batch_id", "assessment_id", name="uq_batch_failure_item"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), index=True)
+    assessment_id: Mapped[str] = mapped_column(ForeignKey("assessments.id"))
+    code: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    worker: Mapped[str] = mapped_column(String(200))
+    """The host and process that gave up (``host:pid``, or ``in_process``)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

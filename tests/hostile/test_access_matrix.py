@@ -108,6 +108,19 @@ def _void_event(trial: Trial, ids: Ids, headers: dict[str, str]) -> Any:
     )
 
 
+def _reanalysis(trial: Trial, ids: Ids, headers: dict[str, str]) -> Any:
+    """Read a fresh re-analysis batch of the study of ``ids`` (recorded, not run)."""
+    from service.domain.auth import Caller
+    from service.domain.batches import start_reanalysis
+
+    model = {"name": "ulcerseg", "version": "0.0.1", "sha256": "0" * 64}
+    with trial.service.db.sessions() as session:
+        batch, _ = start_reanalysis(
+            session, Caller.cli("matrix"), ids.study, model, engine="celery"
+        )
+    return trial.client.get(f"/v1/studies/{ids.study}/reanalyses/{batch.id}", headers=headers)
+
+
 def _new(prefix: str) -> str:
     return f"{prefix}{secrets.token_hex(3)}"
 
@@ -292,6 +305,7 @@ MATRIX: dict[tuple[str, str], tuple[Request, tuple[str, ...], str]] = {
         ROLES,
         "study",
     ),
+    ("GET", "/v1/studies/{study}/reanalyses/{batch}"): (_reanalysis, ("admin",), "study"),
     ("GET", "/v1/audit"): (_call("GET", "/v1/audit"), ("admin",), "server"),
     ("GET", "/v1/keys"): (_call("GET", "/v1/keys"), ("admin",), "server"),
     ("POST", "/v1/keys"): (
