@@ -15,9 +15,13 @@ PIP_INSTALL := $(BIN)/pip install --progress-bar on
 
 .PHONY: run stop check-port test lint install-serve install-dev chromium clean
 
+# Without pip: its bootstrap (ensurepip) took 2 of the 3 minutes of a first start on the
+# busy shared machine; pip is added where it is used (ENSURE_PIP).
 $(BIN)/python:
 	@echo "make: creating $(VENV) (first run only)"
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --without-pip $(VENV)
+
+ENSURE_PIP := [ -x $(BIN)/pip ] || $(BIN)/python -m ensurepip --upgrade
 
 # Serving install: no torch. With uv (from PyPI, into the venv) by default: on a
 # shared 2-core machine it installs the service in about 20 s where pip took about
@@ -27,11 +31,12 @@ $(BIN)/python:
 INSTALLER ?= uv
 $(VENV)/.serve: pyproject.toml | $(BIN)/python
 	@echo "make: installing the service into $(VENV) with $(INSTALLER) (first run only; its progress follows)"
-	@if [ "$(INSTALLER)" = uv ] && $(PIP_INSTALL) uv; then \
+	@if [ "$(INSTALLER)" = uv ] && { $(PYTHON) -m pip --python $(BIN)/python install uv \
+	     || { $(ENSURE_PIP) && $(PIP_INSTALL) uv; }; }; then \
 	  echo "$(BIN)/uv pip install --python $(BIN)/python -e ."; \
 	  $(BIN)/uv pip install --python $(BIN)/python -e .; \
 	else \
-	  echo "$(PIP_INSTALL) -e ."; $(PIP_INSTALL) -e .; \
+	  $(ENSURE_PIP) && echo "$(PIP_INSTALL) -e ." && $(PIP_INSTALL) -e .; \
 	fi
 	touch $@
 
@@ -40,6 +45,7 @@ $(VENV)/.serve: pyproject.toml | $(BIN)/python
 # CUDA build of several GB).
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	@echo "make: installing the service, training and test tools into $(VENV) (pip's progress follows)"
+	$(ENSURE_PIP)
 	$(PIP_INSTALL) --upgrade pip
 	$(PIP_INSTALL) -e '.[train,dev]'
 	touch $@ $(VENV)/.serve

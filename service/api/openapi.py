@@ -202,10 +202,10 @@ def error_codes(
         extra[503] = ["not_ready"]
     answer: dict[int, list[str]] = {}
     for status in sorted(statuses):
-        codes = [*_STATUS_CODES.get(status, ()), *extra.get(status, ())]
+        listed = [*_STATUS_CODES.get(status, ()), *extra.get(status, ())]
         if path == "/readyz":
-            codes = extra[status]
-        answer[status] = [c for c in dict.fromkeys(codes) if ERROR_CODES[c][0] == status]
+            listed = extra[status]
+        answer[status] = [c for c in dict.fromkeys(listed) if ERROR_CODES[c][0] == status]
     return answer
 
 
