@@ -63,8 +63,9 @@ check-port:
 # recipe execs the demo, so TERM to make (which make passes on to its child) or
 # `make stop` stops the demo and the service it started.
 run: check-port $(VENV)/.serve
-	@mkdir -p '$(DATA_DIR)' && echo $$$$ > '$(RUN_PID)'
-	WOUNDSCOPE_DATA_DIR='$(DATA_DIR)' exec $(BIN)/woundscope demo --serve --host $(HOST) --port $(PORT)
+	@echo "WOUNDSCOPE_DATA_DIR='$(DATA_DIR)' $(BIN)/woundscope demo --serve --host $(HOST) --port $(PORT)"
+	@mkdir -p '$(DATA_DIR)' && echo $$$$ > '$(RUN_PID)' && \
+	  WOUNDSCOPE_DATA_DIR='$(DATA_DIR)' exec $(BIN)/woundscope demo --serve --host $(HOST) --port $(PORT)
 
 # Stop what `make run` started: TERM to the PID it recorded, if that process is still
 # `woundscope demo` (not a reused PID), then wait for it to stop its service.

@@ -40,8 +40,9 @@ def _venv(tmp_path: Path) -> Path:
     real = Path(sys.executable).parent
     need((real / "woundscope").exists(), f"no woundscope command in {real}")
     venv = tmp_path / "venv"
-    venv.mkdir()
-    (venv / "bin").symlink_to(real)
+    if not venv.exists():
+        venv.mkdir()
+        (venv / "bin").symlink_to(real)
     (venv / ".serve").touch()
     return venv
 
@@ -80,10 +81,10 @@ def _make_run(tmp_path: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300
         while not _answers(port):
             assert make.poll() is None, (tmp_path / "make-run.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the service did not answer in 180 s"
+            assert time.monotonic() < deadline, "the service did not answer in 300 s"
             time.sleep(0.5)
         yield make
     finally:

@@ -99,7 +99,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             db = Database(f"sqlite:///{data_dir / 'woundscope.db'}")
             key = server_admin_key(db, "OpenAPI client test")
             db.dispose()
-            spec = httpx.get(f"{base}/openapi.json", timeout=10).json()
+            spec = httpx.get(f"{base}/openapi.json", timeout=60).json()
             yield Live(base=base, admin_key=key, spec=spec)
         finally:
             process.terminate()
@@ -112,7 +112,7 @@ def generated(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     need(GENERATOR.is_file(), f"openapi-python-client is not installed ({GENERATOR}): pip install")
     folder = tmp_path_factory.mktemp("generated")
     spec_path = folder / "openapi.json"
-    spec_path.write_bytes(httpx.get(f"{live.base}/openapi.json", timeout=10).content)
+    spec_path.write_bytes(httpx.get(f"{live.base}/openapi.json", timeout=60).content)
     env = {**os.environ, "PATH": f"{GENERATOR.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     done = subprocess.run(
         [str(GENERATOR), "generate", "--path", str(spec_path), "--meta", "none"]
