@@ -27,13 +27,19 @@ from service.api.figures import (
     km_figure,
     subject_figure,
 )
-from service.api.wording import OVERDUE_TEXT, ci_text, plain_flags
+from service.api.wording import (
+    NO_SCHEDULE_TEXT,
+    OVERDUE_TEXT,
+    ci_text,
+    flag_label,
+    plain_flags,
+)
 from service.core.errors import DomainError, InvalidRequest, NotFound
 from service.core.healing import EVENT_KINDS, LEGS, PAR_RESPONSE_PCT
 from service.core.measure import QUALITY_CODES
 from service.domain import access, trial
 from service.domain.auth import Caller
-from service.domain.followup import follow_up_ended, is_overdue
+from service.domain.followup import follow_up_ended, has_visit_schedule, is_overdue
 from service.domain.outcomes import (
     load_visible_subjects,
     study_answer,
@@ -68,6 +74,18 @@ def _assessment_rows(wound: Wound, study: Study) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def unmeasured_photos(rows: Iterable[dict[str, Any]]) -> frozenset[str]:
+    """The photos (``_assessment_rows``) where no wound was found although the wound was
+    not recorded closed: not a measured 0 cm² but no measurement, a gap in the plots.
+    (On a wound recorded closed, finding no wound agrees with the observation.)"""
+    return frozenset(
+        r["assessment"].id
+        for r in rows
+        if any(f["code"] == "no_wound_found" for f in r["flags"])
+        and r["assessment"].epithelialized is not True
+    )
 
 
 STALLED_PAR_PCT = PAR_RESPONSE_PCT
@@ -122,6 +140,7 @@ def wound_context(caller: Caller, row: Wound, form: dict[str, Any] | None) -> di
         r["assessment"].id for r in rows if r["measurement"] and r["measurement"].manual
     )
     awaiting = frozenset(r["assessment"].id for r in rows if r["awaiting"])
+    unmeasured = unmeasured_photos(rows)
     return {
         "wound": row,
         "study": study,
@@ -137,6 +156,7 @@ def wound_context(caller: Caller, row: Wound, form: dict[str, Any] | None) -> di
                 title=f"{row.subject.code} {row.label}: area over time",
                 manual=manual,
                 awaiting=awaiting,
+                unmeasured=unmeasured,
             )
         ),
     }
@@ -147,15 +167,15 @@ def subject_context(caller: Caller, row: Subject, form: dict[str, Any] | None) -
     study = access.study_of(row)
     answer = subject_answer(row)
     by_id = {w.id: w for w in row.wounds}
-    warnings = []
+    warnings: list[tuple[Wound, dict[str, Any]]] = []
+    unmeasured: set[str] = set()
     cards = []
     for wound_answer_ in answer["wounds"]:
         wound_row = by_id[wound_answer_["wound"]]
         rows = _assessment_rows(wound_row, study)
         live = [r for r in rows if not r["assessment"].voided]
-        warnings += [
-            {"wound": wound_row, "row": r, "flags": r["flags"]} for r in live if r["flags"]
-        ]
+        warnings += [(wound_row, r) for r in live if r["flags"]]
+        unmeasured |= unmeasured_photos(live)
         photos = [r for r in live if r["measurement"] is not None]
         cards.append(
             {
@@ -169,14 +189,51 @@ def subject_context(caller: Caller, row: Subject, form: dict[str, Any] | None) -
     return {
         "subject": row,
         "answer": answer,
-        "warnings": warnings,
+        "warnings": warning_groups(warnings),
+        "warned_photos": len(warnings),
         "cards": cards,
         "statuses": WOUND_STATUSES,
         "subject_json": figure_json(
-            subject_figure(answer, title=f"{row.code}: every wound's area")
+            subject_figure(
+                answer,
+                title=f"{row.code}: every wound's area",
+                unmeasured=frozenset(unmeasured),
+            )
         ),
         **_events_context(caller, row, study, form),
     }
+
+
+def warning_groups(flagged: list[tuple[Wound, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The subject page's warnings, one line per wound and flag (not one per photo: a
+    series of 25 near-identical lines hides the plot): the flag's label, whether any is
+    severe, and its photos by date with whether each awaits review."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for wound, row in flagged:
+        for flag in row["flags"]:
+            group = groups.setdefault(
+                (wound.id, flag["code"]),
+                {
+                    "wound": wound,
+                    "code": flag["code"],
+                    "label": flag["meaning"],
+                    "severe": False,
+                    "photos": [],
+                },
+            )
+            group["severe"] = group["severe"] or flag["severe"]
+            if all(p["assessment"].id != row["assessment"].id for p in group["photos"]):
+                group["photos"].append(
+                    {
+                        "assessment": row["assessment"],
+                        "awaiting": row["awaiting"],
+                        "text": flag["text"],
+                    }
+                )
+    return sorted(
+        groups.values(),
+        key=lambda g: (g["wound"].label, not g["severe"], -len(g["photos"]), g["label"]),
+    )
 
 
 def _events_context(
@@ -240,7 +297,8 @@ def subject_overview(subject: Subject, study: Study, today: date) -> dict[str, A
     """One row of the study's subjects table: status, last visit, current area (sum of
     each considered wound's latest counted area), the lowest wound PAR at week 4, its
     photos with flags (by code), severe ones, retakes (a wound's further live photos on
-    the same day), those awaiting review, overdue."""
+    the same day), those awaiting review, overdue (None: the study sets no visit
+    schedule, so nobody is late)."""
     answer = subject_answer(subject)
     considered = [w for w in answer["wounds"] if w["wound"] in answer["wounds_considered"]]
     status = subject_status((wound_status(w) for w in considered), answer["all_wounds_healed"])
@@ -272,7 +330,9 @@ def subject_overview(subject: Subject, study: Study, today: date) -> dict[str, A
         "retakes": sum(n - 1 for n in per_day.values()),
         "codes": codes,
         "in_follow_up": in_follow_up,
-        "overdue": is_overdue(last_visit, today, status=status, in_follow_up=in_follow_up),
+        "overdue": is_overdue(last_visit, today, status=status, in_follow_up=in_follow_up)
+        if has_visit_schedule(study)
+        else None,
     }
 
 
@@ -299,7 +359,11 @@ def filter_subjects(rows: list[dict[str, Any]], filters: dict[str, str]) -> list
             return False
         if filters["flagged"] and (row["flagged"] > 0) != (filters["flagged"] == "yes"):
             return False
-        if filters["overdue"] and row["overdue"] != (filters["overdue"] == "yes"):
+        if (
+            filters["overdue"]
+            and row["overdue"] is not None
+            and row["overdue"] != (filters["overdue"] == "yes")
+        ):
             return False
         return not filters["q"] or filters["q"].casefold() in s.code.casefold()
 
@@ -403,7 +467,8 @@ def _subjects_table(
         "filter_query": urlencode({k: v for k, v in filters.items() if v}),
         "site_codes": sorted({s.site.code for s in subjects}),
         "subject_rows": {r["subject"]: r for r in answer["subject_rows"]},
-        "overdue_text": OVERDUE_TEXT,
+        "scheduled": has_visit_schedule(row),
+        "overdue_text": OVERDUE_TEXT if has_visit_schedule(row) else NO_SCHEDULE_TEXT,
         "incidence": answer["cumulative_incidence"],
         "incidence_at_risk": competing_at_risk(answer, at_risk["days"]),
         "incidence_json": figure_json(
@@ -438,7 +503,7 @@ def site_quality(overview: list[dict[str, Any]]) -> list[dict[str, Any]]:
         site["subjects"] += 1
         for key in ("photos", "flagged", "severe", "retakes", "awaiting"):
             site[key] += row[key]
-        site["overdue"] += int(row["overdue"])
+        site["overdue"] += int(bool(row["overdue"]))
         site["codes"].update(row["codes"])
     return [sites[k] for k in sorted(sites)]
 
@@ -454,8 +519,9 @@ def quality_context(session: Session, caller: Caller, row: Study) -> dict[str, A
         "study": row,
         "sites": site_quality(overview),
         "overdue": [r for r in overview if r["overdue"]],
-        "overdue_text": OVERDUE_TEXT,
-        "flag_meaning": {code: meaning for code, (meaning, _) in QUALITY_CODES.items()},
+        "scheduled": has_visit_schedule(row),
+        "overdue_text": OVERDUE_TEXT if has_visit_schedule(row) else NO_SCHEDULE_TEXT,
+        "flag_meaning": {code: flag_label(code) for code in QUALITY_CODES},
     }
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from service.api.assets import DASHBOARD_DIR, asset_url
 from service.api.sessions import SECURITY_HEADERS, csrf_token, signed_in
-from service.api.wording import CLOSURE_RULE, EVENT_TEXT, UNCOUNTED_TEXT, fmt
+from service.api.wording import CLOSURE_RULE, EVENT_TEXT, UNCOUNTED_TEXT, flag_label, fmt
 from service.core.errors import DomainError
 from service.domain import roles
 from service.domain.auth import Caller
@@ -50,6 +50,7 @@ templates.env.globals.update(
         "roles": roles,
         "uncounted_text": UNCOUNTED_TEXT,
         "event_text": EVENT_TEXT,
+        "flag_label": flag_label,
     }
 )
 

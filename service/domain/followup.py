@@ -13,7 +13,7 @@ from datetime import date
 
 from service.core.healing import PAR_WEEK4_WINDOW_DAYS
 from service.domain import outcomes
-from service.persistence.orm import Subject
+from service.persistence.orm import Study, Subject
 
 FOLLOW_UP_VISIT_DAYS = 14
 """The fortnightly visit the demo and the tests follow; the data model has no per-study
@@ -29,6 +29,13 @@ def follow_up_ended(subject: Subject) -> bool:
     amputation of the index leg, withdrawal or loss to follow-up (the engine's
     ``SubjectEvent.ends_follow_up``)."""
     return any(event.ends_follow_up for event in outcomes.live_events(subject))
+
+
+def has_visit_schedule(study: Study) -> bool:
+    """Whether the study sets a visit schedule that "overdue" can be late against. No
+    study holds one yet (the schedule is to become a study setting), so none does: the
+    pages leave "overdue" out rather than judge every study by the fortnightly cadence."""
+    return bool(getattr(study, "visit_schedule", None))
 
 
 def is_overdue(last_visit: date | None, today: date, *, status: str, in_follow_up: bool) -> bool:

@@ -319,6 +319,7 @@ def observe(
     """A clinician's closure observation (and acceptance of a flagged photo): the same
     domain function as ``PATCH /v1/assessments/{id}``."""
     caller, key = signed_in(request, session)
+    row: Assessment | None = None
     try:
         check_csrf(key, csrf)
         row = access.load_assessment(session, caller, assessment)
@@ -330,8 +331,48 @@ def observe(
             changes["accepted"] = True
         trial.update_assessment(session, caller, row, AssessmentUpdate(**changes))
     except DomainError as exc:
+        session.rollback()
+        form = {"action": "observe", "epithelialized": epithelialized, "drainage": drainage}
+        return _refused_form(request, session, caller, key, exc, row, "", form)
+    return RedirectResponse(f"/dashboard/wounds/{row.wound_id}#{row.id}", status_code=303)
+
+
+# A refused form is answered at its POST URL (the page again, the input kept, the error
+# beside the control). Reloading that URL, or opening it from the history, is a GET:
+# it goes back to the page the form is on, never to a bare "method not allowed".
+
+
+@router.get("/assessments/{assessment}/accept", include_in_schema=False)
+@router.get("/assessments/{assessment}/void", include_in_schema=False)
+@router.get("/assessments/{assessment}/correct", include_in_schema=False)
+@router.get("/assessments/{assessment}/observe", include_in_schema=False)
+def assessment_form_url(assessment: str) -> RedirectResponse:
+    """The page of the photo a form (accept, void, correct, observe) was about."""
+    return RedirectResponse(f"/dashboard/photos/{assessment}", status_code=303)
+
+
+@router.get("/photos/{assessment}", include_in_schema=False)
+def photo_page(assessment: str, request: Request, session: SessionDep) -> Response:
+    """A photo's place: its wound page at its row (the sign-in and site checks apply)."""
+    caller, key = signed_in(request, session)
+    try:
+        row = access.load_assessment(session, caller, assessment)
+    except DomainError as exc:
         return error_page(request, caller, key, exc)
     return RedirectResponse(f"/dashboard/wounds/{row.wound_id}#{row.id}", status_code=303)
+
+
+@router.get("/subjects/{subject}/events", include_in_schema=False)
+@router.get("/subjects/{subject}/events/{event_id}/void", include_in_schema=False)
+def event_form_url(subject: str) -> RedirectResponse:
+    """The subject page the event forms are on (see ``assessment_form_url``)."""
+    return RedirectResponse(f"/dashboard/subjects/{subject}#events", status_code=303)
+
+
+@router.get("/logout", include_in_schema=False)
+def logout_url() -> RedirectResponse:
+    """Signing out is a POST (CSRF-checked); its URL opened again goes to the studies."""
+    return RedirectResponse("/dashboard/", status_code=303)
 
 
 DASHBOARD_EXPORTS = ("csv", "fhir.json", "tu.csv", "tr.csv", "dm.csv")
