@@ -19,7 +19,6 @@ from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 
-from service.api import views
 from service.api.figures import (
     area_figure,
     figure_json,
@@ -34,7 +33,7 @@ from service.api.wording import (
     flag_label,
     plain_flags,
 )
-from service.core.errors import DomainError, InvalidRequest, NotFound
+from service.core.errors import InvalidRequest
 from service.core.healing import EVENT_KINDS, LEGS, PAR_RESPONSE_PCT
 from service.core.measure import QUALITY_CODES
 from service.domain import access, trial
@@ -52,7 +51,7 @@ from service.persistence.orm import Study, Subject, Wound
 # --- each photo of a wound, and the badges -----------------------------------------------
 
 
-def _assessment_rows(wound: Wound, study: Study) -> list[dict[str, Any]]:
+def assessment_rows(wound: Wound, study: Study) -> list[dict[str, Any]]:
     """Each assessment of a wound with the measurement that counts, its flags (own and
     series, in words), why it does not count, and whether it awaits review."""
     series = trial.series_flags_of(wound, study)
@@ -135,7 +134,7 @@ def wound_context(caller: Caller, row: Wound, form: dict[str, Any] | None) -> di
     study = access.study_of(row)
     answer = wound_answer(row)
     days = {v["assessment"]: v["day"] for v in answer["visits"]}
-    rows = _assessment_rows(row, study)
+    rows = assessment_rows(row, study)
     manual = frozenset(
         r["assessment"].id for r in rows if r["measurement"] and r["measurement"].manual
     )
@@ -172,7 +171,7 @@ def subject_context(caller: Caller, row: Subject, form: dict[str, Any] | None) -
     cards = []
     for wound_answer_ in answer["wounds"]:
         wound_row = by_id[wound_answer_["wound"]]
-        rows = _assessment_rows(wound_row, study)
+        rows = assessment_rows(wound_row, study)
         live = [r for r in rows if not r["assessment"].voided]
         warnings += [(wound_row, r) for r in live if r["flags"]]
         unmeasured |= unmeasured_photos(live)
@@ -264,7 +263,7 @@ def review_context(
     items = []
     for a in rows:
         if a.wound_id not in series:
-            series[a.wound_id] = _assessment_rows(a.wound, study)
+            series[a.wound_id] = assessment_rows(a.wound, study)
             days[a.wound_id] = {v["assessment"]: v["day"] for v in wound_answer(a.wound)["visits"]}
         current = trial.current_measurement(a, study)
         own = trial.series_flags_of(a.wound, study).get(a.id, [])
@@ -305,7 +304,7 @@ def subject_overview(subject: Subject, study: Study, today: date) -> dict[str, A
     live = [
         r
         for wound in subject.wounds
-        for r in _assessment_rows(wound, study)
+        for r in assessment_rows(wound, study)
         if not r["assessment"].voided
     ]
     last_visit = max((r["assessment"].captured_at.date() for r in live), default=None)
@@ -523,139 +522,3 @@ def quality_context(session: Session, caller: Caller, row: Study) -> dict[str, A
         "overdue_text": OVERDUE_TEXT if has_visit_schedule(row) else NO_SCHEDULE_TEXT,
         "flag_meaning": {code: flag_label(code) for code in QUALITY_CODES},
     }
-
-
-# --- the audit page (admin, as GET /v1/audit) --------------------------------------------
-
-AUDIT_PAGE_SIZE = 50
-
-
-def _audit_resources(
-    session: Session, caller: Caller, code_or_id: str, study: str | None
-) -> list[str]:
-    """The audit resources about one subject (by id, or by code within the study):
-    the subject, its wounds, their assessments and its events."""
-    row = session.get(Subject, code_or_id)
-    if row is None and study:
-        row = session.scalar(
-            access.visible_subjects(caller, study).where(Subject.code == code_or_id)
-        )
-    if row is None or not caller.sees_study(row.study_id):
-        raise NotFound("subject", code_or_id)
-    return [
-        f"subject/{row.id}",
-        *(f"wound/{w.id}" for w in row.wounds),
-        *(f"assessment/{a.id}" for w in row.wounds for a in w.assessments),
-        *(f"event/{e.id}" for e in row.events),
-    ]
-
-
-def audit_context(
-    session: Session, caller: Caller, *, study: str, action: str, subject: str, page: int
-) -> dict[str, Any]:
-    """The audit page: entries (``trial.list_audit``: admin keys; a study admin sees its
-    study) filtered by study, action prefix and subject, ``AUDIT_PAGE_SIZE`` a page,
-    newest first, with the links to the pages either side."""
-    resources = (
-        _audit_resources(session, caller, subject.strip(), study or caller.study_id)
-        if subject.strip()
-        else None
-    )
-    rows, total = trial.list_audit(
-        session,
-        caller,
-        study_id=study or None,
-        action=action.strip() or None,
-        resources=resources,
-        limit=AUDIT_PAGE_SIZE,
-        offset=page * AUDIT_PAGE_SIZE,
-    )
-    query = {k: v for k, v in (("study", study), ("action", action), ("subject", subject)) if v}
-    return {
-        "entries": [views.audit_public(e) for e in rows],
-        "total": total,
-        "page": page,
-        "pages": max(1, -(-total // AUDIT_PAGE_SIZE)),
-        "filters": {"study": study, "action": action, "subject": subject},
-        "prev_query": urlencode({**query, "page": page - 1}) if page > 0 else None,
-        "next_query": urlencode({**query, "page": page + 1})
-        if (page + 1) * AUDIT_PAGE_SIZE < total
-        else None,
-    }
-
-
-# --- the compare page ----------------------------------------------------------------------
-
-
-def _comparison(
-    session: Session, caller: Caller, wound: Wound, first: str, second: str
-) -> dict[str, Any]:
-    """Two measured, calibrated visits of one wound: their rows, the area change and PAR
-    between them, and the common window and scale of their rectified images."""
-    from service.core import rectify
-
-    study = access.study_of(wound)
-    rows = {r["assessment"].id: r for r in _assessment_rows(wound, study)}
-    picked = []
-    for assessment_id in (first, second):
-        r = rows.get(assessment_id)
-        if r is None or r["assessment"].voided:
-            raise DomainError(
-                f"assessment {assessment_id} is not a photo of wound {wound.id}: "
-                "pick two of this wound's photos",
-                code="not_comparable",
-            )
-        m = r["measurement"]
-        if m is None or m.area_cm2 is None or not m.calibrated:
-            raise DomainError(
-                f"assessment {assessment_id} has no calibrated measurement to compare: "
-                "outline it (or retake it with the marker) first",
-                code="not_comparable",
-            )
-        picked.append(r)
-    a, b = picked
-    lengths_mm = [
-        10.0 * r["data"]["length_cm"] if r["data"].get("length_cm") else None for r in picked
-    ]
-    side_mm, px_per_mm = rectify.comparison_scale(lengths_mm)
-    area_a, area_b = a["measurement"].area_cm2, b["measurement"].area_cm2
-    return {
-        "first": a,
-        "second": b,
-        "change_cm2": area_b - area_a,
-        "par_pct": 100.0 * (area_a - area_b) / area_a if area_a > 0 else None,
-        "side_mm": side_mm,
-        "px_per_mm": px_per_mm,
-    }
-
-
-def compare_context(
-    session: Session, caller: Caller, row: Wound, first: str, second: str
-) -> dict[str, Any]:
-    """The compare page: the wound's measured, calibrated photos to pick from, the two
-    picked (default: the first and the latest) and, with two, their comparison."""
-    study = access.study_of(row)
-    answer = wound_answer(row)
-    days = {v["assessment"]: v["day"] for v in answer["visits"]}
-    choices = [
-        r
-        for r in _assessment_rows(row, study)
-        if not r["assessment"].voided
-        and r["measurement"] is not None
-        and r["measurement"].area_cm2 is not None
-        and r["measurement"].calibrated
-    ]
-    context: dict[str, Any] = {
-        "wound": row,
-        "study": study,
-        "days": days,
-        "choices": choices,
-        "first_id": first or (choices[0]["assessment"].id if choices else ""),
-        "second_id": second or (choices[-1]["assessment"].id if choices else ""),
-        "comparison": None,
-    }
-    if len(choices) >= 2 or (first and second):
-        context["comparison"] = _comparison(
-            session, caller, row, context["first_id"], context["second_id"]
-        )
-    return context

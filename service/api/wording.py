@@ -72,9 +72,10 @@ def flag_label(code: str) -> str:
 
 
 def flag_text(code: str, message: str | None) -> str:
-    """A flag's sentence: its own message (which names the numbers and what to do), unless
-    it names a setting or an uncertainty past ``UNCLEAR_ABOVE_PCT``: then the plain label
-    (or ``UNCLEAR_TEXT``)."""
+    """A flag's sentence: its own message (which names the numbers and what to do), else
+    the code's meaning (``QUALITY_CODES``), unless it names a setting or an uncertainty
+    past ``UNCLEAR_ABOVE_PCT``: then the plain label (or ``UNCLEAR_TEXT``)."""
+    message = message or QUALITY_CODES.get(code, ("", False))[0]
     if not message:
         return flag_label(code).capitalize() + "."
     if any(float(p) > UNCLEAR_ABOVE_PCT for p in _PERCENT.findall(message)):

@@ -20,8 +20,8 @@ from service.api.figures import (
     step_path,
 )
 from service.api.overview import number_at_risk, proportions_within_follow_up, wound_status
-from service.api.wording import ci_text, plain_flag
-from service.core.measure import QUALITY_CODES
+from service.api.wording import ci_text, flag_label, plain_flag
+from service.core.measure import QUALITY_CODES, QualityLimits
 from tests.conftest import need
 from tests.core.healing.seed import MODEL_DIR, PHOTO, Trial, seed
 
@@ -274,11 +274,30 @@ def test_flags_read_as_words_from_one_home() -> None:
     meaning = QUALITY_CODES["outline_uncertain"][0]
     assert plain_flag({"code": "outline_uncertain"})["text"] == meaning
     own = plain_flag({"code": "implausible_change", "message": "The area, 0.01 cm², ..."})
-    assert (
-        own["text"].startswith("The area")
-        and own["meaning"] == QUALITY_CODES["implausible_change"][0]
-    )
+    assert own["text"].startswith("The area") and own["meaning"] == flag_label("implausible_change")
     assert "_" not in plain_flag({"code": "something_new"})["text"]
+
+
+def test_flags_name_no_setting_and_no_absurd_percentage() -> None:
+    """Issue 25: readers saw "marker beyond marker_max_distance_mm" and "area uncertain
+    by ±3753 %". Every code's label and default sentence are free of setting names and
+    codes; an uncertainty past the cap reads "outline unclear"."""
+    settings = set(QualityLimits.model_fields)
+    for code in QUALITY_CODES:
+        shown = plain_flag({"code": code})
+        for text in (shown["meaning"], shown["text"]):
+            assert not any(name in text for name in settings), (code, text)
+            assert code not in text and "_" not in text, (code, text)
+    absurd = plain_flag(
+        {"code": "outline_uncertain", "message": "area uncertain by ±3753 % from the outline"}
+    )
+    assert absurd["text"].startswith("Outline unclear") and "%" not in absurd["text"]
+    fine = "The model is unsure (area uncertain by ±40 % from the outline alone): check it."
+    assert plain_flag({"code": "outline_uncertain", "message": fine})["text"] == fine
+    named = plain_flag(
+        {"code": "marker_far_from_wound", "message": "beyond marker_max_distance_mm"}
+    )
+    assert named["text"] == "Marker too far from the wound."
 
 
 def csrf_of(page: str) -> str:
