@@ -93,6 +93,10 @@ QUALITY_CODES: dict[str, tuple[str, bool]] = {
     "photo_overexposed": ("blown-out share beyond clipped_fraction_max", False),
     "wound_touches_edge": ("the wound runs off the photo", False),
     "target_outside_wound": ("target point not on a wound; the nearest one was measured", False),
+    "several_wounds": (
+        "several separate areas outlined and measured together; no point picked one",
+        False,
+    ),
     "area_imprecise": ("95 % half-width beyond max_area_uncertainty_pct", False),
     # Review flags that need more than the pixels (raised by the model's uncertainty,
     # or by ``service.core.review`` over the wound's series; they send the photo to review).
@@ -640,8 +644,21 @@ def _target_component(
     wound: np.ndarray, target_point: tuple[float, float] | None
 ) -> tuple[np.ndarray, list[QualityFlag]]:
     """The wound the client pointed at (all of the mask without a point), and the flag
-    that says when the point missed every wound, so a person checks it is the right one."""
-    if target_point is None or not wound.any():
+    that says when the point missed every wound, or, without a point, that several
+    separate areas are measured together, so a person checks it is the right one."""
+    if target_point is None:
+        if not wound.any():
+            return wound, []
+        components = cv2.connectedComponents(wound.astype(np.uint8), connectivity=8)[0] - 1
+        if components < 2:
+            return wound, []
+        return wound, [
+            QualityFlag(
+                "several_wounds",
+                f"{components} separate areas were outlined and measured together as one wound: if they are not all this wound, retake and tap this wound on the photo, or correct the outline.",
+            )
+        ]
+    if not wound.any():
         return wound, []
     wound, inside = select_component(wound, target_point)
     if inside:
