@@ -216,6 +216,7 @@ function mergedGuidance() {
       items.unshift({ text: ADVICE_OK, kind: "ok" });
       state = "ok";
     } else if (own.length) state = "bad";
+    else if (!serverDown) items.push({ text: "Marker found: checking focus, light and tilt…", kind: "tip" });
   }
   if (serverNote) items.push({ text: serverNote, kind: "tip" });
   if (!items.length) items.push({ text: "Checking the picture…", kind: "tip" });
