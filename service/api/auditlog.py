@@ -2,7 +2,7 @@
 paged, each with what it is about in words — the subject, the wound and the photo's
 day — instead of an opaque resource id.
 
-The entries come from ``trial.list_audit`` (its access rule: admin keys; a study admin
+The entries come from ``audit.list_audit`` (its access rule: admin keys; a study admin
 sees its study); this module only names their resources.
 """
 
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from service.api import views
 from service.core.errors import NotFound
-from service.domain import access, trial
+from service.domain import access, audit, subjects
 from service.domain.auth import Caller
 from service.persistence.orm import Assessment, Subject, SubjectEvent, Wound
 
@@ -45,7 +45,7 @@ def _audit_resources(
 def _photo_about(row: Assessment) -> dict[str, Any]:
     """A photo's subject, wound, capture date and day from the subject's day 0."""
     wound = row.wound
-    origin = trial.day_zero(wound.subject)
+    origin = subjects.day_zero(wound.subject)
     captured = row.captured_at.date()
     return {
         "subject": wound.subject.code,
@@ -87,7 +87,7 @@ def resource_about(session: Session, resource: str) -> dict[str, Any] | None:
 def audit_context(
     session: Session, caller: Caller, *, study: str, action: str, subject: str, page: int
 ) -> dict[str, Any]:
-    """The audit page: entries (``trial.list_audit``: admin keys; a study admin sees its
+    """The audit page: entries (``audit.list_audit``: admin keys; a study admin sees its
     study) filtered by study, action prefix and subject, ``AUDIT_PAGE_SIZE`` a page,
     newest first, each with what it is about (``resource_about``), and the links to the
     pages either side."""
@@ -96,7 +96,7 @@ def audit_context(
         if subject.strip()
         else None
     )
-    rows, total = trial.list_audit(
+    rows, total = audit.list_audit(
         session,
         caller,
         study_id=study or None,

@@ -5,7 +5,7 @@ compare pages): each photo with the measurement that counts and its flags in wor
 the wound and subject badges, the study's subjects table with its shareable filters,
 the per-site data quality, and the tables beside the time-to-event plots. The routes
 load what the caller may see (``domain.access``) and render; the rules stay where
-they are (``domain.trial``: which photo counts; ``domain.followup``: overdue;
+they are (``domain.counting``: which photo counts; ``domain.followup``: overdue;
 ``core.healing``: the endpoints).
 """
 
@@ -36,7 +36,7 @@ from service.api.wording import (
 from service.core.errors import InvalidRequest
 from service.core.healing import EVENT_KINDS, LEGS, PAR_RESPONSE_PCT
 from service.core.measure import QUALITY_CODES
-from service.domain import access, trial
+from service.domain import access, counting, reviewing
 from service.domain.auth import Caller
 from service.domain.followup import follow_up_ended, has_visit_schedule, is_overdue
 from service.domain.outcomes import (
@@ -54,10 +54,10 @@ from service.persistence.orm import Study, Subject, Wound
 def assessment_rows(wound: Wound, study: Study) -> list[dict[str, Any]]:
     """Each assessment of a wound with the measurement that counts, its flags (own and
     series, in words), why it does not count, and whether it awaits review."""
-    series = trial.series_flags_of(wound, study)
+    series = counting.series_flags_of(wound, study)
     rows = []
     for assessment in sorted(wound.assessments, key=lambda a: (a.captured_at, a.created_at)):
-        current = trial.current_measurement(assessment, study)
+        current = counting.current_measurement(assessment, study)
         data: dict[str, Any] = current.data if current is not None else {}
         own = series.get(assessment.id, [])
         rows.append(
@@ -66,9 +66,9 @@ def assessment_rows(wound: Wound, study: Study) -> list[dict[str, Any]]:
                 "measurement": current,
                 "data": data,
                 "flags": plain_flags([*(data.get("quality") or ()), *own]),
-                "uncounted_reason": trial.uncounted_reason(assessment, current, own),
-                "awaiting": trial.awaiting_review(assessment, current, study, own),
-                "reviewed": trial.is_reviewed(assessment, current),
+                "uncounted_reason": counting.uncounted_reason(assessment, current, own),
+                "awaiting": counting.awaiting_review(assessment, current, study, own),
+                "reviewed": counting.is_reviewed(assessment, current),
                 "history": len(assessment.measurements),
             }
         )
@@ -255,9 +255,11 @@ REVIEW_PAGE_SIZE = 20
 def review_context(
     session: Session, caller: Caller, study: Study, offset: int, form: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """The review queue (the API's ``trial.review_queue``, scoped by the caller's site):
+    """The review queue (the API's ``reviewing.review_queue``, scoped by the caller's site):
     each photo with its reasons in words and its wound's series beside it."""
-    rows, total = trial.review_queue(session, caller, study, limit=REVIEW_PAGE_SIZE, offset=offset)
+    rows, total = reviewing.review_queue(
+        session, caller, study, limit=REVIEW_PAGE_SIZE, offset=offset
+    )
     series: dict[str, list[dict[str, Any]]] = {}
     days: dict[str, dict[str, int]] = {}
     items = []
@@ -265,13 +267,13 @@ def review_context(
         if a.wound_id not in series:
             series[a.wound_id] = assessment_rows(a.wound, study)
             days[a.wound_id] = {v["assessment"]: v["day"] for v in wound_answer(a.wound)["visits"]}
-        current = trial.current_measurement(a, study)
-        own = trial.series_flags_of(a.wound, study).get(a.id, [])
+        current = counting.current_measurement(a, study)
+        own = counting.series_flags_of(a.wound, study).get(a.id, [])
         items.append(
             {
                 "assessment": a,
                 "measurement": current,
-                "reasons": plain_flags(trial.review_reasons(a, current, own)),
+                "reasons": plain_flags(counting.review_reasons(a, current, own)),
                 "series": series[a.wound_id],
                 "days": days[a.wound_id],
             }
@@ -433,7 +435,7 @@ def study_context(
     N" and number-at-risk tables, the Kaplan–Meier plot, the photos awaiting review."""
     subjects = {s.id: s for s in load_visible_subjects(session, caller, row)}
     answer = study_answer(session, caller, row)
-    awaiting = trial.review_queue(session, caller, row, limit=0, offset=0)[1]
+    awaiting = reviewing.review_queue(session, caller, row, limit=0, offset=0)[1]
     return {
         **_subjects_table(row, list(subjects.values()), answer, params),
         "study": row,

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from service.api import views
 from service.core import pipeline
 from service.core.errors import DomainError
-from service.domain import trial
+from service.domain import uploads
 from service.domain.auth import Caller
 from service.domain.schemas import AssessmentPublic
 from service.persistence.orm import Wound
@@ -47,9 +47,9 @@ def upload_form(
     epithelialized: bool | None = None,
     drainage: bool | None = None,
     idempotency_key: str | None = None,
-) -> trial.UploadForm:
+) -> uploads.UploadForm:
     """The form's text fields parsed (date, calibration); empty strings are not given."""
-    return trial.UploadForm(
+    return uploads.UploadForm(
         captured_at=pipeline.parse_captured_at(captured_at),
         cal=pipeline.parse_calibration(px_per_mm, ruler_text(ruler, ruler_mm), target_point),
         visit=visit or None,
@@ -66,12 +66,12 @@ def upload_photo(
     wound: Wound,
     response: Response,
     photo: UploadFile,
-    form: trial.UploadForm,
+    form: uploads.UploadForm,
 ) -> AssessmentPublic:
-    """Upload ``photo`` of ``wound`` (``trial.upload_assessment``); a replayed
+    """Upload ``photo`` of ``wound`` (``uploads.upload_assessment``); a replayed
     Idempotency-Key answers ``Idempotent-Replayed: true``, and ``Location`` names it."""
     data = read_limited(photo, runtime.settings.max_upload_bytes)
-    assessment, replayed = trial.upload_assessment(
+    assessment, replayed = uploads.upload_assessment(
         session, runtime, caller, wound, data, form, name=photo.filename or "photo"
     )
     runtime.metrics.uploads.labels("replayed" if replayed else "created").inc()

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.core.answers import EventPublic
-from service.domain import access, trial
+from service.domain import access, counting, subjects
 from service.domain.auth import Caller
 from service.domain.schemas import (
     AssessmentPublic,
@@ -100,16 +100,16 @@ def review_public(
     status: ReviewStatus
     if current is not None and current.manual:
         status = "corrected"
-    elif trial.is_reviewed(a, current):
+    elif counting.is_reviewed(a, current):
         status = "accepted"
-    elif trial.awaiting_review(a, current, study, series):
+    elif counting.awaiting_review(a, current, study, series):
         status = "awaiting"
     else:
         status = "not_needed"
     accepted = status == "accepted"
     return ReviewPublic(
         status=status,
-        reasons=trial.review_reasons(a, current, series),
+        reasons=counting.review_reasons(a, current, series),
         series_flags=series,
         policy=study.review,
         accepted_by=a.accepted_by if accepted else None,
@@ -120,19 +120,19 @@ def review_public(
 
 def assessments_public(session: Session, rows: list[Assessment]) -> list[AssessmentPublic]:
     """Several assessments, with their day counted from the subject's time origin
-    (``trial.day_zero``)."""
+    (``subjects.day_zero``)."""
     origins: dict[str, date | None] = {}
     series_by_wound: dict[str, dict[str, list[dict[str, Any]]]] = {}
     out = []
     for a in rows:
         study = access.study_of(a)
-        current = trial.current_measurement(a, study)
+        current = counting.current_measurement(a, study)
         if a.wound_id not in series_by_wound:
-            series_by_wound[a.wound_id] = trial.series_flags_of(a.wound, study)
+            series_by_wound[a.wound_id] = counting.series_flags_of(a.wound, study)
         series = series_by_wound[a.wound_id].get(a.id, [])
         subject = a.wound.subject
         if subject.id not in origins:
-            origins[subject.id] = trial.day_zero(subject)
+            origins[subject.id] = subjects.day_zero(subject)
         origin = origins[subject.id] or a.captured_at.date()
         day = (a.captured_at.date() - origin).days
         url = f"/v1/assessments/{a.id}"
@@ -158,7 +158,7 @@ def assessments_public(session: Session, rows: list[Assessment]) -> list[Assessm
                 photo_url=f"{url}/photo.jpg",
                 mask_url=f"{url}/mask.png",
                 overlay_url=f"{url}/overlay.jpg",
-                counted=trial.is_counted(a, current, series),
+                counted=counting.is_counted(a, current, series),
                 review=review_public(a, current, study, series),
                 measurement=measurement_public(current) if current else None,
                 measurements=[

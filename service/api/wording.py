@@ -3,7 +3,7 @@ does not count, the closure and overdue rules, the subject events, a median's in
 and the templates' ``fmt`` filter.
 
 Only wording: the codes and rules themselves live in ``core.measure`` (flag codes),
-``domain.trial`` (why a photo does not count), ``core.healing`` (closure, event kinds)
+``domain.counting`` (why a photo does not count), ``core.healing`` (closure, event kinds)
 and ``domain.followup`` (overdue).
 """
 
@@ -112,7 +112,7 @@ UNCOUNTED_TEXT = {
     "severe_quality_flag": "a severe quality flag: counts once a clinician accepts or corrects it",
     "awaiting_review": "awaiting a clinician's review",
 }
-"""Why a photo does not count (``trial.uncounted_reason``), in words."""
+"""Why a photo does not count (``counting.uncounted_reason``), in words."""
 
 CLOSURE_RULE = (
     "Closure is confirmed when the wound is recorded closed (fully re-epithelialised, no"

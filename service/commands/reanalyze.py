@@ -76,7 +76,7 @@ def _pending(db: Database, study: str, segmenter: Segmenter) -> list[str]:
     """The study's photos this model version has not measured yet; an unknown or
     locked study is refused before any work."""
     from service.commands._util import fail
-    from service.domain.trial import pending_reanalysis
+    from service.domain.reanalysis import pending_reanalysis
     from service.persistence.orm import Study
 
     with db.sessions() as session:
@@ -100,7 +100,7 @@ def _measure_all(
     added: (added, skipped). A study locked meanwhile stops the run."""
     from service.commands._util import fail
     from service.core.errors import StudyLocked
-    from service.domain.trial import reanalyze_assessment
+    from service.domain.reanalysis import reanalyze_assessment
 
     added = skipped = 0
     with typer.progressbar(todo, label="reanalyze") as bar:

@@ -269,7 +269,7 @@ def not_done_reason(row: MeasurementRow, value: float | None) -> str | None:
     read as healed).
 
     The reason is the caller's (``uncounted_reason``, the one "counted" rule,
-    ``trial.uncounted_reason``): an export does not guess it, so a row not counted
+    ``counting.uncounted_reason``): an export does not guess it, so a row not counted
     without one is refused."""
     if not row.counted:
         code = row.uncounted_reason

@@ -2,18 +2,21 @@
 
 ``record`` adds the entry to the caller's transaction, so the change and its audit
 entry are committed together or not at all. The database refuses UPDATE and DELETE
-on ``audit_log`` (triggers in the first migration).
+on ``audit_log`` (triggers in the first migration). ``list_audit`` reads it back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
+from service.core.errors import NotFound
 from service.domain.auth import Caller
+from service.domain.roles import ADMIN
 from service.persistence.orm import AuditEntry, Base
 
 
@@ -55,3 +58,33 @@ def record(
     )
     session.add(entry)
     return entry
+
+
+def list_audit(
+    session: Session,
+    caller: Caller,
+    *,
+    study_id: str | None,
+    limit: int,
+    offset: int,
+    action: str | None = None,
+    resources: Sequence[str] | None = None,
+) -> tuple[list[AuditEntry], int]:
+    """The audit log, newest first (admin; a study admin sees its study only).
+    ``action``: entries whose action starts with it (``event`` or ``event.void``);
+    ``resources``: only entries about these (``subject/…``, ``assessment/…``)."""
+    caller.require(ADMIN)
+    if caller.study_id is not None:
+        if study_id not in (None, caller.study_id):
+            raise NotFound("study", study_id)
+        study_id = caller.study_id
+    stmt = select(AuditEntry)
+    if study_id is not None:
+        stmt = stmt.where(AuditEntry.study_id == study_id)
+    if action:
+        stmt = stmt.where(AuditEntry.action.startswith(action, autoescape=True))
+    if resources is not None:
+        stmt = stmt.where(AuditEntry.resource.in_(list(resources)))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit).offset(offset))
+    return list(rows), total

@@ -169,7 +169,7 @@ def authenticate(session: Session, key: str) -> Caller:
 
 def revoke_key(session: Session, row: ApiKey) -> None:
     """Revoke the key (kept, with when) and end every session made with it. The domain's
-    ``trial.revoke_key`` finds the key in the caller's scope and audits this."""
+    ``keys.revoke_key`` finds the key in the caller's scope and audits this."""
     if row.revoked_at is None:
         row.revoked_at = utcnow()
     end_sessions_of(session, row)

@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.core import adtte, exports
-from service.domain import audit, trial
+from service.domain import audit, counting
 from service.domain.auth import Caller
 from service.domain.outcomes import load_visible_subjects, subject_input
 from service.domain.roles import EXPORTERS
+from service.domain.subjects import day_zero
 from service.persistence.orm import Assessment, Measurement, Study, Subject, Wound
 
 CSV = "text/csv; charset=utf-8"
@@ -248,7 +249,7 @@ def subject_rows(
             subject_id=s.id,
             subject_code=s.code,
             site=s.site.code,
-            reference_start=trial.day_zero(s),
+            reference_start=day_zero(s),
             arm=s.arm if include_arm else None,
         )
         for s in subjects
@@ -265,9 +266,9 @@ class _Photo:
     study: Study
     include_arm: bool
     reference_start: date | None
-    """The subject's time origin (SDTM RFSTDTC): ``trial.day_zero``."""
+    """The subject's time origin (SDTM RFSTDTC): ``subjects.day_zero``."""
     current: Measurement | None
-    """The measurement that counts (``trial.current_measurement``)."""
+    """The measurement that counts (``counting.current_measurement``)."""
     uncounted_reason: str | None
 
 
@@ -277,13 +278,13 @@ def measurement_rows(
     """One row per stored measurement (history included), oldest photo first."""
     rows = []
     for subject in subjects:
-        rfstdtc = trial.day_zero(subject)
+        rfstdtc = day_zero(subject)
         for wound in subject.wounds:
-            series = trial.series_flags_of(wound, study)  # once per wound, not per photo
+            series = counting.series_flags_of(wound, study)  # once per wound, not per photo
             for assessment in sorted(
                 wound.assessments, key=lambda a: (a.captured_at, a.created_at)
             ):
-                current = trial.current_measurement(assessment, study)
+                current = counting.current_measurement(assessment, study)
                 photo = _Photo(
                     subject,
                     wound,
@@ -292,7 +293,7 @@ def measurement_rows(
                     include_arm,
                     rfstdtc,
                     current,
-                    trial.uncounted_reason(assessment, current, series.get(assessment.id, [])),
+                    counting.uncounted_reason(assessment, current, series.get(assessment.id, [])),
                 )
                 rows += [
                     _measurement_row(photo, m)

@@ -2,8 +2,8 @@
 as the inputs of the engine (``service.core.healing``), and its answers for each.
 
 The one place that turns stored assessments into the engine's visits: which
-measurement counts (``trial.current_measurement``) and why a photo does not
-(``trial.uncounted_reason``). The endpoint routes, the dashboard and the ADTTE export
+measurement counts (``counting.current_measurement``) and why a photo does not
+(``counting.uncounted_reason``). The endpoint routes, the dashboard and the ADTTE export
 read it.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session, selectinload
 
 from service.core import healing as engine
-from service.domain import access, trial
+from service.domain import access, counting, events, subjects
 from service.domain.auth import Caller
 from service.persistence.orm import Assessment, Study, Subject, Wound
 
@@ -23,9 +23,9 @@ from service.persistence.orm import Assessment, Study, Subject, Wound
 def _visit(assessment: Assessment, study: Study, series: list[dict[str, Any]]) -> engine.Visit:
     """One photo as the engine's visit: the measurement that counts, and whether (or
     why not) it counts in the cm² endpoints."""
-    measurement = trial.current_measurement(assessment, study)
+    measurement = counting.current_measurement(assessment, study)
     data: dict[str, Any] = measurement.data if measurement is not None else {}
-    reason = trial.uncounted_reason(assessment, measurement, series)
+    reason = counting.uncounted_reason(assessment, measurement, series)
     return engine.Visit(
         assessment_id=assessment.id,
         captured_at=assessment.captured_at.date(),
@@ -45,7 +45,7 @@ def _visit(assessment: Assessment, study: Study, series: list[dict[str, Any]]) -
 
 def wound_input(wound: Wound, study: Study) -> engine.Wound:
     """A stored wound as the engine's input; voided photos are left out."""
-    series = trial.series_flags_of(wound, study)
+    series = counting.series_flags_of(wound, study)
     visits = [
         _visit(assessment, study, series.get(assessment.id, []))
         for assessment in wound.assessments
@@ -70,7 +70,7 @@ def subject_input(subject: Subject, study: Study) -> engine.Subject:
 
 def live_events(subject: Subject) -> list[engine.SubjectEvent]:
     """The subject's live (not voided) events as the engine reads them."""
-    return [engine.SubjectEvent(e.kind, e.occurred_on, e.leg) for e in trial.live_events(subject)]
+    return [engine.SubjectEvent(e.kind, e.occurred_on, e.leg) for e in events.live_events(subject)]
 
 
 def load_visible_subjects(session: Session, caller: Caller, study: Study) -> Sequence[Subject]:
@@ -96,7 +96,7 @@ def wound_answer(
     study = access.study_of(wound)
     answer = engine.wound_endpoints(
         wound_input(wound, study).visits,
-        origin=trial.day_zero(wound.subject),
+        origin=subjects.day_zero(wound.subject),
         week4_window_days=window_days,
         closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
     )

@@ -2,7 +2,7 @@
 same wound and day, which is voided with the nurse's reason (kept, audited, left out of
 every endpoint), so a retake never leaves two counted photos the nurse cannot void.
 
-An uploader may not void photos in general (``trial.update_assessment`` is for
+An uploader may not void photos in general (``reviewing.update_assessment`` is for
 clinicians): only the photo a retake replaces, at the same visit, in one step with the
 upload of its replacement.
 """

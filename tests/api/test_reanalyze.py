@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from service.cli import app as cli
 from service.config import ModelSettings, get_settings
 from service.domain.auth import Caller
-from service.domain.trial import pending_reanalysis, reanalyze_assessment
+from service.domain.reanalysis import pending_reanalysis, reanalyze_assessment
 from service.persistence.orm import Measurement
 from service.runtime.artifacts import BUNDLED_MODELS_DIR, installed_models, models_dirs
 from service.runtime.inference import Segmenter

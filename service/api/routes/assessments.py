@@ -16,7 +16,7 @@ from service.api.deps import (
     VisibleWound,
 )
 from service.core.errors import DomainError
-from service.domain import trial
+from service.domain import corrections, counting, reviewing, wounds
 from service.domain.schemas import (
     SAFE_TEXT_PATTERN,
     AssessmentPublic,
@@ -110,7 +110,7 @@ def list_assessments(
     include_voided: Annotated[bool, Query(description="Also list voided assessments")] = False,
 ) -> Page[AssessmentPublic]:
     """The wound's assessments in capture order, each with its measurement history."""
-    rows, total = trial.list_assessments(
+    rows, total = wounds.list_assessments(
         session, wound, include_voided=include_voided, limit=paging.limit, offset=paging.offset
     )
     return Page(
@@ -132,7 +132,7 @@ def update_assessment(
 ) -> AssessmentPublic:
     """Clinician: record closure (epithelialized, drainage), accept a flagged photo, or
     void a misfiled photo (``voided: true`` with a ``reason``)."""
-    trial.update_assessment(session, caller, assessment, data)
+    reviewing.update_assessment(session, caller, assessment, data)
     return views.assessment_public(session, assessment)
 
 
@@ -158,7 +158,7 @@ def correct_mask(
     )
     if mask_png is not None and len(mask_png) > runtime.settings.max_upload_bytes:
         raise DomainError("the mask file is larger than the upload limit", code="payload_too_large")
-    row = trial.correct_mask(
+    row = corrections.correct_mask(
         session, runtime, caller, assessment, mask_png=mask_png, polygon=polygon, reason=reason
     )
     return views.measurement_public(row)
@@ -182,7 +182,7 @@ def mask_png(
     ] = None,
 ) -> Response:
     """The mask (0/255, photo size) of the current measurement, or of ``measurement``."""
-    row = trial.find_measurement(assessment, measurement, assessment.wound.subject.site.study)
+    row = counting.find_measurement(assessment, measurement, assessment.wound.subject.site.study)
     return Response(runtime.store.get(row.mask_key), media_type="image/png", headers=IMMUTABLE)
 
 
@@ -196,7 +196,7 @@ def overlay_jpg(
     ] = None,
 ) -> Response:
     """The photo with the measured outline drawn on it."""
-    row = trial.find_measurement(assessment, measurement, assessment.wound.subject.site.study)
+    row = counting.find_measurement(assessment, measurement, assessment.wound.subject.site.study)
     photo, mask = runtime.store.get(assessment.photo_key), runtime.store.get(row.mask_key)
     return Response(
         runtime.pool.run(runtime.overlay, photo, mask), media_type="image/jpeg", headers=IMMUTABLE

@@ -34,7 +34,9 @@ from service.api.wording import plain_flags
 from service.core import precheck
 from service.core.errors import InvalidKey
 from service.core.marker import MARKER_MM
-from service.domain import access, retake, trial
+from service.domain import access, retake
+from service.domain import subjects as domain_subjects
+from service.domain import wounds as domain_wounds
 from service.domain.auth import Caller
 from service.domain.roles import WRITERS
 from service.domain.schemas import StudyPublic, SubjectCreate, WoundCreate
@@ -181,7 +183,7 @@ def studies(request: Request, session: SessionDep) -> list[StudyPublic]:
 def subjects(study: str, request: Request, session: SessionDep) -> list[dict[str, Any]]:
     caller, _ = _session_caller(request, session)
     row = access.load_study(session, caller, study)
-    rows, _ = trial.list_subjects(session, caller, row, site=None, limit=10_000, offset=0)
+    rows, _ = domain_subjects.list_subjects(session, caller, row, site=None, limit=10_000, offset=0)
     return [views.subject_public(s, caller).model_dump(mode="json") for s in rows]
 
 
@@ -195,7 +197,7 @@ def create_subject(
 ) -> dict[str, Any]:
     caller = _writer(request, session, x_csrf_token)
     row = access.load_study(session, caller, study)
-    subject = trial.create_subject(session, caller, row, data)
+    subject = domain_subjects.create_subject(session, caller, row, data)
     return views.subject_public(subject, caller).model_dump(mode="json")
 
 
@@ -203,7 +205,7 @@ def create_subject(
 def wounds(subject: str, request: Request, session: SessionDep) -> list[dict[str, Any]]:
     caller, _ = _session_caller(request, session)
     row = access.load_subject(session, caller, subject)
-    rows, _ = trial.list_wounds(session, row)
+    rows, _ = domain_wounds.list_wounds(session, row)
     return [views.wound_public(w).model_dump(mode="json") for w in rows]
 
 
@@ -217,7 +219,7 @@ def create_wound(
 ) -> dict[str, Any]:
     caller = _writer(request, session, x_csrf_token)
     row = access.load_subject(session, caller, subject)
-    return views.wound_public(trial.create_wound(session, caller, row, data)).model_dump(
+    return views.wound_public(domain_wounds.create_wound(session, caller, row, data)).model_dump(
         mode="json"
     )
 

@@ -4,7 +4,7 @@ Only the HTTP handlers: each parses the request, loads what the caller may see
 (``service.domain.access``), calls the domain and renders. Sign-in trades the person's
 API key for a session cookie once (``service.api.sessions``: the cookie, the forms'
 CSRF tokens, the pages' security headers). Answers come from
-``service.domain.outcomes``, corrections go through ``trial.correct_mask``, and the
+``service.domain.outcomes``, corrections go through ``corrections.correct_mask``, and the
 downloads are the API's exports (``service.api.downloads``). What a page shows is built
 in ``service.api.overview`` (its plots in ``figures``, its words in ``wording``) and
 rendered through ``service.api.pages``.
@@ -39,7 +39,7 @@ from service.api.sessions import (
 )
 from service.core.answers import EventCreate
 from service.core.errors import DomainError, InvalidRequest
-from service.domain import access, auth, trial
+from service.domain import access, auth, corrections, counting, events, reviewing
 from service.domain.auth import Caller
 from service.domain.schemas import AssessmentUpdate
 from service.persistence.orm import Assessment, Study, Subject
@@ -212,7 +212,9 @@ def accept(
         row = access.load_assessment(session, caller, assessment)
         if accepted not in ("yes", "no"):
             raise InvalidRequest("accepted: give 'yes' or 'no'")
-        trial.update_assessment(session, caller, row, AssessmentUpdate(accepted=accepted == "yes"))
+        reviewing.update_assessment(
+            session, caller, row, AssessmentUpdate(accepted=accepted == "yes")
+        )
     except DomainError as exc:
         return _refused_form(request, session, caller, key, exc, row, back, {})
     return _back_to(row, back)
@@ -234,7 +236,9 @@ def void(
     try:
         check_csrf(key, csrf)
         row = access.load_assessment(session, caller, assessment)
-        trial.update_assessment(session, caller, row, AssessmentUpdate(voided=True, reason=reason))
+        reviewing.update_assessment(
+            session, caller, row, AssessmentUpdate(voided=True, reason=reason)
+        )
     except DomainError as exc:
         form = {"action": "void", "reason": reason}
         return _refused_form(request, session, caller, key, exc, row, back, form)
@@ -252,7 +256,7 @@ def overlay(
     """The photo with the outline of the measurement that counts (or ``measurement``)."""
     caller, _ = signed_in(request, session)
     row = access.load_assessment(session, caller, assessment)
-    chosen = trial.find_measurement(row, measurement, access.study_of(row))
+    chosen = counting.find_measurement(row, measurement, access.study_of(row))
     photo = runtime.store.get(row.photo_key)
     mask = runtime.store.get(chosen.mask_key)
     jpeg = runtime.pool.run(runtime.overlay, photo, mask)
@@ -288,7 +292,7 @@ def correct(
                 raise DomainError(
                     f"the mask file is larger than {limit / 1e6:.0f} MB", code="payload_too_large"
                 )
-        trial.correct_mask(
+        corrections.correct_mask(
             session,
             runtime,
             caller,
@@ -330,7 +334,7 @@ def observe(
         }
         if accept == "yes":
             changes["accepted"] = True
-        trial.update_assessment(session, caller, row, AssessmentUpdate(**changes))
+        reviewing.update_assessment(session, caller, row, AssessmentUpdate(**changes))
     except DomainError as exc:
         session.rollback()
         form = {"action": "observe", "epithelialized": epithelialized, "drainage": drainage}
@@ -453,7 +457,7 @@ def record_event(
     except DomainError as exc:
         return error_page(request, caller, key, exc)
     try:
-        trial.create_event(session, caller, row, _event_input(kind, on, leg, note))
+        events.create_event(session, caller, row, _event_input(kind, on, leg, note))
     except DomainError as exc:
         session.rollback()
         form = {"action": "record", "kind": kind, "on": on, "leg": leg, "note": note}
@@ -481,7 +485,7 @@ def void_subject_event(
     try:
         if not reason.strip():
             raise InvalidRequest("reason: say why the event was recorded in error")
-        trial.void_event(session, caller, row, event_id, reason)
+        events.void_event(session, caller, row, event_id, reason)
     except DomainError as exc:
         session.rollback()
         form = {"action": "void", "event": event_id, "reason": reason}
@@ -501,7 +505,7 @@ def audit_page(
     subject: Annotated[str, Query()] = "",
     page: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
-    """Recent audit entries (``trial.list_audit``: admin keys; a study admin sees its
+    """Recent audit entries (``audit.list_audit``: admin keys; a study admin sees its
     study), filtered by action prefix and subject, 50 a page, newest first."""
 
     def build(caller: Caller, _: str) -> tuple[str, dict[str, Any]]:
@@ -531,7 +535,7 @@ def outline_json(
 
     caller, _ = signed_in(request, session)
     row = access.load_assessment(session, caller, assessment)
-    chosen = trial.find_measurement(row, measurement, access.study_of(row))
+    chosen = counting.find_measurement(row, measurement, access.study_of(row))
     answer = runtime.pool.run(rectify.outline_of, runtime.store.get(chosen.mask_key))
     answer["measurement"] = chosen.id
     cache = "private, max-age=86400, immutable" if measurement is not None else "no-store"
@@ -565,7 +569,7 @@ def _stored_visit(
     from service.core import rectify
 
     row = access.load_assessment(session, caller, assessment)
-    chosen = trial.find_measurement(row, measurement, access.study_of(row))
+    chosen = counting.find_measurement(row, measurement, access.study_of(row))
     data: dict[str, Any] = chosen.data or {}
     return row, rectify.StoredVisit(
         photo_jpeg=runtime.store.get(row.photo_key),

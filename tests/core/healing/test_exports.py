@@ -247,7 +247,7 @@ def test_cdisc_tr_counting_measurements_and_closure() -> None:
 
 
 def test_an_uncounted_row_without_its_reason_is_refused_not_guessed() -> None:
-    # The reason is the caller's (trial.uncounted_reason, the one "counted" rule).
+    # The reason is the caller's (counting.uncounted_reason, the one "counted" rule).
     unexplained = row(counted=False, calibrated=False)
     with pytest.raises(ValueError, match="no uncounted_reason"):
         cdisc_tr_records([unexplained])

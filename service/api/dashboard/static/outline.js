@@ -7,7 +7,7 @@
 // "Draw anew" starts from nothing (from the keyboard: a small triangle to move).
 // Every vertex is focusable: arrow keys move it (Shift: 10 px), Insert/+ adds one,
 // Delete/Backspace removes it, [ and ] select the previous/next. The panel's polygon box always holds the drawn polygon, so saving is
-// the existing correction form (trial.correct_mask, audited, as PUT .../mask).
+// the existing correction form (corrections.correct_mask, audited, as PUT .../mask).
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
