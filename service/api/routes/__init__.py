@@ -20,6 +20,7 @@ ROUTER_MODULES: list[str] = [
     "exports",
     "review",
     "assist",
+    "queue",
     "dashboard",
     "capture",
 ]
