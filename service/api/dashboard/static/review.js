@@ -102,6 +102,10 @@ function reviewQueue() {
       return false;
     }
     markDone(ids, accepted);
+    if (accepted && cards[current] && cards[current].classList.contains("done")) {
+      const next = cards.findIndex((c) => !c.classList.contains("done"));
+      if (next >= 0) focusCard(next);
+    }
     if (accepted) {
       undoStack.push(ids);
       showToast(ids);
@@ -188,7 +192,9 @@ function reviewQueue() {
   document.addEventListener("keydown", (event) => {
     const t = event.target;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
-    if (t && (["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName) || t.isContentEditable)) return;
+    const typing = t && (["TEXTAREA", "SELECT"].includes(t.tagName) || t.isContentEditable
+      || (t.tagName === "INPUT" && !["checkbox", "radio", "button", "submit"].includes(t.type)));
+    if (typing) return;
     if (dialog && dialog.open) return;
     const card = cards[current];
     const key = event.key.toLowerCase();
