@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 
+from service.api import queue
 from service.api.figures import (
     area_figure,
     figure_json,
@@ -291,6 +292,7 @@ def review_context(
         "page_size": REVIEW_PAGE_SIZE,
         "form": form or {},
         "can_review": caller.role in CORRECTORS and not study.locked,
+        "reason_counts": queue.reason_counts(session, caller, study),
     }
 
 

@@ -283,6 +283,7 @@ def correct(
     polygon: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
     mask: Annotated[UploadFile | None, File()] = None,
+    back: Annotated[str, Form()] = "",
 ) -> Response:
     """A clinician's corrected outline (polygon in photo pixels, or a mask PNG) + reason:
     the same domain function as ``PUT /v1/assessments/{id}/mask``."""
@@ -309,9 +310,9 @@ def correct(
             reason=reason,
         )
     except DomainError as exc:
-        form = {"action": "correct", "polygon": polygon, "reason": reason}
+        form = {"action": "correct", "polygon": polygon, "reason": reason, "back": back}
         return _refused_form(request, session, caller, key, exc, row, "", form)
-    return _back_to(row, "")
+    return _back_to(row, back)
 
 
 def _tri_state(value: str) -> bool | None:

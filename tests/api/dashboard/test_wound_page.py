@@ -206,7 +206,7 @@ def test_drag_and_keyboard_edit_the_outline_then_save(
             .find((t) => t.name === 'area (cm²)').marker.symbol[{at}]"""
     )
     assert symbol == "square"  # the clinician's-outline marker
-    page.locator(f"details.correct[data-assessment='{target}'] summary").click()
+    page.locator(f"details.correct[data-assessment='{target}'] > summary").click()
     page.wait_for_selector(
         f"details.correct[data-assessment='{target}'] .outline-editor[data-ready=true]",
         timeout=30_000,
