@@ -3,7 +3,7 @@ age in years and birth date, and the side of the index leg (LEFT or RIGHT, from 
 TU/PR laterality follow). Admin-set, never required by the upload path.
 
 Revision ID: 0005_cdisc
-Revises: (chained at merge)
+Revises: 0005_stats
 Create Date: 2026-12-07 23:30:00
 """
 

@@ -2,7 +2,7 @@
 their items (one photo each) and the dead-letter record of photos that failed for good
 
 Revision ID: 0005_engine
-Revises: (chained at merge)
+Revises: 0005_redteam
 Create Date: 2026-12-07 23:20:00
 """
 

@@ -2,7 +2,7 @@
 chain's length and last hash; the row appends lock). Entries already there are chained in id order.
 
 Revision ID: 0005_redteam
-Revises: (chained at merge)
+Revises: 0005_cdisc
 Create Date: 2026-12-07 23:30:00
 """
 
