@@ -23,10 +23,19 @@ from service.core.errors import DomainError, error_body
 log = logging.getLogger("woundscope.errors")
 
 
+class JSONAnswer(JSONResponse):
+    """Every JSON answer of the API (the app's default response class): compact JSON
+    ending with a newline, so answers printed one after another (curl in a shell)
+    do not run together."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(content) + b"\n"
+
+
 def _json(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(error_body(code, detail), status_code=status, headers=headers)
+    return JSONAnswer(error_body(code, detail), status_code=status, headers=headers)
 
 
 def _validation_detail(exc: RequestValidationError) -> tuple[str, str]:

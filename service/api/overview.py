@@ -31,7 +31,7 @@ from service.api.wording import OVERDUE_TEXT, ci_text, plain_flags
 from service.core.errors import DomainError, InvalidRequest, NotFound
 from service.core.healing import EVENT_KINDS, LEGS, PAR_RESPONSE_PCT
 from service.core.measure import QUALITY_CODES
-from service.domain import access, audit, counting, reviewing
+from service.domain import access, audit, batches, counting, reviewing
 from service.domain.auth import Caller
 from service.domain.followup import follow_up_ended, is_overdue
 from service.domain.outcomes import (
@@ -383,6 +383,7 @@ def study_context(
         "median_ci": ci_text(*answer["median_time_to_closure_days_ci95"]),
         "subjects": subjects,
         "can_export": caller.role in EXPORTERS,
+        "reanalyses": batches.recent_batches(session, caller, row),
         "km_json": figure_json(km_figure(answer, title=f"{row.id}: time to closure of all ulcers")),
     }
 

@@ -10,9 +10,12 @@ from sqlalchemy.orm import Session
 from service.core.answers import EventPublic
 from service.domain import access, counting, subjects
 from service.domain.auth import Caller
+from service.domain.batches import BatchStatus
 from service.domain.schemas import (
     AssessmentPublic,
     AuditPublic,
+    BatchFailurePublic,
+    BatchPublic,
     KeyPublic,
     MeasurementPublic,
     ModelInfo,
@@ -21,6 +24,7 @@ from service.domain.schemas import (
     SitePublic,
     StudyPublic,
     SubjectPublic,
+    VisitSchedule,
     WoundPublic,
 )
 from service.persistence.orm import (
@@ -48,6 +52,11 @@ def study_public(study: Study) -> StudyPublic:
         locked=study.locked,
         review=study.review,
         closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
+        par_week4_window_days=study.par_week4_window_days,
+        control_arm=study.control_arm,
+        visit_schedule=VisitSchedule.model_validate(study.visit_schedule)
+        if study.visit_schedule
+        else None,
         created_at=study.created_at,
     )
 
@@ -64,6 +73,11 @@ def subject_public(subject: Subject, caller: Caller) -> SubjectPublic:
         site=subject.site.code,
         arm=subject.arm if caller.sees_arm else None,
         randomized_on=subject.randomized_on,
+        sex=subject.sex,
+        country=subject.country,
+        age_years=subject.age_years,
+        birth_date=subject.birth_date,
+        index_leg_side=subject.index_leg_side,
         created_at=subject.created_at,
     )
 
@@ -211,4 +225,31 @@ def event_public(row: SubjectEvent) -> EventPublic:
         void_reason=row.void_reason,
         created_by=row.created_by,
         created_at=row.created_at,
+    )
+
+
+def batch_public(status: BatchStatus) -> BatchPublic:
+    return BatchPublic(
+        id=status.id,
+        study=status.study,
+        kind=status.kind,
+        model=status.model,
+        engine=status.engine,
+        total=status.total,
+        pending=status.pending,
+        done=status.done,
+        failed=status.failed,
+        failures=[
+            BatchFailurePublic(
+                assessment=f.assessment,
+                code=f.code,
+                reason=f.reason,
+                attempts=f.attempts,
+                worker=f.worker,
+                at=f.at,
+            )
+            for f in status.failures
+        ],
+        created_by=status.created_by,
+        created_at=status.created_at,
     )

@@ -53,6 +53,12 @@ UNCOUNTED_TEXT = {
     "uncalibrated": "no scale on the photo (area in pixels only)",
     "severe_quality_flag": "a severe quality flag: counts once a clinician accepts or corrects it",
     "awaiting_review": "awaiting a clinician's review",
+    "after_subject_event": "dated after the subject's death, withdrawal, loss to follow-up or"
+    " amputation of this leg: outside follow-up, never counted",
+    "scale_conflict": "the sent scale and the marker disagree: counts once a clinician"
+    " corrects the outline giving the scale",
+    "implausible_measurement": "physically impossible (a false marker or a wrong scale):"
+    " never counted",
 }
 """Why a photo does not count (``counting.uncounted_reason``), in words."""
 

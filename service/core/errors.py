@@ -71,8 +71,9 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "event_already_voided": (409, "The subject event is already voided."),
     "after_subject_event": (
         409,
-        "The photo is dated after the subject's death or the major amputation of that leg: "
-        "check the date, or void the event if it was recorded in error.",
+        "The photo is dated after the subject's death, withdrawal, loss to follow-up or the "
+        "major amputation of that leg (follow-up ended): check the date, or void the event "
+        "if it was recorded in error.",
     ),
     # service
     "model_not_installed": (422, "The named model version is not installed on this server."),

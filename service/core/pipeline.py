@@ -202,10 +202,11 @@ def measure_mask(
     cal: Calibration,
     limits: QualityLimits | None = None,
     segmentation_log_halfwidth: float | None = None,
+    scale_confirmed: bool = False,
 ) -> dict[str, Any]:
     """The measurement of ``mask`` on ``rgb`` as the wire JSON (``measure --json`` keys);
     ``segmentation_log_halfwidth`` is the model's outline uncertainty for it (None for a
-    clinician's outline)."""
+    clinician's outline); ``scale_confirmed``: a clinician gave ``cal``'s scale."""
     result = measure(
         rgb,
         mask,
@@ -215,6 +216,7 @@ def measure_mask(
         target_point=cal.target_point,
         limits=limits,
         segmentation_log_halfwidth=segmentation_log_halfwidth,
+        scale_confirmed=scale_confirmed,
     ).to_json()
     return finite_json(result)
 
@@ -330,9 +332,16 @@ def manual_mask(
     polygon: str | None,
     marker_mm: float,
     cal: Calibration,
+    clinician_scale: Calibration | None = None,
     limits: QualityLimits | None = None,
 ) -> tuple[bytes, dict[str, Any]]:
-    """A clinician's mask (PNG, or a polygon in photo pixels) measured: (mask PNG, result)."""
+    """A clinician's mask (PNG, or a polygon in photo pixels) measured: (mask PNG, result).
+
+    The photo's own calibration (``cal``: what the site sent) is measured again, so a
+    severe calibration flag (``scale_conflict``, ``marker_unreadable``) stays on the
+    correction; a scale the clinician gives with it (``clinician_scale``: ``px_per_mm``
+    or ``ruler``) is used instead and overrules a disagreeing marker
+    (``marker_overruled``)."""
     stored = decode_photo(
         photo_jpeg, name="stored photo", max_bytes=len(photo_jpeg) + 1, max_pixels=10**9
     )
@@ -345,13 +354,17 @@ def manual_mask(
         raise DomainError(
             "send a mask PNG (field 'mask') or a polygon (field 'polygon')", code="invalid_mask"
         )
+    if clinician_scale is not None:
+        check_inside(clinician_scale, w, h)
     # The clinician outlined this wound: no component picking.
+    given = clinician_scale if clinician_scale is not None else cal
     result = measure_mask(
         stored.rgb,
         mask,
         marker_mm=marker_mm,
-        cal=Calibration(cal.px_per_mm, cal.ruler, None),
+        cal=Calibration(given.px_per_mm, given.ruler, None),
         limits=limits,
+        scale_confirmed=clinician_scale is not None,
     )
     return encode_png(mask), result
 

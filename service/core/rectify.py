@@ -19,7 +19,7 @@ import numpy as np
 
 from service.core.imaging import decode_photo, encode_jpeg
 from service.core.marker import detect_markers
-from service.core.measure import _nearest_marker, apply_homography, marker_homography
+from service.core.measure import apply_homography, marker_homography, nearest_marker
 
 RECTIFIED_MAX_SIDE_PX = 720
 """The longest side of a rectified comparison image."""
@@ -45,7 +45,7 @@ def photo_to_mm(
     if calibration == "marker":
         markers = detect_markers(rgb)
         if markers:
-            chosen = _nearest_marker(markers, mask_centroid_px(mask))
+            chosen = nearest_marker(markers, mask_centroid_px(mask))
             return marker_homography(chosen.corners_px, marker_mm)
     if px_per_mm and px_per_mm > 0:
         return np.diag([1.0 / px_per_mm, 1.0 / px_per_mm, 1.0])

@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from service.core.freetext import check_optional
+from service.core.healing import PAR_WEEK4_WINDOW_DAYS
 from service.core.marker import MARKER_MM
 
 
@@ -97,6 +98,16 @@ class Study(Base):
     )
     """Closure needs drainage recorded as absent (the FDA reading); off: unrecorded
     drainage does not keep a wound open (``endpoints.is_closed``)."""
+    par_week4_window_days: Mapped[int] = mapped_column(
+        Integer, default=PAR_WEEK4_WINDOW_DAYS, server_default=str(PAR_WEEK4_WINDOW_DAYS)
+    )
+    """PAR at week 4: the visit nearest day 28 after a wound's baseline, within ± this."""
+    control_arm: Mapped[str | None] = mapped_column(String(64), default=None)
+    """The arm hazard ratios are read against (treatment vs control); None: the first
+    arm alphabetically."""
+    visit_schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    """Expected visit days and their window (``schemas.VisitSchedule``); None: the
+    default fortnightly visit ± 7 days (``domain.followup``)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     sites: Mapped[list[Site]] = relationship(back_populates="study", order_by="Site.code")
@@ -132,6 +143,16 @@ class Subject(Base):
     randomized_on: Mapped[date | None] = mapped_column(Date, default=None)
     """The subject's time origin (day 0) when given (``endpoints.time_origin``); not
     blinded (the arm is)."""
+    sex: Mapped[str | None] = mapped_column(String(16), default=None)
+    """Optional, admin-set (CDISC DM SEX: F, M, U, UNDIFFERENTIATED); never guessed."""
+    country: Mapped[str | None] = mapped_column(String(3), default=None)
+    """Optional, admin-set: ISO 3166-1 alpha-3 (CDISC DM COUNTRY)."""
+    age_years: Mapped[int | None] = mapped_column(Integer, default=None)
+    """Optional, admin-set: age in years at the reference start (DM AGE)."""
+    birth_date: Mapped[date | None] = mapped_column(Date, default=None)
+    """Optional, admin-set (DM BRTHDTC); AGE follows from it when ``age_years`` is unset."""
+    index_leg_side: Mapped[str | None] = mapped_column(String(8), default=None)
+    """Optional, admin-set: LEFT or RIGHT, the side of the index leg (TU/PR laterality)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     site: Mapped[Site] = relationship()
@@ -349,3 +370,58 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     entries: Mapped[int] = mapped_column(Integer, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Batch(Base):
+    """A batch of work handed to the job engine (``service.jobs``): today a study's
+    re-analysis with one model version. Its progress is read from the rows it made:
+    an item is done when its photo has that model's measurement, failed when it has
+    a ``BatchFailure``, pending otherwise (``domain.batches.batch_status``)."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("bat"))
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    """``reanalyze``."""
+    model_name: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[str] = mapped_column(String(50))
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    """The weights the batch was started with: a worker whose copy differs refuses."""
+    engine: Mapped[str] = mapped_column(String(16))
+    """``celery`` (sent to a broker) or ``in_process``."""
+    total: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.model_name}-{self.model_version}"
+
+
+class BatchItem(Base):
+    """One photo of a batch (one task)."""
+
+    __tablename__ = "batch_items"
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    assessment_id: Mapped[str] = mapped_column(ForeignKey("assessments.id"), primary_key=True)
+
+
+class BatchFailure(Base):
+    """The dead-letter record of a photo a batch could not measure for good: what
+    stopped it (a stable code and a sentence) and after how many tries. One per
+    (batch, photo): a duplicate delivery that fails again adds nothing."""
+
+    __tablename__ = "batch_failures"
+    __table_args__ = (UniqueConstraint("batch_id", "assessment_id", name="uq_batch_failure_item"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), index=True)
+    assessment_id: Mapped[str] = mapped_column(ForeignKey("assessments.id"))
+    code: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    worker: Mapped[str] = mapped_column(String(200))
+    """The host and process that gave up (``host:pid``, or ``in_process``)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

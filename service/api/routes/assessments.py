@@ -15,6 +15,7 @@ from service.api.deps import (
     VisibleAssessment,
     VisibleWound,
 )
+from service.core import pipeline
 from service.core.errors import DomainError
 from service.domain import corrections, counting, reviewing, wounds
 from service.domain.schemas import (
@@ -150,16 +151,36 @@ def correct_mask(
             description="JSON [[x, y], ...] in photo pixels", examples=["[[10,10],[80,12],[40,70]]"]
         ),
     ] = None,
+    px_per_mm: Annotated[
+        str | None,
+        Form(
+            description="The clinician's scale (pixels per mm): used instead of the photo's "
+            "own and over a disagreeing marker (lifts scale_conflict)"
+        ),
+    ] = None,
+    ruler: Annotated[
+        str | None, Form(description="x1,y1,x2,y2,mm: the clinician's ruler, as px_per_mm")
+    ] = None,
 ) -> MeasurementPublic:
     """A clinician's outline (PNG mask or polygon) + reason -> a new manual measurement.
-    The automatic measurement stays in the history."""
+    The automatic measurement stays in the history. Without ``px_per_mm`` or ``ruler``
+    the photo's own calibration is measured again: a severe calibration flag keeps the
+    correction out of the endpoints."""
     mask_png = (
         uploads.read_limited(mask, runtime.settings.max_upload_bytes) if mask is not None else None
     )
     if mask_png is not None and len(mask_png) > runtime.settings.max_upload_bytes:
         raise DomainError("the mask file is larger than the upload limit", code="payload_too_large")
+    scale = pipeline.parse_calibration(px_per_mm, ruler, None)
     row = corrections.correct_mask(
-        session, runtime, caller, assessment, mask_png=mask_png, polygon=polygon, reason=reason
+        session,
+        runtime,
+        caller,
+        assessment,
+        mask_png=mask_png,
+        polygon=polygon,
+        reason=reason,
+        scale=scale,
     )
     return views.measurement_public(row)
 

@@ -109,11 +109,13 @@ def test_ruler_fallback(make_shot):
         Ruler.parse("1,2,3")
 
 
-def test_marker_wins_over_a_given_scale(upright_shot):
-    m = measure(upright_shot.rgb, upright_shot.mask, px_per_mm=1.0)
+def test_a_marker_that_agrees_with_a_given_scale_is_used(upright_shot):
+    """The marker also corrects perspective, so it is used when it agrees (flagged)."""
+    marker = measure(upright_shot.rgb, upright_shot.mask)
+    m = measure(upright_shot.rgb, upright_shot.mask, px_per_mm=marker.px_per_mm * 1.05)
     assert m.calibration == "marker"
     assert m.area_cm2 == pytest.approx(2.0, rel=AREA_TOLERANCE)
-    assert "scale_ignored" in codes(m)
+    assert "scale_ignored" in codes(m) and not m.severe
 
 
 def test_blurred_photo_is_flagged(make_shot):
@@ -232,7 +234,13 @@ def test_every_flag_is_documented_with_its_severity(make_shot):
         field_mm=130.0,
     )
     raised = []
-    for kwargs in ({}, {"px_per_mm": 5.0}, {"target_point": (1.0, 1.0)}):
+    marker_scale = measure(shot.rgb, shot.mask).px_per_mm
+    for kwargs in (
+        {},
+        {"px_per_mm": marker_scale},
+        {"px_per_mm": 0.5},
+        {"target_point": (1.0, 1.0)},
+    ):
         raised += measure(
             shot.rgb, shot.mask, limits=QualityLimits(marker_min_side_px=500), **kwargs
         ).quality
@@ -245,6 +253,7 @@ def test_every_flag_is_documented_with_its_severity(make_shot):
         "tilt_too_large",
         "multiple_markers",
         "scale_ignored",
+        "scale_conflict",
         "marker_too_small",
         "no_wound_found",
         "marker_not_found",
