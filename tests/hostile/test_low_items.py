@@ -104,3 +104,18 @@ def test_a_stalled_body_is_408(service: Service, monkeypatch: pytest.MonkeyPatch
         service, [(b"authorization", key), (b"content-type", b"application/json")], 100, True
     )
     assert status == 408
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_pages_use_no_cdn(service: Service, page: str) -> None:  # noqa: F811
+    import re
+
+    r = service.client.get(page)
+    assert r.status_code == 200
+    assert "Content-Security-Policy" in r.headers and r.headers["X-Frame-Options"] == "DENY"
+    sources = re.findall(r'(?:src|href)="([^"]+)"', r.text)
+    assert sources and all(s.startswith("/docs/static/") for s in sources), sources
+    assert "<script>" not in r.text  # no inline script: the CSP allows this origin only
+    for source in sources:
+        asset = service.client.get(source)
+        assert asset.status_code == 200 and len(asset.content) > 100, source

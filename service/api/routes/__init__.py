@@ -22,6 +22,7 @@ ROUTER_MODULES: list[str] = [
     "reanalyses",
     "dashboard",
     "capture",
+    "docs",
 ]
 
 
