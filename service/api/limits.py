@@ -400,12 +400,15 @@ def rate_key(caller: Caller) -> object:
     return caller.key_id if caller.key_id is not None else caller.holder
 
 
-def upload_megapixels(data: bytes) -> float:
-    """What an upload costs: its megapixels as sent (read from the header), at least 1."""
+def upload_megapixels(data: bytes, max_pixels: int) -> float:
+    """What an upload costs: its megapixels as sent (read from the header), at least 1.
+    A header over ``max_pixels`` costs 1: it is refused from the header, undecoded."""
     from service.core.imaging import sent_size
 
-    size = sent_size(data)
-    return 1.0 if size is None else max(1.0, size[0] * size[1] / 1e6)
+    size = sent_size(data, oriented=False)
+    if size is None or size[0] * size[1] > max_pixels:
+        return 1.0
+    return max(1.0, size[0] * size[1] / 1e6)
 
 
 def check_export_rate(request: Request, caller: CallerDep) -> None:
