@@ -22,7 +22,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "invalid_scale": (422, "px_per_mm must be a number of pixels per mm, 0.1-1000."),
     "invalid_mask": (
         422,
-        "The mask must be a PNG (0/255) the size of the photo, or a polygon of 3+ points.",
+        "The mask must be a PNG (0/255) the size of the photo, or a polygon of 3+ points "
+        "(or a list of such polygons).",
     ),
     "reason_required": (422, "A correction or a void needs a reason."),
     "unsafe_text": (
@@ -30,6 +31,12 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "A text field starts a spreadsheet formula (= + - @) or holds a control, bidi or"
         " invisible character: send printable text that starts with a letter or digit.",
     ),
+    "invalid_prompt": (
+        422,
+        "An outline prompt is a 'box' [x0, y0, x1, y1] inside the photo and/or 'points' "
+        "[[x, y, 1|0], …] inside it: the detail names what is wrong.",
+    ),
+    "too_many_points": (422, "At most 20 points in one outline prompt: draw a box instead."),
     "not_found": (404, "No such resource, or not visible with this key."),
     "method_not_allowed": (405, "This path does not take this HTTP method."),
     "not_comparable": (

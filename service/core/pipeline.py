@@ -369,22 +369,45 @@ def manual_mask(
     return encode_png(mask), result
 
 
-def polygon_mask(text: str, width: int, height: int) -> np.ndarray:
-    """JSON ``[[x, y], ...]`` (photo pixels, 3+ points) -> a filled 0/255 mask."""
+def _ring(value: Any) -> np.ndarray | None:
     try:
-        points = np.asarray(json.loads(text), dtype=np.float64)
-    except (ValueError, TypeError, RecursionError):  # RecursionError: [[[[...]]]] 50,000 deep
-        points = np.zeros((0,))
-    if points.ndim != 2 or points.shape[1] != 2 or len(points) < 3 or not np.isfinite(points).all():
+        arr = np.asarray(value, dtype=np.float64)
+    except (ValueError, TypeError):
+        return None
+    return arr if arr.ndim == 2 else None
+
+
+def _rings(value: Any) -> list[np.ndarray]:
+    """``[[x, y], ...]`` or a list of them -> float arrays (empty list: malformed)."""
+    one = _ring(value)
+    if one is not None:
+        return [one]
+    if not isinstance(value, list) or not value:
+        return []
+    rings = [_ring(v) for v in value]
+    return [r for r in rings if r is not None] if all(r is not None for r in rings) else []
+
+
+def polygon_mask(text: str, width: int, height: int) -> np.ndarray:
+    """JSON ``[[x, y], ...]`` (photo pixels, 3+ points), or a list of such polygons (the
+    parts of one wound's outline) -> a filled 0/255 mask."""
+    try:
+        rings = _rings(json.loads(text))
+    except (ValueError, RecursionError):  # RecursionError: [[[[...]]]] 50,000 deep
+        rings = []
+    if not rings or any(r.shape[1] != 2 or len(r) < 3 or not np.isfinite(r).all() for r in rings):
         raise DomainError(
-            "polygon must be JSON [[x, y], ...] with at least 3 points", code="invalid_mask"
+            "polygon must be JSON [[x, y], ...] with at least 3 points (or a list of them)",
+            code="invalid_mask",
         )
-    if (points < 0).any() or (points[:, 0] > width).any() or (points[:, 1] > height).any():
-        raise DomainError(
-            f"a polygon point lies outside the photo ({width}x{height})", code="invalid_mask"
-        )
+    for points in rings:
+        if (points < 0).any() or (points[:, 0] > width).any() or (points[:, 1] > height).any():
+            raise DomainError(
+                f"a polygon point lies outside the photo ({width}x{height})", code="invalid_mask"
+            )
     mask = np.zeros((height, width), dtype=np.uint8)
-    cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 255)
+    for points in rings:  # one at a time: overlapping parts stay filled
+        cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 255)
     return mask
 
 

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from service.api import assets, limits, overview
+from service.api import assets, auditlog, comparison, limits, overview
 from service.api.deps import RuntimeDep, SessionDep
 from service.api.downloads import download
 from service.api.pages import error_page, render, render_page
@@ -43,6 +43,7 @@ from service.domain import access, corrections, counting, events, reviewing, sig
 from service.domain.auth import Caller
 from service.domain.schemas import AssessmentUpdate
 from service.persistence.orm import Assessment, Study, Subject
+from service.runtime.context import Runtime
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 M = TypeVar("M", bound=BaseModel)
@@ -282,6 +283,7 @@ def correct(
     polygon: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
     mask: Annotated[UploadFile | None, File()] = None,
+    back: Annotated[str, Form()] = "",
 ) -> Response:
     """A clinician's corrected outline (polygon in photo pixels, or a mask PNG) + reason:
     the same domain function as ``PUT /v1/assessments/{id}/mask``."""
@@ -308,9 +310,9 @@ def correct(
             reason=reason,
         )
     except DomainError as exc:
-        form = {"action": "correct", "polygon": polygon, "reason": reason}
+        form = {"action": "correct", "polygon": polygon, "reason": reason, "back": back}
         return _refused_form(request, session, caller, key, exc, row, "", form)
-    return _back_to(row, "")
+    return _back_to(row, back)
 
 
 def _tri_state(value: str) -> bool | None:
@@ -330,6 +332,7 @@ def observe(
     """A clinician's closure observation (and acceptance of a flagged photo): the same
     domain function as ``PATCH /v1/assessments/{id}``."""
     caller, key = signed_in(request, session)
+    row: Assessment | None = None
     try:
         check_csrf(key, csrf)
         row = access.load_assessment(session, caller, assessment)
@@ -341,8 +344,48 @@ def observe(
             changes["accepted"] = True
         reviewing.update_assessment(session, caller, row, AssessmentUpdate(**changes))
     except DomainError as exc:
+        session.rollback()
+        form = {"action": "observe", "epithelialized": epithelialized, "drainage": drainage}
+        return _refused_form(request, session, caller, key, exc, row, "", form)
+    return RedirectResponse(f"/dashboard/wounds/{row.wound_id}#{row.id}", status_code=303)
+
+
+# A refused form is answered at its POST URL (the page again, the input kept, the error
+# beside the control). Reloading that URL, or opening it from the history, is a GET:
+# it goes back to the page the form is on, never to a bare "method not allowed".
+
+
+@router.get("/assessments/{assessment}/accept", include_in_schema=False)
+@router.get("/assessments/{assessment}/void", include_in_schema=False)
+@router.get("/assessments/{assessment}/correct", include_in_schema=False)
+@router.get("/assessments/{assessment}/observe", include_in_schema=False)
+def assessment_form_url(assessment: str) -> RedirectResponse:
+    """The page of the photo a form (accept, void, correct, observe) was about."""
+    return RedirectResponse(f"/dashboard/photos/{assessment}", status_code=303)
+
+
+@router.get("/photos/{assessment}", include_in_schema=False)
+def photo_page(assessment: str, request: Request, session: SessionDep) -> Response:
+    """A photo's place: its wound page at its row (the sign-in and site checks apply)."""
+    caller, key = signed_in(request, session)
+    try:
+        row = access.load_assessment(session, caller, assessment)
+    except DomainError as exc:
         return error_page(request, caller, key, exc)
     return RedirectResponse(f"/dashboard/wounds/{row.wound_id}#{row.id}", status_code=303)
+
+
+@router.get("/subjects/{subject}/events", include_in_schema=False)
+@router.get("/subjects/{subject}/events/{event_id}/void", include_in_schema=False)
+def event_form_url(subject: str) -> RedirectResponse:
+    """The subject page the event forms are on (see ``assessment_form_url``)."""
+    return RedirectResponse(f"/dashboard/subjects/{subject}#events", status_code=303)
+
+
+@router.get("/logout", include_in_schema=False)
+def logout_url() -> RedirectResponse:
+    """Signing out is a POST (CSRF-checked); its URL opened again goes to the studies."""
+    return RedirectResponse("/dashboard/", status_code=303)
 
 
 DASHBOARD_EXPORTS = ("csv", "fhir.json", "tu.csv", "tr.csv", "dm.csv")
@@ -483,7 +526,7 @@ def audit_page(
     study), filtered by action prefix and subject, 50 a page, newest first."""
 
     def build(caller: Caller, _: str) -> tuple[str, dict[str, Any]]:
-        return "audit.html", overview.audit_context(
+        return "audit.html", auditlog.audit_context(
             session, caller, study=study, action=action, subject=subject, page=page
         )
 
@@ -531,9 +574,26 @@ def compare_page(
 
     def build(caller: Caller, _: str) -> tuple[str, dict[str, Any]]:
         row = access.load_wound(session, caller, wound)
-        return "compare.html", overview.compare_context(session, caller, row, first, second)
+        return "compare.html", comparison.compare_context(row, first, second)
 
     return render_page(request, session, build)
+
+
+def _stored_visit(
+    session: Session, runtime: Runtime, caller: Caller, assessment: str, measurement: int
+) -> tuple[Assessment, Any]:
+    """A photo the caller may see, with the stored files of one of its measurements."""
+    from service.core import rectify
+
+    row = access.load_assessment(session, caller, assessment)
+    chosen = counting.find_measurement(row, measurement, access.study_of(row))
+    data: dict[str, Any] = chosen.data or {}
+    return row, rectify.StoredVisit(
+        photo_jpeg=runtime.store.get(row.photo_key),
+        mask_png=runtime.store.get(chosen.mask_key),
+        calibration=str(data.get("calibration") or "none"),
+        px_per_mm=data.get("px_per_mm"),
+    )
 
 
 @router.get("/assessments/{assessment}/rectified.jpg")
@@ -545,36 +605,43 @@ def rectified(
     measurement: Annotated[int, Query(ge=1, le=2**62)],
     side_mm: Annotated[float, Query(ge=5, le=1000)],
     px_per_mm: Annotated[float, Query(gt=0, le=50)],
+    align_to: Annotated[str, Query(max_length=64)] = "",
+    align_measurement: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
     """The photo warped to the marker plane: a ``side_mm`` square around the wound at
     ``px_per_mm`` pixels per mm, with the outline of ``measurement`` (the compare page
-    asks both visits for the same window and scale). ``X-Px-Per-Mm`` says the scale."""
+    asks both visits for the same window and scale); with ``align_to`` (a photo of the
+    same wound, and its ``align_measurement``), turned to line up with that visit.
+    ``X-Px-Per-Mm`` says the scale, ``X-Rotated-Deg`` the turn."""
     from service.core import rectify
 
     caller, _ = signed_in(request, session)
-    row = access.load_assessment(session, caller, assessment)
-    study = access.study_of(row)
-    chosen = counting.find_measurement(row, measurement, study)
+    row, visit = _stored_visit(session, runtime, caller, assessment, measurement)
     if round(side_mm * px_per_mm) > 2 * rectify.RECTIFIED_MAX_SIDE_PX:
         raise InvalidRequest(
             f"side_mm × px_per_mm: at most {2 * rectify.RECTIFIED_MAX_SIDE_PX} pixels a side"
         )
-    data: dict[str, Any] = chosen.data or {}
-    jpeg = runtime.pool.run(
+    reference = None
+    if align_to:
+        if align_measurement is None:
+            raise InvalidRequest("align_measurement: give the measurement of align_to")
+        other, reference = _stored_visit(session, runtime, caller, align_to, align_measurement)
+        if other.wound_id != row.wound_id:
+            raise InvalidRequest("align_to: give a photo of the same wound")
+    answer = runtime.pool.run(
         rectify.rectified_jpeg,
-        runtime.store.get(row.photo_key),
-        runtime.store.get(chosen.mask_key),
-        calibration=str(data.get("calibration") or "none"),
-        px_per_mm=data.get("px_per_mm"),
-        marker_mm=study.marker_mm,
+        visit,
+        marker_mm=access.study_of(row).marker_mm,
         side_mm=side_mm,
         out_px_per_mm=px_per_mm,
+        align_to=reference,
     )
-    if jpeg is None:
+    if answer is None:
         raise DomainError(
             f"assessment {row.id} is not calibrated: it cannot be rectified",
             code="not_comparable",
         )
+    jpeg, turn_deg = answer
     return Response(
         jpeg,
         media_type="image/jpeg",
@@ -582,6 +649,7 @@ def rectified(
             "Cache-Control": "private, max-age=86400, immutable",
             "X-Px-Per-Mm": f"{px_per_mm:g}",
             "X-Side-Mm": f"{side_mm:g}",
+            "X-Rotated-Deg": f"{turn_deg:g}",
         },
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import cv2
 import numpy as np
 
 from service.core.marker import MARKER_MM, DetectedMarker, detect_markers
@@ -140,8 +141,21 @@ def _target_component(
     wound: np.ndarray, target_point: tuple[float, float] | None
 ) -> tuple[np.ndarray, list[QualityFlag]]:
     """The wound the client pointed at (all of the mask without a point), and the flag
-    that says when the point missed every wound, so a person checks it is the right one."""
-    if target_point is None or not wound.any():
+    that says when the point missed every wound, or, without a point, that several
+    separate areas are measured together, so a person checks it is the right one."""
+    if target_point is None:
+        if not wound.any():
+            return wound, []
+        components = cv2.connectedComponents(wound.astype(np.uint8), connectivity=8)[0] - 1
+        if components < 2:
+            return wound, []
+        return wound, [
+            QualityFlag(
+                "several_wounds",
+                f"{components} separate areas were outlined and measured together as one wound: if they are not all this wound, retake and tap this wound on the photo, or correct the outline.",
+            )
+        ]
+    if not wound.any():
         return wound, []
     wound, inside = select_component(wound, target_point)
     if inside:

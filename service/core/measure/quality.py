@@ -52,6 +52,10 @@ QUALITY_CODES: dict[str, tuple[str, bool]] = {
     "photo_overexposed": ("blown-out share beyond clipped_fraction_max", False),
     "wound_touches_edge": ("the wound runs off the photo", False),
     "target_outside_wound": ("target point not on a wound; the nearest one was measured", False),
+    "several_wounds": (
+        "several separate areas outlined and measured together; no point picked one",
+        False,
+    ),
     "area_imprecise": ("95 % half-width beyond max_area_uncertainty_pct", False),
     # Review flags that need more than the pixels (raised by the model's uncertainty,
     # or by ``service.core.review`` over the wound's series; they send the photo to review).

@@ -206,11 +206,15 @@ def test_target_point_picks_one_component(upright_shot):
     mask[40:80, 40:80] = 255  # a second "wound", far from the rectangle
     whole = measure(upright_shot.rgb, mask)
     assert whole.components == 2
+    # Measured together without a point: a stored flag says so (issue 25: the phone
+    # advised a retake while the stored photo carried no flag).
+    assert "several_wounds" in codes(whole)
+    assert "several_wounds" not in codes(measure(upright_shot.rgb, upright_shot.mask))
     ys, xs = np.nonzero(upright_shot.mask)
     on_rect = (float(xs.mean()), float(ys.mean()))
     one = measure(upright_shot.rgb, mask, target_point=on_rect)
     assert one.components == 1 and one.area_cm2 == pytest.approx(2.0, rel=AREA_TOLERANCE)
-    assert "target_outside_wound" not in codes(one)
+    assert "target_outside_wound" not in codes(one) and "several_wounds" not in codes(one)
     near_square = measure(upright_shot.rgb, mask, target_point=(30.0, 30.0))
     assert near_square.components == 1 and near_square.area_px == 1600
     assert "target_outside_wound" in codes(near_square)

@@ -3,7 +3,7 @@ age in years and birth date, and the side of the index leg (LEFT or RIGHT, from 
 TU/PR laterality follow). Admin-set, never required by the upload path.
 
 Revision ID: 0005_cdisc
-Revises: 0004
+Revises: 0005_stats
 Create Date: 2026-12-07 23:30:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_cdisc"
-down_revision = "0004"
+down_revision = "0005_stats"
 branch_labels = None
 depends_on = None
 

@@ -2,7 +2,7 @@
 chain's length and last hash; the row appends lock). Entries already there are chained in id order.
 
 Revision ID: 0005_redteam
-Revises: 0004
+Revises: 0005_cdisc
 Create Date: 2026-12-07 23:30:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_redteam"
-down_revision = "0004"
+down_revision = "0005_cdisc"
 branch_labels = None
 depends_on = None
 
