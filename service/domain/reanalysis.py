@@ -17,10 +17,10 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.core.errors import NotFound
+from service.core.errors import NotFound, StudyLocked
 from service.domain import access, audit, shared
 from service.domain.auth import Caller
-from service.persistence.orm import Assessment, Measurement, Study, Subject, Wound
+from service.persistence.orm import Assessment, Measurement, Subject, Wound
 from service.persistence.storage import make_key
 
 if TYPE_CHECKING:
@@ -80,15 +80,13 @@ def _measured_by(session: Session, assessment_id: str, model: dict[str, str]) ->
 
 def study_locked_for_write(session: Session, study_id: str) -> bool:
     """Whether the study is locked, read inside the writing transaction so that the
-    answer holds until it commits: on PostgreSQL the study row is held ``FOR SHARE``
-    (a lock's UPDATE waits for this commit, or this read waits for the lock's commit
-    and sees it; two workers' writes do not wait on each other); on SQLite the
-    caller has already written in this transaction, so it holds the database's one
-    write lock and no lock can commit in between.
-
-    To be unified with the domain's study-lock helper for every write (issue 28)."""
-    stmt = select(Study.locked).where(Study.id == study_id).with_for_update(read=True)
-    return bool(session.scalar(stmt))
+    answer holds until it commits (``access.lock_study_for_write``, which rolls the
+    transaction back when it is locked)."""
+    try:
+        access.lock_study_for_write(session, study_id)
+    except StudyLocked:
+        return True
+    return False
 
 
 def ensure_measurement(
