@@ -24,6 +24,7 @@ from service.domain.schemas import (
     SitePublic,
     StudyPublic,
     SubjectPublic,
+    VisitSchedule,
     WoundPublic,
 )
 from service.persistence.orm import (
@@ -51,6 +52,11 @@ def study_public(study: Study) -> StudyPublic:
         locked=study.locked,
         review=study.review,
         closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
+        par_week4_window_days=study.par_week4_window_days,
+        control_arm=study.control_arm,
+        visit_schedule=VisitSchedule.model_validate(study.visit_schedule)
+        if study.visit_schedule
+        else None,
         created_at=study.created_at,
     )
 
@@ -67,6 +73,11 @@ def subject_public(subject: Subject, caller: Caller) -> SubjectPublic:
         site=subject.site.code,
         arm=subject.arm if caller.sees_arm else None,
         randomized_on=subject.randomized_on,
+        sex=subject.sex,
+        country=subject.country,
+        age_years=subject.age_years,
+        birth_date=subject.birth_date,
+        index_leg_side=subject.index_leg_side,
         created_at=subject.created_at,
     )
 

@@ -24,6 +24,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "demo", "demo"),
     ("fsck", "fsck", "fsck"),
     ("backup", "backup", "backup"),
+    ("audit", "audit", "app"),
 ]
 
 

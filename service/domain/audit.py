@@ -2,7 +2,9 @@
 
 ``record`` adds the entry to the caller's transaction, so the change and its audit
 entry are committed together or not at all. The database refuses UPDATE and DELETE
-on ``audit_log`` (triggers in the first migration). ``list_audit`` reads it back.
+on ``audit_log`` (triggers in the first migration), and the entries form a hash chain
+(``service.persistence.auditchain``) that ``woundscope audit verify`` and ``fsck`` check.
+``list_audit`` reads it back.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, inspect, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.core.errors import NotFound
+from service.core.errors import AlreadyExists, NotFound
 from service.domain.auth import Caller
 from service.domain.roles import ADMIN
+from service.persistence import auditchain
 from service.persistence.orm import AuditEntry, Base
 
 
@@ -46,7 +50,9 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Add one audit entry to the session's transaction (committed with the change)."""
+    """Add one audit entry to the session's transaction (committed with the change),
+    chained to the entry before it (``auditchain.append``). The change is flushed first
+    (a duplicate answers ``already_exists`` here rather than at the commit)."""
     entry = AuditEntry(
         actor=caller.holder,
         key_id=caller.key_id,
@@ -56,8 +62,15 @@ def record(
         before=before,
         after=after,
     )
-    session.add(entry)
-    return entry
+    try:
+        # The change first, the chain's lock after it: the audit head is the last lock a
+        # writing transaction takes, so its order against a row lock (the study's, see
+        # ``access.lock_study_for_write``) is the same in every transaction (no deadlock).
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise AlreadyExists(f"{resource} already exists") from None
+    return auditchain.append(session, entry)
 
 
 def list_audit(

@@ -8,8 +8,9 @@ from typing import Any
 
 from service.core import review
 from service.core.errors import NotFound
-from service.core.healing import is_closed
-from service.domain import access
+from service.core.healing import AFTER_SUBJECT_EVENT, is_closed
+from service.core.measure import IMPLAUSIBLE, calibration_uncounted_reason
+from service.domain import access, events
 from service.persistence.orm import Assessment, Measurement, Study, Wound
 
 NOT_PINNED_MODEL = "not measured with the pinned model: run reanalyze"
@@ -102,12 +103,22 @@ def awaiting_review(
     series: Sequence[dict[str, Any]],
 ) -> bool:
     """Whether the review queue lists this photo (``review.awaiting_review``); never a
-    voided or superseded one (it cannot count whatever a clinician says)."""
-    if assessment.voided or measurement is None or is_superseded(assessment):
+    voided or superseded one, or one after the end of follow-up (it cannot count
+    whatever a clinician says). One whose calibration keeps it out
+    (``calibration_block``) stays listed until a correction gives the scale."""
+    if (
+        assessment.voided
+        or measurement is None
+        or is_superseded(assessment)
+        or after_follow_up(assessment)
+    ):
         return False
+    reviewed = is_reviewed(assessment, measurement) and (
+        not measurement.calibrated or calibration_block(assessment, measurement) is None
+    )
     return review.awaiting_review(
         study.review,
-        reviewed=is_reviewed(assessment, measurement),
+        reviewed=reviewed,
         severe=measurement.severe,
         review_flagged=review.review_flagged(review_reasons(assessment, measurement, series)),
     )
@@ -120,16 +131,27 @@ def uncounted_reason(
 ) -> str | None:
     """The one "counted" rule (DESIGN): why this photo's ``measurement`` (its
     ``current_measurement``) stays out of the cm² endpoints, or None when it counts.
-    Not voided, measured by the pinned model (or corrected by hand), calibrated, and
-    counted under the study's review policy (``review.counts_under_review_policy``).
+    Not voided, not dated after the end of follow-up (``events.blocking_event``:
+    ``after_subject_event``), measured by the pinned model (or corrected by hand),
+    calibrated (else ``uncalibrated``, and only then: ``calibrated`` and this reason
+    never contradict), free of a calibration flag that no review lifts
+    (``calibration_block``), with a physical area, and counted under the study's review
+    policy (``review.counts_under_review_policy``).
     ``series``: the photo's series flags (``series_flags_of``; computed when not given)."""
     if assessment.voided:
         return "voided"
+    if after_follow_up(assessment):
+        return AFTER_SUBJECT_EVENT
     if measurement is None:
         study = access.study_of(assessment)
         return NOT_PINNED_MODEL if study.model and assessment.measurements else "no_measurement"
-    if not measurement.calibrated or measurement.area_cm2 is None:
+    if not measurement.calibrated:
         return "uncalibrated"
+    blocked = calibration_block(assessment, measurement)
+    if blocked is not None:
+        return blocked
+    if measurement.area_cm2 is None:  # calibrated without an area: not a physical value
+        return IMPLAUSIBLE
     study = access.study_of(assessment)
     if series is None:
         series = series_flags_of(assessment.wound, study).get(assessment.id, [])
@@ -141,6 +163,21 @@ def uncounted_reason(
     ):
         return None
     return "severe_quality_flag" if measurement.severe else "awaiting_review"
+
+
+def after_follow_up(assessment: Assessment) -> bool:
+    """The photo is dated after the event that ended its wound's follow-up."""
+    return events.blocking_event(assessment.wound, assessment.captured_at.date()) is not None
+
+
+def calibration_block(assessment: Assessment, measurement: Measurement) -> str | None:
+    """A calibration flag that keeps ``measurement`` out whatever the review says
+    (``measure.calibration_uncounted_reason``): ``implausible_measurement``,
+    ``scale_conflict``, or an unreadable marker on a correction no clinician accepted."""
+    accepted = assessment.accepted and assessment.accepted_measurement_id == measurement.id
+    return calibration_uncounted_reason(
+        measurement.data.get("quality") or [], manual=measurement.manual, accepted=accepted
+    )
 
 
 def is_counted(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from service.core.errors import DomainError, InvalidRequest, NotFound
+from service.core.healing import ENDS_SUBJECT_FOLLOW_UP
 from service.domain import access, audit, shared
 from service.domain.auth import Caller
 from service.domain.roles import CORRECTORS
@@ -72,13 +73,20 @@ def live_events(subject: Subject) -> list[SubjectEvent]:
 
 
 def blocking_event(wound: Wound, captured_on: date) -> SubjectEvent | None:
-    """The event that rules out a photo of this wound on ``captured_on``: the subject's
-    death before it, or a major amputation of the wound's leg before it (a wound not
-    marked ``index_leg: false`` is on the index leg)."""
+    """The event that ends this wound's follow-up before ``captured_on``: the subject's
+    death, withdrawal or loss to follow-up (``healing.ENDS_SUBJECT_FOLLOW_UP``), or a
+    major amputation of the wound's leg (a wound not marked ``index_leg: false`` is on
+    the index leg), dated before it; the earliest such event, or None. A photo after it
+    is refused at upload (``after_subject_event``) and, if stored before the event was
+    recorded, never counted (``counting.uncounted_reason``)."""
     leg = "contralateral" if wound.index_leg is False else "index"
-    for event in live_events(wound.subject):
-        if event.occurred_on >= captured_on:
-            continue
-        if event.kind == "death" or (event.kind == "major_amputation" and event.leg == leg):
-            return event
-    return None
+    ending = [
+        event
+        for event in live_events(wound.subject)
+        if event.occurred_on < captured_on
+        and (
+            event.kind in ENDS_SUBJECT_FOLLOW_UP
+            or (event.kind == "major_amputation" and event.leg == leg)
+        )
+    ]
+    return min(ending, key=lambda e: e.occurred_on) if ending else None

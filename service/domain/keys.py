@@ -64,7 +64,8 @@ def revoke_key(session: Session, caller: Caller, key: int | str) -> ApiKey:
     it answers 401 from now on and its dashboard sessions end. A study admin reaches
     its study's keys only. Audited as ``key.revoke``."""
     caller.require(ADMIN)
-    by = ApiKey.id == int(key) if str(key).isdecimal() else ApiKey.prefix == key
+    numeric = str(key).isdecimal() and len(str(key)) <= 18  # beyond: no such id (not an overflow)
+    by = ApiKey.id == int(key) if numeric else ApiKey.prefix == str(key)
     row = session.scalar(_key_scope(caller).where(by))
     if row is None:
         raise NotFound("key", key)

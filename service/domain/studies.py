@@ -41,6 +41,9 @@ def create_study(
         model=data.model,
         review=data.review,
         closure_requires_drainage_recorded=data.closure_requires_drainage_recorded,
+        par_week4_window_days=data.par_week4_window_days,
+        control_arm=data.control_arm,
+        visit_schedule=data.visit_schedule.model_dump() if data.visit_schedule else None,
     )
     session.add(study)
     audit.record(
@@ -53,6 +56,15 @@ def create_study(
     )
     shared.commit_or_conflict(session, f"study {data.id}")
     return study
+
+
+NOT_NULL_SETTINGS = (
+    "name",
+    "review",
+    "locked",
+    "closure_requires_drainage_recorded",
+    "par_week4_window_days",
+)
 
 
 def update_study(
@@ -74,9 +86,7 @@ def update_study(
         )
     before = audit.snapshot(study)
     for key, value in changes.items():
-        if key in ("name", "review", "locked", "closure_requires_drainage_recorded") and (
-            value is None
-        ):
+        if key in NOT_NULL_SETTINGS and value is None:
             continue  # null means "leave as it is" for fields that cannot be empty
         setattr(study, key, value)
     action = (

@@ -1,4 +1,5 @@
-"""Subjects: enrol (with site and, for admins, the arm), set ``randomized_on``, list;
+"""Subjects: enrol (with site and, for admins, the arm), set ``randomized_on`` and the
+optional demographics, list;
 a subject's time origin (``day_zero``)."""
 
 from __future__ import annotations
@@ -48,12 +49,13 @@ def create_subject(session: Session, caller: Caller, study: Study, data: Subject
 def update_subject(
     session: Session, caller: Caller, subject: Subject, data: SubjectUpdate
 ) -> Subject:
-    """Admin: set or clear the subject's ``randomized_on`` (its time origin), audited."""
+    """Admin: set or clear the subject's ``randomized_on`` (its time origin) and its
+    optional demographics (every field of ``SubjectUpdate`` the request gives), audited."""
     caller.require(ADMIN)
     access.ensure_writable(subject)
     before = audit.snapshot(subject)
-    if "randomized_on" in data.model_dump(exclude_unset=True):
-        subject.randomized_on = data.randomized_on
+    for name, value in data.model_dump(exclude_unset=True).items():
+        setattr(subject, name, value)
     audit.record(
         session,
         caller,

@@ -14,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.core.errors import DomainError
-from service.core.pipeline import Analysis, Calibration, ruler_json
+from service.core.imaging import sent_size
+from service.core.pipeline import Analysis, Calibration, ruler_json, scaled_calibration
 from service.domain import access, audit, events, shared
 from service.domain.auth import Caller
 from service.domain.roles import WRITERS
@@ -37,18 +38,60 @@ class UploadForm:
 
 
 def _replay(
-    session: Session, wound: Wound, key: str, upload_sha256: str | None
+    session: Session, wound: Wound, form: UploadForm, data: bytes, upload_sha256: str
 ) -> Assessment | None:
-    """The assessment an earlier upload with this Idempotency-Key made, if any."""
+    """The assessment an earlier upload with this Idempotency-Key made, if any: the same
+    photo with the same fields. Another photo is ``idempotency_conflict``; the same
+    photo with other fields (date, visit, observation, scale) is
+    ``idempotency_key_reused``: a silent replay would drop the fields the client sent."""
     found = session.scalar(
-        select(Assessment).where(Assessment.wound_id == wound.id, Assessment.idempotency_key == key)
+        select(Assessment).where(
+            Assessment.wound_id == wound.id, Assessment.idempotency_key == form.idempotency_key
+        )
     )
-    if found is not None and upload_sha256 is not None and found.upload_sha256 != upload_sha256:
+    if found is None:
+        return None
+    if found.upload_sha256 != upload_sha256:
         raise DomainError(
             "this Idempotency-Key was already used for a different photo: use a new key per photo",
             code="idempotency_conflict",
         )
+    differ = _differing_fields(found, form, data)
+    if differ:
+        raise DomainError(
+            f"this Idempotency-Key was already used for this photo with other {', '.join(differ)}:"
+            " a retry sends the same fields; a new upload needs a new key",
+            code="idempotency_key_reused",
+        )
     return found
+
+
+def _differing_fields(found: Assessment, form: UploadForm, data: bytes) -> list[str]:
+    """The upload fields in which ``form`` differs from the assessment it would replay
+    (its calibration taken to the stored photo's pixels, as the first upload's was)."""
+    size = sent_size(data)
+    cal = form.cal
+    if size is not None:
+        cal = scaled_calibration(cal, found.width / size[0], found.height / size[1])
+    sent = {
+        "captured_at": form.captured_at,
+        "visit": form.visit,
+        "epithelialized": form.epithelialized,
+        "drainage": form.drainage,
+        "px_per_mm": cal.px_per_mm,
+        "ruler": ruler_json(cal.ruler),
+        "target_point": cal.target_point,
+    }
+    stored = {
+        "captured_at": found.captured_at,
+        "visit": found.visit,
+        "epithelialized": found.epithelialized,
+        "drainage": found.drainage,
+        "px_per_mm": found.px_per_mm,
+        "ruler": found.ruler,
+        "target_point": found.target_point,
+    }
+    return [name for name, value in sent.items() if stored[name] != value]
 
 
 def upload_assessment(
@@ -73,19 +116,20 @@ def upload_assessment(
     _refuse_after_subject_event(wound, form.captured_at.date())
     upload_sha256 = hashlib.sha256(data).hexdigest()
     if form.idempotency_key:
-        found = _replay(session, wound, form.idempotency_key, upload_sha256)
+        found = _replay(session, wound, form, data, upload_sha256)
         if found is not None:
             return found, True
     analysis = _analyse_upload(session, runtime, study, data, form.cal, name)
     photo_key = runtime.store.put(analysis.photo_jpeg, "jpg")
     mask_key = runtime.store.put(analysis.mask_png, "png")
+    access.lock_study_for_write(session, study.id)  # locked meanwhile: nothing commits
     assessment = _assessment_row(wound, caller, form, analysis, photo_key, upload_sha256)
     session.add(assessment)
-    first = _replay_on_conflict(session, wound, form, upload_sha256, session.flush)
+    first = _replay_on_conflict(session, wound, form, data, upload_sha256, session.flush)
     if first is not None:
         return first, True
     _record_upload(session, caller, study, assessment, analysis, mask_key)
-    first = _replay_on_conflict(session, wound, form, upload_sha256, session.commit)
+    first = _replay_on_conflict(session, wound, form, data, upload_sha256, session.commit)
     if first is not None:
         return first, True
     return assessment, False
@@ -129,8 +173,9 @@ def _assessment_row(
     photo_key: str,
     upload_sha256: str,
 ) -> Assessment:
-    """The new assessment of a stored photo: its fields, the calibration sent with it."""
-    cal = form.cal
+    """The new assessment of a stored photo: its fields, the calibration sent with it
+    (in the stored photo's pixels: a photo over the working resolution is stored smaller)."""
+    cal = analysis.cal
     return Assessment(
         wound_id=wound.id,
         photo_key=photo_key,
@@ -184,6 +229,7 @@ def _replay_on_conflict(
     session: Session,
     wound: Wound,
     form: UploadForm,
+    data: bytes,
     upload_sha256: str,
     write: Callable[[], None],
 ) -> Assessment | None:
@@ -195,7 +241,7 @@ def _replay_on_conflict(
     except IntegrityError:
         session.rollback()
         if form.idempotency_key:
-            found = _replay(session, wound, form.idempotency_key, upload_sha256)
+            found = _replay(session, wound, form, data, upload_sha256)
             if found is not None:
                 return found
         raise

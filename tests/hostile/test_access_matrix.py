@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from service.core.exports.metadata import DATASETS
 from tests.api.conftest import Service, Trial, make_trial, sample_photo
 
 ROLES = ("uploader", "clinician", "monitor", "admin")
@@ -282,33 +283,17 @@ MATRIX: dict[tuple[str, str], tuple[Request, tuple[str, ...], str]] = {
         ("monitor", "admin"),
         "study",
     ),
-    ("GET", "/v1/studies/{study}/export.tu.csv"): (
-        _call("GET", "/v1/studies/{study}/export.tu.csv"),
-        ("monitor", "admin"),
-        "study",
-    ),
-    ("GET", "/v1/studies/{study}/export.tr.csv"): (
-        _call("GET", "/v1/studies/{study}/export.tr.csv"),
-        ("monitor", "admin"),
-        "study",
-    ),
-    ("GET", "/v1/studies/{study}/export.adtte.csv"): (
-        _call("GET", "/v1/studies/{study}/export.adtte.csv"),
-        ("monitor", "admin"),
-        "study",
-    ),
-    ("GET", "/v1/studies/{study}/export.dm.csv"): (
-        _call("GET", "/v1/studies/{study}/export.dm.csv"),
-        ("monitor", "admin"),
-        "study",
-    ),
     **{
-        ("GET", f"/v1/studies/{{study}}/export.{domain}.xpt"): (
-            _call("GET", f"/v1/studies/{{study}}/export.{domain}.xpt"),
+        ("GET", f"/v1/studies/{{study}}/export.{name}"): (
+            _call("GET", f"/v1/studies/{{study}}/export.{name}"),
             ("monitor", "admin"),
             "study",
         )
-        for domain in ("dm", "tu", "tr", "adtte")
+        for name in [
+            *(f"{d.lower()}.{ext}" for d in DATASETS for ext in ("csv", "xpt")),
+            "define.xml",
+            "package.zip",
+        ]
     },
     ("POST", "/v1/precheck"): (
         _call(

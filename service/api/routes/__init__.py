@@ -20,6 +20,8 @@ ROUTER_MODULES: list[str] = [
     "exports",
     "review",
     "reanalyses",
+    "assist",
+    "queue",
     "dashboard",
     "capture",
 ]

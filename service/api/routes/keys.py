@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from service.api import views
 from service.api.deps import CallerDep, SessionDep
@@ -32,5 +34,9 @@ def list_keys(session: SessionDep, caller: CallerDep) -> list[KeyPublic]:
 
 
 @router.delete("/{key_id}", response_model=KeyPublic)
-def revoke_key(key_id: int, session: SessionDep, caller: CallerDep) -> KeyPublic:
+def revoke_key(
+    key_id: Annotated[int, Path(ge=1, le=2**62, description="The key's id")],
+    session: SessionDep,
+    caller: CallerDep,
+) -> KeyPublic:
     return views.key_public(keys.revoke_key(session, caller, key_id))

@@ -2,7 +2,7 @@
 their items (one photo each) and the dead-letter record of photos that failed for good
 
 Revision ID: 0005_engine
-Revises: 0004
+Revises: 0005_redteam
 Create Date: 2026-12-07 23:20:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_engine"
-down_revision = "0004"
+down_revision = "0005_redteam"
 branch_labels = None
 depends_on = None
 
