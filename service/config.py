@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from service.core.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from service.core.measure import QualityLimits
 
+BROKER_SCHEMES = ("amqp://", "amqps://", "pyamqp://", "redis://", "rediss://")
+"""The brokers the job engine (Celery) is run against: RabbitMQ and Redis."""
+
 
 class ModelSettings(BaseSettings):
     """What finding and running a model reads: all that a model-only command (predict,
@@ -87,6 +90,17 @@ class Settings(ModelSettings):
         description="FHIR server base the export's Bundle is loaded into (fullUrl ="
         " base/Type/id); empty = urn:uuid fullUrls.",
     )
+    broker_url: str = Field(
+        default="",
+        description="Celery broker for batch work (amqp://user:pass@host:5672// or"
+        " redis://host:6379/0); empty = batch work runs in the process that asks for it.",
+    )
+    broker_queue: str = Field(
+        default="woundscope",
+        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+        description="The queue batch work goes through: deployments that share a broker"
+        " (staging, production) each use their own.",
+    )
     log_level: str = Field(default="INFO")
     log_json: bool = True
 
@@ -113,6 +127,16 @@ class Settings(ModelSettings):
                 raise ValueError(
                     f"clinic_timezone {value!r} is not an IANA time zone (e.g. Europe/Paris)"
                 ) from None
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        if value and not value.startswith(BROKER_SCHEMES):
+            raise ValueError(
+                "broker_url must be amqp://user:password@host:5672// (RabbitMQ) or"
+                " redis://host:6379/0"
+            )
         return value
 
     @field_validator("fhir_base_url")

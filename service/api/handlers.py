@@ -46,6 +46,8 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, str]:
         parts.append(f"{loc or 'request'}: {err.get('msg', 'invalid')}")
         if loc.endswith("captured_at"):
             code = "invalid_date"
+        elif err.get("type") == "unsafe_text":  # service.core.freetext's rule
+            code = "unsafe_text"
     return code, "; ".join(parts) or "invalid request"
 
 

@@ -46,7 +46,7 @@ ERROR_SCHEMA: dict[str, Any] = {
 _FASTAPI_ERROR_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 # Reads that not every role may make (the others are open to every role of the study).
-RESTRICTED_READS = ("/export.", "/v1/audit", "/v1/keys")
+RESTRICTED_READS = ("/export.", "/v1/audit", "/v1/keys", "/reanalyses/")
 # Paths whose writes change a study's data, refused while it is locked (423; a PATCH of
 # the study itself that only unlocks it is taken). A new study and keys are not.
 _LOCKABLE_PREFIXES = ("/v1/studies/{study}", "/v1/subjects/", "/v1/wounds/", "/v1/assessments/")

@@ -325,7 +325,7 @@ def first_admin_key(holder: str, settings: Settings | None = None) -> str:
     from ``WOUNDSCOPE_*``), as ``woundscope keys create --role admin`` does; audited as
     made by the demo."""
     from service.config import Settings
-    from service.domain import trial
+    from service.domain import keys
     from service.domain.auth import Caller
     from service.persistence.db import Database
 
@@ -333,7 +333,7 @@ def first_admin_key(holder: str, settings: Settings | None = None) -> str:
     try:
         db.ensure_schema()
         with db.session() as session:
-            _, key = trial.issue_key(
+            _, key = keys.issue_key(
                 session, Caller.cli("woundscope demo"), role="admin", holder=holder
             )
     finally:

@@ -19,6 +19,9 @@ ROUTER_MODULES: list[str] = [
     "healing",
     "exports",
     "review",
+    "reanalyses",
+    "assist",
+    "queue",
     "dashboard",
     "capture",
 ]

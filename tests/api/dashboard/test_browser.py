@@ -360,8 +360,9 @@ def test_review_accept_unaccept_void_in_the_browser(
         timeout=30_000,
     )
     assert page.evaluate("() => document.documentElement.scrollWidth") <= width
-    with page.expect_navigation():
-        item.locator("form[action$='/accept'] button").click()
+    item.locator("form[action$='/accept'] button").click()  # accepted in place, undoable
+    page.wait_for_selector(f"article.review-item.done[data-assessment='{target}']")
+    page.reload()
     assert page.locator("article.review-item").count() == 0
     # Un-accept on the wound page sends it back to the queue.
     page.goto(f"{base}/dashboard/wounds/{wound}?correct={target}")
@@ -374,8 +375,10 @@ def test_review_accept_unaccept_void_in_the_browser(
     # Void with a reason.
     item = page.locator(f"article.review-item[data-assessment='{target}']")
     item.locator("form.void input[name=reason]").fill("photo of the wrong foot")
+    item.locator("form.void button").click()
+    assert page.locator("#confirm-void-reason").input_value() == "photo of the wrong foot"
     with page.expect_navigation():
-        item.locator("form.void button").click()
+        page.locator("#confirm-void-go").click()
     assert page.locator("article.review-item").count() == 0
     page.goto(f"{base}/dashboard/wounds/{wound}")
     assert page.locator(".void-reason").first.inner_text() == "photo of the wrong foot"
