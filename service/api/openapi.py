@@ -135,6 +135,8 @@ _FIELD_CODES: dict[str, tuple[str, ...]] = {
     "polygon": ("invalid_mask", "mask_size_mismatch"),
     "reason": ("reason_required",),
     "model": ("model_not_installed",),
+    "box": ("invalid_prompt",),
+    "points": ("invalid_prompt", "too_many_points"),
 }
 # Operations that run work on the worker pool (the model, decoding, drawing): 503 busy;
 # those that read or write the photo store: 503 storage_unavailable.
@@ -142,11 +144,16 @@ _POOL_WORK = (
     ("post", "/v1/wounds/{wound}/assessments"),
     ("put", "/v1/assessments/{assessment}/mask"),
     ("get", "/v1/assessments/{assessment}/overlay.jpg"),
+    ("post", "/v1/assessments/{assessment}/outline"),
     ("post", "/v1/precheck"),
 )
-_MODEL_WORK = (("post", "/v1/wounds/{wound}/assessments"), ("post", "/v1/precheck"))
+_MODEL_WORK = (
+    ("post", "/v1/wounds/{wound}/assessments"),
+    ("post", "/v1/assessments/{assessment}/outline"),
+    ("post", "/v1/precheck"),
+)
 _PHOTO_UPLOAD = ("post", "/v1/wounds/{wound}/assessments")
-_STORE_SUFFIXES = ("/photo.jpg", "/mask.png", "/overlay.jpg", "/mask")
+_STORE_SUFFIXES = ("/photo.jpg", "/mask.png", "/overlay.jpg", "/mask", "/outline")
 
 
 def _body_fields(operation: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
@@ -166,14 +173,45 @@ def _is_file(field: dict[str, Any]) -> bool:
     )
 
 
+def _is_text(field: dict[str, Any]) -> bool:
+    """A free-text field (a string that is not a file): ``unsafe_text`` may refuse it."""
+    return not _is_file(field) and any(
+        node.get("type") == "string" for node in (field, *field.get("anyOf", ()))
+    )
+
+
 def _conflict_codes(method: str, path: str) -> tuple[str, ...]:
     if (method, path) == _PHOTO_UPLOAD:
-        return ("idempotency_conflict", "after_subject_event")
+        return ("idempotency_conflict", "idempotency_key_reused", "after_subject_event")
     if path.startswith("/v1/assessments/"):
         return ("already_voided",)
     if path.endswith("/events/{event_id}"):
         return ("event_already_voided",)
     return ("already_exists",)
+
+
+def _body_codes(fields: dict[str, Any]) -> list[tuple[int, str]]:
+    """(status, code) that the body's fields can bring: a file, checked fields, text."""
+    found = []
+    if any(_is_file(field) for field in fields.values()):
+        found += [(status, c) for status, codes in _IMAGE_FILE_CODES.items() for c in codes]
+    found += [(422, c) for name in fields for c in _FIELD_CODES.get(name, ())]
+    if any(_is_text(field) for field in fields.values()):
+        found.append((422, "unsafe_text"))
+    return found
+
+
+def _work_codes(method: str, path: str) -> list[tuple[int, str]]:
+    """(status, code) that the operation's work can bring: conflicts, the worker pool,
+    the model, the photo store."""
+    found = [(409, c) for c in _conflict_codes(method, path)]
+    if (method, path) in _POOL_WORK:
+        found.append((503, "busy"))
+    if (method, path) in _MODEL_WORK:
+        found.append((503, "no_model"))
+    if path.endswith(_STORE_SUFFIXES) or (method, path) == _PHOTO_UPLOAD:
+        found.append((503, "storage_unavailable"))
+    return found
 
 
 def error_codes(
@@ -184,27 +222,12 @@ def error_codes(
     method = method.lower()
     statuses = set(error_statuses(method, path, operation))
     statuses |= {int(s) for s in operation.get("responses", {}) if s.isdigit() and int(s) >= 400}
-    fields = _body_fields(operation, components)
-    extra: dict[int, list[str]] = {status: [] for status in statuses}
-    if any(_is_file(field) for field in fields.values()):
-        for status, codes in _IMAGE_FILE_CODES.items():
-            extra.setdefault(status, []).extend(codes)
-    for name in fields:
-        extra.setdefault(422, []).extend(_FIELD_CODES.get(name, ()))
-    extra.setdefault(409, []).extend(_conflict_codes(method, path))
-    if (method, path) in _POOL_WORK:
-        extra.setdefault(503, []).append("busy")
-    if (method, path) in _MODEL_WORK:
-        extra.setdefault(503, []).append("no_model")
-    if path.endswith(_STORE_SUFFIXES) or (method, path) == _PHOTO_UPLOAD:
-        extra.setdefault(503, []).append("storage_unavailable")
     if path == "/readyz":
-        extra[503] = ["not_ready"]
+        return {status: ["not_ready"] if status == 503 else [] for status in sorted(statuses)}
+    found = _body_codes(_body_fields(operation, components)) + _work_codes(method, path)
     answer: dict[int, list[str]] = {}
     for status in sorted(statuses):
-        listed = [*_STATUS_CODES.get(status, ()), *extra.get(status, ())]
-        if path == "/readyz":
-            listed = extra[status]
+        listed = [*_STATUS_CODES.get(status, ()), *(c for s, c in found if s == status)]
         answer[status] = [c for c in dict.fromkeys(listed) if ERROR_CODES[c][0] == status]
     return answer
 
