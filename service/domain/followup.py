@@ -31,6 +31,13 @@ def visit_schedule(study: Study) -> VisitSchedule:
     return VisitSchedule.model_validate(study.visit_schedule)
 
 
+def has_visit_schedule(study: Study) -> bool:
+    """Whether the study sets its own visit schedule. The pages show "overdue" only then:
+    without one, ``visit_schedule``'s default cadence is a guess, not the protocol, and
+    it marked most subjects of a study without one overdue."""
+    return bool(study.visit_schedule)
+
+
 def next_visit_day(schedule: VisitSchedule, last_visit_day: int) -> int:
     """The expected day (from day 0) of the visit after one on ``last_visit_day``: the
     first listed day after it; past the listed days, the last listed day plus whole
