@@ -327,7 +327,9 @@ def test_review_queue_page_scoped_by_site_and_role(
     assert queue_ids(page.text) == [target]
     assert f"/dashboard/assessments/{target}/accept" in page.text
     assert f"/dashboard/assessments/{target}/void" in page.text
-    assert f"/dashboard/wounds/{wound}?correct={target}#correct-{target}" in page.text
+    assert (
+        f"/dashboard/wounds/{wound}?correct={target}&amp;back=review#correct-{target}" in page.text
+    )
     # The photo's overlay names its measurement; the series of its wound is beside it.
     assert re.search(rf"/dashboard/assessments/{target}/overlay.jpg\?measurement=\d+", page.text)
     assert 'class="series"' in page.text
