@@ -7,6 +7,8 @@ Runtime, torch) happen inside the command, so ``--help`` works from any install.
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -20,8 +22,27 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from service import __version__
+
+        typer.echo(f"woundscope {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            callback=_print_version,
+            is_eager=True,
+            help="print the version and exit",
+        ),
+    ] = False,
+) -> None:
     """Wound area from clinical photographs, and the healing endpoints of a trial."""
 
 
@@ -40,6 +61,27 @@ def main() -> None:
     except ConfigError as exc:
         typer.echo(f"error: invalid configuration: {exc}", err=True)
         raise SystemExit(2) from None
+    except OSError as exc:
+        data_dir = _data_dir_of(exc)
+        if data_dir is None:
+            raise
+        typer.echo(
+            f"error: WOUNDSCOPE_DATA_DIR={str(data_dir)!r}: cannot use it as the data folder"
+            f" ({exc.strerror}: {exc.filename}): name a folder you can write to",
+            err=True,
+        )
+        raise SystemExit(2) from None
+
+
+def _data_dir_of(exc: OSError) -> Path | None:
+    """The data dir, when ``exc`` is about a path in it (the folder could not be made or
+    written: checked by ``Settings``, but a file system may still refuse), else None."""
+    if not exc.filename:
+        return None
+    data_dir = Path(os.environ.get("WOUNDSCOPE_DATA_DIR") or "~/.local/share/woundscope")
+    data_dir = data_dir.expanduser().absolute()
+    path = Path(os.fsdecode(exc.filename)).absolute()
+    return data_dir if path == data_dir or data_dir in path.parents else None
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from service.core.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from service.core.measure import QualityLimits
 
+BROKER_SCHEMES = ("amqp://", "amqps://", "pyamqp://", "redis://", "rediss://")
+"""The brokers the job engine (Celery) is run against: RabbitMQ and Redis."""
+
 
 class ModelSettings(BaseSettings):
     """What finding and running a model reads: all that a model-only command (predict,
@@ -87,6 +90,17 @@ class Settings(ModelSettings):
         description="FHIR server base the export's Bundle is loaded into (fullUrl ="
         " base/Type/id); empty = urn:uuid fullUrls.",
     )
+    broker_url: str = Field(
+        default="",
+        description="Celery broker for batch work (amqp://user:pass@host:5672// or"
+        " redis://host:6379/0); empty = batch work runs in the process that asks for it.",
+    )
+    broker_queue: str = Field(
+        default="woundscope",
+        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+        description="The queue batch work goes through: deployments that share a broker"
+        " (staging, production) each use their own.",
+    )
     log_level: str = Field(default="INFO")
     log_json: bool = True
 
@@ -115,6 +129,16 @@ class Settings(ModelSettings):
                 ) from None
         return value
 
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        if value and not value.startswith(BROKER_SCHEMES):
+            raise ValueError(
+                "broker_url must be amqp://user:password@host:5672// (RabbitMQ) or"
+                " redis://host:6379/0"
+            )
+        return value
+
     @field_validator("fhir_base_url")
     @classmethod
     def _fhir_base(cls, value: str) -> str:
@@ -124,6 +148,10 @@ class Settings(ModelSettings):
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
+        if not self.database_url or not self.storage_url:
+            problem = data_dir_problem(self.data_dir)
+            if problem:
+                raise ValueError(f"WOUNDSCOPE_DATA_DIR={str(self.data_dir)!r}: {problem}")
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'woundscope.db'}"
         if not self.storage_url:
@@ -144,6 +172,24 @@ class Settings(ModelSettings):
     @property
     def clinic_tz(self) -> ZoneInfo | None:
         return ZoneInfo(self.clinic_timezone) if self.clinic_timezone else None
+
+
+def data_dir_problem(path: Path) -> str | None:
+    """Why ``path`` cannot hold the SQLite file and the photos (a file, a folder under a
+    file, a folder this user may not write into), or None. Creates nothing."""
+    if path.exists():
+        if not path.is_dir():
+            return "is a file, not a folder: name a folder (it is created if missing)"
+        target = path
+    else:
+        target = path.parent
+        while not target.exists() and target != target.parent:
+            target = target.parent
+        if not target.is_dir():
+            return f"{target} is a file, so the folder cannot be created: name another folder"
+    if not os.access(target, os.W_OK | os.X_OK):
+        return f"{target} is not writable by this user: name a folder you can write to"
+    return None
 
 
 # WOUNDSCOPE_* variables read outside Settings (by the test suite, benchmarks and
@@ -178,10 +224,13 @@ def _from_env(kind: type[S]) -> S:
         problems = []
         for error in exc.errors():
             loc = "__".join(str(p) for p in error.get("loc", ()) if p != "__root__")
-            name = f"WOUNDSCOPE_{loc.upper()}" if loc else "WOUNDSCOPE_*"
+            message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+            if not loc:  # a check of several settings: its message names the variables
+                problems.append(message)
+                continue
+            name = f"WOUNDSCOPE_{loc.upper()}"
             value = os.environ.get(name)
             shown = f"={value!r}" if value is not None else ""
-            message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
             problems.append(f"{name}{shown}: {message}")
         raise ConfigError("; ".join(problems)) from None
 

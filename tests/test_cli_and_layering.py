@@ -139,6 +139,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "domain": {"core", "config", "persistence", "runtime"},
     "simulator": {"core", "config", "persistence", "runtime", "domain", "resources"},
     "api": {"core", "config", "persistence", "runtime", "domain", "resources"},
+    "jobs": {"core", "config", "persistence", "runtime", "domain"},
     "commands": {
         "core",
         "config",
@@ -147,6 +148,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "domain",
         "simulator",
         "api",
+        "jobs",
         "resources",
     },
     "cli": {"commands", "config"},

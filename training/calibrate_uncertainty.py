@@ -4,7 +4,8 @@
         [--sizes 224,512] [--write] [--out benchmarks/model/UNCERTAINTY-<model>.md]
 
 Split-conformal (``service.core.uncertainty``) on photos never trained on: FUSeg validation,
-its re-framed views (the wound filling 1-40 % of the frame), injury-ood, and a virtual
+its re-framed views (the wound filling 1-40 % of the frame), injury-ood, woundseg-dfu
+validation (another clinic), and a virtual
 trial of FUSeg validation wounds photographed as a site would (``VIRTUAL_TRIAL``). Every
 photo is segmented as the service does; its signals (band, size, fill) and the true
 area are kept (cached in ``runs/``, so a new grid is a re-fit). The photos are split in two by a hash of their set and name: on the
@@ -35,9 +36,9 @@ from service.core.measure import SEGMENTATION_UNCERTAIN_PCT, select_component
 from service.core.uncertainty import (
     OutlineSignals,
     calibration_half,
-    conformal_q,
     disagreement,
     halfwidth_pct,
+    needs_check_look,
     nonconformity,
     outline_signals,
 )
@@ -57,6 +58,9 @@ GRID_DISAGREE_COEF = (0.5, 1.0, 2.0, 4.0)
 CHECK_LOOKS = {"hflip": PassSpec(hflip=True), "zoom0.5": PassSpec(zoom=0.5)}
 """The second looks tried: mirrored (does the outline hold under a flip?) and zoomed out
 (does it hold at half the scale? close-ups are where the model errs most)."""
+GRID_CHECK_MIN_SCALE = (0.0, 0.08, 0.15)
+"""A check look is made only when the first look's scale (without it) is at least this:
+a sure first look needs no second opinion (``needs_check_look``)."""
 GRID_CHECK_MIN_FILL = (0.0, 0.03, 0.1)
 """A check look is made only for wounds filling at least this share of the photo: a far
 shot zoomed out further shows the model a wound too small to see, a disagreement that
@@ -72,8 +76,11 @@ class Row:
     disagree: dict[str, float]
     """Per check look (``CHECK_LOOKS``): its disagreement with the first look."""
 
-    def with_check(self, check: str | None, min_fill: float = 0.0) -> OutlineSignals:
-        used = check is not None and self.signals.fill >= min_fill
+    def with_check(self, u: UncertaintySpec) -> OutlineSignals:
+        """The signals the service computes for this photo under ``u``: the check
+        look's disagreement only where the runtime would make it (``needs_check_look``)."""
+        check = check_name(u)
+        used = check is not None and needs_check_look(u, self.signals)
         return replace(self.signals, disagreement=self.disagree[check] if used else 0.0)
 
     @property
@@ -151,8 +158,7 @@ def check_name(u: UncertaintySpec) -> str | None:
 
 
 def scale(r: Row, u: UncertaintySpec) -> float:
-    min_fill = u.check_pass.min_fill if u.check_pass is not None else 0.0
-    return r.with_check(check_name(u), min_fill).scale(u)
+    return r.with_check(u).scale(u)
 
 
 def save_rows(rows: list[Row], path: Path) -> None:
@@ -184,12 +190,13 @@ def scores(rows: list[Row], u: UncertaintySpec) -> dict[str, list[float]]:
 
 def grid(base: UncertaintySpec) -> list[UncertaintySpec]:
     """Every combination tried: without a second look, and with each check look."""
-    checks: list[tuple[PassSpec | None, float]] = [(None, 0.0)]
+    checks: list[tuple[PassSpec | None, float, float]] = [(None, 0.0, 0.0)]
     checks += [
-        (look.model_copy(update={"min_fill": fill}), c)
+        (look.model_copy(update={"min_fill": fill}), c, min_scale)
         for look in CHECK_LOOKS.values()
         for fill in GRID_CHECK_MIN_FILL
         for c in GRID_DISAGREE_COEF
+        for min_scale in GRID_CHECK_MIN_SCALE
     ]
     return [
         base.model_copy(
@@ -197,38 +204,116 @@ def grid(base: UncertaintySpec) -> list[UncertaintySpec]:
                 "band_coef": band,
                 "check_pass": look,
                 "disagree_coef": coef,
+                "check_min_scale": min_scale,
                 "size_coef": size_coef,
                 "fill_coef": fill_coef,
                 "floor": floor,
             }
         )
-        for (look, coef), band, size_coef, fill_coef, floor in itertools.product(
+        for (look, coef, min_scale), band, size_coef, fill_coef, floor in itertools.product(
             checks, GRID_BAND_COEF, GRID_SIZE_COEF, GRID_FILL_COEF, GRID_FLOOR
         )
         if band > 0 or coef > 0
     ]
 
 
+@dataclass(frozen=True)
+class Columns:
+    """The rows with a mask as numpy columns, so that a grid of thousands of points is
+    a re-fit in seconds (``scale_columns`` equals ``scale`` row by row; a test checks)."""
+
+    sets: list[np.ndarray]
+    """Per set, the indices of its rows."""
+    log_err: np.ndarray
+    """|log(true / measured)|; inf where the photo has no true wound."""
+    band_share: np.ndarray
+    inv_sqrt_area: np.ndarray
+    fill: np.ndarray
+    disagree: dict[str, np.ndarray]
+
+
+def columns(rows: list[Row]) -> Columns:
+    shown = [r for r in rows if r.signals.area_px > 0]  # empty mask: no_wound_found
+    names = list(dict.fromkeys(r.set for r in shown))
+    set_of = np.array([names.index(r.set) for r in shown])
+    with np.errstate(divide="ignore"):
+        log_err = np.array(
+            [
+                abs(math.log(r.true_px / r.signals.area_px)) if r.true_px > 0 else math.inf
+                for r in shown
+            ]
+        )
+    return Columns(
+        sets=[np.flatnonzero(set_of == i) for i in range(len(names))],
+        log_err=log_err,
+        band_share=np.array([r.signals.band_px / r.signals.area_px for r in shown]),
+        inv_sqrt_area=np.array([1 / math.sqrt(max(r.signals.area_model_px, 1.0)) for r in shown]),
+        fill=np.array([r.signals.fill for r in shown]),
+        disagree={c: np.array([r.disagree.get(c, 0.0) for r in shown]) for c in CHECK_LOOKS},
+    )
+
+
+def scale_columns(c: Columns, u: UncertaintySpec) -> np.ndarray:
+    """``OutlineSignals.scale`` of every row, with the check look where
+    ``needs_check_look`` makes it."""
+    first = u.band_coef * c.band_share + u.size_coef * c.inv_sqrt_area
+    first = first + u.fill_coef * c.fill + u.floor
+    check = check_name(u)
+    if check is None or u.check_pass is None:
+        return first
+    made = (c.fill >= u.check_pass.min_fill) & (first >= u.check_min_scale)
+    return first + u.disagree_coef * c.disagree[check] * made
+
+
+def _quantile(xs: np.ndarray, p: float) -> float:
+    """``conformal_q``'s finite-sample corrected quantile."""
+    xs = np.sort(xs)
+    k = min(len(xs) - 1, math.ceil((len(xs) + 1) * p) - 1)
+    return float(xs[max(k, 0)])
+
+
 def fit(rows: list[Row], base: UncertaintySpec) -> UncertaintySpec:
     """The grid point with the narrowest interval on the fit half: the mean over sets of
-    each set's median half-width."""
+    each set's median half-width. Its q is ``conformal_q`` of the scores (95 % of all,
+    90 % of each set)."""
+    c = columns(rows)
     best: tuple[float, UncertaintySpec] | None = None
     for u in grid(base):
-        q = conformal_q(scores(rows, u))
+        sc = scale_columns(c, u)
+        score = c.log_err / sc
+        q = max(_quantile(score, 0.95), *(_quantile(score[i], 0.90) for i in c.sets if len(i)))
         if not math.isfinite(q):
             continue
         # Every set weighs the same: a grid point narrow on the re-framed views (ten
         # sets) but wide on the virtual trial (how sites photograph) is not the best.
-        per_set: dict[str, list[float]] = {}
-        for r in rows:
-            if r.signals.area_px > 0:
-                per_set.setdefault(r.set, []).append(q * scale(r, u))
-        width = statistics.mean(statistics.median(w) for w in per_set.values())
+        width = statistics.mean(float(np.median(q * sc[i])) for i in c.sets if len(i))
         if best is None or width < best[0]:
             best = (width, u.model_copy(update={"q": q}))
     if best is None:
         raise SystemExit("no grid point gives a finite interval: too many empty or missed masks")
     return best[1]
+
+
+REVIEW_CATCH = 0.90
+"""The review limit must flag at least this share of the photos off by more than 30 %."""
+REVIEW_LIMITS_PCT = tuple(float(x) for x in range(20, 205, 5))
+
+
+def review_limit(rows: list[Row], u: UncertaintySpec) -> float:
+    """The loosest ``outline_uncertain`` limit (± %) that still flags ``REVIEW_CATCH``
+    of ``rows`` (fit half, with an interval) whose area is off by more than 30 %: the
+    fewest good photos sent to a clinician for the catch the trial needs."""
+    assert u.q is not None
+    q = u.q
+    far = [halfwidth_pct(q * scale(r, u)) for r in rows if r.area_error > 0.3]
+    if not far:
+        return SEGMENTATION_UNCERTAIN_PCT
+    ok = [lim for lim in REVIEW_LIMITS_PCT if sum(w > lim for w in far) >= REVIEW_CATCH * len(far)]
+    return max(ok) if ok else REVIEW_LIMITS_PCT[0]
+
+
+def limit_of(u: UncertaintySpec) -> float:
+    return u.review_halfwidth_pct or SEGMENTATION_UNCERTAIN_PCT
 
 
 def report(rows: list[Row], u: UncertaintySpec) -> dict[str, dict]:
@@ -247,7 +332,7 @@ def report(rows: list[Row], u: UncertaintySpec) -> dict[str, dict]:
             pct = halfwidth_pct(h)
             widths.append(pct)
             err = r.area_error
-            if pct > SEGMENTATION_UNCERTAIN_PCT:
+            if pct > limit_of(u):
                 flagged += 1
                 err_flagged.append(err)
             else:
@@ -258,6 +343,12 @@ def report(rows: list[Row], u: UncertaintySpec) -> dict[str, dict]:
             "coverage": covered / len(shown) if shown else float("nan"),
             "median_halfwidth_pct": statistics.median(widths) if widths else float("nan"),
             "flagged_share": flagged / len(shown) if shown else float("nan"),
+            "second_look_share": (
+                sum(check_name(u) is not None and needs_check_look(u, r.signals) for r in shown)
+                / len(shown)
+                if shown
+                else float("nan")
+            ),
             "median_area_error_flagged": statistics.median(err_flagged) if err_flagged else None,
             "median_area_error_kept": statistics.median(err_kept) if err_kept else None,
         }
@@ -276,18 +367,21 @@ def table(model_id: str, u: UncertaintySpec, held: dict[str, dict]) -> list[str]
         f" (for wounds filling ≥ {u.check_pass.min_fill if u.check_pass else 0:g} of the photo),"
         f" size_coef = {u.size_coef:g},"
         f" fill_coef = {u.fill_coef:g}, floor = {u.floor:g}, band [{u.band_lo:g},"
-        f" {u.band_hi:g}); outline_uncertain beyond ±{SEGMENTATION_UNCERTAIN_PCT:g} %.",
+        f" {u.band_hi:g}); outline_uncertain beyond ±{limit_of(u):g} %",
+        f" (the loosest limit flagging ≥ {REVIEW_CATCH:.0%} of the fit photos off by > 30 %);"
+        f" a check look only when the first look's scale is ≥ {u.check_min_scale:g}.",
         "",
         "| set | photos | with an interval | coverage of the 95 % interval"
         " | median half-width | flagged outline_uncertain"
-        " | median area error, flagged | median area error, not flagged |",
-        "|---|---|---|---|---|---|---|---|",
+        " | median area error, flagged | median area error, not flagged | second look made |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in held.items():
         lines.append(
             f"| {name} | {m['photos']} | {m['with_interval']} | {pct(m['coverage'])}"
             f" | ±{m['median_halfwidth_pct']:.0f} % | {pct(m['flagged_share'])}"
-            f" | {pct(m['median_area_error_flagged'])} | {pct(m['median_area_error_kept'])} |"
+            f" | {pct(m['median_area_error_flagged'])} | {pct(m['median_area_error_kept'])}"
+            f" | {pct(m['second_look_share'])} |"
         )
     return lines
 
@@ -297,7 +391,10 @@ def main() -> None:
     model_dir = resolve_model(args.model, models_dirs(model_settings_from_env().models_dirs))
     segmenter = Segmenter(model_dir, threads=2)
     rows = _rows(args, segmenter)
-    u = fit([r for r in rows if r.fit], UncertaintySpec())
+    fit_rows = [r for r in rows if r.fit]
+    u = fit(fit_rows, UncertaintySpec())
+    shown = [r for r in fit_rows if r.signals.area_px > 0]
+    u = u.model_copy(update={"review_halfwidth_pct": review_limit(shown, u)})
     held = report([r for r in rows if not r.fit], u)
     u = u.model_copy(
         update={
@@ -330,6 +427,12 @@ def _arguments() -> argparse.Namespace:
     ap.add_argument("model", help="model id or folder")
     ap.add_argument("--fuseg", type=Path, default=DATASETS / "fuseg2021")
     ap.add_argument("--ood", type=Path, default=DATASETS / "injury-ood")
+    ap.add_argument(
+        "--other-clinic",
+        type=Path,
+        default=DATASETS / "woundseg-dfu",
+        help="its validation split joins the held-out sets",
+    )
     ap.add_argument("--sizes", default="224,512", help="re-framed sizes, px")
     ap.add_argument("--write", action="store_true", help="store the constants in model.json")
     ap.add_argument("--rows", type=Path, default=None, help="signals cache (JSON)")
@@ -345,7 +448,7 @@ def _rows(args: argparse.Namespace, segmenter: Segmenter) -> list[Row]:
     cache = (
         args.rows or ROOT / "runs" / f"uncertainty-rows-{segmenter.id}-{segmenter.sha256[:12]}.json"
     )
-    sticks = yardsticks(args.fuseg, args.ood, sizes=sizes)
+    sticks = yardsticks(args.fuseg, args.ood, sizes=sizes, other_clinic=args.other_clinic)
     trial = virtual_trial(args.fuseg, ROOT / "runs" / "uncertainty-virtual-trial")
     sticks += [trial] if trial is not None else []
     rows = load_rows(cache) if cache.is_file() and not args.recollect else []
@@ -366,7 +469,7 @@ def limit_lines(held_rows: list[Row], u: UncertaintySpec) -> list[str]:
     far = [r for r in held_rows if r.area_error > 0.3]
     near = [r for r in held_rows if r.area_error <= 0.1]
     lines = []
-    for limit in (30.0, 45.0, 60.0, 100.0, 150.0):
+    for limit in sorted({30.0, 45.0, 60.0, 100.0, 150.0, limit_of(u)}):
 
         def flagged(r: Row, limit: float = limit) -> bool:
             assert u.q is not None

@@ -5,11 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ExtraSet(_Strict):
+    """Another dataset in FUSeg's layout whose README allows training."""
+
+    root: Path
+    split: str = "train"
+    repeats: int = Field(1, ge=1)
+    """How many times each of its photos is drawn per epoch (its weight)."""
+
+    @model_validator(mode="after")
+    def _trainable(self) -> ExtraSet:
+        """Never a validation split, never a set whose README says evaluation only."""
+        if self.split.lower() in ("validation", "val", "test"):
+            raise ValueError(f"{self.root}: the {self.split!r} split is for reporting")
+        readme = self.root / "README.md"
+        if readme.exists() and "evaluation only" in readme.read_text().lower():
+            raise ValueError(f"{self.root}: its README marks it evaluation only")
+        return self
 
 
 class DataConfig(_Strict):
@@ -18,6 +37,8 @@ class DataConfig(_Strict):
     val_split: str = "validation"
     max_train_photos: int | None = None
     max_val_photos: int | None = None
+    extra_train: list[ExtraSet] = Field(default_factory=list)
+    """More training sets (never an evaluation-only set, never a validation split)."""
 
 
 class ModelConfig(_Strict):
@@ -42,6 +63,9 @@ class TrainConfig(_Strict):
     reframe_fill: tuple[float, float] = (0.003, 0.5)
     strong_photometric: bool = False
     """White balance, exposure, wider colour jitter and perspective (other cameras)."""
+    soft_prob: float = 0.0
+    """Share of samples made soft: a 160-640 px source upscaled, blur, JPEG, noise, halos."""
+    soft_source_px: tuple[int, int] = (160, 640)
     lr: float = 1e-3
     encoder_lr_mult: float = 0.5
     weight_decay: float = 1e-4

@@ -35,6 +35,16 @@ def split_pairs(root: Path, split: str) -> list[Pair]:
     return find_pairs(Path(root) / split / "images", Path(root) / split / "labels")
 
 
+def weighted_pairs(sets: list[tuple[Path, str, int]]) -> list[Pair]:
+    """The training list of several datasets, each (root, split, repeats): a set's
+    photos appear ``repeats`` times per epoch, so a small set from another clinic can
+    weigh more without FUSeg's domain being lost."""
+    out: list[Pair] = []
+    for root, split, repeats in sets:
+        out.extend(split_pairs(root, split) * repeats)
+    return out
+
+
 def manifest(pairs: list[Pair]) -> tuple[list[dict], str]:
     """Per-file sha256 rows and one hash over the whole list (recorded with every run)."""
     rows = []
@@ -106,6 +116,43 @@ def photometric_augment(strong: bool = False) -> A.Compose:
     )
 
 
+def soften(rgb: np.ndarray, source_px: int, rng: np.random.Generator) -> np.ndarray:
+    """The photo as a camera of ``source_px`` pixels across (for a 512 px frame) would
+    have delivered it, brought back to its own size: downscaled (area average), then
+    upscaled with a bilinear or bicubic filter, as a phone or a PACS viewer does.
+
+    Only the photo changes; the mask keeps every pixel, so the pair stays aligned."""
+    h, w = rgb.shape[:2]
+    factor = min(1.0, source_px / 512)
+    if factor >= 1.0:
+        return rgb
+    small = (max(8, round(w * factor)), max(8, round(h * factor)))
+    down = cv2.resize(rgb, small, interpolation=cv2.INTER_AREA)
+    up = cv2.INTER_CUBIC if rng.random() < 0.5 else cv2.INTER_LINEAR
+    return cv2.resize(down, (w, h), interpolation=up)
+
+
+def soft_photo_augment() -> A.Compose:
+    """What makes a photo softer than FUSeg's sharp 512 px frames: defocus and motion
+    blur, hard JPEG (30-95), sensor noise, and the sharpening halos of phone cameras.
+    Photometric only (the mask is untouched), applied after ``soften``."""
+    return A.Compose(
+        [
+            A.OneOf(
+                [
+                    A.Defocus(radius=(1, 4), alias_blur=(0.1, 0.4)),
+                    A.MotionBlur(blur_limit=(3, 11)),
+                    A.GaussianBlur(blur_limit=(3, 9)),
+                ],
+                p=0.6,
+            ),
+            A.Sharpen(alpha=(0.2, 0.6), lightness=(0.8, 1.2), p=0.3),
+            A.GaussNoise(std_range=(0.01, 0.05), p=0.3),
+            A.ImageCompression(quality_range=(30, 95), p=0.7),
+        ]
+    )
+
+
 def wound_biased_crop(
     rgb: np.ndarray, mask: np.ndarray, crop: int, wound_prob: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -151,6 +198,8 @@ class CropDataset(Dataset):
         reframe_prob: float = 0.0,
         reframe_fill: tuple[float, float] = (0.003, 0.5),
         strong_photometric: bool = False,
+        soft_prob: float = 0.0,
+        soft_source_px: tuple[int, int] = (160, 640),
     ):
         self.images = [read_rgb(p.image) for p in pairs]
         self.masks = [read_mask(p.label) for p in pairs]
@@ -163,6 +212,9 @@ class CropDataset(Dataset):
         self.reframe_fill = reframe_fill
         self.geo = geometric_augment(perspective=strong_photometric)
         self.photo = photometric_augment(strong=strong_photometric)
+        self.soft = soft_photo_augment()
+        self.soft_prob = soft_prob
+        self.soft_source_px = soft_source_px
 
     def __len__(self) -> int:
         return len(self.images)
@@ -176,7 +228,7 @@ class CropDataset(Dataset):
         # generator drawn from (seed, epoch, photo), so a run is repeatable whatever the
         # number of loader workers (one shared generator per pipeline, not one seed per
         # transform, which would make e.g. the two flips always agree).
-        for pipeline in (self.geo, self.photo):
+        for pipeline in (self.geo, self.photo, self.soft):
             child = int(rng.integers(2**63))
             pipeline.set_random_state(np.random.default_rng(child), random.Random(child))
         g = self.geo(image=self.images[i], mask=self.masks[i])
@@ -189,6 +241,12 @@ class CropDataset(Dataset):
         else:
             img, mask = wound_biased_crop(g["image"], g["mask"], self.crop, self.wound_prob, rng)
         img = self.photo(image=np.ascontiguousarray(img))["image"]
+        if self.soft_prob and rng.random() < self.soft_prob:
+            # A softer photo than FUSeg's: a lower-resolution source brought to the
+            # input size, then blur, compression, noise or sharpening halos.
+            lo, hi = self.soft_source_px
+            img = soften(img, int(rng.integers(lo, hi + 1)), rng)
+            img = self.soft(image=np.ascontiguousarray(img))["image"]
         x = torch.from_numpy(normalize(img, self.spec))
         y = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None]
         return x, y

@@ -21,7 +21,15 @@ from torch.utils.data import DataLoader, DistributedSampler
 from service.core.contract import InputSpec, ModelSpec, postprocess, preprocess, probability
 from service.core.segmetrics import SplitScore, score_photo
 from training.config import Config, dump_config
-from training.data import CropDataset, Pair, manifest, read_mask, read_rgb, split_pairs
+from training.data import (
+    CropDataset,
+    Pair,
+    manifest,
+    read_mask,
+    read_rgb,
+    split_pairs,
+    weighted_pairs,
+)
 from training.model import WoundNet, count_parameters
 
 
@@ -149,6 +157,9 @@ def train(cfg: Config, resume: Path | None = None) -> dict[str, float | int]:
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = model_spec(cfg)
     train_pairs = split_pairs(cfg.data.root, cfg.data.train_split)[: cfg.data.max_train_photos]
+    train_pairs += weighted_pairs(
+        [(extra.root, extra.split, extra.repeats) for extra in cfg.data.extra_train]
+    )
     val_pairs = split_pairs(cfg.data.root, cfg.data.val_split)[: cfg.data.max_val_photos]
     if place.main_process:
         _record_run(cfg, run_dir, train_pairs, val_pairs)
@@ -228,6 +239,8 @@ def _data(cfg: Config, train_pairs: list[Pair], spec: ModelSpec, place: _Place) 
         reframe_prob=cfg.train.reframe_prob,
         reframe_fill=cfg.train.reframe_fill,
         strong_photometric=cfg.train.strong_photometric,
+        soft_prob=cfg.train.soft_prob,
+        soft_source_px=cfg.train.soft_source_px,
     )
     sampler = DistributedSampler(dataset, seed=cfg.train.seed) if place.distributed else None
     loader = DataLoader(

@@ -2,9 +2,11 @@
 
     python benchmarks/demo/uploads.py [--concurrency 1 3 1 3] [--port 8741]
 
-Simulates the demo trial once, starts ``woundscope serve`` on a fresh data dir,
-then replays the trial into a new study per run (alternating the concurrencies, so
-that a busy machine's drift hits both) and prints the seconds of each run.
+Uses the shipped demo trial (or simulates it once), starts ``woundscope serve`` on a
+fresh data dir, then replays the trial into a new study per run (alternating the
+concurrencies, so that a busy machine's drift hits both) and prints the seconds of
+each run, and the CPU seconds the service and this client spent (the cost, whatever
+else runs on the machine).
 """
 
 from __future__ import annotations
@@ -18,6 +20,19 @@ import time
 from pathlib import Path
 
 import httpx
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -37,17 +52,22 @@ def main() -> None:
             create_study,
             first_admin_key,
             replay,
+            shipped_trial,
             wait_ready,
         )
         from service.simulator.simulate import SITES, simulate_trial
 
-        simulate_trial(
-            trial_dir,
-            n_subjects=DEMO_SUBJECTS,
-            weeks=DEMO_WEEKS,
-            seed=DEMO_SEED,
-            workers=os.cpu_count() or 1,
-        )
+        shipped = shipped_trial()
+        if shipped is not None:
+            trial_dir = shipped
+        else:
+            simulate_trial(
+                trial_dir,
+                n_subjects=DEMO_SUBJECTS,
+                weeks=DEMO_WEEKS,
+                seed=DEMO_SEED,
+                workers=os.cpu_count() or 1,
+            )
         cmd = [sys.executable, "-m", "service.cli", "serve", "--port", str(args.port)]
         with open(Path(tmp) / "serve.log", "wb") as log:
             server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
@@ -60,11 +80,15 @@ def main() -> None:
                         study = f"BENCH-{run}"
                         create_study(client, admin, study, study, MARKER_MM, list(SITES))
                         started = time.perf_counter()
+                        server_cpu, own_cpu = _cpu_s(server.pid), _own_cpu_s()
                         loaded = replay(client, trial_dir, study, admin, concurrency=concurrency)
                         seconds = time.perf_counter() - started
+                        server_cpu = _cpu_s(server.pid) - server_cpu
+                        own_cpu = _own_cpu_s() - own_cpu
                         print(
                             f"concurrency {concurrency}: {len(loaded.assessments)} photos"
-                            f" in {seconds:.1f} s ({os.getloadavg()[0]:.1f} load)",
+                            f" in {seconds:.1f} s, CPU {server_cpu:.1f} s service +"
+                            f" {own_cpu:.1f} s client ({os.getloadavg()[0]:.1f} load)",
                             flush=True,
                         )
             finally:

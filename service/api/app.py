@@ -17,7 +17,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
 from service import __version__
-from service.api.handlers import install_handlers, install_storage_handler
+from service.api.handlers import JSONAnswer, install_handlers, install_storage_handler
 from service.api.limits import LimitsMiddleware, body_limit_bytes
 from service.api.openapi import install_openapi
 from service.api.routes import routers
@@ -60,6 +60,28 @@ def open_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
     return runtime
 
 
+def _log_readiness(runtime: Runtime, settings: Settings) -> None:
+    """ "service ready" only when /readyz would answer 200 (the same checks); else a
+    warning that says what is not ready, as /readyz's 503 does."""
+    from service.api.routes.health import readiness
+
+    ok, checks = readiness(runtime)
+    where = {
+        "database": runtime.db.engine.dialect.name,
+        "storage": settings.storage_url.split(":", 1)[0],
+        "model": runtime.models.default_id,
+    }
+    if ok:
+        log.info("service ready", extra=where)
+        return
+    failed = {name: check["error"] for name, check in checks.items() if check.get("ok") is False}
+    log.warning(
+        "service started but not ready (/readyz answers 503): "
+        + "; ".join(f"{name}: {error}" for name, error in failed.items()),
+        extra=where,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -76,14 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         app.state.db = runtime.db
         app.state.settings = settings
-        log.info(
-            "service ready",
-            extra={
-                "database": runtime.db.engine.dialect.name,
-                "storage": settings.storage_url.split(":", 1)[0],
-                "model": runtime.models.default_id,
-            },
-        )
+        _log_readiness(runtime, settings)
         try:
             yield
         finally:
@@ -95,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        default_response_class=JSONAnswer,
     )
     app.state.settings = settings
     install_handlers(app)

@@ -33,7 +33,7 @@ def plotly_js_path() -> Path:
 ASSET_HASH_CHARS = 8
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
 UNHASHED_CACHE = "public, max-age=300"
-ASSET_TYPES = {".js": "text/javascript", ".css": "text/css"}
+ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 
 
 @dataclass(frozen=True)

@@ -151,31 +151,70 @@ def point_kind(visit: dict[str, Any], *, manual: bool, awaiting: bool) -> str:
     return "manual" if manual else "model"
 
 
+UNMEASURED_TRACE = "no wound found (left as a gap, not 0 cm²)"
+
+
+def with_gaps(visits: list[dict[str, Any]], unmeasured: frozenset[str]) -> list[dict[str, Any]]:
+    """The visits with an area, those in ``unmeasured`` (no wound found in a photo of an
+    open wound) with no area: plotly leaves a gap there instead of a fall to 0 cm², which
+    reads as healed."""
+    return [
+        {**v, "area_cm2": None, "area_cm2_low": None, "area_cm2_high": None}
+        if v["assessment"] in unmeasured
+        else v
+        for v in visits
+        if v["area_cm2"] is not None
+    ]
+
+
 def area_figure(
     answer: dict[str, Any],
     *,
     title: str,
     manual: frozenset[str] = frozenset(),
     awaiting: frozenset[str] = frozenset(),
+    unmeasured: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Area over time: one point per assessment with an area, marked by kind
     (``POINT_STYLES``: model, clinician's outline, awaiting review, not counted), the
     95 % interval as a band, clinician closure observations, and the confirmed closure
-    and recurrence as vertical lines with their own legend entries."""
+    and recurrence as vertical lines with their own legend entries. A photo in
+    ``unmeasured`` is a gap (``with_gaps``)."""
     visits = answer["visits"]
-    measured = [v for v in visits if v["area_cm2"] is not None]
+    measured = with_gaps(visits, unmeasured)
     kinds = [
         point_kind(v, manual=v["assessment"] in manual, awaiting=v["assessment"] in awaiting)
         for v in measured
     ]
+    shown = [v for v in measured if v["area_cm2"] is not None]
     data = [
-        *_interval_band(measured),
+        *_interval_band(shown),
         _area_trace(measured, kinds),
-        *_point_legend(kinds),
+        *_point_legend(
+            [k for k, v in zip(kinds, measured, strict=True) if v["area_cm2"] is not None]
+        ),
+        *_gap_legend(len(shown) < len(measured)),
         *_closed_markers(visits),
-        *_closure_lines(answer, measured),
+        *_closure_lines(answer, shown),
     ]
     return {"data": data, "layout": _area_layout(title)}
+
+
+def _gap_legend(any_gap: bool) -> list[dict[str, Any]]:
+    """A legend entry that says what a gap in the area line is (none without a gap)."""
+    if not any_gap:
+        return []
+    return [
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": UNMEASURED_TRACE,
+            "x": [None],
+            "y": [None],
+            "line": {"color": "#8896ab", "dash": "dot"},
+            "hoverinfo": "skip",
+        }
+    ]
 
 
 def _interval_band(measured: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -298,12 +337,14 @@ def _area_layout(title: str) -> dict[str, Any]:
     }
 
 
-def subject_figure(answer: dict[str, Any], *, title: str) -> dict[str, Any]:
+def subject_figure(
+    answer: dict[str, Any], *, title: str, unmeasured: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """Every wound's area over the subject's visits on one plot (open markers: not
-    counted), one colour per wound."""
+    counted), one colour per wound; a photo in ``unmeasured`` is a gap (``with_gaps``)."""
     data: list[dict[str, Any]] = []
     for i, wound in enumerate(answer["wounds"]):
-        measured = [v for v in wound["visits"] if v["area_cm2"] is not None]
+        measured = with_gaps(wound["visits"], unmeasured)
         if not measured:
             continue
         colour = PALETTE[i % len(PALETTE)]

@@ -23,10 +23,19 @@ from service.core.errors import DomainError, error_body
 log = logging.getLogger("woundscope.errors")
 
 
+class JSONAnswer(JSONResponse):
+    """Every JSON answer of the API (the app's default response class): compact JSON
+    ending with a newline, so answers printed one after another (curl in a shell)
+    do not run together."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(content) + b"\n"
+
+
 def _json(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(error_body(code, detail), status_code=status, headers=headers)
+    return JSONAnswer(error_body(code, detail), status_code=status, headers=headers)
 
 
 def _validation_detail(exc: RequestValidationError) -> tuple[str, str]:
@@ -37,6 +46,8 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, str]:
         parts.append(f"{loc or 'request'}: {err.get('msg', 'invalid')}")
         if loc.endswith("captured_at"):
             code = "invalid_date"
+        elif err.get("type") == "unsafe_text":  # service.core.freetext's rule
+            code = "unsafe_text"
     return code, "; ".join(parts) or "invalid request"
 
 

@@ -9,12 +9,16 @@ one byte of the body is read:
   ``missing_key`` / ``invalid_key``); a dashboard form post must carry a live
   dashboard session (otherwise the sign-in page); anything else with a body (the
   sign-in form) gets a small limit;
+- a JSON body has a limit of its own (``JSON_BODY_BYTES``, 1 MB), far below a photo's;
 - a declared ``Content-Length`` over the limit answers 413 at once, and a body sent
   without one (``Transfer-Encoding: chunked``) is counted as it streams and cut off
   with 413 ``payload_too_large`` the moment it passes the limit.
 
 Every answer gets ``X-Content-Type-Options: nosniff``; every 401 gets
 ``WWW-Authenticate: Bearer``.
+
+``KeyRates`` (below) are the per-key token buckets of uploads (in megapixels), exports
+and overlays.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-from fastapi import HTTPException
+from fastapi import HTTPException, Request
 
-from service.domain.auth import session_cookie_name
+from service.api.deps import CallerDep
+from service.domain.auth import Caller, session_cookie_name
 
 if TYPE_CHECKING:
     from service.persistence.db import Database
@@ -42,6 +47,26 @@ ANONYMOUS_BODY_BYTES = 64 * 1024
 MULTIPART_OVERHEAD_BYTES = 1024 * 1024
 """Room for the form fields and part headers beside the photo itself."""
 WWW_AUTHENTICATE = b'Bearer realm="woundscope"'
+ANSWER_SECURITY_HEADERS = (
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+)
+"""The headers of a refusal sent here (401, 413, 503) before any route ran."""
+
+
+JSON_BODY_BYTES = 1024 * 1024
+"""The most a JSON body may hold: the largest request (a study's settings, an outline's
+points) is a few kB; the photo limit is for photos (a 37 MB JSON body cost 760 MB)."""
+
+
+def _is_json(scope: Scope) -> bool:
+    """A JSON body (``application/json``, ``application/…+json``), by its content type."""
+    kind = (_header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
+    return kind == b"application/json" or (
+        kind.startswith(b"application/") and kind.endswith(b"+json")
+    )
 
 
 def body_limit_bytes(max_upload_bytes: int) -> int:
@@ -58,6 +83,8 @@ class BodyTooLarge(HTTPException):
 
 
 def too_large_detail(limit: int) -> str:
+    if limit == JSON_BODY_BYTES:
+        return f"the request body is larger than {limit / 1e6:.1f} MB, the limit of a JSON body"
     return (
         f"the request body is larger than {limit / 1e6:.1f} MB: send a smaller photo"
         " (the limit is WOUNDSCOPE_MAX_UPLOAD_BYTES)"
@@ -115,6 +142,7 @@ async def _json(
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
+                *ANSWER_SECURITY_HEADERS,
                 *headers,
             ],
         }
@@ -140,6 +168,8 @@ class LimitsMiddleware:
         limit = await self._admit(scope, send_with_headers)
         if limit is None:
             return  # already answered (401, sign-in page, 413)
+        if _is_json(scope):
+            limit = min(limit, JSON_BODY_BYTES)
         length = _header(scope, b"content-length")
         if length is not None and length.strip().isdigit() and int(length) > limit:
             await _json(send_with_headers, 413, "payload_too_large", too_large_detail(limit))
@@ -296,3 +326,67 @@ def _session_ok(db: Database, token: str) -> bool | None:
     except SQLAlchemyError:
         return None
     return True
+
+
+# --- per-key rates ----------------------------------------------------------------
+
+UPLOAD_MEGAPIXELS_PER_S = 8.0
+"""A key's sustained upload rate in megapixels a second (a 12 MP photo every 1.5 s)."""
+UPLOAD_MEGAPIXELS_BURST = 240
+"""The megapixels a key may upload at once (twenty 12 MP photos of a visit)."""
+EXPORTS_PER_S, EXPORTS_BURST = 0.5, 60
+OVERLAYS_PER_S, OVERLAYS_BURST = 5.0, 60
+
+
+class KeyRates:
+    """Token buckets per key (``precheck.RateLimiter``, as ``/v1/precheck`` has): photo
+    megapixels uploaded, exports, overlays. One key cannot take the CPU from the other
+    sites' keys: past its rate it answers 429 ``rate_limited`` with ``Retry-After``.
+    Per process: behind a load balancer each replica counts its own share."""
+
+    def __init__(self) -> None:
+        from service.core.precheck import RateLimiter
+
+        self.uploads = RateLimiter(
+            rate_per_s=UPLOAD_MEGAPIXELS_PER_S,
+            burst=UPLOAD_MEGAPIXELS_BURST,
+            what="photo megapixels",
+        )
+        self.exports = RateLimiter(rate_per_s=EXPORTS_PER_S, burst=EXPORTS_BURST, what="exports")
+        self.overlays = RateLimiter(
+            rate_per_s=OVERLAYS_PER_S, burst=OVERLAYS_BURST, what="overlays"
+        )
+
+
+def key_rates_of(app: Any) -> KeyRates:
+    """The app's ``KeyRates`` (made on first use)."""
+    rates: KeyRates | None = getattr(app.state, "key_rates", None)
+    if rates is None:
+        rates = app.state.key_rates = KeyRates()
+    return rates
+
+
+def key_rates(request: Request) -> KeyRates:
+    return key_rates_of(request.app)
+
+
+def rate_key(caller: Caller) -> object:
+    """Whose bucket: the key (a dashboard session counts as its key)."""
+    return caller.key_id if caller.key_id is not None else caller.holder
+
+
+def upload_megapixels(data: bytes) -> float:
+    """What an upload costs: its megapixels as sent (read from the header), at least 1."""
+    from service.core.imaging import sent_size
+
+    size = sent_size(data)
+    return 1.0 if size is None else max(1.0, size[0] * size[1] / 1e6)
+
+
+def check_export_rate(request: Request, caller: CallerDep) -> None:
+    """A dependency of the export routes: ``rate_limited`` past the key's export rate."""
+    key_rates(request).exports.take(rate_key(caller))
+
+
+def check_overlay_rate(request: Request, caller: Caller) -> None:
+    key_rates(request).overlays.take(rate_key(caller))

@@ -9,8 +9,15 @@ after the schema is generated:
   answers: every operation documents the error answers it can give (401, 403, 404,
   409, 413, 415, 422, 423, 503) with the one ``{code, detail}`` body
   (``components.schemas.Error``) and the codes of ``service.core.errors.ERROR_CODES``;
-- which of them apply follows the rules below (``error_statuses``), checked against
-  the access matrix and the routes by the tests.
+- which of them apply follows the rules below (``error_statuses``, and ``error_codes``
+  for the codes of each: an operation lists only the codes it can answer, in its
+  descriptions and in ``x-error-codes``), checked against the access matrix, hostile
+  inputs and the routes by the tests;
+- file answers (photo, mask, overlay, marker, metrics, the ``.xpt`` exports) are
+  documented as nothing, or as an empty JSON schema, so a generated client parses
+  nothing: each gets its media type with a binary schema (``BINARY_ANSWERS``), and
+  beside it ``application/octet-stream``, the one binary media type that
+  openapi-python-client reads (as bytes) without a configuration of its own.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ ERROR_SCHEMA: dict[str, Any] = {
 _FASTAPI_ERROR_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 # Reads that not every role may make (the others are open to every role of the study).
-RESTRICTED_READS = ("/export.", "/v1/audit", "/v1/keys")
+RESTRICTED_READS = ("/export.", "/v1/audit", "/v1/keys", "/reanalyses/")
 # Paths whose writes change a study's data, refused while it is locked (423; a PATCH of
 # the study itself that only unlocks it is taken). A new study and keys are not.
 _LOCKABLE_PREFIXES = ("/v1/studies/{study}", "/v1/subjects/", "/v1/wounds/", "/v1/assessments/")
@@ -60,7 +67,7 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> list[in
     - 403 (forbidden): a write, or a read kept to some roles (exports, audit, keys);
     - 404 (not_found): a path parameter (or the body or query) names a resource;
     - 409: a create (already_exists, idempotency_conflict) or a change of an
-      assessment (already_voided);
+      assessment (already_voided) or of a subject event (event_already_voided);
     - 413 (payload_too_large, photo_too_large, too_many_pixels): it takes a body;
     - 415 (unsupported_format, animated_image): it takes a file (a photo or a mask);
     - 422: it takes parameters or a body;
@@ -79,7 +86,8 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> list[in
     if "{" in path or (method, path) in _NAMES_OUTSIDE_PATH:
         statuses.add(404)
     if (method == "post" and write) or (
-        method in ("put", "patch") and path.startswith("/v1/assessments/")
+        method in ("put", "patch")
+        and (path.startswith("/v1/assessments/") or path.endswith("/events/{event_id}"))
     ):
         statuses.add(409)
     if media:
@@ -95,19 +103,154 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> list[in
     return sorted(statuses)
 
 
-def codes_for(status: int) -> list[str]:
-    return [code for code, (s, _) in ERROR_CODES.items() if s == status]
+# Which codes an operation can answer, beside its status (``error_statuses``): the
+# codes every operation of that status can give, then those that only some can, by
+# the fields of its body, its kind or its path. ``tests/api/test_openapi_errors.py``
+# sends the access matrix's requests and hostile inputs and checks every answered code
+# is documented for its operation.
+_STATUS_CODES: dict[int, tuple[str, ...]] = {
+    401: ("missing_key", "invalid_key"),
+    403: ("forbidden",),
+    404: ("not_found",),
+    413: ("payload_too_large",),
+    415: (),
+    422: ("invalid_request",),
+    423: ("study_locked",),
+    429: ("rate_limited",),
+    503: ("database_unavailable", "database_behind"),
+}
+_IMAGE_FILE_CODES = {
+    413: ("photo_too_large", "too_many_pixels"),
+    415: ("unsupported_format", "animated_image"),
+    422: ("empty_file", "corrupt_image", "unreadable_file"),
+}
+# Body fields whose checks have their own codes (all 422).
+_FIELD_CODES: dict[str, tuple[str, ...]] = {
+    "captured_at": ("invalid_date",),
+    "target_point": ("invalid_target_point",),
+    "ruler": ("invalid_ruler",),
+    "ruler_mm": ("invalid_ruler",),
+    "px_per_mm": ("invalid_scale",),
+    "mask": ("invalid_mask", "mask_size_mismatch"),
+    "polygon": ("invalid_mask", "mask_size_mismatch"),
+    "reason": ("reason_required",),
+    "model": ("model_not_installed",),
+}
+# Operations that run work on the worker pool (the model, decoding, drawing): 503 busy;
+# those that read or write the photo store: 503 storage_unavailable.
+_POOL_WORK = (
+    ("post", "/v1/wounds/{wound}/assessments"),
+    ("put", "/v1/assessments/{assessment}/mask"),
+    ("get", "/v1/assessments/{assessment}/overlay.jpg"),
+    ("post", "/v1/precheck"),
+)
+_MODEL_WORK = (("post", "/v1/wounds/{wound}/assessments"), ("post", "/v1/precheck"))
+_PHOTO_UPLOAD = ("post", "/v1/wounds/{wound}/assessments")
+_STORE_SUFFIXES = ("/photo.jpg", "/mask.png", "/overlay.jpg", "/mask")
 
 
-def _error_response(status: int, description: str | None) -> dict[str, Any]:
-    codes = ", ".join(f"`{c}`" for c in codes_for(status))
-    text = description if description and description != "Validation Error" else codes
-    if description and description != "Validation Error" and codes:
-        text = f"{description} (codes of this status: {codes})"
+def _body_fields(operation: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    """The properties of the operation's request body (its schema or the one it names)."""
+    fields: dict[str, Any] = {}
+    for media in operation.get("requestBody", {}).get("content", {}).values():
+        schema = media.get("schema", {})
+        name = schema.get("$ref", "").rsplit("/", 1)[-1]
+        fields.update(components.get(name, schema).get("properties", {}))
+    return fields
+
+
+def _is_file(field: dict[str, Any]) -> bool:
+    return any(
+        node.get("format") == "binary" or "contentMediaType" in node
+        for node in (field, *field.get("anyOf", ()))
+    )
+
+
+def _conflict_codes(method: str, path: str) -> tuple[str, ...]:
+    if (method, path) == _PHOTO_UPLOAD:
+        return ("idempotency_conflict", "after_subject_event")
+    if path.startswith("/v1/assessments/"):
+        return ("already_voided",)
+    if path.endswith("/events/{event_id}"):
+        return ("event_already_voided",)
+    return ("already_exists",)
+
+
+def error_codes(
+    method: str, path: str, operation: dict[str, Any], components: dict[str, Any]
+) -> dict[int, list[str]]:
+    """The error codes an operation can answer, by status (``error_statuses`` and the
+    statuses its route declares), each a code of ``ERROR_CODES`` with that status."""
+    method = method.lower()
+    statuses = set(error_statuses(method, path, operation))
+    statuses |= {int(s) for s in operation.get("responses", {}) if s.isdigit() and int(s) >= 400}
+    fields = _body_fields(operation, components)
+    extra: dict[int, list[str]] = {status: [] for status in statuses}
+    if any(_is_file(field) for field in fields.values()):
+        for status, codes in _IMAGE_FILE_CODES.items():
+            extra.setdefault(status, []).extend(codes)
+    for name in fields:
+        extra.setdefault(422, []).extend(_FIELD_CODES.get(name, ()))
+    extra.setdefault(409, []).extend(_conflict_codes(method, path))
+    if (method, path) in _POOL_WORK:
+        extra.setdefault(503, []).append("busy")
+    if (method, path) in _MODEL_WORK:
+        extra.setdefault(503, []).append("no_model")
+    if path.endswith(_STORE_SUFFIXES) or (method, path) == _PHOTO_UPLOAD:
+        extra.setdefault(503, []).append("storage_unavailable")
+    if path == "/readyz":
+        extra[503] = ["not_ready"]
+    answer: dict[int, list[str]] = {}
+    for status in sorted(statuses):
+        listed = [*_STATUS_CODES.get(status, ()), *extra.get(status, ())]
+        if path == "/readyz":
+            listed = extra[status]
+        answer[status] = [c for c in dict.fromkeys(listed) if ERROR_CODES[c][0] == status]
+    return answer
+
+
+def _error_response(codes: list[str], description: str | None) -> dict[str, Any]:
+    listed = ", ".join(f"`{c}`" for c in codes)
+    given = description if description and description != "Validation Error" else ""
+    text = f"{given} (codes: {listed})" if given and listed else given or listed
     return {
         "description": text or "error",
         "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
+        "x-error-codes": codes,
     }
+
+
+# The file answers, by the end of their path: the media type the service answers.
+BINARY_ANSWERS: dict[str, str] = {
+    "/photo.jpg": "image/jpeg",
+    "/overlay.jpg": "image/jpeg",
+    "/mask.png": "image/png",
+    "/v1/marker.pdf": "application/pdf",
+    "/v1/marker.png": "image/png",
+    ".xpt": "application/x-sas-xport",
+}
+GENERIC_BINARY = "application/octet-stream"
+BINARY_SCHEMA: dict[str, str] = {"type": "string", "format": "binary"}
+# The Prometheus text format (prometheus_client.CONTENT_TYPE_LATEST without parameters).
+METRICS_ANSWER = {"text/plain": {"schema": {"type": "string"}}}
+
+
+def _file_answer(path: str, operation: dict[str, Any]) -> None:
+    """The 200 answer of a file route: its media type and a binary schema (in place)."""
+    media = next((m for end, m in BINARY_ANSWERS.items() if path.endswith(end)), None)
+    ok = operation.get("responses", {}).get("200")
+    if ok is None:
+        return
+    if path == "/metrics":
+        ok["content"] = METRICS_ANSWER
+        return
+    if media is None:
+        return
+    ok["content"] = {media: {"schema": BINARY_SCHEMA}, GENERIC_BINARY: {"schema": BINARY_SCHEMA}}
+    ok["description"] = (
+        f"The file's bytes (Content-Type: {media}; {GENERIC_BINARY} is listed for"
+        " generic clients, which read it as bytes)"
+    )
 
 
 def _binary_file_fields(node: Any) -> None:
@@ -146,12 +289,13 @@ def complete_schema(schema: dict[str, Any]) -> dict[str, Any]:
         for method, operation in operations.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
+            _file_answer(path, operation)
             responses = operation["responses"]
-            for status in error_statuses(method, path, operation):
+            for status, codes in error_codes(method, path, operation, components).items():
                 given = responses.get(str(status), {})
                 responses[str(status)] = {
                     **given,
-                    **_error_response(status, given.get("description")),
+                    **_error_response(codes, given.get("description")),
                 }
     return schema
 

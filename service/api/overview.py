@@ -5,7 +5,7 @@ compare pages): each photo with the measurement that counts and its flags in wor
 the wound and subject badges, the study's subjects table with its shareable filters,
 the per-site data quality, and the tables beside the time-to-event plots. The routes
 load what the caller may see (``domain.access``) and render; the rules stay where
-they are (``domain.trial``: which photo counts; ``domain.followup``: overdue;
+they are (``domain.counting``: which photo counts; ``domain.followup``: overdue;
 ``core.healing``: the endpoints).
 """
 
@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 
-from service.api import queue, views
+from service.api import queue
 from service.api.figures import (
     area_figure,
     figure_json,
@@ -27,13 +27,24 @@ from service.api.figures import (
     km_figure,
     subject_figure,
 )
-from service.api.wording import OVERDUE_TEXT, ci_text, plain_flags
-from service.core.errors import DomainError, InvalidRequest, NotFound
+from service.api.wording import (
+    NO_SCHEDULE_TEXT,
+    OVERDUE_TEXT,
+    ci_text,
+    flag_label,
+    plain_flags,
+)
+from service.core.errors import InvalidRequest
 from service.core.healing import EVENT_KINDS, LEGS, PAR_RESPONSE_PCT
 from service.core.measure import QUALITY_CODES
-from service.domain import access, trial
+from service.domain import access, batches, counting, reviewing, subjects
 from service.domain.auth import Caller
-from service.domain.followup import follow_up_ended, is_overdue
+from service.domain.followup import (
+    follow_up_ended,
+    has_visit_schedule,
+    is_overdue,
+    visit_schedule,
+)
 from service.domain.outcomes import (
     load_visible_subjects,
     study_answer,
@@ -46,13 +57,13 @@ from service.persistence.orm import Study, Subject, Wound
 # --- each photo of a wound, and the badges -----------------------------------------------
 
 
-def _assessment_rows(wound: Wound, study: Study) -> list[dict[str, Any]]:
+def assessment_rows(wound: Wound, study: Study) -> list[dict[str, Any]]:
     """Each assessment of a wound with the measurement that counts, its flags (own and
     series, in words), why it does not count, and whether it awaits review."""
-    series = trial.series_flags_of(wound, study)
+    series = counting.series_flags_of(wound, study)
     rows = []
     for assessment in sorted(wound.assessments, key=lambda a: (a.captured_at, a.created_at)):
-        current = trial.current_measurement(assessment, study)
+        current = counting.current_measurement(assessment, study)
         data: dict[str, Any] = current.data if current is not None else {}
         own = series.get(assessment.id, [])
         rows.append(
@@ -61,13 +72,25 @@ def _assessment_rows(wound: Wound, study: Study) -> list[dict[str, Any]]:
                 "measurement": current,
                 "data": data,
                 "flags": plain_flags([*(data.get("quality") or ()), *own]),
-                "uncounted_reason": trial.uncounted_reason(assessment, current, own),
-                "awaiting": trial.awaiting_review(assessment, current, study, own),
-                "reviewed": trial.is_reviewed(assessment, current),
+                "uncounted_reason": counting.uncounted_reason(assessment, current, own),
+                "awaiting": counting.awaiting_review(assessment, current, study, own),
+                "reviewed": counting.is_reviewed(assessment, current),
                 "history": len(assessment.measurements),
             }
         )
     return rows
+
+
+def unmeasured_photos(rows: Iterable[dict[str, Any]]) -> frozenset[str]:
+    """The photos (``_assessment_rows``) where no wound was found although the wound was
+    not recorded closed: not a measured 0 cm² but no measurement, a gap in the plots.
+    (On a wound recorded closed, finding no wound agrees with the observation.)"""
+    return frozenset(
+        r["assessment"].id
+        for r in rows
+        if any(f["code"] == "no_wound_found" for f in r["flags"])
+        and r["assessment"].epithelialized is not True
+    )
 
 
 STALLED_PAR_PCT = PAR_RESPONSE_PCT
@@ -117,11 +140,12 @@ def wound_context(caller: Caller, row: Wound, form: dict[str, Any] | None) -> di
     study = access.study_of(row)
     answer = wound_answer(row)
     days = {v["assessment"]: v["day"] for v in answer["visits"]}
-    rows = _assessment_rows(row, study)
+    rows = assessment_rows(row, study)
     manual = frozenset(
         r["assessment"].id for r in rows if r["measurement"] and r["measurement"].manual
     )
     awaiting = frozenset(r["assessment"].id for r in rows if r["awaiting"])
+    unmeasured = unmeasured_photos(rows)
     return {
         "wound": row,
         "study": study,
@@ -137,6 +161,7 @@ def wound_context(caller: Caller, row: Wound, form: dict[str, Any] | None) -> di
                 title=f"{row.subject.code} {row.label}: area over time",
                 manual=manual,
                 awaiting=awaiting,
+                unmeasured=unmeasured,
             )
         ),
     }
@@ -147,15 +172,15 @@ def subject_context(caller: Caller, row: Subject, form: dict[str, Any] | None) -
     study = access.study_of(row)
     answer = subject_answer(row)
     by_id = {w.id: w for w in row.wounds}
-    warnings = []
+    warnings: list[tuple[Wound, dict[str, Any]]] = []
+    unmeasured: set[str] = set()
     cards = []
     for wound_answer_ in answer["wounds"]:
         wound_row = by_id[wound_answer_["wound"]]
-        rows = _assessment_rows(wound_row, study)
+        rows = assessment_rows(wound_row, study)
         live = [r for r in rows if not r["assessment"].voided]
-        warnings += [
-            {"wound": wound_row, "row": r, "flags": r["flags"]} for r in live if r["flags"]
-        ]
+        warnings += [(wound_row, r) for r in live if r["flags"]]
+        unmeasured |= unmeasured_photos(live)
         photos = [r for r in live if r["measurement"] is not None]
         cards.append(
             {
@@ -169,14 +194,51 @@ def subject_context(caller: Caller, row: Subject, form: dict[str, Any] | None) -
     return {
         "subject": row,
         "answer": answer,
-        "warnings": warnings,
+        "warnings": warning_groups(warnings),
+        "warned_photos": len(warnings),
         "cards": cards,
         "statuses": WOUND_STATUSES,
         "subject_json": figure_json(
-            subject_figure(answer, title=f"{row.code}: every wound's area")
+            subject_figure(
+                answer,
+                title=f"{row.code}: every wound's area",
+                unmeasured=frozenset(unmeasured),
+            )
         ),
         **_events_context(caller, row, study, form),
     }
+
+
+def warning_groups(flagged: list[tuple[Wound, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The subject page's warnings, one line per wound and flag (not one per photo: a
+    series of 25 near-identical lines hides the plot): the flag's label, whether any is
+    severe, and its photos by date with whether each awaits review."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for wound, row in flagged:
+        for flag in row["flags"]:
+            group = groups.setdefault(
+                (wound.id, flag["code"]),
+                {
+                    "wound": wound,
+                    "code": flag["code"],
+                    "label": flag["meaning"],
+                    "severe": False,
+                    "photos": [],
+                },
+            )
+            group["severe"] = group["severe"] or flag["severe"]
+            if all(p["assessment"].id != row["assessment"].id for p in group["photos"]):
+                group["photos"].append(
+                    {
+                        "assessment": row["assessment"],
+                        "awaiting": row["awaiting"],
+                        "text": flag["text"],
+                    }
+                )
+    return sorted(
+        groups.values(),
+        key=lambda g: (g["wound"].label, not g["severe"], -len(g["photos"]), g["label"]),
+    )
 
 
 def _events_context(
@@ -199,23 +261,25 @@ REVIEW_PAGE_SIZE = 20
 def review_context(
     session: Session, caller: Caller, study: Study, offset: int, form: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """The review queue (the API's ``trial.review_queue``, scoped by the caller's site):
+    """The review queue (the API's ``reviewing.review_queue``, scoped by the caller's site):
     each photo with its reasons in words and its wound's series beside it."""
-    rows, total = trial.review_queue(session, caller, study, limit=REVIEW_PAGE_SIZE, offset=offset)
+    rows, total = reviewing.review_queue(
+        session, caller, study, limit=REVIEW_PAGE_SIZE, offset=offset
+    )
     series: dict[str, list[dict[str, Any]]] = {}
     days: dict[str, dict[str, int]] = {}
     items = []
     for a in rows:
         if a.wound_id not in series:
-            series[a.wound_id] = _assessment_rows(a.wound, study)
+            series[a.wound_id] = assessment_rows(a.wound, study)
             days[a.wound_id] = {v["assessment"]: v["day"] for v in wound_answer(a.wound)["visits"]}
-        current = trial.current_measurement(a, study)
-        own = trial.series_flags_of(a.wound, study).get(a.id, [])
+        current = counting.current_measurement(a, study)
+        own = counting.series_flags_of(a.wound, study).get(a.id, [])
         items.append(
             {
                 "assessment": a,
                 "measurement": current,
-                "reasons": plain_flags(trial.review_reasons(a, current, own)),
+                "reasons": plain_flags(counting.review_reasons(a, current, own)),
                 "series": series[a.wound_id],
                 "days": days[a.wound_id],
             }
@@ -241,14 +305,15 @@ def subject_overview(subject: Subject, study: Study, today: date) -> dict[str, A
     """One row of the study's subjects table: status, last visit, current area (sum of
     each considered wound's latest counted area), the lowest wound PAR at week 4, its
     photos with flags (by code), severe ones, retakes (a wound's further live photos on
-    the same day), those awaiting review, overdue."""
+    the same day), those awaiting review, overdue (None: the study sets no visit
+    schedule, so nobody is late)."""
     answer = subject_answer(subject)
     considered = [w for w in answer["wounds"] if w["wound"] in answer["wounds_considered"]]
     status = subject_status((wound_status(w) for w in considered), answer["all_wounds_healed"])
     live = [
         r
         for wound in subject.wounds
-        for r in _assessment_rows(wound, study)
+        for r in assessment_rows(wound, study)
         if not r["assessment"].voided
     ]
     last_visit = max((r["assessment"].captured_at.date() for r in live), default=None)
@@ -273,7 +338,16 @@ def subject_overview(subject: Subject, study: Study, today: date) -> dict[str, A
         "retakes": sum(n - 1 for n in per_day.values()),
         "codes": codes,
         "in_follow_up": in_follow_up,
-        "overdue": is_overdue(last_visit, today, status=status, in_follow_up=in_follow_up),
+        "overdue": is_overdue(
+            last_visit,
+            today,
+            status=status,
+            in_follow_up=in_follow_up,
+            schedule=visit_schedule(study),
+            origin=subjects.day_zero(subject),
+        )
+        if has_visit_schedule(study)
+        else None,
     }
 
 
@@ -300,7 +374,11 @@ def filter_subjects(rows: list[dict[str, Any]], filters: dict[str, str]) -> list
             return False
         if filters["flagged"] and (row["flagged"] > 0) != (filters["flagged"] == "yes"):
             return False
-        if filters["overdue"] and row["overdue"] != (filters["overdue"] == "yes"):
+        if (
+            filters["overdue"]
+            and row["overdue"] is not None
+            and row["overdue"] != (filters["overdue"] == "yes")
+        ):
             return False
         return not filters["q"] or filters["q"].casefold() in s.code.casefold()
 
@@ -371,7 +449,7 @@ def study_context(
     N" and number-at-risk tables, the Kaplan–Meier plot, the photos awaiting review."""
     subjects = {s.id: s for s in load_visible_subjects(session, caller, row)}
     answer = study_answer(session, caller, row)
-    awaiting = trial.review_queue(session, caller, row, limit=0, offset=0)[1]
+    awaiting = reviewing.review_queue(session, caller, row, limit=0, offset=0)[1]
     return {
         **_subjects_table(row, list(subjects.values()), answer, params),
         "study": row,
@@ -382,6 +460,7 @@ def study_context(
         "median_ci": ci_text(*answer["median_time_to_closure_days_ci95"]),
         "subjects": subjects,
         "can_export": caller.role in EXPORTERS,
+        "reanalyses": batches.recent_batches(session, caller, row),
         "km_json": figure_json(km_figure(answer, title=f"{row.id}: time to closure of all ulcers")),
     }
 
@@ -404,7 +483,8 @@ def _subjects_table(
         "filter_query": urlencode({k: v for k, v in filters.items() if v}),
         "site_codes": sorted({s.site.code for s in subjects}),
         "subject_rows": {r["subject"]: r for r in answer["subject_rows"]},
-        "overdue_text": OVERDUE_TEXT,
+        "scheduled": has_visit_schedule(row),
+        "overdue_text": OVERDUE_TEXT if has_visit_schedule(row) else NO_SCHEDULE_TEXT,
         "incidence": answer["cumulative_incidence"],
         "incidence_at_risk": competing_at_risk(answer, at_risk["days"]),
         "incidence_json": figure_json(
@@ -439,7 +519,7 @@ def site_quality(overview: list[dict[str, Any]]) -> list[dict[str, Any]]:
         site["subjects"] += 1
         for key in ("photos", "flagged", "severe", "retakes", "awaiting"):
             site[key] += row[key]
-        site["overdue"] += int(row["overdue"])
+        site["overdue"] += int(bool(row["overdue"]))
         site["codes"].update(row["codes"])
     return [sites[k] for k in sorted(sites)]
 
@@ -455,142 +535,7 @@ def quality_context(session: Session, caller: Caller, row: Study) -> dict[str, A
         "study": row,
         "sites": site_quality(overview),
         "overdue": [r for r in overview if r["overdue"]],
-        "overdue_text": OVERDUE_TEXT,
-        "flag_meaning": {code: meaning for code, (meaning, _) in QUALITY_CODES.items()},
+        "scheduled": has_visit_schedule(row),
+        "overdue_text": OVERDUE_TEXT if has_visit_schedule(row) else NO_SCHEDULE_TEXT,
+        "flag_meaning": {code: flag_label(code) for code in QUALITY_CODES},
     }
-
-
-# --- the audit page (admin, as GET /v1/audit) --------------------------------------------
-
-AUDIT_PAGE_SIZE = 50
-
-
-def _audit_resources(
-    session: Session, caller: Caller, code_or_id: str, study: str | None
-) -> list[str]:
-    """The audit resources about one subject (by id, or by code within the study):
-    the subject, its wounds, their assessments and its events."""
-    row = session.get(Subject, code_or_id)
-    if row is None and study:
-        row = session.scalar(
-            access.visible_subjects(caller, study).where(Subject.code == code_or_id)
-        )
-    if row is None or not caller.sees_study(row.study_id):
-        raise NotFound("subject", code_or_id)
-    return [
-        f"subject/{row.id}",
-        *(f"wound/{w.id}" for w in row.wounds),
-        *(f"assessment/{a.id}" for w in row.wounds for a in w.assessments),
-        *(f"event/{e.id}" for e in row.events),
-    ]
-
-
-def audit_context(
-    session: Session, caller: Caller, *, study: str, action: str, subject: str, page: int
-) -> dict[str, Any]:
-    """The audit page: entries (``trial.list_audit``: admin keys; a study admin sees its
-    study) filtered by study, action prefix and subject, ``AUDIT_PAGE_SIZE`` a page,
-    newest first, with the links to the pages either side."""
-    resources = (
-        _audit_resources(session, caller, subject.strip(), study or caller.study_id)
-        if subject.strip()
-        else None
-    )
-    rows, total = trial.list_audit(
-        session,
-        caller,
-        study_id=study or None,
-        action=action.strip() or None,
-        resources=resources,
-        limit=AUDIT_PAGE_SIZE,
-        offset=page * AUDIT_PAGE_SIZE,
-    )
-    query = {k: v for k, v in (("study", study), ("action", action), ("subject", subject)) if v}
-    return {
-        "entries": [views.audit_public(e) for e in rows],
-        "total": total,
-        "page": page,
-        "pages": max(1, -(-total // AUDIT_PAGE_SIZE)),
-        "filters": {"study": study, "action": action, "subject": subject},
-        "prev_query": urlencode({**query, "page": page - 1}) if page > 0 else None,
-        "next_query": urlencode({**query, "page": page + 1})
-        if (page + 1) * AUDIT_PAGE_SIZE < total
-        else None,
-    }
-
-
-# --- the compare page ----------------------------------------------------------------------
-
-
-def _comparison(
-    session: Session, caller: Caller, wound: Wound, first: str, second: str
-) -> dict[str, Any]:
-    """Two measured, calibrated visits of one wound: their rows, the area change and PAR
-    between them, and the common window and scale of their rectified images."""
-    from service.core import rectify
-
-    study = access.study_of(wound)
-    rows = {r["assessment"].id: r for r in _assessment_rows(wound, study)}
-    picked = []
-    for assessment_id in (first, second):
-        r = rows.get(assessment_id)
-        if r is None or r["assessment"].voided:
-            raise DomainError(
-                f"assessment {assessment_id} is not a photo of wound {wound.id}: "
-                "pick two of this wound's photos",
-                code="not_comparable",
-            )
-        m = r["measurement"]
-        if m is None or m.area_cm2 is None or not m.calibrated:
-            raise DomainError(
-                f"assessment {assessment_id} has no calibrated measurement to compare: "
-                "outline it (or retake it with the marker) first",
-                code="not_comparable",
-            )
-        picked.append(r)
-    a, b = picked
-    lengths_mm = [
-        10.0 * r["data"]["length_cm"] if r["data"].get("length_cm") else None for r in picked
-    ]
-    side_mm, px_per_mm = rectify.comparison_scale(lengths_mm)
-    area_a, area_b = a["measurement"].area_cm2, b["measurement"].area_cm2
-    return {
-        "first": a,
-        "second": b,
-        "change_cm2": area_b - area_a,
-        "par_pct": 100.0 * (area_a - area_b) / area_a if area_a > 0 else None,
-        "side_mm": side_mm,
-        "px_per_mm": px_per_mm,
-    }
-
-
-def compare_context(
-    session: Session, caller: Caller, row: Wound, first: str, second: str
-) -> dict[str, Any]:
-    """The compare page: the wound's measured, calibrated photos to pick from, the two
-    picked (default: the first and the latest) and, with two, their comparison."""
-    study = access.study_of(row)
-    answer = wound_answer(row)
-    days = {v["assessment"]: v["day"] for v in answer["visits"]}
-    choices = [
-        r
-        for r in _assessment_rows(row, study)
-        if not r["assessment"].voided
-        and r["measurement"] is not None
-        and r["measurement"].area_cm2 is not None
-        and r["measurement"].calibrated
-    ]
-    context: dict[str, Any] = {
-        "wound": row,
-        "study": study,
-        "days": days,
-        "choices": choices,
-        "first_id": first or (choices[0]["assessment"].id if choices else ""),
-        "second_id": second or (choices[-1]["assessment"].id if choices else ""),
-        "comparison": None,
-    }
-    if len(choices) >= 2 or (first and second):
-        context["comparison"] = _comparison(
-            session, caller, row, context["first_id"], context["second_id"]
-        )
-    return context

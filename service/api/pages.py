@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from service.api.assets import DASHBOARD_DIR, asset_url
 from service.api.sessions import SECURITY_HEADERS, csrf_token, signed_in
-from service.api.wording import CLOSURE_RULE, EVENT_TEXT, UNCOUNTED_TEXT, fmt
+from service.api.wording import CLOSURE_RULE, EVENT_TEXT, UNCOUNTED_TEXT, flag_label, fmt
 from service.core.errors import DomainError
 from service.domain import roles
 from service.domain.auth import Caller
@@ -30,13 +30,25 @@ def overlay_url(assessment_id: str, measurement_id: int | None) -> str:
     return base if measurement_id is None else f"{base}?measurement={measurement_id}"
 
 
-def rectified_url(assessment_id: str, measurement_id: int, side_mm: float, px_per_mm: float) -> str:
+def rectified_url(
+    assessment_id: str,
+    measurement_id: int,
+    side_mm: float,
+    px_per_mm: float,
+    align_to: Any = None,
+) -> str:
     """One visit rectified to the marker plane in the compare page's common window and
-    scale (the URL names the image, so it is cached long)."""
-    return (
+    scale (the URL names the image, so it is cached long); ``align_to``, the other
+    visit's row (``assessment``, ``measurement``), turns this one to line up with it."""
+    url = (
         f"/dashboard/assessments/{assessment_id}/rectified.jpg?measurement={measurement_id}"
         f"&side_mm={side_mm:g}&px_per_mm={px_per_mm:g}"
     )
+    if align_to is not None:
+        url += (
+            f"&align_to={align_to['assessment'].id}&align_measurement={align_to['measurement'].id}"
+        )
+    return url
 
 
 templates = Jinja2Templates(directory=str(DASHBOARD_DIR / "templates"))
@@ -50,6 +62,7 @@ templates.env.globals.update(
         "roles": roles,
         "uncounted_text": UNCOUNTED_TEXT,
         "event_text": EVENT_TEXT,
+        "flag_label": flag_label,
     }
 )
 

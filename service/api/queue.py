@@ -8,7 +8,7 @@ from collections import Counter
 from sqlalchemy.orm import Session
 
 from service.api.wording import plain_flags
-from service.domain import trial
+from service.domain import counting, reviewing
 from service.domain.auth import Caller
 from service.persistence.orm import Study
 
@@ -18,13 +18,13 @@ CENTRAL_READING = "central reading (every model outline is read)"
 def reason_counts(session: Session, caller: Caller, study: Study) -> list[tuple[str, int]]:
     """(reason in words, photos waiting for it), most frequent first; a photo with two
     reasons counts under both. Scoped like the queue (a site key: its site)."""
-    rows, _ = trial.review_queue(session, caller, study, limit=10**6, offset=0)
+    rows, _ = reviewing.review_queue(session, caller, study, limit=10**6, offset=0)
     counts: Counter[str] = Counter()
     series: dict[str, dict] = {}
     for a in rows:
         if a.wound_id not in series:
-            series[a.wound_id] = trial.series_flags_of(a.wound, study)
-        current = trial.current_measurement(a, study)
-        reasons = plain_flags(trial.review_reasons(a, current, series[a.wound_id].get(a.id, [])))
+            series[a.wound_id] = counting.series_flags_of(a.wound, study)
+        current = counting.current_measurement(a, study)
+        reasons = plain_flags(counting.review_reasons(a, current, series[a.wound_id].get(a.id, [])))
         counts.update({r["meaning"] for r in reasons} or {CENTRAL_READING})
     return counts.most_common()

@@ -7,13 +7,14 @@ both go through ``upload_photo``, so idempotency, metrics and error codes are on
 
 from __future__ import annotations
 
-from fastapi import Response, UploadFile
+from fastapi import Request, Response, UploadFile
 from sqlalchemy.orm import Session
 
-from service.api import views
+from service.api import limits, views
 from service.core import pipeline
 from service.core.errors import DomainError
-from service.domain import trial
+from service.core.freetext import check_optional
+from service.domain import uploads
 from service.domain.auth import Caller
 from service.domain.schemas import AssessmentPublic
 from service.persistence.orm import Wound
@@ -47,12 +48,13 @@ def upload_form(
     epithelialized: bool | None = None,
     drainage: bool | None = None,
     idempotency_key: str | None = None,
-) -> trial.UploadForm:
-    """The form's text fields parsed (date, calibration); empty strings are not given."""
-    return trial.UploadForm(
+) -> uploads.UploadForm:
+    """The form's text fields parsed (date, calibration, the visit label through the free
+    text rule, before any photo is stored); empty strings are not given."""
+    return uploads.UploadForm(
         captured_at=pipeline.parse_captured_at(captured_at),
         cal=pipeline.parse_calibration(px_per_mm, ruler_text(ruler, ruler_mm), target_point),
-        visit=visit or None,
+        visit=check_optional(visit or None, "visit"),
         epithelialized=epithelialized,
         drainage=drainage,
         idempotency_key=idempotency_key or None,
@@ -60,18 +62,20 @@ def upload_form(
 
 
 def upload_photo(
+    request: Request,
     session: Session,
     runtime: Runtime,
     caller: Caller,
     wound: Wound,
     response: Response,
     photo: UploadFile,
-    form: trial.UploadForm,
+    form: uploads.UploadForm,
 ) -> AssessmentPublic:
-    """Upload ``photo`` of ``wound`` (``trial.upload_assessment``); a replayed
+    """Upload ``photo`` of ``wound`` (``uploads.upload_assessment``); a replayed
     Idempotency-Key answers ``Idempotent-Replayed: true``, and ``Location`` names it."""
     data = read_limited(photo, runtime.settings.max_upload_bytes)
-    assessment, replayed = trial.upload_assessment(
+    limits.key_rates(request).uploads.take(limits.rate_key(caller), limits.upload_megapixels(data))
+    assessment, replayed = uploads.upload_assessment(
         session, runtime, caller, wound, data, form, name=photo.filename or "photo"
     )
     runtime.metrics.uploads.labels("replayed" if replayed else "created").inc()

@@ -8,11 +8,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.core.answers import EventPublic
-from service.domain import access, trial
+from service.domain import access, counting, subjects
 from service.domain.auth import Caller
+from service.domain.batches import BatchStatus
 from service.domain.schemas import (
     AssessmentPublic,
     AuditPublic,
+    BatchFailurePublic,
+    BatchPublic,
     KeyPublic,
     MeasurementPublic,
     ModelInfo,
@@ -21,6 +24,7 @@ from service.domain.schemas import (
     SitePublic,
     StudyPublic,
     SubjectPublic,
+    VisitSchedule,
     WoundPublic,
 )
 from service.persistence.orm import (
@@ -48,6 +52,11 @@ def study_public(study: Study) -> StudyPublic:
         locked=study.locked,
         review=study.review,
         closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
+        par_week4_window_days=study.par_week4_window_days,
+        control_arm=study.control_arm,
+        visit_schedule=VisitSchedule.model_validate(study.visit_schedule)
+        if study.visit_schedule
+        else None,
         created_at=study.created_at,
     )
 
@@ -64,6 +73,11 @@ def subject_public(subject: Subject, caller: Caller) -> SubjectPublic:
         site=subject.site.code,
         arm=subject.arm if caller.sees_arm else None,
         randomized_on=subject.randomized_on,
+        sex=subject.sex,
+        country=subject.country,
+        age_years=subject.age_years,
+        birth_date=subject.birth_date,
+        index_leg_side=subject.index_leg_side,
         created_at=subject.created_at,
     )
 
@@ -100,16 +114,16 @@ def review_public(
     status: ReviewStatus
     if current is not None and current.manual:
         status = "corrected"
-    elif trial.is_reviewed(a, current):
+    elif counting.is_reviewed(a, current):
         status = "accepted"
-    elif trial.awaiting_review(a, current, study, series):
+    elif counting.awaiting_review(a, current, study, series):
         status = "awaiting"
     else:
         status = "not_needed"
     accepted = status == "accepted"
     return ReviewPublic(
         status=status,
-        reasons=trial.review_reasons(a, current, series),
+        reasons=counting.review_reasons(a, current, series),
         series_flags=series,
         policy=study.review,
         accepted_by=a.accepted_by if accepted else None,
@@ -120,19 +134,19 @@ def review_public(
 
 def assessments_public(session: Session, rows: list[Assessment]) -> list[AssessmentPublic]:
     """Several assessments, with their day counted from the subject's time origin
-    (``trial.day_zero``)."""
+    (``subjects.day_zero``)."""
     origins: dict[str, date | None] = {}
     series_by_wound: dict[str, dict[str, list[dict[str, Any]]]] = {}
     out = []
     for a in rows:
         study = access.study_of(a)
-        current = trial.current_measurement(a, study)
+        current = counting.current_measurement(a, study)
         if a.wound_id not in series_by_wound:
-            series_by_wound[a.wound_id] = trial.series_flags_of(a.wound, study)
+            series_by_wound[a.wound_id] = counting.series_flags_of(a.wound, study)
         series = series_by_wound[a.wound_id].get(a.id, [])
         subject = a.wound.subject
         if subject.id not in origins:
-            origins[subject.id] = trial.day_zero(subject)
+            origins[subject.id] = subjects.day_zero(subject)
         origin = origins[subject.id] or a.captured_at.date()
         day = (a.captured_at.date() - origin).days
         url = f"/v1/assessments/{a.id}"
@@ -158,7 +172,7 @@ def assessments_public(session: Session, rows: list[Assessment]) -> list[Assessm
                 photo_url=f"{url}/photo.jpg",
                 mask_url=f"{url}/mask.png",
                 overlay_url=f"{url}/overlay.jpg",
-                counted=trial.is_counted(a, current, series),
+                counted=counting.is_counted(a, current, series),
                 review=review_public(a, current, study, series),
                 measurement=measurement_public(current) if current else None,
                 measurements=[
@@ -211,4 +225,31 @@ def event_public(row: SubjectEvent) -> EventPublic:
         void_reason=row.void_reason,
         created_by=row.created_by,
         created_at=row.created_at,
+    )
+
+
+def batch_public(status: BatchStatus) -> BatchPublic:
+    return BatchPublic(
+        id=status.id,
+        study=status.study,
+        kind=status.kind,
+        model=status.model,
+        engine=status.engine,
+        total=status.total,
+        pending=status.pending,
+        done=status.done,
+        failed=status.failed,
+        failures=[
+            BatchFailurePublic(
+                assessment=f.assessment,
+                code=f.code,
+                reason=f.reason,
+                attempts=f.attempts,
+                worker=f.worker,
+                at=f.at,
+            )
+            for f in status.failures
+        ],
+        created_by=status.created_by,
+        created_at=status.created_at,
     )

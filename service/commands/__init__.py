@@ -18,10 +18,13 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("evaluate", "evaluate", "evaluate"),
     ("export", "export", "export"),
     ("reanalyze", "reanalyze", "reanalyze"),
+    ("worker", "worker", "worker"),
+    ("jobs", "jobs", "app"),
     ("simulate", "simulate", "simulate"),
     ("demo", "demo", "demo"),
     ("fsck", "fsck", "fsck"),
     ("backup", "backup", "backup"),
+    ("audit", "audit", "app"),
 ]
 
 

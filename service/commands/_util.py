@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from service.config import Settings
+    from service.persistence.db import Database
 
 
 def require_torch(command: str) -> None:
@@ -24,3 +28,18 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print a one-line error to stderr and exit."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def open_database(settings: Settings) -> Database:
+    """The database, at the schema this code expects (the embedded SQLite file is
+    migrated; an external database behind the code is refused with one line)."""
+    from service.core.errors import DatabaseBehind
+    from service.persistence.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        db.ensure_schema()
+    except DatabaseBehind as exc:
+        db.dispose()
+        fail(exc.detail)
+    return db

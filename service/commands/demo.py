@@ -28,6 +28,7 @@ def demo(
     print its keys; with --serve, start the service first and keep it running.
     Loads once per data dir (WOUNDSCOPE_DATA_DIR): a second run only prints the keys."""
     from service.commands._util import fail
+    from service.commands.serve import port_in_use
     from service.config import settings_from_env
     from service.simulator.demo import DemoError, run_demo, serve_and_demo
 
@@ -39,6 +40,9 @@ def demo(
         if serve:
             if url is not None:
                 fail("--serve starts its own service: leave out --url")
+            port_problem = port_in_use(host, port)
+            if port_problem:  # else the demo would load whatever answers on that port
+                fail(port_problem)
             raise typer.Exit(serve_and_demo(host, port, data_dir, settings=settings))
         run_demo(url or f"http://{host}:{port}", data_dir, admin_key, settings=settings)
     except DemoError as exc:

@@ -23,10 +23,11 @@ def fsck(
     ] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
-    """Check photo storage against the database: missing or corrupt photos, orphans.
+    """Check photo storage against the database (missing or corrupt photos, orphans)
+    and the audit log's hash chain.
 
-    Exit status 0 when clean, 1 when a row lacks its photo, a photo is corrupt, or an
-    orphan remains. Safe beside a running service.
+    Exit status 0 when clean, 1 when a row lacks its photo, a photo is corrupt, an
+    orphan remains, or the audit chain is broken. Safe beside a running service.
     """
     from service.commands._util import fail
     from service.config import get_settings
@@ -70,5 +71,11 @@ def fsck(
         for path in report.temporary:
             state = "deleted" if path in report.deleted else ""
             typer.echo(f"temporary    {path} {state}".rstrip())
+        chain = report.audit
+        if chain is not None:
+            state = "chain holds" if chain.ok else f"BROKEN at entry {chain.broken_id}"
+            typer.echo(f"audit    {chain.entries} entries, {state}: head {chain.head_hash}")
+            if not chain.ok:
+                typer.echo(f"audit        entry {chain.broken_id}: {chain.problem}")
         typer.echo("clean" if report.clean else "NOT CLEAN")
     raise typer.Exit(0 if report.clean else 1)

@@ -34,13 +34,13 @@ def create(
     """Make a key; it is printed once, as the last line."""
     from service.commands._util import fail
     from service.core.errors import DomainError
-    from service.domain import trial
+    from service.domain import keys
     from service.domain.auth import Caller
 
     db = _database()
     try:
         with db.session() as session:
-            row, key = trial.issue_key(
+            row, key = keys.issue_key(
                 session, Caller.cli(), role=role, holder=holder, study_id=study, site_code=site
             )
             key_id = row.id
@@ -60,13 +60,13 @@ def revoke(key: Annotated[str, typer.Argument(help="the key's id or its printed 
     """Revoke a key (it answers 401 from now on)."""
     from service.commands._util import fail
     from service.core.errors import DomainError
-    from service.domain import trial
+    from service.domain import keys
     from service.domain.auth import Caller, printable
 
     db = _database()
     try:
         with db.session() as session:
-            row = trial.revoke_key(session, Caller.cli(), key)
+            row = keys.revoke_key(session, Caller.cli(), key)
             typer.echo(f"key {row.id} ({printable(row.holder)}) revoked")
     except DomainError as exc:
         fail(exc.detail)

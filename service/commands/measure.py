@@ -25,7 +25,11 @@ def measure(
         typer.Option("--mask", help="wound mask PNG (0/255, photo size); no model is run"),
     ] = None,
     px_per_mm: Annotated[
-        float | None, typer.Option("--px-per-mm", help="scale when the photo has no marker")
+        float | None,
+        typer.Option(
+            "--px-per-mm",
+            help="the photo's scale (px/mm); a marker that disagrees with it raises scale_conflict",
+        ),
     ] = None,
     ruler: Annotated[
         str | None, typer.Option("--ruler", help="x1,y1,x2,y2,mm: two points and their distance")

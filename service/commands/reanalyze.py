@@ -6,9 +6,7 @@ import typer
 
 if TYPE_CHECKING:
     from service.config import Settings
-    from service.domain.auth import Caller
-    from service.persistence.db import Database
-    from service.persistence.storage import PhotoStore
+    from service.jobs.work import PhotoTask
     from service.runtime.inference import Segmenter
 
 
@@ -27,94 +25,95 @@ def _segmenter(model: str, settings: Settings) -> Segmenter:
         return load_segmenter(ref, settings)
     except ModelNotFound as exc:
         fail(str(exc))
-        raise
 
 
 def reanalyze(
     study: Annotated[str, typer.Option("--study", help="the study's id")],
     model: Annotated[str, typer.Option("--model", help="installed model id or version")],
+    wait: Annotated[
+        bool,
+        typer.Option("--wait/--no-wait", help="with a broker: follow the batch until it is done"),
+    ] = False,
 ) -> None:
     """Measure every photo of a study again with another model version.
 
     Adds measurements, never overwrites; resumable: a photo that version already
-    measured is skipped, so an interrupted run just continues.
+    measured is skipped, so running it again does what is left. With
+    WOUNDSCOPE_BROKER_URL the photos are sent to the workers (`woundscope worker`);
+    without, they are measured here. The last line is `batch <id>`, for
+    `woundscope jobs status <id>`.
     """
+    from service.commands._util import fail, open_database
     from service.config import get_settings
+    from service.core.errors import DomainError
     from service.domain.auth import Caller
-    from service.persistence.storage import open_store
+    from service.jobs import batch as jobs
 
     settings = get_settings()
     segmenter = _segmenter(model, settings)
-    db = _database(settings)
-    store = open_store(settings.storage_url, settings.s3_endpoint_url)
+    db = open_database(settings)
     caller = Caller.cli(f"cli:reanalyze ({Caller.cli().holder})")
+    engine = jobs.engine_of(settings)
     try:
-        todo = _pending(db, study, segmenter)
-        typer.echo(f"{study}: {len(todo)} photos to measure with {segmenter.id}")
-        added, skipped = _measure_all(db, store, segmenter, caller, todo, settings)
+        try:
+            started, tasks = jobs.start_reanalysis(
+                db, caller, study, segmenter.info(), engine=engine
+            )
+        except DomainError as exc:
+            fail(f"{exc.detail}; nothing was started")
+        typer.echo(f"{study}: {len(tasks)} photos to measure with {segmenter.id}")
+        refused = 0
+        if engine == jobs.CELERY:
+            _send(settings, tasks, started.id, wait=wait)
+        else:
+            refused = _run_here(settings, segmenter, tasks, started.id)
     finally:
         db.dispose()
-    typer.echo(f"added {added} measurements with {segmenter.id}; {skipped} already done")
+    typer.echo(f"batch {started.id}")
+    if refused:
+        raise typer.Exit(1)
 
 
-def _database(settings: Settings) -> Database:
-    """The database, at the schema this code expects (a database behind is refused)."""
+def _send(settings: Settings, tasks: list[PhotoTask], batch_id: str, *, wait: bool) -> None:
+    """Hand the tasks to the workers (and follow the batch with ``--wait``)."""
     from service.commands._util import fail
-    from service.core.errors import DatabaseBehind
-    from service.persistence.db import Database
+    from service.jobs import batch as jobs
+    from service.jobs.engine import redacted
 
-    db = Database(settings.database_url)
+    broker = redacted(settings.broker_url)
     try:
-        db.ensure_schema()
-    except DatabaseBehind as exc:
-        db.dispose()
-        fail(exc.detail)
-    return db
+        sent = jobs.enqueue(settings, tasks)
+    except Exception as exc:  # noqa: BLE001 - kombu raises many kinds for an unreachable broker
+        fail(
+            f"cannot send to the broker {broker}: {exc}; the batch {batch_id} is recorded:"
+            " run reanalyze again once the broker is up (it sends what is left)"
+        )
+    typer.echo(f"sent {sent} tasks to {broker}; follow with: woundscope jobs status {batch_id}")
+    if wait and sent:
+        from service.commands.jobs import follow_with_bar
+
+        follow_with_bar(settings, batch_id)
 
 
-def _pending(db: Database, study: str, segmenter: Segmenter) -> list[str]:
-    """The study's photos this model version has not measured yet; an unknown or
-    locked study is refused before any work."""
-    from service.commands._util import fail
-    from service.domain.trial import pending_reanalysis
-    from service.persistence.orm import Study
+def _run_here(
+    settings: Settings, segmenter: Segmenter, tasks: list[PhotoTask], batch_id: str
+) -> int:
+    """Measure the photos in this process, with a progress bar; how many were not."""
+    from service.jobs import batch as jobs
 
-    with db.sessions() as session:
-        row = session.get(Study, study)
-        if row is None:
-            fail(f"study {study} not found")
-        elif row.locked:
-            fail(f"study {study} is locked: an admin must unlock it before re-analysis")
-        return pending_reanalysis(session, study, segmenter.info())
-
-
-def _measure_all(
-    db: Database,
-    store: PhotoStore,
-    segmenter: Segmenter,
-    caller: Caller,
-    todo: list[str],
-    settings: Settings,
-) -> tuple[int, int]:
-    """Measure each photo in its own transaction, so an interrupted run keeps what it
-    added: (added, skipped). A study locked meanwhile stops the run."""
-    from service.commands._util import fail
-    from service.core.errors import StudyLocked
-    from service.domain.trial import reanalyze_assessment
-
-    added = skipped = 0
-    with typer.progressbar(todo, label="reanalyze") as bar:
-        for assessment_id in bar:
-            with db.sessions() as session:
-                try:
-                    measured = reanalyze_assessment(
-                        session, store, segmenter, caller, assessment_id, settings.quality
-                    )
-                except StudyLocked as exc:  # locked while this run was going
-                    fail(f"{exc.detail}; {added} measurements were added before the lock")
-                    raise  # fail exits
-            if measured is None:
-                skipped += 1
-            else:
-                added += 1
-    return added, skipped
+    with typer.progressbar(length=len(tasks), label="reanalyze") as bar:
+        counts = jobs.run_here(
+            settings, tasks, segmenter=segmenter, on_photo=lambda _: bar.update(1)
+        )
+    typer.echo(
+        f"added {counts['measured']} measurements with {segmenter.id};"
+        f" {counts['already']} already done"
+    )
+    refused = counts["study_locked"] + counts["already_voided"] + counts["failed"]
+    if refused:
+        typer.echo(
+            f"{refused} photos not measured ({counts['study_locked']} because the study was"
+            f" locked meanwhile); why: woundscope jobs status {batch_id}",
+            err=True,
+        )
+    return refused

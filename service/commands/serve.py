@@ -34,7 +34,7 @@ def serve(
     finally:
         db.dispose()
 
-    port_problem = _port_in_use(host, port)
+    port_problem = port_in_use(host, port)
     if port_problem:
         fail(port_problem)
 
@@ -46,7 +46,7 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
 
 
-def _port_in_use(host: str, port: int) -> str | None:
+def port_in_use(host: str, port: int) -> str | None:
     """Why the service cannot listen on host:port, checked before the model loads and
     "service ready" is logged (uvicorn would only fail after both)."""
     import socket

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.core.freetext import SafeLines
+
 
 class _Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -49,8 +51,14 @@ class WoundEndpoints(_Answer):
     time_origin: str | None = Field(description="Day 0 of this answer (ISO date)")
     baseline_area_cm2: float | None
     visits: list[VisitAnswer]
-    par_week4_pct: float | None
-    par_week4_day: int | None
+    par_week4_pct: float | None = Field(
+        description="PAR of the counted visit nearest day 28 after the wound's baseline "
+        "photo, within the study's par_week4_window_days (default ±7)"
+    )
+    par_week4_day: int | None = Field(description="That visit's day from the time origin")
+    par_week4_days_from_baseline: int | None = Field(
+        description="That visit's day from the wound's baseline photo"
+    )
     healing_rate_cm2_per_week: float | None
     gilman_cm_per_week: float | None
     log_linear_rate_per_day: float | None
@@ -98,10 +106,16 @@ class SubjectAnswer(_Answer):
         "study's event; a later recurrence does not erase it)"
     )
     first_healed_day: int | None
-    recurrence: bool | None
+    recurrence: bool | None = Field(
+        description="A considered wound re-opened after the subject's healing event"
+    )
+    recurrence_day: int | None
     all_wounds_healed: bool | None = Field(description="Healed at the last visit (durable)")
     all_healed_day: int | None
     last_visit_day: int | None
+    last_photo_day: int | None = Field(
+        description="The latest photo in follow-up of any wound, either leg"
+    )
     reason: str | None = Field(description="Why the answer is null (no index-leg wound)")
 
 
@@ -134,6 +148,11 @@ class AmputationFreeSurvival(_Answer):
     km: KaplanMeier
 
 
+class DurableHealing(AmputationFreeSurvival):
+    """Kaplan–Meier of durable healing: the event is healing that lasted to the last
+    visit (on ``all_healed_day``), else censored at the last visit."""
+
+
 class TimeToHealing(_Answer):
     subjects: int
     healed: int = Field(description="Subjects with the event (first confirmed healing)")
@@ -150,7 +169,16 @@ class TimeToHealing(_Answer):
     last_time_at_risk_days: float | None
     km: KaplanMeier
     cumulative_incidence: CumulativeIncidence
-    amputation_free_survival: AmputationFreeSurvival
+    amputation_free_survival: AmputationFreeSurvival = Field(
+        description="Every subject with a time origin, whatever its wounds"
+    )
+    durable_healing: DurableHealing
+    par_week4: ParDistribution | None = Field(
+        default=None, description="PAR at week 4 of the considered wounds (per arm too)"
+    )
+    par_last_visit: ParDistribution | None = Field(
+        default=None, description="PAR at each considered wound's last counted visit"
+    )
 
 
 class SubjectRow(_Answer):
@@ -161,6 +189,7 @@ class SubjectRow(_Answer):
     all_wounds_healed: bool | None
     all_healed_day: int | None
     recurrence: bool | None
+    recurrence_day: int | None
     time_to_closure_days: int | None
     censored: bool
     time_origin: str | None
@@ -170,6 +199,18 @@ class SubjectRow(_Answer):
     cr_cause: int = Field(description="1 healed, 2 death / index-leg major amputation, 0 censored")
     afs_time_days: int | None
     afs_event: bool
+    durable_time_days: int | None
+    durable_event: bool
+    log_baseline_area: float | None = Field(
+        description="ln of the sum of the considered wounds' baseline areas (cm²)"
+    )
+    last_contact_day: int | None = Field(
+        description="The latest photo (either leg) or event in follow-up: where a subject "
+        "without an event is censored"
+    )
+    follow_up_end_day: int | None = Field(
+        description="Death, withdrawal or loss to follow-up: nothing after it is analysed"
+    )
     arm: str | None = Field(default=None, description="Admin keys only")
 
 
@@ -197,18 +238,32 @@ class LogRank(_Answer):
     p_value: float | None
 
 
-class CoxHazardRatio(_Answer):
-    method: str
+class HazardRatio(_Answer):
     hazard_ratio: float | None
     ci95: list[float | None]
+
+
+class CoxHazardRatio(HazardRatio):
+    method: str
+    subjects: int | None = None
     warning: str | None = Field(description="The fitter's warning (e.g. separation), if any")
+    log_baseline_area: HazardRatio | None = Field(
+        default=None, description="Adjusted model: HR per unit of ln baseline area"
+    )
 
 
 class ArmComparison(_Answer):
-    reference_arm: str
+    reference_arm: str = Field(description="The control arm: ratios read compared vs it")
     compared_arm: str
+    reference_source: str = Field(description="'control_arm' (the study's) or alphabetical")
     logrank: LogRank
     cox: CoxHazardRatio
+    cox_adjusted: CoxHazardRatio = Field(
+        description="Sensitivity: stratified by site and adjusted for log baseline area"
+    )
+    cumulative_incidence_test: str = Field(description="Gray's test / Fine-Gray: status")
+    durable_logrank: LogRank = Field(description="Durable healing, stratified by site")
+    afs_logrank: LogRank = Field(description="Amputation-free survival, stratified by site")
 
 
 class StudyAnswer(TimeToHealing):
@@ -218,6 +273,7 @@ class StudyAnswer(TimeToHealing):
     subjects_without_visits: int
     subjects_left_out: list[LeftOut]
     par_week4: ParDistribution
+    par_last_visit: ParDistribution
     subject_rows: list[SubjectRow]
     by_arm: dict[str, TimeToHealing] | None = Field(
         default=None, description="Admin keys only (blinding)"
@@ -247,14 +303,16 @@ class EventCreate(BaseModel):
     leg: Literal["index", "contralateral"] | None = Field(
         default=None, description="Which leg (amputations and revascularisation)"
     )
-    note: str | None = Field(default=None, max_length=2000)
+    note: SafeLines | None = Field(default=None, max_length=2000)
 
 
 class EventVoid(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     voided: Literal[True] = True
-    reason: str = Field(min_length=1, max_length=2000, description="Why it was recorded in error")
+    reason: SafeLines = Field(
+        min_length=1, max_length=2000, description="Why it was recorded in error"
+    )
 
 
 class EventPublic(BaseModel):

@@ -90,6 +90,15 @@ class UncertaintySpec(_Strict):
     None: no second look (one inference less per photo)."""
     disagree_coef: float = Field(default=0.0, ge=0.0)
     """Weight of that disagreement (|area of the check look - area of the first| / area)."""
+    check_min_scale: float = Field(default=0.0, ge=0.0)
+    """Make the check look only when the first look is unsure: its scale without the
+    disagreement term (``OutlineSignals.scale``) is at least this. 0: always (within
+    ``check_pass.min_fill``). A sure first look costs one network run, not two."""
+    review_halfwidth_pct: float | None = Field(default=None, gt=0.0)
+    """The outline's 95 % half-width beyond which the photo is flagged
+    ``outline_uncertain`` (and waits for a clinician under the default review policy),
+    chosen at calibration as the loosest limit that still flags >= 90 % of the fit
+    photos off by more than 30 %. None: the measurement core's default."""
     size_coef: float = Field(default=1.0, ge=0.0)
     """Weight of 1 / sqrt(wound area at the model's input resolution, px)."""
     fill_coef: float = Field(default=0.0, ge=0.0)

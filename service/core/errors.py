@@ -26,6 +26,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "(or a list of such polygons).",
     ),
     "reason_required": (422, "A correction or a void needs a reason."),
+    "unsafe_text": (
+        422,
+        "A text field starts a spreadsheet formula (= + - @) or holds a control, bidi or"
+        " invisible character: send printable text that starts with a letter or digit.",
+    ),
     "invalid_prompt": (
         422,
         "An outline prompt is a 'box' [x0, y0, x1, y1] inside the photo and/or 'points' "
@@ -62,13 +67,19 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         409,
         "This Idempotency-Key was already used for a different photo of this wound.",
     ),
+    "idempotency_key_reused": (
+        409,
+        "This Idempotency-Key was already used for the same photo with other fields: send a"
+        " new key for a new upload.",
+    ),
     "study_locked": (423, "The study is locked: no writes until an admin unlocks it."),
     "already_voided": (409, "The assessment is voided; it cannot be changed."),
     "event_already_voided": (409, "The subject event is already voided."),
     "after_subject_event": (
         409,
-        "The photo is dated after the subject's death or the major amputation of that leg: "
-        "check the date, or void the event if it was recorded in error.",
+        "The photo is dated after the subject's death, withdrawal, loss to follow-up or the "
+        "major amputation of that leg (follow-up ended): check the date, or void the event "
+        "if it was recorded in error.",
     ),
     # service
     "model_not_installed": (422, "The named model version is not installed on this server."),

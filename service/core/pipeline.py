@@ -18,7 +18,13 @@ import cv2
 import numpy as np
 
 from service.core.errors import DomainError
-from service.core.imaging import decode_mask, decode_photo, encode_jpeg, encode_png
+from service.core.imaging import (
+    WORKING_MAX_PIXELS,
+    decode_mask,
+    decode_photo,
+    encode_jpeg,
+    encode_png,
+)
 from service.core.measure import (
     PX_PER_MM_RANGE,
     QualityLimits,
@@ -54,6 +60,8 @@ class Analysis:
     """The keys of ``woundscope measure --json``."""
     model: dict[str, str]
     segment_s: float
+    cal: Calibration = Calibration()
+    """The client's calibration in the stored photo's pixels (``scaled_calibration``)."""
 
 
 # --- parsing the form -------------------------------------------------------------
@@ -157,6 +165,23 @@ def check_inside(cal: Calibration, width: int, height: int) -> None:
         )
 
 
+def scaled_calibration(cal: Calibration, scale_x: float, scale_y: float) -> Calibration:
+    """``cal`` (points and scale in the pixels of the photo as sent) in the pixels of the
+    photo as stored, which is smaller when it was over ``WORKING_MAX_PIXELS``."""
+    if scale_x == 1.0 and scale_y == 1.0:
+        return cal
+    r = cal.ruler
+    return Calibration(
+        px_per_mm=None if cal.px_per_mm is None else cal.px_per_mm * (scale_x * scale_y) ** 0.5,
+        ruler=None
+        if r is None
+        else Ruler(r.x1 * scale_x, r.y1 * scale_y, r.x2 * scale_x, r.y2 * scale_y, r.mm),
+        target_point=None
+        if cal.target_point is None
+        else (cal.target_point[0] * scale_x, cal.target_point[1] * scale_y),
+    )
+
+
 # --- the CPU-bound work -------------------------------------------------------------
 
 
@@ -177,10 +202,11 @@ def measure_mask(
     cal: Calibration,
     limits: QualityLimits | None = None,
     segmentation_log_halfwidth: float | None = None,
+    scale_confirmed: bool = False,
 ) -> dict[str, Any]:
     """The measurement of ``mask`` on ``rgb`` as the wire JSON (``measure --json`` keys);
     ``segmentation_log_halfwidth`` is the model's outline uncertainty for it (None for a
-    clinician's outline)."""
+    clinician's outline); ``scale_confirmed``: a clinician gave ``cal``'s scale."""
     result = measure(
         rgb,
         mask,
@@ -190,6 +216,7 @@ def measure_mask(
         target_point=cal.target_point,
         limits=limits,
         segmentation_log_halfwidth=segmentation_log_halfwidth,
+        scale_confirmed=scale_confirmed,
     ).to_json()
     return finite_json(result)
 
@@ -248,8 +275,16 @@ def analyse_upload(
     limits: QualityLimits | None = None,
 ) -> Analysis:
     """Bytes of an uploaded photo -> what to store. Raises ``ImageError``/``DomainError``."""
-    photo = decode_photo(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels)
-    check_inside(cal, photo.width, photo.height)
+    photo = decode_photo(
+        data,
+        name=name,
+        max_bytes=max_bytes,
+        max_pixels=max_pixels,
+        work_max_pixels=WORKING_MAX_PIXELS,
+    )
+    sent_w, sent_h = round(photo.width / photo.scale_x), round(photo.height / photo.scale_y)
+    check_inside(cal, sent_w, sent_h)
+    cal = scaled_calibration(cal, photo.scale_x, photo.scale_y)
     jpeg = encode_jpeg(photo.rgb, quality=jpeg_quality)
     photo_format = photo.format
     del photo  # the decoded original is not kept: the stored photo is what is measured
@@ -268,6 +303,7 @@ def analyse_upload(
         result=result,
         model=segmenter.info(),
         segment_s=seg.ms / 1000.0,
+        cal=cal,
     )
 
 
@@ -296,9 +332,16 @@ def manual_mask(
     polygon: str | None,
     marker_mm: float,
     cal: Calibration,
+    clinician_scale: Calibration | None = None,
     limits: QualityLimits | None = None,
 ) -> tuple[bytes, dict[str, Any]]:
-    """A clinician's mask (PNG, or a polygon in photo pixels) measured: (mask PNG, result)."""
+    """A clinician's mask (PNG, or a polygon in photo pixels) measured: (mask PNG, result).
+
+    The photo's own calibration (``cal``: what the site sent) is measured again, so a
+    severe calibration flag (``scale_conflict``, ``marker_unreadable``) stays on the
+    correction; a scale the clinician gives with it (``clinician_scale``: ``px_per_mm``
+    or ``ruler``) is used instead and overrules a disagreeing marker
+    (``marker_overruled``)."""
     stored = decode_photo(
         photo_jpeg, name="stored photo", max_bytes=len(photo_jpeg) + 1, max_pixels=10**9
     )
@@ -311,13 +354,17 @@ def manual_mask(
         raise DomainError(
             "send a mask PNG (field 'mask') or a polygon (field 'polygon')", code="invalid_mask"
         )
+    if clinician_scale is not None:
+        check_inside(clinician_scale, w, h)
     # The clinician outlined this wound: no component picking.
+    given = clinician_scale if clinician_scale is not None else cal
     result = measure_mask(
         stored.rgb,
         mask,
         marker_mm=marker_mm,
-        cal=Calibration(cal.px_per_mm, cal.ruler, None),
+        cal=Calibration(given.px_per_mm, given.ruler, None),
         limits=limits,
+        scale_confirmed=clinician_scale is not None,
     )
     return encode_png(mask), result
 

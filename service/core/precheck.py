@@ -17,6 +17,7 @@ replica restart forgetting the bucket loses nothing).
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -101,21 +102,26 @@ class RateLimiter:
     _buckets: dict[object, tuple[float, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def take(self, who: object) -> None:
-        """Take one token for ``who`` or raise ``rate_limited`` (429, Retry-After)."""
+    what: str = "preview frames"
+    """What is counted, for the refusal's words."""
+
+    def take(self, who: object, cost: float = 1.0) -> None:
+        """Take ``cost`` tokens (at most ``burst``) for ``who`` or raise ``rate_limited``
+        (429, Retry-After)."""
+        cost = min(float(self.burst), max(cost, 0.0))
         with self._lock:
             now = self.clock()
             tokens, last = self._buckets.get(who, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - last) * self.rate_per_s)
-            if tokens < 1.0:
-                wait_s = (1.0 - tokens) / self.rate_per_s if self.rate_per_s > 0 else 60.0
+            if tokens < cost:
+                wait_s = (cost - tokens) / self.rate_per_s if self.rate_per_s > 0 else 60.0
                 self._buckets[who] = (tokens, now)
                 raise DomainError(
-                    f"too many preview frames: at most {self.rate_per_s:g} a second;"
-                    f" retry in {max(1, round(wait_s))} s",
+                    f"too many {self.what} from this key: at most {self.rate_per_s:g} a second"
+                    f" (bursts of {self.burst}); retry in {max(1, math.ceil(wait_s))} s",
                     code="rate_limited",
-                    headers={"Retry-After": str(max(1, round(wait_s)))},
+                    headers={"Retry-After": str(max(1, math.ceil(wait_s)))},
                 )
-            self._buckets[who] = (tokens - 1.0, now)
+            self._buckets[who] = (tokens - cost, now)
             if len(self._buckets) > 10_000:  # forget idle keys
                 self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 60}

@@ -13,7 +13,7 @@ a photo with the rest of its wound's series or with the clinician's observation:
 state whenever a photo is shown, counted or queued (upload, correction, accept,
 void, a changed observation, a re-pinned model all change the answer at once); a
 stored copy would need invalidating on every one of those paths. Its one caller is
-``trial.series_flags_of``.
+``counting.series_flags_of``.
 
 **Review policy** (per study, ``Study.review``): ``flagged`` (default) — a photo with
 a severe or review flag counts only once a clinician accepts or corrects it; ``all``

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -102,6 +102,19 @@ def outline_signals(
     near = prob[near_box(wound)]
     band = int(np.count_nonzero((near >= u.band_lo) & (near < u.band_hi)))
     return OutlineSignals(area_px, band, area_px / px_per_model_px, area_px / wound.size, disagree)
+
+
+def needs_check_look(u: UncertaintySpec | None, first: OutlineSignals) -> bool:
+    """Whether the check look (``UncertaintySpec.check_pass``) is made for a wound whose
+    first look gave ``first`` (signals without a disagreement): only for a model with a
+    weighted check look, a wound filling at least its ``min_fill``, and a
+    first look unsure enough (scale >= ``check_min_scale``). The calibration applies
+    the same rule to every photo it fits on, so the interval stays honest."""
+    if u is None or u.check_pass is None or u.disagree_coef <= 0:
+        return False
+    if first.area_px <= 0 or first.fill < u.check_pass.min_fill:
+        return False
+    return replace(first, disagreement=0.0).scale(u) >= u.check_min_scale
 
 
 def segmentation_log_halfwidth(signals: OutlineSignals, spec: ModelSpec) -> float | None:

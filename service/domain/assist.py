@@ -1,6 +1,6 @@
 """Assisted outline: a clinician's box or points -> a suggested outline of a stored
 photo, with its area. Nothing is stored or audited (it is a suggestion); saving it is
-``trial.correct_mask`` (``PUT /v1/assessments/{id}/mask`` with the polygon and a
+``corrections.correct_mask`` (``PUT /v1/assessments/{id}/mask`` with the polygon and a
 reason), so the audit trail of corrections is unchanged."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.core.assist import MAX_POINTS
 from service.core.errors import DomainError
-from service.domain import access, trial
+from service.domain import access, shared
 from service.domain.auth import Caller
 from service.domain.roles import CORRECTORS
 from service.persistence.orm import Assessment
@@ -42,7 +42,7 @@ def suggest_outline(
     study = access.study_of(assessment)
     segmenter = runtime.models.get(study.model)
     photo = runtime.store.get(assessment.photo_key)
-    cal = trial.calibration_of(assessment)
+    cal = shared.calibration_of(assessment)
     marker_mm = study.marker_mm
     session.commit()  # hold no transaction while the model runs
     answer: dict[str, Any] = runtime.pool.run(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -22,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.core.errors import Forbidden, InvalidKey, InvalidRequest, NotFound
+from service.core.freetext import check_text, refused_character
 from service.domain.roles import ADMIN, ROLES, SITE_ROLES
 from service.persistence.orm import ApiKey, DashboardSession, Site, Study, utcnow
 
@@ -30,10 +30,6 @@ SESSION_TTL = timedelta(hours=8)
 """How long a dashboard sign-in lasts."""
 SESSION_COOKIE = "ws_session"
 SECURE_SESSION_COOKIE = "__Host-ws_session"
-# Unicode categories refused in names: controls (C0/C1, ESC, CR, LF, TAB), format
-# characters (bidi overrides and isolates, zero-width), line/paragraph separators,
-# unassigned, surrogates, private use.
-REFUSED_NAME_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cn", "Cs", "Co"}
 
 
 @dataclass(frozen=True)
@@ -80,20 +76,17 @@ class Caller:
 
 
 def check_name(value: str, field: str = "holder") -> str:
-    """``value`` stripped; ``InvalidRequest`` when it holds a character that could forge or
-    hide text where it is shown (controls, bidi overrides, zero-width characters)."""
-    for ch in value:
-        if unicodedata.category(ch) in REFUSED_NAME_CATEGORIES:
-            raise InvalidRequest(
-                f"{field} contains the character U+{ord(ch):04X}"
-                f" ({unicodedata.name(ch, 'a control character')}): use printable text only"
-            )
-    return value.strip()
+    """``value`` stripped; ``UnsafeText`` (``unsafe_text``) when it holds a character that
+    could forge or hide text where it is shown (controls, bidi overrides, zero-width and
+    invisible look-alike characters) or starts a spreadsheet formula: the one rule of all
+    free text, ``service.core.freetext.check_text``."""
+    check_text(value, field)  # every character, before trimming could hide a CR
+    return check_text(value.strip(), field)
 
 
 def printable(value: str) -> str:
     """``value`` safe to print on a terminal (names stored before ``check_name``)."""
-    if all(unicodedata.category(ch) not in REFUSED_NAME_CATEGORIES for ch in value):
+    if refused_character(value) is None:
         return value
     return value.encode("unicode_escape").decode("ascii")
 
@@ -169,7 +162,7 @@ def authenticate(session: Session, key: str) -> Caller:
 
 def revoke_key(session: Session, row: ApiKey) -> None:
     """Revoke the key (kept, with when) and end every session made with it. The domain's
-    ``trial.revoke_key`` finds the key in the caller's scope and audits this."""
+    ``keys.revoke_key`` finds the key in the caller's scope and audits this."""
     if row.revoked_at is None:
         row.revoked_at = utcnow()
     end_sessions_of(session, row)
@@ -184,22 +177,22 @@ def session_cookie_name(scheme: str) -> str:
     return SECURE_SESSION_COOKIE if scheme == "https" else SESSION_COOKIE
 
 
-def start_session(session: Session, key: str) -> tuple[Caller, str]:
-    """Sign in with ``key``: (the caller, a new session id for the cookie). Only the
+def start_session(session: Session, key: str) -> tuple[Caller, str, DashboardSession]:
+    """Sign in with ``key``: (the caller, a new session id for the cookie, its row),
+    added to the transaction (``service.domain.signin`` audits and commits). Only the
     id's sha256 is stored; the id is random, never derived from the key."""
     caller = authenticate(session, key)
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    session.add(
-        DashboardSession(
-            token_hash=hash_key(token),
-            key_id=caller.key_id,
-            created_at=now,
-            expires_at=now + SESSION_TTL,
-        )
+    row = DashboardSession(
+        token_hash=hash_key(token),
+        key_id=caller.key_id,
+        created_at=now,
+        expires_at=now + SESSION_TTL,
     )
-    session.commit()
-    return caller, token
+    session.add(row)
+    session.flush()
+    return caller, token, row
 
 
 def _live_session(session: Session, token: str) -> DashboardSession | None:
@@ -224,12 +217,13 @@ def session_caller(session: Session, token: str) -> Caller:
     return caller_of(row.key)
 
 
-def end_session(session: Session, token: str) -> None:
-    """Sign out: the session id stops working on every replica at once."""
+def end_session(session: Session, token: str) -> DashboardSession | None:
+    """Sign out: the session id stops working on every replica at once (once the
+    caller commits). Returns the session ended, None when it had already ended."""
     row = _live_session(session, token)
     if row is not None:
         row.revoked_at = utcnow()
-        session.commit()
+    return row
 
 
 def end_sessions_of(session: Session, key: ApiKey) -> int:

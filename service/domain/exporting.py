@@ -3,8 +3,9 @@
 ``export_file`` is the one way to make an export (the API's ``/v1/studies/{id}/export.*``
 and the dashboard's download links): it checks the role (``roles.EXPORTERS``), gathers
 the rows the caller sees (site keys: their site; the arm for admin keys only, blinding),
-writes them with ``service.core.exports`` or ``service.core.adtte``, and audits it as
-``export.<kind>``, only once written (a file that could not be written is not audited).
+writes them with ``service.core.exports`` (every SDTM/ADaM dataset, Define-XML and the
+package through ``exports.package``), and audits it as ``export.<kind>``, only once
+written (a file that could not be written is not audited).
 """
 
 from __future__ import annotations
@@ -17,27 +18,34 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
+from service import __version__
 from service.config import Settings
-from service.core import adtte, exports
-from service.domain import audit, trial
+from service.core import exports
+from service.core.exports import package
+from service.core.exports.metadata import DATASETS
+from service.core.exports.package import StudyData
+from service.domain import audit, counting, events
 from service.domain.auth import Caller
-from service.domain.outcomes import load_visible_subjects, subject_input
+from service.domain.outcomes import endpoint_options, load_visible_subjects, subject_input
 from service.domain.roles import EXPORTERS
+from service.domain.subjects import day_zero
 from service.persistence.orm import Assessment, Measurement, Study, Subject, Wound
 
 CSV = "text/csv; charset=utf-8"
 XPT = "application/x-sas-xport"
 
-Writer = Callable[[list[Any], Caller, Settings], str | bytes]
-"""Writes an export's rows: (rows, the caller, the settings) -> the file's content."""
+Writer = Callable[[Any, Caller, Settings], str | bytes]
+"""Writes an export: (its rows, the caller, the settings) -> the file's content. The rows
+are a list of ``MeasurementRow``s, or for a ``study`` export one ``StudyData``."""
 
 
 @dataclass(frozen=True)
 class ExportKind:
     """One export file: which rows it is written from, how, and its audit and file names."""
 
-    rows: Literal["measurements", "subjects", "adtte"]
-    """``MeasurementRow``s (history included), ``SubjectRow``s (DM), or ADTTE's rows."""
+    rows: Literal["measurements", "study"]
+    """``MeasurementRow``s (history included), or the ``StudyData`` every CDISC and FHIR
+    export is written from (subjects, measurements, the engine's inputs)."""
     write: Writer
     audit: str
     """The audit action is ``export.<audit>``."""
@@ -55,16 +63,38 @@ class ExportFile:
     filename: str
 
 
-def _fhir_json(rows: list[Any], caller: Caller, settings: Settings) -> bytes:
+def _fhir_json(data: StudyData, caller: Caller, settings: Settings) -> bytes:
     """The FHIR Bundle serialised here, inside the export, so a bundle that cannot be
     written (a NaN, say) is not audited."""
     bundle = exports.fhir_bundle(
-        rows,
+        data.measurements,
         base_url=settings.fhir_base_url or None,
         include_arm=caller.sees_arm,
         clinic_tz=settings.clinic_tz,
+        subjects=data.subjects,
     )
     return json.dumps(bundle, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _dataset_exports(name: str) -> dict[str, ExportKind]:
+    """``<name>.csv`` and ``<name>.xpt`` of one dataset of the metadata home."""
+    low = name.lower()
+    return {
+        f"{low}.csv": ExportKind(
+            "study",
+            lambda data, _c, _s: package.dataset_csv(name, data),
+            low,
+            f"{name}.csv",
+            CSV,
+        ),
+        f"{low}.xpt": ExportKind(
+            "study",
+            lambda data, _c, _s: package.dataset_xpt(name, data),
+            f"{low}.xpt",
+            f"{low}.xpt",
+            XPT,
+        ),
+    }
 
 
 EXPORTS: dict[str, ExportKind] = {
@@ -77,157 +107,82 @@ EXPORTS: dict[str, ExportKind] = {
         "measurements.csv",
         CSV,
     ),
-    "fhir.json": ExportKind(
-        "measurements", _fhir_json, "fhir", "fhir.json", "application/fhir+json"
+    "fhir.json": ExportKind("study", _fhir_json, "fhir", "fhir.json", "application/fhir+json"),
+    **{k: v for name in DATASETS for k, v in _dataset_exports(name).items()},
+    "define.xml": ExportKind(
+        "study",
+        lambda data, _c, _s: package.package_define(data, source_version=__version__),
+        "define",
+        "define.xml",
+        "application/xml",
     ),
-    "tu.csv": ExportKind(
-        "measurements",
-        lambda rows, _, s: exports.cdisc_tu_csv(rows, clinic_tz=s.clinic_tz),
-        "tu",
-        "TU.csv",
-        CSV,
-    ),
-    "tr.csv": ExportKind(
-        "measurements",
-        lambda rows, _, s: exports.cdisc_tr_csv(rows, clinic_tz=s.clinic_tz),
-        "tr",
-        "TR.csv",
-        CSV,
-    ),
-    "dm.csv": ExportKind(
-        "subjects",
-        lambda rows, caller, _: exports.cdisc_dm_csv(rows, include_arm=caller.sees_arm),
-        "dm",
-        "DM.csv",
-        CSV,
-    ),
-    "adtte.csv": ExportKind(
-        "adtte",
-        lambda rows, caller, _: adtte.adtte_csv(rows, include_arm=caller.sees_arm),
-        "adtte",
-        "ADTTE.csv",
-        CSV,
-    ),
-    "dm.xpt": ExportKind(
-        "subjects",
-        lambda rows, caller, _: exports.sas_transport(
-            "DM",
-            exports.dm_columns(include_arm=caller.sees_arm),
-            exports.cdisc_dm_records(rows, include_arm=caller.sees_arm),
-        ),
-        "dm.xpt",
-        "dm.xpt",
-        XPT,
-    ),
-    "tu.xpt": ExportKind(
-        "measurements",
-        lambda rows, _, s: exports.sas_transport(
-            "TU", exports.TU_COLUMNS, exports.cdisc_tu_records(rows, clinic_tz=s.clinic_tz)
-        ),
-        "tu.xpt",
-        "tu.xpt",
-        XPT,
-    ),
-    "tr.xpt": ExportKind(
-        "measurements",
-        lambda rows, _, s: exports.sas_transport(
-            "TR", exports.TR_COLUMNS, exports.cdisc_tr_records(rows, clinic_tz=s.clinic_tz)
-        ),
-        "tr.xpt",
-        "tr.xpt",
-        XPT,
-    ),
-    "adtte.xpt": ExportKind(
-        "adtte",
-        lambda rows, caller, _: exports.sas_transport(
-            "ADTTE", adtte.columns(include_arm=caller.sees_arm), rows
-        ),
-        "adtte.xpt",
-        "adtte.xpt",
-        XPT,
+    "package.zip": ExportKind(
+        "study",
+        lambda data, _c, _s: package.package_zip(data, source_version=__version__),
+        "package",
+        "package.zip",
+        "application/zip",
     ),
 }
-"""Every export, by its name in the URL (``/v1/studies/{id}/export.<name>``)."""
+"""Every export, by its name in the URL (``/v1/studies/{id}/export.<name>``): the
+measurement CSV, FHIR, each SDTM/ADaM dataset of the metadata home as CSV and SAS
+transport, Define-XML and the package."""
 
 
 def export_file(
     session: Session, caller: Caller, study: Study, name: str, settings: Settings
 ) -> ExportFile:
-    """The export ``name`` (a key of ``EXPORTS``) of what this caller sees, audited."""
+    """The export ``name`` (a key of ``EXPORTS``) of what this caller sees, audited once
+    written (a file that could not be written is not audited)."""
     kind = EXPORTS[name]
-
-    def write(rows: list[Any]) -> str | bytes:
-        return kind.write(rows, caller, settings)
-
-    if kind.rows == "adtte":
-        body = _run_adtte_export(session, caller, study, kind.audit, write)
-    else:
-        body = _run_export(
-            session, caller, study, kind.audit, write, per_subject=kind.rows == "subjects"
-        )
-    return ExportFile(body, kind.media_type, f"{study.id}-{kind.filename}")
-
-
-def _run_export(
-    session: Session,
-    caller: Caller,
-    study: Study,
-    kind: str,
-    build: Callable[[list[Any]], Any],
-    *,
-    per_subject: bool = False,
-) -> Any:
-    """Build one export of the rows this caller sees (``MeasurementRow``s, or with
-    ``per_subject`` ``SubjectRow``s), and audit it (monitor, admin)."""
     caller.require(*EXPORTERS)
     include_arm = caller.sees_arm
     subjects = load_visible_subjects(session, caller, study)
-    rows: list[Any] = (
-        subject_rows(subjects, study, include_arm=include_arm)
-        if per_subject
-        else measurement_rows(subjects, study, include_arm=include_arm)
-    )
-    body = build(rows)
+    measurements = measurement_rows(subjects, study, include_arm=include_arm)
+    if kind.rows == "study":
+        data = study_data(subjects, study, measurements, settings, include_arm=include_arm)
+        body = kind.write(data, caller, settings)
+        counts = {"subjects": len(subjects), "measurements": len(measurements)}
+    else:
+        body = kind.write(measurements, caller, settings)
+        counts = {"measurements": len(measurements)}
     audit.record(
         session,
         caller,
-        f"export.{kind}",
+        f"export.{kind.audit}",
         f"study/{study.id}",
         study_id=study.id,
-        after={"subjects" if per_subject else "measurements": len(rows), "arm": include_arm},
+        after={**counts, "arm": include_arm},
     )
     session.commit()
-    return body
+    return ExportFile(body, kind.media_type, f"{study.id}-{kind.filename}")
 
 
-def _run_adtte_export(
-    session: Session,
-    caller: Caller,
+def study_data(
+    subjects: Sequence[Subject],
     study: Study,
-    kind: str,
-    write: Callable[[list[dict[str, Any]]], Any],
-) -> Any:
-    """ADTTE's rows for what the caller may see, written by ``write`` (CSV or SAS
-    transport), then audited as ``export.<kind>`` (only once written, as every export)."""
-    caller.require(*EXPORTERS)
-    subjects = [subject_input(s, study) for s in load_visible_subjects(session, caller, study)]
-    rows = adtte.adtte_rows(
-        study.id,
-        subjects,
-        include_arm=caller.sees_arm,
+    measurements: Sequence[exports.MeasurementRow],
+    settings: Settings,
+    *,
+    include_arm: bool,
+) -> StudyData:
+    """Everything the CDISC and FHIR exports of these subjects are written from."""
+    return StudyData(
+        study=study.id,
+        subjects=subject_rows(subjects, study, include_arm=include_arm),
+        measurements=measurements,
+        engine_subjects=[subject_input(s, study) for s in subjects],
+        include_arm=include_arm,
+        clinic_tz=settings.clinic_tz,
+        study_name=study.name,
         closure_requires_drainage_recorded=study.closure_requires_drainage_recorded,
+        # The study's other endpoint settings (its week-4 window), as the answers use them.
+        engine_options={
+            k: v
+            for k, v in endpoint_options(study).items()
+            if k != "closure_requires_drainage_recorded"
+        },
     )
-    out = write(rows)
-    audit.record(
-        session,
-        caller,
-        f"export.{kind}",
-        f"study/{study.id}",
-        study_id=study.id,
-        after={"rows": len(rows), "subjects": len(subjects), "arm": caller.sees_arm},
-    )
-    session.commit()
-    return out
 
 
 # --- rows -----------------------------------------------------------------------------
@@ -241,15 +196,26 @@ def photo_url(assessment_id: str) -> str:
 def subject_rows(
     subjects: Sequence[Subject], study: Study, *, include_arm: bool
 ) -> list[exports.SubjectRow]:
-    """One row per subject the caller sees (DM), photographed or not."""
+    """One row per subject the caller sees (DM), photographed or not, with its live
+    (not voided) events and its optional demographics."""
     return [
         exports.SubjectRow(
             study=study.id,
             subject_id=s.id,
             subject_code=s.code,
             site=s.site.code,
-            reference_start=trial.day_zero(s),
+            reference_start=day_zero(s),
             arm=s.arm if include_arm else None,
+            randomized_on=s.randomized_on,
+            events=tuple(
+                exports.EventRow(e.kind, e.occurred_on, e.leg) for e in events.live_events(s)
+            ),
+            sex=s.sex,
+            country=s.country,
+            age_years=s.age_years,
+            birth_date=s.birth_date,
+            index_leg_side=s.index_leg_side,
+            study_locked=study.locked,
         )
         for s in subjects
     ]
@@ -265,9 +231,9 @@ class _Photo:
     study: Study
     include_arm: bool
     reference_start: date | None
-    """The subject's time origin (SDTM RFSTDTC): ``trial.day_zero``."""
+    """The subject's time origin (SDTM RFSTDTC): ``subjects.day_zero``."""
     current: Measurement | None
-    """The measurement that counts (``trial.current_measurement``)."""
+    """The measurement that counts (``counting.current_measurement``)."""
     uncounted_reason: str | None
 
 
@@ -277,13 +243,13 @@ def measurement_rows(
     """One row per stored measurement (history included), oldest photo first."""
     rows = []
     for subject in subjects:
-        rfstdtc = trial.day_zero(subject)
+        rfstdtc = day_zero(subject)
         for wound in subject.wounds:
-            series = trial.series_flags_of(wound, study)  # once per wound, not per photo
+            series = counting.series_flags_of(wound, study)  # once per wound, not per photo
             for assessment in sorted(
                 wound.assessments, key=lambda a: (a.captured_at, a.created_at)
             ):
-                current = trial.current_measurement(assessment, study)
+                current = counting.current_measurement(assessment, study)
                 photo = _Photo(
                     subject,
                     wound,
@@ -292,7 +258,7 @@ def measurement_rows(
                     include_arm,
                     rfstdtc,
                     current,
-                    trial.uncounted_reason(assessment, current, series.get(assessment.id, [])),
+                    counting.uncounted_reason(assessment, current, series.get(assessment.id, [])),
                 )
                 rows += [
                     _measurement_row(photo, m)

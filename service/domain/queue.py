@@ -1,6 +1,6 @@
 """The review queue's batch action: accept (or un-accept) several photos at once.
 
-Each photo goes through ``trial.update_assessment`` (the same rule, the same audit
+Each photo goes through ``reviewing.update_assessment`` (the same rule, the same audit
 entry as one ``PATCH /v1/assessments/{id}`` each); every photo is checked first, so a
 batch with one photo the caller may not see or change changes none."""
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from service.core.errors import DomainError, InvalidRequest
-from service.domain import access, trial
+from service.domain import access, reviewing
 from service.domain.auth import Caller
 from service.domain.roles import CORRECTORS
 from service.domain.schemas import AssessmentUpdate
@@ -39,5 +39,5 @@ def accept_many(
         if row.voided:
             raise DomainError(f"assessment {row.id} is voided", code="already_voided")
     for row in rows:
-        trial.update_assessment(session, caller, row, AssessmentUpdate(accepted=accepted))
+        reviewing.update_assessment(session, caller, row, AssessmentUpdate(accepted=accepted))
     return rows

@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
+from service.core.freetext import SafeLine, SafeLines
+from service.core.healing import PAR_WEEK4_WINDOW_DAYS
 from service.core.marker import MARKER_MM
 from service.core.measure import CalibrationMethod
 from service.core.review import DEFAULT_REVIEW_POLICY, ReviewPolicy
@@ -34,8 +36,9 @@ LocalDateTime = Annotated[
 ]
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-# Free text that reaches the exports (visit labels, wound locations) may not start a
-# spreadsheet formula (= + - @ tab CR): the SDTM tables carry values as they are.
+# Free text (names, visit labels, locations, reasons) is ``SafeLine``/``SafeLines``:
+# ``service.core.freetext.check_text``, the one rule of every way in. The pattern only
+# documents its first-character part in the OpenAPI document.
 SAFE_TEXT_PATTERN = r"^($|[^=+\-@\t\r])"
 
 
@@ -50,9 +53,40 @@ class Page(BaseModel, Generic[T]):
     offset: int
 
 
+class VisitSchedule(_In):
+    """When a subject is expected: visits on the listed ``days`` from its day 0 (the
+    time origin), then every ``interval_days``; each on time within ± ``window_days``.
+    Without listed days, a visit is expected ``interval_days`` after the last one."""
+
+    days: list[int] = Field(
+        default_factory=list,
+        max_length=200,
+        description="Expected visit days from day 0, ascending (e.g. [0, 14, 28, 42, 84])",
+    )
+    interval_days: int = Field(
+        default=14, ge=1, le=365, description="Days between visits after the listed ones"
+    )
+    window_days: int = Field(
+        default=7, ge=0, le=90, description="A visit is on time within ± this many days"
+    )
+
+    @field_validator("days")
+    @classmethod
+    def _ascending(cls, days: list[int]) -> list[int]:
+        if any(not 0 <= d <= 3650 for d in days) or days != sorted(set(days)):
+            raise ValueError("days must be distinct, ascending, each 0-3650")
+        return days
+
+
+PAR_WEEK4_WINDOW_HELP = (
+    "PAR at week 4: the counted visit nearest day 28 after each wound's baseline photo, "
+    "within ± this many days"
+)
+
+
 class StudyCreate(_In):
     id: str = Field(pattern=CODE_PATTERN, examples=["REX-001"])
-    name: str = Field(min_length=1, max_length=200, examples=["REX-001 CLTI ulcer healing"])
+    name: SafeLine = Field(min_length=1, max_length=200, examples=["REX-001 CLTI ulcer healing"])
     marker_mm: float = Field(
         default=MARKER_MM, gt=1, lt=500, description="Printed marker side (mm)"
     )
@@ -67,14 +101,30 @@ class StudyCreate(_In):
         description="Closure needs drainage recorded as absent (FDA reading); false: "
         "unrecorded drainage does not keep a wound open",
     )
+    par_week4_window_days: int = Field(
+        default=PAR_WEEK4_WINDOW_DAYS, ge=0, le=28, description=PAR_WEEK4_WINDOW_HELP
+    )
+    control_arm: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The control arm: hazard ratios read the other arm vs this one",
+    )
+    visit_schedule: VisitSchedule | None = Field(
+        default=None, description="Expected visits; none: every 14 days ± 7"
+    )
 
 
 class StudyUpdate(_In):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: SafeLine | None = Field(default=None, min_length=1, max_length=200)
     model: str | None = None
     locked: bool | None = None
     review: ReviewPolicy | None = Field(default=None, description=REVIEW_POLICY_HELP)
     closure_requires_drainage_recorded: bool | None = None
+    par_week4_window_days: int | None = Field(
+        default=None, ge=0, le=28, description=PAR_WEEK4_WINDOW_HELP
+    )
+    control_arm: str | None = Field(default=None, max_length=64)
+    visit_schedule: VisitSchedule | None = None
 
 
 class StudyPublic(BaseModel):
@@ -85,12 +135,15 @@ class StudyPublic(BaseModel):
     locked: bool
     review: str = Field(default=DEFAULT_REVIEW_POLICY, description=REVIEW_POLICY_HELP)
     closure_requires_drainage_recorded: bool = True
+    par_week4_window_days: int = PAR_WEEK4_WINDOW_DAYS
+    control_arm: str | None = None
+    visit_schedule: VisitSchedule | None = None
     created_at: datetime
 
 
 class SiteCreate(_In):
     id: str = Field(pattern=CODE_PATTERN, examples=["A"])
-    name: str = Field(default="", max_length=200, examples=["Hôpital Nord"])
+    name: SafeLine = Field(default="", max_length=200, examples=["Hôpital Nord"])
 
 
 class SitePublic(BaseModel):
@@ -102,15 +155,31 @@ class SitePublic(BaseModel):
 class SubjectCreate(_In):
     code: str = Field(pattern=CODE_PATTERN, examples=["S01"])
     site: str | None = Field(default=None, description="Admin keys only; else the key's site")
-    arm: str | None = Field(default=None, max_length=64, description="Admin keys only (blinding)")
+    arm: SafeLine | None = Field(
+        default=None, max_length=64, description="Admin keys only (blinding)"
+    )
     randomized_on: date | None = Field(
         default=None, description="Time origin (day 0) of the subject's endpoints, when given"
     )
 
 
 class SubjectUpdate(_In):
+    """Admin keys only; a field left out is left as it is, ``null`` clears it. The
+    demographics are optional (CDISC DM): never required, exported as missing when unset."""
+
     randomized_on: date | None = Field(
         default=None, description="Admin keys only: the subject's randomisation date (day 0)"
+    )
+    sex: Literal["F", "M", "U", "UNDIFFERENTIATED"] | None = Field(
+        default=None, description="CDISC DM SEX"
+    )
+    country: str | None = Field(
+        default=None, pattern=r"^[A-Z]{3}$", description="ISO 3166-1 alpha-3 (CDISC DM COUNTRY)"
+    )
+    age_years: int | None = Field(default=None, ge=0, le=130, description="Age at day 0, years")
+    birth_date: date | None = Field(default=None, description="CDISC DM BRTHDTC")
+    index_leg_side: Literal["LEFT", "RIGHT"] | None = Field(
+        default=None, description="The side of the index leg (TU/PR laterality)"
     )
 
 
@@ -121,12 +190,17 @@ class SubjectPublic(BaseModel):
     site: str
     arm: str | None = Field(default=None, description="Shown to admin keys only")
     randomized_on: date | None = None
+    sex: str | None = None
+    country: str | None = None
+    age_years: int | None = None
+    birth_date: date | None = None
+    index_leg_side: str | None = None
     created_at: datetime
 
 
 class WoundCreate(_In):
     label: str = Field(pattern=CODE_PATTERN, examples=["W1"])
-    location: str | None = Field(
+    location: SafeLine | None = Field(
         default=None,
         max_length=200,
         pattern=SAFE_TEXT_PATTERN,
@@ -290,7 +364,7 @@ class AssessmentUpdate(_In):
         " under central reading); false: undo an acceptance",
     )
     voided: bool | None = Field(default=None, description="Void a misfiled photo (needs reason)")
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: SafeLines | None = Field(default=None, max_length=2000)
 
 
 class AuditPublic(BaseModel):
@@ -306,7 +380,7 @@ class AuditPublic(BaseModel):
 
 class KeyCreate(_In):
     role: str = Field(examples=["uploader"])
-    holder: str = Field(min_length=1, max_length=200, examples=["Nurse Ada Example"])
+    holder: SafeLine = Field(min_length=1, max_length=200, examples=["Nurse Ada Example"])
     study: str | None = None
     site: str | None = None
 
@@ -324,3 +398,30 @@ class KeyPublic(BaseModel):
 
 class KeyCreated(KeyPublic):
     key: str = Field(description="Shown once; store it now")
+
+
+class BatchFailurePublic(BaseModel):
+    assessment: str
+    code: str = Field(description="why the photo was not measured (README, 'Batch work')")
+    reason: str
+    attempts: int
+    worker: str = Field(description="host:pid of the process that gave up, or in_process")
+    at: datetime
+
+
+class BatchPublic(BaseModel):
+    """A batch's progress: an item is done when its photo has the batch model's
+    measurement, failed when it has a dead-letter record; pending + done + failed = total."""
+
+    id: str
+    study: str
+    kind: str = Field(examples=["reanalyze"])
+    model: str = Field(examples=["ulcerseg-2.0.0"])
+    engine: str = Field(description="celery (sent to the workers) or in_process")
+    total: int
+    pending: int
+    done: int
+    failed: int
+    failures: list[BatchFailurePublic] = Field(description="the first 100 failed photos")
+    created_by: str
+    created_at: datetime

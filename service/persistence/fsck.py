@@ -6,6 +6,9 @@ key (or to the sha256 the row recorded), and stored objects no row references
 row leaves; the client never saw it acknowledged). Repair deletes orphans and
 leftover temporary files, never a row and never a referenced photo.
 
+It also checks the audit log's hash chain (``auditchain.verify``): an edited,
+deleted or inserted entry makes the report not clean, naming the first broken entry.
+
 Storage is listed *before* the database is read, and repair spares objects stored
 less than ``grace_s`` ago, so running it beside a live service cannot delete the
 photo of an upload that is about to commit (a re-upload of the same bytes refreshes
@@ -22,6 +25,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.persistence.auditchain import ChainReport
+from service.persistence.auditchain import verify as verify_audit_chain
 from service.persistence.orm import Assessment, Measurement
 from service.persistence.storage import (
     LocalPhotoStore,
@@ -59,12 +64,15 @@ class FsckReport:
     """What ``repair`` removed (orphan keys and temporary file names)."""
     spared: list[str] = field(default_factory=list)
     """Orphans younger than the grace period, left in place."""
+    audit: ChainReport | None = None
+    """The audit log's hash chain (None: not checked)."""
 
     @property
     def clean(self) -> bool:
         """No row lacks its photo, nothing is corrupt, and no orphan remains."""
         remaining = set(self.orphans) - set(self.deleted)
-        return not self.problems and not remaining
+        chain_ok = self.audit is None or self.audit.ok
+        return not self.problems and not remaining and chain_ok
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -75,6 +83,7 @@ class FsckReport:
             "temporary": self.temporary,
             "deleted": self.deleted,
             "spared": self.spared,
+            "audit": None if self.audit is None else {**self.audit.__dict__, "ok": self.audit.ok},
             "clean": self.clean,
         }
 
@@ -119,6 +128,7 @@ def fsck(
     for ref in refs:
         _check_reference(report, store, stored, ref, hashed if verify else None, progress)
     report.orphans = sorted(stored - {key for _, _, key, _ in refs})
+    report.audit = verify_audit_chain(session)
     if repair:
         _delete_old_orphans(report, store, now, grace_s)
         _delete_old_temporary(report, temporary, now, grace_s)

@@ -3,7 +3,7 @@
 study ─┬─ site
        └─ subject ─ wound ─ assessment ─ measurement (one per model version or
           manual correction)
-api_key ─ dashboard_session; audit_log (append-only)
+api_key ─ dashboard_session; audit_log (append-only, a hash chain) ─ audit_head
 
 Timestamps of the server (``created_at``, audit ``at``) are UTC. ``captured_at`` is
 the clinic's wall-clock time as the client sent it (timezone dropped), because
@@ -31,8 +31,10 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
+from service.core.freetext import check_optional
+from service.core.healing import PAR_WEEK4_WINDOW_DAYS
 from service.core.marker import MARKER_MM
 
 
@@ -43,6 +45,18 @@ def utcnow() -> datetime:
 def new_id(prefix: str) -> str:
     """A server-made id: a short prefix naming the kind, then 12 random hex digits."""
     return f"{prefix}_{secrets.token_hex(6)}"
+
+
+def _free_text(*columns: str, multiline: bool = False) -> Any:
+    """A column validator running ``service.core.freetext.check_text`` on every value a
+    person's text is set to: the backstop behind the wire schemas and form parsers, so no
+    way in (API, dashboard, capture page, CLI, a future one) stores a formula or a bidi
+    character. Rows read from the database are not re-checked."""
+
+    def check(_: object, column: str, value: str | None) -> str | None:
+        return check_optional(value, column, multiline=multiline)
+
+    return validates(*columns)(check)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -84,9 +98,20 @@ class Study(Base):
     )
     """Closure needs drainage recorded as absent (the FDA reading); off: unrecorded
     drainage does not keep a wound open (``endpoints.is_closed``)."""
+    par_week4_window_days: Mapped[int] = mapped_column(
+        Integer, default=PAR_WEEK4_WINDOW_DAYS, server_default=str(PAR_WEEK4_WINDOW_DAYS)
+    )
+    """PAR at week 4: the visit nearest day 28 after a wound's baseline, within ± this."""
+    control_arm: Mapped[str | None] = mapped_column(String(64), default=None)
+    """The arm hazard ratios are read against (treatment vs control); None: the first
+    arm alphabetically."""
+    visit_schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    """Expected visit days and their window (``schemas.VisitSchedule``); None: the
+    default fortnightly visit ± 7 days (``domain.followup``)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     sites: Mapped[list[Site]] = relationship(back_populates="study", order_by="Site.code")
+    _check_text = _free_text("name")
 
 
 class Site(Base):
@@ -101,6 +126,7 @@ class Site(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     study: Mapped[Study] = relationship(back_populates="sites")
+    _check_text = _free_text("name")
 
 
 class Subject(Base):
@@ -117,6 +143,16 @@ class Subject(Base):
     randomized_on: Mapped[date | None] = mapped_column(Date, default=None)
     """The subject's time origin (day 0) when given (``endpoints.time_origin``); not
     blinded (the arm is)."""
+    sex: Mapped[str | None] = mapped_column(String(16), default=None)
+    """Optional, admin-set (CDISC DM SEX: F, M, U, UNDIFFERENTIATED); never guessed."""
+    country: Mapped[str | None] = mapped_column(String(3), default=None)
+    """Optional, admin-set: ISO 3166-1 alpha-3 (CDISC DM COUNTRY)."""
+    age_years: Mapped[int | None] = mapped_column(Integer, default=None)
+    """Optional, admin-set: age in years at the reference start (DM AGE)."""
+    birth_date: Mapped[date | None] = mapped_column(Date, default=None)
+    """Optional, admin-set (DM BRTHDTC); AGE follows from it when ``age_years`` is unset."""
+    index_leg_side: Mapped[str | None] = mapped_column(String(8), default=None)
+    """Optional, admin-set: LEFT or RIGHT, the side of the index leg (TU/PR laterality)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     site: Mapped[Site] = relationship()
@@ -124,6 +160,7 @@ class Subject(Base):
     events: Mapped[list[SubjectEvent]] = relationship(
         back_populates="subject", order_by="SubjectEvent.id"
     )
+    _check_text = _free_text("arm")
 
 
 class SubjectEvent(Base):
@@ -145,6 +182,7 @@ class SubjectEvent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     subject: Mapped[Subject] = relationship(back_populates="events")
+    _check_text = _free_text("note", "void_reason", multiline=True)
 
 
 class Wound(Base):
@@ -160,6 +198,7 @@ class Wound(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     subject: Mapped[Subject] = relationship(back_populates="wounds")
+    _check_text = _free_text("location")
     assessments: Mapped[list[Assessment]] = relationship(
         back_populates="wound", order_by="(Assessment.captured_at, Assessment.created_at)"
     )
@@ -210,6 +249,8 @@ class Assessment(Base):
     measurements: Mapped[list[Measurement]] = relationship(
         back_populates="assessment", order_by="Measurement.id.desc()"
     )
+    _check_text = _free_text("visit")
+    _check_lines = _free_text("void_reason", multiline=True)
 
     @property
     def target_point(self) -> tuple[float, float] | None:
@@ -254,6 +295,7 @@ class Measurement(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     assessment: Mapped[Assessment] = relationship(back_populates="measurements")
+    _check_text = _free_text("reason", multiline=True)
 
     @property
     def model_id(self) -> str:
@@ -278,6 +320,7 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
     site: Mapped[Site | None] = relationship()
+    _check_text = _free_text("holder")
 
 
 class DashboardSession(Base):
@@ -312,3 +355,73 @@ class AuditEntry(Base):
     study_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    """The ``hash`` of the entry before it (``auditchain``: the log is a hash chain)."""
+    hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    """SHA-256 of ``prev_hash`` and this entry's canonical JSON (``auditchain.entry_hash``)."""
+
+
+class AuditHead(Base):
+    """One row: the audit chain's length and last hash (a cut-off tail shows), and the
+    row ``auditchain.append`` locks so that entries are chained one at a time."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    entries: Mapped[int] = mapped_column(Integer, default=0)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Batch(Base):
+    """A batch of work handed to the job engine (``service.jobs``): today a study's
+    re-analysis with one model version. Its progress is read from the rows it made:
+    an item is done when its photo has that model's measurement, failed when it has
+    a ``BatchFailure``, pending otherwise (``domain.batches.batch_status``)."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("bat"))
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    """``reanalyze``."""
+    model_name: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[str] = mapped_column(String(50))
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    """The weights the batch was started with: a worker whose copy differs refuses."""
+    engine: Mapped[str] = mapped_column(String(16))
+    """``celery`` (sent to a broker) or ``in_process``."""
+    total: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.model_name}-{self.model_version}"
+
+
+class BatchItem(Base):
+    """One photo of a batch (one task)."""
+
+    __tablename__ = "batch_items"
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    assessment_id: Mapped[str] = mapped_column(ForeignKey("assessments.id"), primary_key=True)
+
+
+class BatchFailure(Base):
+    """The dead-letter record of a photo a batch could not measure for good: what
+    stopped it (a stable code and a sentence) and after how many tries. One per
+    (batch, photo): a duplicate delivery that fails again adds nothing."""
+
+    __tablename__ = "batch_failures"
+    __table_args__ = (UniqueConstraint("batch_id", "assessment_id", name="uq_batch_failure_item"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), index=True)
+    assessment_id: Mapped[str] = mapped_column(ForeignKey("assessments.id"))
+    code: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    worker: Mapped[str] = mapped_column(String(200))
+    """The host and process that gave up (``host:pid``, or ``in_process``)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

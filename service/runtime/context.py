@@ -166,6 +166,40 @@ class ModelRegistry:
         return any(spec.id == model_id for spec, _ in installed_models(self.dirs))
 
 
+DERIVED_CACHE_BYTES = 64 * 1024 * 1024
+"""Memory for derived images (overlays), least recently used first out."""
+
+
+class ByteCache:
+    """A thread-safe LRU of byte strings bounded by their total size."""
+
+    def __init__(self, max_bytes: int):
+        from collections import OrderedDict
+
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[object, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: object) -> bytes | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: object, value: bytes) -> None:
+        if len(value) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            self._size += len(value) - (len(old) if old is not None else 0)
+            self._items[key] = value
+            while self._size > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                self._size -= len(dropped)
+
+
 class Runtime:
     """A process's long-lived parts, on ``app.state.runtime``: settings, database, photo
     store, models, worker pool, metrics."""
@@ -184,6 +218,7 @@ class Runtime:
             settings.inference_workers, settings.inference_queue, settings.retry_after_s
         )
         metrics.queue_depth.set_function(lambda: self.pool.depth)
+        self.derived = ByteCache(DERIVED_CACHE_BYTES)
 
     def analyse(self, data: bytes, **kwargs: Any) -> Analysis:
         """``pipeline.analyse_upload`` with this service's limits (runs on a worker)."""
@@ -211,6 +246,18 @@ class Runtime:
         from service.core import pipeline
 
         return pipeline.overlay_jpeg(photo_jpeg, mask_png)
+
+    def overlay_of(self, photo_key: str, mask_key: str) -> bytes:
+        """The overlay of a stored photo and mask, made once (on a worker) and then
+        served from a bounded cache: both keys are the sha256 of their content, so an
+        overlay never goes stale (it cost seconds of CPU per request on a large photo)."""
+        cached = self.derived.get((photo_key, mask_key))
+        if cached is not None:
+            return cached
+        photo, mask = self.store.get(photo_key), self.store.get(mask_key)
+        jpeg: bytes = self.pool.run(self.overlay, photo, mask)
+        self.derived.put((photo_key, mask_key), jpeg)
+        return jpeg
 
     def close(self) -> None:
         self.pool.shutdown()

@@ -27,7 +27,12 @@ from service.core.contract import (
     zoomed,
 )
 from service.core.segmentation import Segmentation
-from service.core.uncertainty import disagreement, outline_log_halfwidth
+from service.core.uncertainty import (
+    disagreement,
+    needs_check_look,
+    outline_log_halfwidth,
+    outline_signals,
+)
 from service.runtime.artifacts import models_dirs, resolve_model
 
 if TYPE_CHECKING:
@@ -66,6 +71,8 @@ class Segmenter:
             str(onnx_path), sess_options=opts, providers=available_providers(prefer_gpu)
         )
         self.provider = self.session.get_providers()[0]
+        self.check_looks = 0
+        """Second looks made so far (``needs_check_look``): the share a sure first look saves."""
         inputs = {i.name for i in self.session.get_inputs()}
         outputs = [o.name for o in self.session.get_outputs()]
         if self.spec.onnx.input_name not in inputs or self.spec.onnx.output_name not in outputs:
@@ -107,11 +114,10 @@ class Segmenter:
             u is not None
             and u.q is not None
             and u.check_pass is not None
-            and u.disagree_coef > 0
             and seg.coarse is not None
-            and np.count_nonzero(mask) >= u.check_pass.min_fill * mask.size
-            and np.any(mask)
+            and needs_check_look(u, outline_signals(seg.probability, mask, self.spec))
         ):
+            self.check_looks += 1
             check = self.look(rgb, u.check_pass)
             disagree = disagreement(seg.coarse, check, mask, self.spec.output.threshold)
         return outline_log_halfwidth(seg.probability, mask, self.spec, disagree)

@@ -82,23 +82,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+LOGGERS = ("woundscope", "uvicorn")
+"""Loggers written in the service's format: its own, and uvicorn's (whose "Exception in
+ASGI application" tracebacks would otherwise reach stderr as plain text and break a
+JSON log)."""
+
+
 def configure_logging(level: str, as_json: bool) -> None:
-    root = logging.getLogger("woundscope")
-    root.setLevel(level)
-    if not any(getattr(h, "_woundscope", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler._woundscope = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-        root.propagate = False
-    for existing in root.handlers:
-        if getattr(existing, "_woundscope", False):
-            existing.setFormatter(
-                JsonFormatter() if as_json else logging.Formatter("%(levelname)s %(message)s")
-            )
+    for name in LOGGERS:
+        root = logging.getLogger(name)
+        if name == "woundscope":
+            root.setLevel(level)
+        if not any(getattr(h, "_woundscope", False) for h in root.handlers):
+            handler = logging.StreamHandler(sys.stderr)
+            handler._woundscope = True  # type: ignore[attr-defined]
+            root.addHandler(handler)
+            root.propagate = False
+        for existing in root.handlers:
+            if getattr(existing, "_woundscope", False):
+                existing.setFormatter(
+                    JsonFormatter() if as_json else logging.Formatter("%(levelname)s %(message)s")
+                )
 
 
 class RequestMiddleware:
-    """Counts and times requests, logs one line each, refuses oversize bodies early."""
+    """Counts and times requests and logs one line each (body limits: ``api.limits``)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int):
         self.app = app
@@ -117,11 +125,10 @@ class RequestMiddleware:
                 status["code"] = message["status"]
             await send(message)
 
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            await _refuse(_send, self.max_body_bytes)
-        else:
-            await self.app(scope, receive, _send)
+        # Body limits are ``service.api.limits``'s, after authentication: refusing a large
+        # body here, first, answered 413 to a caller without a key (who should hear 401)
+        # and without the security headers.
+        await self.app(scope, receive, _send)
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         elapsed = time.perf_counter() - t0
@@ -136,20 +143,3 @@ class RequestMiddleware:
                 "ms": round(elapsed * 1000, 1),
             },
         )
-
-
-async def _refuse(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {
-            "code": "payload_too_large",
-            "detail": f"the request is larger than {limit / 1e6:.0f} MB: send a smaller photo",
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -7,6 +7,8 @@
    large ulcer, the far shot, a small or a large photo.
 3. ``injury-ood``: other wound types, cameras and tissue (evaluation only; its
    README forbids training or tuning on it).
+4. ``woundseg-dfu-val``: another clinic's lower-limb ulcers with expert-consensus
+   outlines (its validation split; its train split may be trained on, this one never).
 
 Each yardstick is scored with the service's own inference and the metrics of
 ``service.core.segmetrics`` (pooled and per-image Dice, precision, recall, median area
@@ -31,6 +33,9 @@ REFRAME_FILLS = (0.01, 0.03, 0.10, 0.25, 0.40)
 REFRAME_SIZES = (224, 512, 1024)
 GATE_MAX_DICE_LOSS = 0.005
 """A candidate may not lose more pooled Dice than this on any yardstick (release gate)."""
+GATE_MAX_PR_GAP = 0.05
+"""A candidate's |precision - recall| on any yardstick may not exceed this (release gate):
+an outline drawn inside (or outside) the wound's edge biases every area, whatever its Dice."""
 
 Segment = Callable[[np.ndarray], np.ndarray]
 """uint8 RGB photo -> 0/255 mask of the same size (``Segmenter.segment(...).mask``)."""
@@ -76,6 +81,7 @@ def yardsticks(
     ood: Path | None,
     fills: tuple[float, ...] = REFRAME_FILLS,
     sizes: tuple[int, ...] = REFRAME_SIZES,
+    other_clinic: Path | None = None,
 ) -> list[Yardstick]:
     """The yardsticks whose data is present (a missing folder is left out, not faked)."""
     out: list[Yardstick] = []
@@ -89,6 +95,9 @@ def yardsticks(
         ]
     if ood is not None and (ood / "images").is_dir():
         out.append(Yardstick("injury-ood", _folder(ood / "images", ood / "labels")))
+    if other_clinic is not None and (other_clinic / "validation" / "images").is_dir():
+        val = other_clinic / "validation"
+        out.append(Yardstick("woundseg-dfu-val", _folder(val / "images", val / "labels")))
     return out
 
 
@@ -106,10 +115,26 @@ def score_all(segment: Segment, sticks: list[Yardstick], limit: int | None = Non
     return {s.name: score(segment, s, limit) for s in sticks}
 
 
+def pr_gaps(candidate: dict, max_gap: float = GATE_MAX_PR_GAP) -> list[str]:
+    """The yardsticks on which ``candidate`` (a ``score_all`` answer) has |precision -
+    recall| above ``max_gap``, each as a sentence naming the side it errs on."""
+    out = []
+    for name, m in candidate.items():
+        gap = m["precision"] - m["recall"]
+        if abs(gap) > max_gap:
+            side = "inside the wound (recall short)" if gap > 0 else "outside the wound"
+            out.append(
+                f"{name}: precision {m['precision']:.3f}, recall {m['recall']:.3f}"
+                f" (|P - R| {abs(gap):.3f} > {max_gap}: outlines drawn {side})"
+            )
+    return out
+
+
 def gate(candidate: dict, baseline: dict, max_loss: float = GATE_MAX_DICE_LOSS) -> list[str]:
     """The yardsticks on which ``candidate`` loses more than ``max_loss`` pooled Dice
-    against ``baseline`` (both ``score_all`` answers), each as a sentence; [] = passes."""
-    worse = []
+    against ``baseline`` (both ``score_all`` answers), or whose |precision - recall|
+    exceeds ``GATE_MAX_PR_GAP`` (``pr_gaps``), each as a sentence; [] = passes."""
+    worse = pr_gaps(candidate)
     for name, base in baseline.items():
         if name not in candidate:
             worse.append(f"{name}: not measured for the candidate")

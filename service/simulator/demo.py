@@ -325,7 +325,7 @@ def first_admin_key(holder: str, settings: Settings | None = None) -> str:
     from ``WOUNDSCOPE_*``), as ``woundscope keys create --role admin`` does; audited as
     made by the demo."""
     from service.config import Settings
-    from service.domain import trial
+    from service.domain import keys
     from service.domain.auth import Caller
     from service.persistence.db import Database
 
@@ -333,7 +333,7 @@ def first_admin_key(holder: str, settings: Settings | None = None) -> str:
     try:
         db.ensure_schema()
         with db.session() as session:
-            _, key = trial.issue_key(
+            _, key = keys.issue_key(
                 session, Caller.cli("woundscope demo"), role="admin", holder=holder
             )
     finally:
@@ -352,22 +352,41 @@ def api_key(
     return str(body["key"])
 
 
+UNREACHABLE_S = 30.0
+"""How long ``woundscope demo`` (without --serve) waits for a service at the URL when
+nothing listens there at all (a service that answers but is not ready yet, loading
+its model, is waited for up to ``wait_ready``'s timeout)."""
+
+
 def wait_ready(
-    client: httpx.Client, timeout_s: float = 600.0, alive: Callable[[], bool] | None = None
+    client: httpx.Client,
+    timeout_s: float = 600.0,
+    alive: Callable[[], bool] | None = None,
+    unreachable_s: float | None = None,
 ) -> None:
-    """Poll /readyz until it answers 200."""
-    deadline = time.monotonic() + timeout_s
+    """Poll /readyz until it answers 200; ``DemoError`` after ``timeout_s``, or after
+    ``unreachable_s`` in which nothing answered at all."""
+    started = time.monotonic()
+    deadline = started + timeout_s
     last = "no answer"
+    answered = False
     while time.monotonic() < deadline:
         if alive is not None and not alive():
             raise DemoError("the service exited before it was ready (see its log above)")
         try:
             response = client.get("/readyz", timeout=5.0)
+            answered = True
             if response.status_code == 200:
                 return
             last = f"HTTP {response.status_code} {response.text[:200]}"
         except httpx.TransportError as exc:
             last = str(exc) or type(exc).__name__
+        waited_s = time.monotonic() - started
+        if not answered and unreachable_s is not None and waited_s > unreachable_s:
+            raise DemoError(
+                f"nothing answers at {client.base_url} after {unreachable_s:.0f} s ({last}):"
+                " start `woundscope serve` there first, or run `woundscope demo --serve`"
+            )
         time.sleep(0.5)
     raise DemoError(
         f"the service at {client.base_url} was not ready after {timeout_s:.0f} s: {last}"
@@ -407,9 +426,11 @@ def load_demo(
     """Load the demo trial unless ``data_dir`` records a complete load; returns its keys.
 
     Keys are made first and recorded in ``data_dir/demo-keys.json``, so a run that
-    was interrupted resumes (replay is idempotent) instead of loading twice; the
-    simulated photos wait in ``data_dir/demo-trial-*`` until the load is complete, so
-    a resumed load does not simulate again. Progress lines say counts and seconds.
+    was interrupted resumes (replay is idempotent) instead of loading twice. The
+    demo's own size (``DEMO_SUBJECTS`` x ``DEMO_WEEKS``) is shipped already simulated
+    (``shipped_trial``); another size is simulated into ``data_dir/demo-trial-*``,
+    where it waits until the load is complete, so a resumed load does not simulate
+    again. Progress lines say counts and seconds.
     Without ``admin_key``, the first one is made in the database of ``settings``
     (``first_admin_key``).
     """
@@ -423,13 +444,17 @@ def load_demo(
         keys = _make_keys(client, data_dir, admin_key or first_admin_key("demo admin", settings))
     admin = next(k.key for k in keys if k.role == "admin")
     uploaders = {k.site: k.key for k in keys if k.role == "uploader" and k.site}
-    trial_dir = data_dir / f"demo-trial-{subjects}x{weeks}-{DEMO_SEED}"
     started = time.monotonic()
 
     def elapsed() -> str:
         return f"{time.monotonic() - started:.0f} s"
 
-    _simulate_once(trial_dir, subjects, weeks, say, elapsed)
+    shipped = shipped_trial(subjects, weeks)
+    trial_dir = shipped or data_dir / trial_name(subjects, weeks)
+    if shipped is not None:
+        say(f"using the virtual trial shipped in {shipped} ({simulate_command(subjects, weeks)})")
+    else:
+        _simulate_once(trial_dir, subjects, weeks, say, elapsed)
 
     def uploaded(done: int, total: int) -> None:
         if done % 10 == 0 or done == total:
@@ -439,8 +464,30 @@ def load_demo(
         client, trial_dir, DEMO_STUDY, admin, uploaders, uploaded, concurrency=DEMO_UPLOADS_AT_ONCE
     )
     _save_keys(data_dir, keys, complete=True)
-    shutil.rmtree(trial_dir, ignore_errors=True)  # the service keeps its own copies
+    if shipped is None:
+        shutil.rmtree(trial_dir, ignore_errors=True)  # the service keeps its own copies
     return keys
+
+
+def trial_name(subjects: int = DEMO_SUBJECTS, weeks: int = DEMO_WEEKS) -> str:
+    """The folder name of the demo's virtual trial (in the data dir, or shipped)."""
+    return f"demo-trial-{subjects}x{weeks}-{DEMO_SEED}"
+
+
+def simulate_command(subjects: int = DEMO_SUBJECTS, weeks: int = DEMO_WEEKS) -> str:
+    """The command that writes the demo's virtual trial (what is shipped is its output)."""
+    return f"woundscope simulate --subjects {subjects} --weeks {weeks} --seed {DEMO_SEED}"
+
+
+def shipped_trial(subjects: int = DEMO_SUBJECTS, weeks: int = DEMO_WEEKS) -> Path | None:
+    """The demo's virtual trial as shipped with the samples (``data/samples/``), already
+    simulated, so a first start need not simulate it; None when not shipped (another
+    size). ``tests/simulator/test_demo_trial.py`` checks it is what
+    ``simulate_command`` writes."""
+    from service.resources import samples_dir
+
+    folder = samples_dir() / trial_name(subjects, weeks)
+    return folder if (folder / "truth.json").is_file() else None
 
 
 def _make_keys(client: httpx.Client, data_dir: Path, admin: str) -> list[DemoKey]:
@@ -513,9 +560,13 @@ def run_demo(
     alive: Callable[[], bool] | None = None,
     settings: Settings | None = None,
 ) -> list[DemoKey]:
-    """Wait for the service at ``url``, load the demo once, print its keys."""
+    """Wait for the service at ``url``, load the demo once, print its keys. Without
+    ``alive`` (a service started elsewhere), give up after ``UNREACHABLE_S`` when
+    nothing listens at ``url``."""
     with httpx.Client(base_url=url, timeout=60.0) as client:
-        wait_ready(client, alive=alive)
+        if alive is None:
+            say(f"waiting for {url} (a running `woundscope serve`) ...")
+        wait_ready(client, alive=alive, unreachable_s=None if alive else UNREACHABLE_S)
         keys = load_demo(client, data_dir, admin_key, say, settings=settings)
     print_keys(keys, url, say)
     return keys

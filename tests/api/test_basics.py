@@ -260,8 +260,8 @@ def test_keys_cli_prints_the_key_last(tmp_path: Path) -> None:
 
 
 def test_keys_cli_audits_as_the_api_does(tmp_path: Path) -> None:
-    """``keys create`` and ``keys revoke`` go through ``trial.issue_key`` and
-    ``trial.revoke_key``: the same audit entries as ``POST``/``DELETE /v1/keys``
+    """``keys create`` and ``keys revoke`` go through ``keys.issue_key`` and
+    ``keys.revoke_key``: the same audit entries as ``POST``/``DELETE /v1/keys``
     (revoke by the printed prefix too), never the key's hash."""
     from sqlalchemy import select
 

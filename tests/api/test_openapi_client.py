@@ -99,7 +99,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             db = Database(f"sqlite:///{data_dir / 'woundscope.db'}")
             key = server_admin_key(db, "OpenAPI client test")
             db.dispose()
-            spec = httpx.get(f"{base}/openapi.json", timeout=10).json()
+            spec = httpx.get(f"{base}/openapi.json", timeout=60).json()
             yield Live(base=base, admin_key=key, spec=spec)
         finally:
             process.terminate()
@@ -112,7 +112,7 @@ def generated(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     need(GENERATOR.is_file(), f"openapi-python-client is not installed ({GENERATOR}): pip install")
     folder = tmp_path_factory.mktemp("generated")
     spec_path = folder / "openapi.json"
-    spec_path.write_bytes(httpx.get(f"{live.base}/openapi.json", timeout=10).content)
+    spec_path.write_bytes(httpx.get(f"{live.base}/openapi.json", timeout=60).content)
     env = {**os.environ, "PATH": f"{GENERATOR.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     done = subprocess.run(
         [str(GENERATOR), "generate", "--path", str(spec_path), "--meta", "none"]
@@ -256,6 +256,105 @@ def test_generated_client_runs_the_upload_flow(live: Live, generated: ModuleType
         generated, "endpoints", "get_study_endpoints_v1_studies_study_endpoints_get"
     ).sync_detailed(study_id, client=client)
     assert study_ep.status_code == 200 and study_ep.parsed.to_dict()["subjects"] == 1
+
+
+def _op_by_id(package: ModuleType, spec: dict[str, Any], method: str, path: str) -> Any:
+    """The generated module of an operation (its operationId, snake-cased as the generator
+    does: runs of underscores made one)."""
+    import re
+
+    operation = spec["paths"][path][method]
+    name = re.sub(r"_+", "_", operation["operationId"])
+    return _op(package, re.sub(r"\W", "_", operation["tags"][0]), name)
+
+
+# What each file answer starts with: the generated client must hand back these bytes.
+FILE_MAGIC = {
+    "/v1/assessments/{assessment}/photo.jpg": b"\xff\xd8\xff",
+    "/v1/assessments/{assessment}/mask.png": b"\x89PNG",
+    "/v1/assessments/{assessment}/overlay.jpg": b"\xff\xd8\xff",
+    "/v1/marker.pdf": b"%PDF",
+    "/v1/marker.png": b"\x89PNG",
+    "/v1/studies/{study}/export.dm.xpt": b"HEADER RECORD",
+    "/v1/studies/{study}/export.tu.xpt": b"HEADER RECORD",
+    "/v1/studies/{study}/export.tr.xpt": b"HEADER RECORD",
+    "/v1/studies/{study}/export.adtte.xpt": b"HEADER RECORD",
+}
+
+
+def test_generated_client_reads_every_file_answer(live: Live, generated: ModuleType) -> None:
+    """Photo, mask, overlay, marker sheets, the SAS transport exports and the metrics
+    come back parsed (bytes in a ``File``, the metrics as text), not ``None``."""
+    auth = {"Authorization": f"Bearer {live.admin_key}"}
+    study = f"BIN{secrets.token_hex(3)}"
+    with httpx.Client(base_url=live.base, headers=auth, timeout=120) as http:
+        made = http.post("/v1/studies", json={"id": study, "name": "files", "marker_mm": 20.0})
+        assert made.status_code == 201, made.text
+        assert http.post(f"/v1/studies/{study}/sites", json={"id": "A"}).status_code == 201
+        subject = http.post(f"/v1/studies/{study}/subjects", json={"code": "S1", "site": "A"})
+        wound = http.post(f"/v1/subjects/{subject.json()['id']}/wounds", json={"label": "W1"})
+        upload = http.post(
+            f"/v1/wounds/{wound.json()['id']}/assessments",
+            files={"photo": ("w.jpg", encode(marker_photo_rgb(), "JPEG", quality=95))},
+            data={"captured_at": "2026-01-05"},
+        )
+        assert upload.status_code == 201, upload.text
+    assessment = upload.json()["id"]
+    types = _module(generated, "types")
+    client = generated.AuthenticatedClient(base_url=live.base, token=live.admin_key, timeout=120)
+    for path, magic in FILE_MAGIC.items():
+        module = _op_by_id(generated, live.spec, "get", path)
+        args = [assessment] if "{assessment}" in path else [study] if "{study}" in path else []
+        answer = module.sync_detailed(*args, client=client)
+        assert answer.status_code == 200, (path, answer.content[:200])
+        assert isinstance(answer.parsed, types.File), (path, type(answer.parsed))
+        assert answer.parsed.payload.read().startswith(magic), path
+    metrics = _op_by_id(generated, live.spec, "get", "/metrics").sync_detailed(client=client)
+    assert metrics.status_code == 200 and isinstance(metrics.parsed, str)
+    assert "# HELP" in metrics.parsed
+
+
+def test_file_answers_declare_their_media_type_and_a_binary_schema(live: Live) -> None:
+    binary = {"type": "string", "format": "binary"}
+    media = {".jpg": "image/jpeg", ".png": "image/png", ".pdf": "application/pdf"}
+    for path in FILE_MAGIC:
+        content = live.spec["paths"][path]["get"]["responses"]["200"]["content"]
+        own = media.get(Path(path).suffix, "application/x-sas-xport")
+        assert content == {own: {"schema": binary}, "application/octet-stream": {"schema": binary}}
+
+
+def test_each_operation_lists_only_its_own_error_codes(live: Live) -> None:
+    """A GET of a photo does not list the upload's codes; the upload lists them."""
+    from service.core.errors import ERROR_CODES
+
+    paths = live.spec["paths"]
+
+    def codes(path: str, method: str, status: str) -> list[str]:
+        return list(paths[path][method]["responses"][status]["x-error-codes"])
+
+    upload = paths["/v1/wounds/{wound}/assessments"]["post"]["responses"]
+    assert {"invalid_ruler", "invalid_date", "corrupt_image"} <= set(
+        codes("/v1/wounds/{wound}/assessments", "post", "422")
+    )
+    assert "invalid_ruler" in upload["422"]["description"]
+    assert codes("/v1/assessments/{assessment}/photo.jpg", "get", "422") == ["invalid_request"]
+    assert "invalid_ruler" not in str(paths["/v1/assessments/{assessment}/photo.jpg"])
+    assert codes("/v1/studies/{study}/export.tr.xpt", "get", "403") == ["forbidden"]
+    assert codes("/v1/assessments/{assessment}/mask", "put", "422") == [
+        "invalid_request",
+        "empty_file",
+        "corrupt_image",
+        "unreadable_file",
+        "reason_required",
+        "invalid_mask",
+        "mask_size_mismatch",
+    ]
+    for method, path, op in _operations(live.spec):
+        for status, response in op["responses"].items():
+            if int(status) >= 400:
+                listed = response["x-error-codes"]
+                assert listed, (method, path, status)
+                assert all(ERROR_CODES[c][0] == int(status) for c in listed), (path, status)
 
 
 # --- what the document promises -------------------------------------------------------

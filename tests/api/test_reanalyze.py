@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from service.cli import app as cli
 from service.config import ModelSettings, get_settings
 from service.domain.auth import Caller
-from service.domain.trial import pending_reanalysis, reanalyze_assessment
+from service.domain.reanalysis import Outcome, ensure_measurement, pending_reanalysis
 from service.persistence.orm import Measurement
 from service.runtime.artifacts import BUNDLED_MODELS_DIR, installed_models, models_dirs
 from service.runtime.inference import Segmenter
@@ -85,10 +85,10 @@ def test_reanalyze_adds_measurements_and_resumes(trial: Trial, second_model: str
     assert segmenter.id == second_model  # the highest version is the default
     with trial.service.db.sessions() as session:
         assert pending_reanalysis(session, trial.study, segmenter.info()) == ids[:2]
-        row = reanalyze_assessment(
+        outcome = ensure_measurement(
             session, trial.service.app.state.runtime.store, segmenter, Caller.cli("t"), ids[0]
         )
-        assert row is not None and not row.manual
+        assert outcome is Outcome.MEASURED
     get_settings.cache_clear()
     try:
         runner = CliRunner()

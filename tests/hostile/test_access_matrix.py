@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from service.core.exports.metadata import DATASETS
 from tests.api.conftest import Service, Trial, make_trial, sample_photo
 
 ROLES = ("uploader", "clinician", "monitor", "admin")
@@ -105,6 +106,19 @@ def _void_event(trial: Trial, ids: Ids, headers: dict[str, str]) -> Any:
         json={"reason": "recorded in error"},
         headers=headers,
     )
+
+
+def _reanalysis(trial: Trial, ids: Ids, headers: dict[str, str]) -> Any:
+    """Read a fresh re-analysis batch of the study of ``ids`` (recorded, not run)."""
+    from service.domain.auth import Caller
+    from service.domain.batches import start_reanalysis
+
+    model = {"name": "ulcerseg", "version": "0.0.1", "sha256": "0" * 64}
+    with trial.service.db.sessions() as session:
+        batch, _ = start_reanalysis(
+            session, Caller.cli("matrix"), ids.study, model, engine="celery"
+        )
+    return trial.client.get(f"/v1/studies/{ids.study}/reanalyses/{batch.id}", headers=headers)
 
 
 def _new(prefix: str) -> str:
@@ -269,33 +283,17 @@ MATRIX: dict[tuple[str, str], tuple[Request, tuple[str, ...], str]] = {
         ("monitor", "admin"),
         "study",
     ),
-    ("GET", "/v1/studies/{study}/export.tu.csv"): (
-        _call("GET", "/v1/studies/{study}/export.tu.csv"),
-        ("monitor", "admin"),
-        "study",
-    ),
-    ("GET", "/v1/studies/{study}/export.tr.csv"): (
-        _call("GET", "/v1/studies/{study}/export.tr.csv"),
-        ("monitor", "admin"),
-        "study",
-    ),
-    ("GET", "/v1/studies/{study}/export.adtte.csv"): (
-        _call("GET", "/v1/studies/{study}/export.adtte.csv"),
-        ("monitor", "admin"),
-        "study",
-    ),
-    ("GET", "/v1/studies/{study}/export.dm.csv"): (
-        _call("GET", "/v1/studies/{study}/export.dm.csv"),
-        ("monitor", "admin"),
-        "study",
-    ),
     **{
-        ("GET", f"/v1/studies/{{study}}/export.{domain}.xpt"): (
-            _call("GET", f"/v1/studies/{{study}}/export.{domain}.xpt"),
+        ("GET", f"/v1/studies/{{study}}/export.{name}"): (
+            _call("GET", f"/v1/studies/{{study}}/export.{name}"),
             ("monitor", "admin"),
             "study",
         )
-        for domain in ("dm", "tu", "tr", "adtte")
+        for name in [
+            *(f"{d.lower()}.{ext}" for d in DATASETS for ext in ("csv", "xpt")),
+            "define.xml",
+            "package.zip",
+        ]
     },
     ("POST", "/v1/precheck"): (
         _call(
@@ -307,6 +305,7 @@ MATRIX: dict[tuple[str, str], tuple[Request, tuple[str, ...], str]] = {
         ROLES,
         "study",
     ),
+    ("GET", "/v1/studies/{study}/reanalyses/{batch}"): (_reanalysis, ("admin",), "study"),
     ("GET", "/v1/audit"): (_call("GET", "/v1/audit"), ("admin",), "server"),
     ("GET", "/v1/keys"): (_call("GET", "/v1/keys"), ("admin",), "server"),
     ("POST", "/v1/keys"): (

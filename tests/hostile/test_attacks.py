@@ -298,13 +298,24 @@ def test_reanalyze_honours_the_lock(service: Service) -> None:  # noqa: F811
 
 @pytest.mark.parametrize(
     "holder",
-    ["Eve\x1b[2J", "Eve\nkey 1 for Ada: admin", "Eve\u202eevil", "Eve\u2066x", "Eve\u200b", "\r"],
+    [
+        "Eve\x1b[2J",
+        "Eve\nkey 1 for Ada: admin",
+        "Eve\u202eevil",
+        "Eve\u2066x",
+        "Eve\u200b",
+        "\r",
+        "\u3164",
+        "\u115f",
+        "\u2800",
+        "A\u034fda",
+    ],
 )
 def test_holder_names_refuse_control_and_bidi(service: Service, holder: str) -> None:  # noqa: F811
     r = service.client.post(
         "/v1/keys", json={"role": "admin", "holder": holder}, headers=service.admin
     )
-    refused(r, 422, "invalid_request")
+    refused(r, 422, "unsafe_text")
 
 
 def test_holder_names_keep_ordinary_unicode(service: Service) -> None:  # noqa: F811
@@ -368,3 +379,30 @@ def test_links_are_never_built_from_the_host_header(world: tuple[Trial, str, str
         r = trial.client.get(path, headers={**trial.keys[key], **evil})
         assert r.status_code == 200, r.text[:200]
         assert b"evil.example" not in r.content, path
+
+
+# --- idempotency ---------------------------------------------------------------------
+
+
+def test_an_idempotent_replay_with_other_fields_is_refused(
+    world: tuple[Trial, str, str],
+) -> None:
+    """Issue 28: a retry whose fields differ from the first request answered the first
+    result silently (the new visit label and observation were dropped)."""
+    trial, wound, _ = world
+    photo, key = sample_photo("0078"), {"Idempotency-Key": "replay-fields"}
+    first = trial.upload(wound, photo, px_per_mm="10", visit="V2", headers=key)
+    assert first.status_code == 201, first.text
+    same = trial.upload(wound, photo, px_per_mm="10", visit="V2", headers=key)
+    assert same.status_code == 201 and same.headers["Idempotent-Replayed"] == "true"
+    assert same.json()["id"] == first.json()["id"]
+    before = _counts(trial.service)
+    for fields in (
+        {"px_per_mm": "10", "visit": "V3"},
+        {"px_per_mm": "11", "visit": "V2"},
+        {"px_per_mm": "10", "visit": "V2", "epithelialized": "true"},
+        {"px_per_mm": "10", "visit": "V2", "captured_at": "2026-01-06"},
+    ):
+        r = trial.upload(wound, photo, headers=key, **fields)
+        refused(r, 409, "idempotency_key_reused")
+    assert _counts(trial.service) == before

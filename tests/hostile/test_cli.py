@@ -119,3 +119,62 @@ def test_stopping_the_demo_by_pid_stops_its_service(tmp_path: Path) -> None:
     finally:
         if demo.poll() is None:
             demo.kill()
+
+
+def test_version_is_printed_by_both_flags(tmp_path: Path) -> None:
+    from service import __version__
+
+    for flag in ("--version", "-V"):
+        out = woundscope(tmp_path, flag)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == f"woundscope {__version__}"
+
+
+def test_a_bad_data_dir_is_one_error_line_naming_the_variable(tmp_path: Path) -> None:
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("x")
+    unmakeable = "/proc/woundscope-cannot-be-made"  # even root cannot mkdir in /proc
+    for data_dir in (a_file, a_file / "below", unmakeable):
+        out = woundscope(tmp_path, "keys", "list", WOUNDSCOPE_DATA_DIR=str(data_dir))
+        assert out.returncode == 2, (data_dir, out.stderr)
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+        assert f"WOUNDSCOPE_DATA_DIR='{data_dir}'" in lines[0], lines[0]
+        assert "Traceback" not in out.stderr
+
+
+def test_demo_without_serve_says_what_it_waits_for_and_gives_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing listens at the URL: the demo says so at once and stops after
+    ``UNREACHABLE_S`` (shortened here), without making anything."""
+    import time
+
+    from service.simulator import demo
+    from service.simulator.demo import DemoError, run_demo
+    from tests.hostile.live import free_port
+
+    monkeypatch.setattr(demo, "UNREACHABLE_S", 1.0)
+    url = f"http://127.0.0.1:{free_port()}"
+    said: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(DemoError, match="nothing answers at .* after 1 s") as refused:
+        run_demo(url, tmp_path / "data", say=said.append)
+    assert time.monotonic() - started < 30
+    assert said == [f"waiting for {url} (a running `woundscope serve`) ..."]
+    assert "woundscope demo --serve" in str(refused.value)
+    assert not (tmp_path / "data").exists()
+
+
+def test_demo_serve_refuses_a_busy_port_before_starting(tmp_path: Path) -> None:
+    """Another process on the port: the demo says so instead of loading into it."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = woundscope(tmp_path, "demo", "--serve", "--port", str(port))
+    assert out.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
+    assert not (tmp_path / "data" / "demo-keys.json").exists()

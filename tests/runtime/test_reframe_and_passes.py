@@ -14,7 +14,7 @@ from service.core.imaging import read_mask, read_photo
 from service.core.reframe import reframe, wound_fraction
 from service.runtime.artifacts import resolve_model
 from service.runtime.inference import Segmenter
-from service.runtime.yardsticks import gate
+from service.runtime.yardsticks import gate, pr_gaps
 
 
 def disc_photo(h: int = 600, w: int = 800, r: int = 20) -> tuple[np.ndarray, np.ndarray]:
@@ -68,14 +68,29 @@ def test_zoomed_pass_keeps_the_photo_in_the_corner_and_unboxes_back() -> None:
     assert (box.height, box.width) == rgb.shape[:2]
 
 
+def _m(dice: float, precision: float = 0.9, recall: float = 0.9) -> dict[str, float]:
+    return {"pooled_dice": dice, "precision": precision, "recall": recall}
+
+
 def test_gate_names_each_yardstick_lost() -> None:
-    base = {"fuseg-val": {"pooled_dice": 0.91}, "injury-ood": {"pooled_dice": 0.85}}
-    cand = {"fuseg-val": {"pooled_dice": 0.907}, "injury-ood": {"pooled_dice": 0.80}}
+    base = {"fuseg-val": _m(0.91), "injury-ood": _m(0.85)}
+    cand = {"fuseg-val": _m(0.907), "injury-ood": _m(0.80)}
     (worse,) = gate(cand, base)
     assert worse.startswith("injury-ood")
-    assert gate({"fuseg-val": {"pooled_dice": 0.95}}, base) == [
-        "injury-ood: not measured for the candidate"
-    ]
+    assert gate({"fuseg-val": _m(0.95)}, base) == ["injury-ood: not measured for the candidate"]
+
+
+def test_gate_refuses_an_outline_drawn_inside_the_wound_and_names_the_yardstick() -> None:
+    """|precision - recall| above 0.05 on any yardstick refuses a candidate, even one
+    whose Dice is better than the default's: its areas are biased."""
+    base = {"fuseg-val": _m(0.90), "injury-ood": _m(0.85)}
+    cand = {"fuseg-val": _m(0.92, 0.93, 0.91), "injury-ood": _m(0.89, 0.96, 0.82)}
+    (worse,) = gate(cand, base)
+    assert worse.startswith("injury-ood: precision 0.960, recall 0.820")
+    assert "inside the wound" in worse
+    assert gate({"fuseg-val": _m(0.92, 0.93, 0.91), "injury-ood": _m(0.89, 0.88, 0.92)}, base) == []
+    (outside,) = pr_gaps({"x": _m(0.8, 0.7, 0.9)})
+    assert outside.startswith("x:") and "outside the wound" in outside
 
 
 def test_the_runtime_makes_the_passes_model_json_describes(

@@ -19,6 +19,7 @@ ROUTER_MODULES: list[str] = [
     "healing",
     "exports",
     "review",
+    "reanalyses",
     "assist",
     "queue",
     "dashboard",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 
-from service.api import uploads, views
+from service.api import limits, uploads, views
 from service.api.deps import (
     CallerDep,
     PagingDep,
@@ -15,10 +15,10 @@ from service.api.deps import (
     VisibleAssessment,
     VisibleWound,
 )
+from service.core import pipeline
 from service.core.errors import DomainError
-from service.domain import trial
+from service.domain import corrections, counting, reviewing, wounds
 from service.domain.schemas import (
-    SAFE_TEXT_PATTERN,
     AssessmentPublic,
     AssessmentUpdate,
     MeasurementPublic,
@@ -42,6 +42,7 @@ IMMUTABLE = {"Cache-Control": "private, max-age=31536000, immutable"}
     },
 )
 def upload_assessment(
+    request: Request,
     wound: VisibleWound,
     session: SessionDep,
     caller: CallerDep,
@@ -66,9 +67,9 @@ def upload_assessment(
         str | None,
         Form(
             max_length=64,
-            pattern=SAFE_TEXT_PATTERN,
             examples=["V3"],
-            description="Visit label; may not start with = + - @ (spreadsheet formulas)",
+            description="Visit label: printable text that does not start with = + - @"
+            " (spreadsheet formulas); otherwise `unsafe_text`",
         ),
     ] = None,
     epithelialized: Annotated[
@@ -99,7 +100,7 @@ def upload_assessment(
         drainage=drainage,
         idempotency_key=idempotency_key,
     )
-    return uploads.upload_photo(session, runtime, caller, wound, response, photo, form)
+    return uploads.upload_photo(request, session, runtime, caller, wound, response, photo, form)
 
 
 @router.get("/v1/wounds/{wound}/assessments", response_model=Page[AssessmentPublic])
@@ -110,7 +111,7 @@ def list_assessments(
     include_voided: Annotated[bool, Query(description="Also list voided assessments")] = False,
 ) -> Page[AssessmentPublic]:
     """The wound's assessments in capture order, each with its measurement history."""
-    rows, total = trial.list_assessments(
+    rows, total = wounds.list_assessments(
         session, wound, include_voided=include_voided, limit=paging.limit, offset=paging.offset
     )
     return Page(
@@ -132,7 +133,7 @@ def update_assessment(
 ) -> AssessmentPublic:
     """Clinician: record closure (epithelialized, drainage), accept a flagged photo, or
     void a misfiled photo (``voided: true`` with a ``reason``)."""
-    trial.update_assessment(session, caller, assessment, data)
+    reviewing.update_assessment(session, caller, assessment, data)
     return views.assessment_public(session, assessment)
 
 
@@ -150,16 +151,36 @@ def correct_mask(
             description="JSON [[x, y], ...] in photo pixels", examples=["[[10,10],[80,12],[40,70]]"]
         ),
     ] = None,
+    px_per_mm: Annotated[
+        str | None,
+        Form(
+            description="The clinician's scale (pixels per mm): used instead of the photo's "
+            "own and over a disagreeing marker (lifts scale_conflict)"
+        ),
+    ] = None,
+    ruler: Annotated[
+        str | None, Form(description="x1,y1,x2,y2,mm: the clinician's ruler, as px_per_mm")
+    ] = None,
 ) -> MeasurementPublic:
     """A clinician's outline (PNG mask or polygon) + reason -> a new manual measurement.
-    The automatic measurement stays in the history."""
+    The automatic measurement stays in the history. Without ``px_per_mm`` or ``ruler``
+    the photo's own calibration is measured again: a severe calibration flag keeps the
+    correction out of the endpoints."""
     mask_png = (
         uploads.read_limited(mask, runtime.settings.max_upload_bytes) if mask is not None else None
     )
     if mask_png is not None and len(mask_png) > runtime.settings.max_upload_bytes:
         raise DomainError("the mask file is larger than the upload limit", code="payload_too_large")
-    row = trial.correct_mask(
-        session, runtime, caller, assessment, mask_png=mask_png, polygon=polygon, reason=reason
+    scale = pipeline.parse_calibration(px_per_mm, ruler, None)
+    row = corrections.correct_mask(
+        session,
+        runtime,
+        caller,
+        assessment,
+        mask_png=mask_png,
+        polygon=polygon,
+        reason=reason,
+        scale=scale,
     )
     return views.measurement_public(row)
 
@@ -182,13 +203,15 @@ def mask_png(
     ] = None,
 ) -> Response:
     """The mask (0/255, photo size) of the current measurement, or of ``measurement``."""
-    row = trial.find_measurement(assessment, measurement, assessment.wound.subject.site.study)
+    row = counting.find_measurement(assessment, measurement, assessment.wound.subject.site.study)
     return Response(runtime.store.get(row.mask_key), media_type="image/png", headers=IMMUTABLE)
 
 
 @router.get("/v1/assessments/{assessment}/overlay.jpg", response_class=Response)
 def overlay_jpg(
+    request: Request,
     assessment: VisibleAssessment,
+    caller: CallerDep,
     runtime: RuntimeDep,
     measurement: Annotated[
         int | None,
@@ -196,8 +219,7 @@ def overlay_jpg(
     ] = None,
 ) -> Response:
     """The photo with the measured outline drawn on it."""
-    row = trial.find_measurement(assessment, measurement, assessment.wound.subject.site.study)
-    photo, mask = runtime.store.get(assessment.photo_key), runtime.store.get(row.mask_key)
-    return Response(
-        runtime.pool.run(runtime.overlay, photo, mask), media_type="image/jpeg", headers=IMMUTABLE
-    )
+    row = counting.find_measurement(assessment, measurement, assessment.wound.subject.site.study)
+    limits.check_overlay_rate(request, caller)
+    jpeg = runtime.overlay_of(assessment.photo_key, row.mask_key)
+    return Response(jpeg, media_type="image/jpeg", headers=IMMUTABLE)

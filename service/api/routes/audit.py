@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from service.api import views
 from service.api.deps import CallerDep, PagingDep, SessionDep
-from service.domain import trial
+from service.domain import audit
 from service.domain.schemas import AuditPublic, Page
 
 router = APIRouter(tags=["audit"])
@@ -22,7 +22,7 @@ def list_audit(
     study: Annotated[str | None, Query(description="Only this study's entries")] = None,
 ) -> Page[AuditPublic]:
     """Every write and export, newest first: who, when, what, before/after."""
-    rows, total = trial.list_audit(
+    rows, total = audit.list_audit(
         session, caller, study_id=study, limit=paging.limit, offset=paging.offset
     )
     return Page(

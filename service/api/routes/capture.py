@@ -25,17 +25,22 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from service.api import views
+from service.api.assets import asset_url
 from service.api.deps import CallerDep, RuntimeDep, SessionDep
 from service.api.openapi import ERROR_REF
 from service.api.sessions import SECURITY_HEADERS, check_csrf, csrf_token, signed_in
 from service.api.uploads import upload_form, upload_photo
+from service.api.wording import plain_flags
 from service.core import precheck
 from service.core.errors import InvalidKey
 from service.core.marker import MARKER_MM
-from service.domain import access, trial
+from service.domain import access, retake
+from service.domain import subjects as domain_subjects
+from service.domain import wounds as domain_wounds
 from service.domain.auth import Caller
 from service.domain.roles import WRITERS
-from service.domain.schemas import AssessmentPublic, StudyPublic, SubjectCreate, WoundCreate
+from service.domain.schemas import StudyPublic, SubjectCreate, WoundCreate
+from service.persistence.orm import Assessment
 from service.runtime.context import Runtime
 
 router = APIRouter()
@@ -96,7 +101,8 @@ def _precheck(
 
 @router.get("/capture/", include_in_schema=False, response_class=HTMLResponse)
 def capture_page(request: Request) -> HTMLResponse:
-    response = templates.TemplateResponse(request, "capture.html", {"api": SESSION_API})
+    context = {"api": SESSION_API, "favicon": asset_url("favicon.svg")}
+    response = templates.TemplateResponse(request, "capture.html", context)
     response.headers.update(CAPTURE_HEADERS)
     return response
 
@@ -161,6 +167,8 @@ def whoami(request: Request, session: SessionDep, runtime: RuntimeDep) -> dict[s
         "may_upload": caller.role in WRITERS,
         # The in-browser marker check judges "too small" by the upload's own limit.
         "marker_min_side_px": runtime.settings.quality.marker_min_side_px,
+        # Times on the page are the clinic's wall clock (empty: the phone's own zone).
+        "timezone": runtime.settings.clinic_timezone or None,
     }
 
 
@@ -175,7 +183,7 @@ def studies(request: Request, session: SessionDep) -> list[StudyPublic]:
 def subjects(study: str, request: Request, session: SessionDep) -> list[dict[str, Any]]:
     caller, _ = _session_caller(request, session)
     row = access.load_study(session, caller, study)
-    rows, _ = trial.list_subjects(session, caller, row, site=None, limit=10_000, offset=0)
+    rows, _ = domain_subjects.list_subjects(session, caller, row, site=None, limit=10_000, offset=0)
     return [views.subject_public(s, caller).model_dump(mode="json") for s in rows]
 
 
@@ -189,7 +197,7 @@ def create_subject(
 ) -> dict[str, Any]:
     caller = _writer(request, session, x_csrf_token)
     row = access.load_study(session, caller, study)
-    subject = trial.create_subject(session, caller, row, data)
+    subject = domain_subjects.create_subject(session, caller, row, data)
     return views.subject_public(subject, caller).model_dump(mode="json")
 
 
@@ -197,7 +205,7 @@ def create_subject(
 def wounds(subject: str, request: Request, session: SessionDep) -> list[dict[str, Any]]:
     caller, _ = _session_caller(request, session)
     row = access.load_subject(session, caller, subject)
-    rows, _ = trial.list_wounds(session, row)
+    rows, _ = domain_wounds.list_wounds(session, row)
     return [views.wound_public(w).model_dump(mode="json") for w in rows]
 
 
@@ -211,16 +219,13 @@ def create_wound(
 ) -> dict[str, Any]:
     caller = _writer(request, session, x_csrf_token)
     row = access.load_subject(session, caller, subject)
-    return views.wound_public(trial.create_wound(session, caller, row, data)).model_dump(
+    return views.wound_public(domain_wounds.create_wound(session, caller, row, data)).model_dump(
         mode="json"
     )
 
 
 @router.post(
-    f"{SESSION_API}/wounds/{{wound}}/assessments",
-    include_in_schema=False,
-    status_code=201,
-    response_model=AssessmentPublic,
+    f"{SESSION_API}/wounds/{{wound}}/assessments", include_in_schema=False, status_code=201
 )
 def upload(
     wound: str,
@@ -234,10 +239,15 @@ def upload(
     epithelialized: Annotated[bool | None, Form()] = None,
     drainage: Annotated[bool | None, Form()] = None,
     target_point: Annotated[str | None, Form()] = None,
+    replaces: Annotated[str | None, Form(max_length=64)] = None,
+    replace_reason: Annotated[str, Form(max_length=2000)] = "",
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
     x_csrf_token: Annotated[str | None, Header()] = None,
-) -> AssessmentPublic:
-    """The API's upload with the session's caller (same idempotency, codes)."""
+) -> dict[str, Any]:
+    """The API's upload with the session's caller (same idempotency, codes), and its
+    answer's flags in the dashboard's words (``advice``), so the phone says what the
+    stored photo says. ``replaces``: the photo this one retakes, voided with
+    ``replace_reason`` once this one is stored (``domain.retake``)."""
     caller = _writer(request, session, x_csrf_token)
     row = access.load_wound(session, caller, wound)
     form = upload_form(
@@ -248,7 +258,25 @@ def upload(
         drainage=drainage,
         idempotency_key=idempotency_key,
     )
-    return upload_photo(session, runtime, caller, row, response, photo, form)
+    earlier = access.load_assessment(session, caller, replaces) if replaces else None
+    reason = (
+        retake.check_retake(caller, earlier, row, form.captured_at, replace_reason)
+        if earlier is not None
+        else ""
+    )
+    public = upload_photo(request, session, runtime, caller, row, response, photo, form)
+    if earlier is not None:
+        later = session.get(Assessment, public.id)
+        if later is not None:
+            retake.supersede(session, caller, earlier, later, reason)
+    answer = public.model_dump(mode="json")
+    quality = (answer.get("measurement") or {}).get("quality") or []
+    series = (answer.get("review") or {}).get("series_flags") or []
+    return {
+        **answer,
+        "advice": plain_flags([*quality, *series]),
+        "replaced": earlier.id if earlier is not None else None,
+    }
 
 
 @router.post(f"{SESSION_API}/precheck", include_in_schema=False)

@@ -4,7 +4,7 @@ Only the HTTP handlers: each parses the request, loads what the caller may see
 (``service.domain.access``), calls the domain and renders. Sign-in trades the person's
 API key for a session cookie once (``service.api.sessions``: the cookie, the forms'
 CSRF tokens, the pages' security headers). Answers come from
-``service.domain.outcomes``, corrections go through ``trial.correct_mask``, and the
+``service.domain.outcomes``, corrections go through ``corrections.correct_mask``, and the
 downloads are the API's exports (``service.api.downloads``). What a page shows is built
 in ``service.api.overview`` (its plots in ``figures``, its words in ``wording``) and
 rendered through ``service.api.pages``.
@@ -18,14 +18,14 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from service.api import assets, overview
+from service.api import assets, auditlog, comparison, limits, overview
 from service.api.deps import RuntimeDep, SessionDep
 from service.api.downloads import download
 from service.api.pages import error_page, render, render_page
@@ -39,15 +39,23 @@ from service.api.sessions import (
 )
 from service.core.answers import EventCreate
 from service.core.errors import DomainError, InvalidRequest
-from service.domain import access, auth, trial
+from service.domain import access, corrections, counting, events, reviewing, signin
 from service.domain.auth import Caller
 from service.domain.schemas import AssessmentUpdate
 from service.persistence.orm import Assessment, Study, Subject
+from service.runtime.context import Runtime
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
+M = TypeVar("M", bound=BaseModel)
 
 
 # --- sign in / out --------------------------------------------------------------------
+
+
+def _client(request: Request) -> str:
+    """The client's address as the server sees it (behind a proxy, the proxy's unless
+    uvicorn is told to trust its forwarded headers)."""
+    return request.client.host if request.client else "unknown"
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -73,18 +81,20 @@ def login(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    error = None
+    error, status, headers = None, 401, {}
     if not expected or not hmac.compare_digest(expected, csrf):
         error = "The sign-in form expired: reload the page and try again."
     else:
         try:
-            _, session_id = auth.start_session(session, key.strip())
-        except DomainError as exc:
-            error = exc.detail
+            _, session_id = signin.sign_in(session, key.strip(), _client(request))
+        except DomainError as exc:  # invalid_key (audited) or rate_limited (429)
+            error, status, headers = exc.detail, exc.status, exc.headers
     if error is not None:
-        return render(
-            request, "login.html", {"csrf": expected, "error": error, "caller": None}, 401
+        page = render(
+            request, "login.html", {"csrf": expected, "error": error, "caller": None}, status
         )
+        page.headers.update(headers)
+        return page
     response = RedirectResponse("/dashboard/", status_code=303)
     set_session_cookie(request, response, session_id)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/dashboard")
@@ -97,7 +107,7 @@ def logout(
 ) -> RedirectResponse:
     _, session_id = signed_in(request, session)
     check_csrf(session_id, csrf)
-    auth.end_session(session, session_id)
+    signin.sign_out(session, session_id, _client(request))
     response = RedirectResponse("/dashboard/login", status_code=303)
     delete_session_cookie(request, response)
     return response
@@ -211,7 +221,9 @@ def accept(
         row = access.load_assessment(session, caller, assessment)
         if accepted not in ("yes", "no"):
             raise InvalidRequest("accepted: give 'yes' or 'no'")
-        trial.update_assessment(session, caller, row, AssessmentUpdate(accepted=accepted == "yes"))
+        reviewing.update_assessment(
+            session, caller, row, AssessmentUpdate(accepted=accepted == "yes")
+        )
     except DomainError as exc:
         return _refused_form(request, session, caller, key, exc, row, back, {})
     return _back_to(row, back)
@@ -233,7 +245,8 @@ def void(
     try:
         check_csrf(key, csrf)
         row = access.load_assessment(session, caller, assessment)
-        trial.update_assessment(session, caller, row, AssessmentUpdate(voided=True, reason=reason))
+        update = _form_input(AssessmentUpdate, voided=True, reason=reason)
+        reviewing.update_assessment(session, caller, row, update)
     except DomainError as exc:
         form = {"action": "void", "reason": reason}
         return _refused_form(request, session, caller, key, exc, row, back, form)
@@ -251,10 +264,9 @@ def overlay(
     """The photo with the outline of the measurement that counts (or ``measurement``)."""
     caller, _ = signed_in(request, session)
     row = access.load_assessment(session, caller, assessment)
-    chosen = trial.find_measurement(row, measurement, access.study_of(row))
-    photo = runtime.store.get(row.photo_key)
-    mask = runtime.store.get(chosen.mask_key)
-    jpeg = runtime.pool.run(runtime.overlay, photo, mask)
+    chosen = counting.find_measurement(row, measurement, access.study_of(row))
+    limits.check_overlay_rate(request, caller)
+    jpeg = runtime.overlay_of(row.photo_key, chosen.mask_key)
     # A URL with the measurement id names one image for good; without it, the image
     # follows whichever measurement counts now, so it must not be cached.
     cache = "private, max-age=86400, immutable" if measurement is not None else "no-store"
@@ -288,7 +300,7 @@ def correct(
                 raise DomainError(
                     f"the mask file is larger than {limit / 1e6:.0f} MB", code="payload_too_large"
                 )
-        trial.correct_mask(
+        corrections.correct_mask(
             session,
             runtime,
             caller,
@@ -320,6 +332,7 @@ def observe(
     """A clinician's closure observation (and acceptance of a flagged photo): the same
     domain function as ``PATCH /v1/assessments/{id}``."""
     caller, key = signed_in(request, session)
+    row: Assessment | None = None
     try:
         check_csrf(key, csrf)
         row = access.load_assessment(session, caller, assessment)
@@ -329,10 +342,50 @@ def observe(
         }
         if accept == "yes":
             changes["accepted"] = True
-        trial.update_assessment(session, caller, row, AssessmentUpdate(**changes))
+        reviewing.update_assessment(session, caller, row, AssessmentUpdate(**changes))
+    except DomainError as exc:
+        session.rollback()
+        form = {"action": "observe", "epithelialized": epithelialized, "drainage": drainage}
+        return _refused_form(request, session, caller, key, exc, row, "", form)
+    return RedirectResponse(f"/dashboard/wounds/{row.wound_id}#{row.id}", status_code=303)
+
+
+# A refused form is answered at its POST URL (the page again, the input kept, the error
+# beside the control). Reloading that URL, or opening it from the history, is a GET:
+# it goes back to the page the form is on, never to a bare "method not allowed".
+
+
+@router.get("/assessments/{assessment}/accept", include_in_schema=False)
+@router.get("/assessments/{assessment}/void", include_in_schema=False)
+@router.get("/assessments/{assessment}/correct", include_in_schema=False)
+@router.get("/assessments/{assessment}/observe", include_in_schema=False)
+def assessment_form_url(assessment: str) -> RedirectResponse:
+    """The page of the photo a form (accept, void, correct, observe) was about."""
+    return RedirectResponse(f"/dashboard/photos/{assessment}", status_code=303)
+
+
+@router.get("/photos/{assessment}", include_in_schema=False)
+def photo_page(assessment: str, request: Request, session: SessionDep) -> Response:
+    """A photo's place: its wound page at its row (the sign-in and site checks apply)."""
+    caller, key = signed_in(request, session)
+    try:
+        row = access.load_assessment(session, caller, assessment)
     except DomainError as exc:
         return error_page(request, caller, key, exc)
     return RedirectResponse(f"/dashboard/wounds/{row.wound_id}#{row.id}", status_code=303)
+
+
+@router.get("/subjects/{subject}/events", include_in_schema=False)
+@router.get("/subjects/{subject}/events/{event_id}/void", include_in_schema=False)
+def event_form_url(subject: str) -> RedirectResponse:
+    """The subject page the event forms are on (see ``assessment_form_url``)."""
+    return RedirectResponse(f"/dashboard/subjects/{subject}#events", status_code=303)
+
+
+@router.get("/logout", include_in_schema=False)
+def logout_url() -> RedirectResponse:
+    """Signing out is a POST (CSRF-checked); its URL opened again goes to the studies."""
+    return RedirectResponse("/dashboard/", status_code=303)
 
 
 DASHBOARD_EXPORTS = ("csv", "fhir.json", "tu.csv", "tr.csv", "dm.csv")
@@ -348,6 +401,7 @@ def export(study: str, kind: str, request: Request, session: SessionDep) -> Resp
         row = access.load_study(session, caller, study)
         if kind not in DASHBOARD_EXPORTS:
             raise HTTPException(status_code=404, detail=f"no export {kind}")
+        limits.key_rates(request).exports.take(limits.rate_key(caller))
         return download(session, caller, row, kind, request.app.state.settings)
     except DomainError as exc:
         return error_page(request, caller, key, exc)
@@ -381,15 +435,23 @@ def _event_form_error(
     return render(request, "subject.html", context, exc.status)
 
 
-def _event_input(kind: str, on: str, leg: str, note: str) -> EventCreate:
-    """The form's fields as the API's ``EventCreate`` (its validation, in words)."""
+def _form_input(model: type[M], **fields: Any) -> M:
+    """A form's fields as the API's request model (its validation, the free-text rule
+    included), a refusal as a ``DomainError`` with the API's code (``unsafe_text`` or
+    ``invalid_request``) that the page shows beside the form."""
     try:
-        return EventCreate(kind=kind, date=on, leg=leg or None, note=note.strip() or None)  # type: ignore[arg-type]
+        return model(**fields)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors()
         )
-        raise InvalidRequest(problems) from None
+        unsafe = any(e["type"] == "unsafe_text" for e in exc.errors())
+        raise DomainError(problems, code="unsafe_text" if unsafe else "invalid_request") from None
+
+
+def _event_input(kind: str, on: str, leg: str, note: str) -> EventCreate:
+    """The form's fields as the API's ``EventCreate`` (its validation, in words)."""
+    return _form_input(EventCreate, kind=kind, date=on, leg=leg or None, note=note.strip() or None)
 
 
 @router.post("/subjects/{subject}/events", response_model=None)
@@ -412,7 +474,7 @@ def record_event(
     except DomainError as exc:
         return error_page(request, caller, key, exc)
     try:
-        trial.create_event(session, caller, row, _event_input(kind, on, leg, note))
+        events.create_event(session, caller, row, _event_input(kind, on, leg, note))
     except DomainError as exc:
         session.rollback()
         form = {"action": "record", "kind": kind, "on": on, "leg": leg, "note": note}
@@ -440,7 +502,7 @@ def void_subject_event(
     try:
         if not reason.strip():
             raise InvalidRequest("reason: say why the event was recorded in error")
-        trial.void_event(session, caller, row, event_id, reason)
+        events.void_event(session, caller, row, event_id, reason)
     except DomainError as exc:
         session.rollback()
         form = {"action": "void", "event": event_id, "reason": reason}
@@ -458,13 +520,13 @@ def audit_page(
     study: Annotated[str, Query()] = "",
     action: Annotated[str, Query()] = "",
     subject: Annotated[str, Query()] = "",
-    page: Annotated[int, Query(ge=0)] = 0,
+    page: Annotated[int, Query(ge=0, le=10**6)] = 0,
 ) -> HTMLResponse:
-    """Recent audit entries (``trial.list_audit``: admin keys; a study admin sees its
+    """Recent audit entries (``audit.list_audit``: admin keys; a study admin sees its
     study), filtered by action prefix and subject, 50 a page, newest first."""
 
     def build(caller: Caller, _: str) -> tuple[str, dict[str, Any]]:
-        return "audit.html", overview.audit_context(
+        return "audit.html", auditlog.audit_context(
             session, caller, study=study, action=action, subject=subject, page=page
         )
 
@@ -490,7 +552,7 @@ def outline_json(
 
     caller, _ = signed_in(request, session)
     row = access.load_assessment(session, caller, assessment)
-    chosen = trial.find_measurement(row, measurement, access.study_of(row))
+    chosen = counting.find_measurement(row, measurement, access.study_of(row))
     answer = runtime.pool.run(rectify.outline_of, runtime.store.get(chosen.mask_key))
     answer["measurement"] = chosen.id
     cache = "private, max-age=86400, immutable" if measurement is not None else "no-store"
@@ -512,9 +574,26 @@ def compare_page(
 
     def build(caller: Caller, _: str) -> tuple[str, dict[str, Any]]:
         row = access.load_wound(session, caller, wound)
-        return "compare.html", overview.compare_context(session, caller, row, first, second)
+        return "compare.html", comparison.compare_context(row, first, second)
 
     return render_page(request, session, build)
+
+
+def _stored_visit(
+    session: Session, runtime: Runtime, caller: Caller, assessment: str, measurement: int
+) -> tuple[Assessment, Any]:
+    """A photo the caller may see, with the stored files of one of its measurements."""
+    from service.core import rectify
+
+    row = access.load_assessment(session, caller, assessment)
+    chosen = counting.find_measurement(row, measurement, access.study_of(row))
+    data: dict[str, Any] = chosen.data or {}
+    return row, rectify.StoredVisit(
+        photo_jpeg=runtime.store.get(row.photo_key),
+        mask_png=runtime.store.get(chosen.mask_key),
+        calibration=str(data.get("calibration") or "none"),
+        px_per_mm=data.get("px_per_mm"),
+    )
 
 
 @router.get("/assessments/{assessment}/rectified.jpg")
@@ -526,36 +605,43 @@ def rectified(
     measurement: Annotated[int, Query(ge=1, le=2**62)],
     side_mm: Annotated[float, Query(ge=5, le=1000)],
     px_per_mm: Annotated[float, Query(gt=0, le=50)],
+    align_to: Annotated[str, Query(max_length=64)] = "",
+    align_measurement: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
     """The photo warped to the marker plane: a ``side_mm`` square around the wound at
     ``px_per_mm`` pixels per mm, with the outline of ``measurement`` (the compare page
-    asks both visits for the same window and scale). ``X-Px-Per-Mm`` says the scale."""
+    asks both visits for the same window and scale); with ``align_to`` (a photo of the
+    same wound, and its ``align_measurement``), turned to line up with that visit.
+    ``X-Px-Per-Mm`` says the scale, ``X-Rotated-Deg`` the turn."""
     from service.core import rectify
 
     caller, _ = signed_in(request, session)
-    row = access.load_assessment(session, caller, assessment)
-    study = access.study_of(row)
-    chosen = trial.find_measurement(row, measurement, study)
+    row, visit = _stored_visit(session, runtime, caller, assessment, measurement)
     if round(side_mm * px_per_mm) > 2 * rectify.RECTIFIED_MAX_SIDE_PX:
         raise InvalidRequest(
             f"side_mm × px_per_mm: at most {2 * rectify.RECTIFIED_MAX_SIDE_PX} pixels a side"
         )
-    data: dict[str, Any] = chosen.data or {}
-    jpeg = runtime.pool.run(
+    reference = None
+    if align_to:
+        if align_measurement is None:
+            raise InvalidRequest("align_measurement: give the measurement of align_to")
+        other, reference = _stored_visit(session, runtime, caller, align_to, align_measurement)
+        if other.wound_id != row.wound_id:
+            raise InvalidRequest("align_to: give a photo of the same wound")
+    answer = runtime.pool.run(
         rectify.rectified_jpeg,
-        runtime.store.get(row.photo_key),
-        runtime.store.get(chosen.mask_key),
-        calibration=str(data.get("calibration") or "none"),
-        px_per_mm=data.get("px_per_mm"),
-        marker_mm=study.marker_mm,
+        visit,
+        marker_mm=access.study_of(row).marker_mm,
         side_mm=side_mm,
         out_px_per_mm=px_per_mm,
+        align_to=reference,
     )
-    if jpeg is None:
+    if answer is None:
         raise DomainError(
             f"assessment {row.id} is not calibrated: it cannot be rectified",
             code="not_comparable",
         )
+    jpeg, turn_deg = answer
     return Response(
         jpeg,
         media_type="image/jpeg",
@@ -563,6 +649,7 @@ def rectified(
             "Cache-Control": "private, max-age=86400, immutable",
             "X-Px-Per-Mm": f"{px_per_mm:g}",
             "X-Side-Mm": f"{side_mm:g}",
+            "X-Rotated-Deg": f"{turn_deg:g}",
         },
     )
 

@@ -1,5 +1,6 @@
-"""Study exports (monitor and admin keys): CSV, FHIR R4 Bundle, CDISC-style DM/TU/TR,
-ADaM ADTTE, and the CDISC tables as SAS transport files.
+"""Study exports (monitor and admin keys): CSV, FHIR R4 Bundle, every CDISC SDTM and
+ADaM dataset of the metadata home as CSV and SAS transport, Define-XML 2.1 and the
+submission package.
 
 Every export is written to the audit log. The arm appears only in admin exports. The
 files are ``service.domain.exporting``'s; this module names the routes and documents them.
@@ -9,13 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 
 from service.api.deps import CallerDep, SessionDep, SettingsDep, VisibleStudy
 from service.api.downloads import download
+from service.api.limits import check_export_rate
+from service.core.exports.metadata import DATASETS, Dataset
 
-router = APIRouter(tags=["exports"])
+# Every export within the key's export rate (429 rate_limited with Retry-After past it).
+router = APIRouter(tags=["exports"], dependencies=[Depends(check_export_rate)])
 
 # The CSV exports answer text/csv, and the OpenAPI schema says so.
 CSV_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -60,62 +64,6 @@ def export_fhir(
     return download(session, caller, study, "fhir.json", settings)
 
 
-@router.get(
-    "/v1/studies/{study}/export.tu.csv",
-    summary="CDISC-style TU (lesions)",
-    response_class=Response,
-    responses=CSV_RESPONSES,
-)
-def export_tu(
-    study: VisibleStudy, session: SessionDep, caller: CallerDep, settings: SettingsDep
-) -> Response:
-    """One row per wound; TUDY from the subject's RFSTDTC (see the DM export)."""
-    return download(session, caller, study, "tu.csv", settings)
-
-
-@router.get(
-    "/v1/studies/{study}/export.tr.csv",
-    summary="CDISC-style TR (lesion results)",
-    response_class=Response,
-    responses=CSV_RESPONSES,
-)
-def export_tr(
-    study: VisibleStudy, session: SessionDep, caller: CallerDep, settings: SettingsDep
-) -> Response:
-    """Per photo AREA, LENGTH, WIDTH, PERIM (NOT DONE with a reason when the photo does
-    not count) and WNDCLOSE; TRDY from the subject's RFSTDTC, VISITNUM in visit order."""
-    return download(session, caller, study, "tr.csv", settings)
-
-
-@router.get(
-    "/v1/studies/{study}/export.dm.csv",
-    summary="CDISC-style DM (subjects, RFSTDTC)",
-    response_class=Response,
-    responses=CSV_RESPONSES,
-)
-def export_dm(
-    study: VisibleStudy, session: SessionDep, caller: CallerDep, settings: SettingsDep
-) -> Response:
-    """One row per subject: USUBJID, SUBJID, RFSTDTC (the time origin every --DY counts
-    from), SITEID; ARMCD/ARM only for admin keys."""
-    return download(session, caller, study, "dm.csv", settings)
-
-
-@router.get(
-    "/v1/studies/{study}/export.adtte.csv",
-    summary="CDISC ADaM ADTTE: one row per subject and time-to-event parameter",
-    response_class=Response,
-    responses=CSV_RESPONSES,
-)
-def export_adtte(
-    study: VisibleStudy, session: SessionDep, caller: CallerDep, settings: SettingsDep
-) -> Response:
-    """TTHEAL (all index-leg ulcers healed), TTWHEAL (each ulcer), TTMAJAMP, TTDEATH, AFS
-    and CRHEAL (competing-risk cause in CRCAUSE), with AVAL in days from STARTDT (the
-    time origin), CNSR, EVNTDESC, CNSDTDSC; TRTP only for admin keys."""
-    return download(session, caller, study, "adtte.csv", settings)
-
-
 # --- SAS transport (.xpt v5) beside the CSVs -------------------------------------------
 
 XPT_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -126,56 +74,80 @@ XPT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get(
-    "/v1/studies/{study}/export.dm.xpt",
-    summary="CDISC-style DM as SAS transport (v5)",
-    response_class=Response,
-    responses=XPT_RESPONSES,
-)
-def export_dm_xpt(
-    study: VisibleStudy, session: SessionDep, caller: CallerDep, settings: SettingsDep
-) -> Response:
-    """The DM export (``export.dm.csv``) as a SAS transport file, version 5: dataset DM,
-    the variables' labels and types as in the README's define table."""
-    return download(session, caller, study, "dm.xpt", settings)
+def _dataset_routes(dataset: Dataset) -> None:
+    """``export.<name>.csv`` and ``export.<name>.xpt`` of one dataset of the metadata
+    home, documented from it."""
+    low = dataset.name.lower()
+    blinded = [v.name for v in dataset.variables if v.blinded]
+    arm = f" {', '.join(blinded)} only for admin keys (blinding)." if blinded else ""
+    about = f"{dataset.label}: {dataset.structure.lower()}.{arm} Variables: the define."
+
+    def as_csv(
+        study: VisibleStudy, session: SessionDep, caller: CallerDep, settings: SettingsDep
+    ) -> Response:
+        return download(session, caller, study, f"{low}.csv", settings)
+
+    def as_xpt(
+        study: VisibleStudy, session: SessionDep, caller: CallerDep, settings: SettingsDep
+    ) -> Response:
+        return download(session, caller, study, f"{low}.xpt", settings)
+
+    kind = "SDTM" if dataset.standard == "SDTMIG" else "ADaM"
+    for handler, suffix, responses, what in (
+        (as_csv, "csv", CSV_RESPONSES, "CSV"),
+        (as_xpt, "xpt", XPT_RESPONSES, "SAS transport (v5)"),
+    ):
+        router.add_api_route(
+            f"/v1/studies/{{study}}/export.{low}.{suffix}",
+            handler,
+            methods=["GET"],
+            summary=f"CDISC {kind} {dataset.name} ({dataset.label}) as {what}",
+            description=about,
+            response_class=Response,
+            responses=responses,
+            name=f"export_{low}_{suffix}",
+        )
+
+
+for _dataset in DATASETS.values():
+    _dataset_routes(_dataset)
 
 
 @router.get(
-    "/v1/studies/{study}/export.tu.xpt",
-    summary="CDISC-style TU as SAS transport (v5)",
+    "/v1/studies/{study}/export.define.xml",
+    summary="Define-XML 2.1 of the SDTM and ADaM datasets",
     response_class=Response,
-    responses=XPT_RESPONSES,
+    responses={
+        200: {
+            "content": {"application/xml": {"schema": {"type": "string"}}},
+            "description": "Define-XML 2.1",
+        }
+    },
 )
-def export_tu_xpt(
+def export_define(
     study: VisibleStudy, session: SessionDep, caller: CallerDep, settings: SettingsDep
 ) -> Response:
-    """The TU export (``export.tu.csv``) as a SAS transport file, version 5."""
-    return download(session, caller, study, "tu.xpt", settings)
+    """Every dataset of the package (``export.package.zip``) described from the one
+    metadata home: variables, labels, types, lengths as in the transport files,
+    codelists, origins and derivations. The arm's variables only for admin keys."""
+    return download(session, caller, study, "define.xml", settings)
 
 
 @router.get(
-    "/v1/studies/{study}/export.tr.xpt",
-    summary="CDISC-style TR as SAS transport (v5)",
+    "/v1/studies/{study}/export.package.zip",
+    summary="Submission package: every SDTM and ADaM dataset as .xpt, define.xml, define.html",
     response_class=Response,
-    responses=XPT_RESPONSES,
+    responses={
+        200: {
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "zip of the transport files and the define",
+        }
+    },
 )
-def export_tr_xpt(
+def export_package(
     study: VisibleStudy, session: SessionDep, caller: CallerDep, settings: SettingsDep
 ) -> Response:
-    """The TR export (``export.tr.csv``) as a SAS transport file, version 5."""
-    return download(session, caller, study, "tr.xpt", settings)
-
-
-@router.get(
-    "/v1/studies/{study}/export.adtte.xpt",
-    summary="CDISC ADaM ADTTE as SAS transport (v5)",
-    response_class=Response,
-    responses=XPT_RESPONSES,
-)
-def export_adtte_xpt(
-    study: VisibleStudy, session: SessionDep, caller: CallerDep, settings: SettingsDep
-) -> Response:
-    """The ADTTE export (``export.adtte.csv``) as a SAS transport file, version 5: dataset
-    ADTTE, the variables' labels and types as in the README's define table (STARTDT and
-    ADT as ISO 8601 text); TRTP only for admin keys."""
-    return download(session, caller, study, "adtte.xpt", settings)
+    """DM, DS, PR, TU, SUPPTU, TR, SUPPPR, ADSL, ADTTE and ADTTEL as SAS transport files,
+    ``define.xml`` (Define-XML 2.1) and ``define.html`` (the same, as a plain page). A
+    monitor's package names no arm anywhere."""
+    return download(session, caller, study, "package.zip", settings)

@@ -19,8 +19,13 @@ from service.domain.outcomes import study_answer, subject_answer, wound_answer
 router = APIRouter(tags=["endpoints"])
 
 WindowDays = Annotated[
-    int,
-    Query(ge=0, le=28, description="PAR at week 4: the window around day 28 (days)"),
+    int | None,
+    Query(
+        ge=0,
+        le=28,
+        description="PAR at week 4: the window around day 28 after each wound's baseline "
+        "(days); default the study's par_week4_window_days",
+    ),
 ]
 ProportionDays = Annotated[
     list[int] | None,
@@ -33,7 +38,7 @@ ProportionDays = Annotated[
     summary="Wound-level healing endpoints",
     response_model=WoundAnswer,
 )
-def get_wound_endpoints(wound: VisibleWound, window_days: WindowDays = 7) -> dict[str, Any]:
+def get_wound_endpoints(wound: VisibleWound, window_days: WindowDays = None) -> dict[str, Any]:
     """Baseline area, PAR per visit and at week 4, healing rates (cm²/week, Gilman
     cm/week, log-linear), confirmed closure, time to closure with censoring, recurrence."""
     return wound_answer(wound, window_days=window_days)
@@ -44,7 +49,9 @@ def get_wound_endpoints(wound: VisibleWound, window_days: WindowDays = 7) -> dic
     summary="Subject-level healing endpoints",
     response_model=SubjectAnswer,
 )
-def get_subject_endpoints(subject: VisibleSubject, window_days: WindowDays = 7) -> dict[str, Any]:
+def get_subject_endpoints(
+    subject: VisibleSubject, window_days: WindowDays = None
+) -> dict[str, Any]:
     """Every wound's endpoints, and whether all ulcers (of the index leg, where recorded)
     are healed, and on which day."""
     return subject_answer(subject, window_days=window_days)
@@ -60,7 +67,7 @@ def get_study_endpoints(
     study: VisibleStudy,
     session: SessionDep,
     caller: CallerDep,
-    window_days: WindowDays = 7,
+    window_days: WindowDays = None,
     days: ProportionDays = None,
 ) -> dict[str, Any]:
     """Kaplan–Meier time to closure of all ulcers (per subject) with the median and its

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service import __version__
 from service.api.deps import RuntimeDep
+from service.api.handlers import JSONAnswer
 from service.runtime.context import Runtime
 
 router = APIRouter(tags=["operations"])
@@ -73,7 +74,7 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
             code="not_ready",
             detail="; ".join(f"{name}: {checks[name]['error']}" for name in failed),
         )
-    return JSONResponse(body, status_code=200 if ok else 503)
+    return JSONAnswer(body, status_code=200 if ok else 503)
 
 
 @router.get("/metrics", response_class=Response)

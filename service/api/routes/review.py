@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from service.api import views
 from service.api.deps import CallerDep, PagingDep, SessionDep, VisibleStudy
-from service.domain import trial
+from service.domain import reviewing
 from service.domain.schemas import Page, ReviewItem
 
 router = APIRouter(tags=["review"])
@@ -20,7 +20,7 @@ def review_queue(
     model measurement under the ``all`` policy), the longest waiting first, each with
     its reasons; site keys see their site's. Accept with ``PATCH /v1/assessments/{id}``
     ``{"accepted": true}``, correct with ``PUT /v1/assessments/{id}/mask``, or void."""
-    rows, total = trial.review_queue(
+    rows, total = reviewing.review_queue(
         session, caller, study, limit=paging.limit, offset=paging.offset
     )
     items = [

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from service.api import views
 from service.api.deps import CallerDep, RuntimeDep, SessionDep, VisibleStudy
-from service.domain import access, trial
+from service.domain import access, studies
 from service.domain.schemas import SiteCreate, SitePublic, StudyCreate, StudyPublic, StudyUpdate
 
 router = APIRouter(prefix="/v1/studies", tags=["studies"])
@@ -18,7 +18,7 @@ def create_study(
 ) -> StudyPublic:
     """Create a study (server admin key): id, name, marker size, pinned model."""
     return views.study_public(
-        trial.create_study(session, caller, data, model_ok=runtime.models.installed)
+        studies.create_study(session, caller, data, model_ok=runtime.models.installed)
     )
 
 
@@ -43,7 +43,7 @@ def update_study(
 ) -> StudyPublic:
     """Rename, pin a model version, or lock/unlock the study (admin; locked = writes 423)."""
     return views.study_public(
-        trial.update_study(session, caller, study, data, model_ok=runtime.models.installed)
+        studies.update_study(session, caller, study, data, model_ok=runtime.models.installed)
     )
 
 
@@ -51,9 +51,9 @@ def update_study(
 def create_site(
     study: VisibleStudy, data: SiteCreate, session: SessionDep, caller: CallerDep
 ) -> SitePublic:
-    return views.site_public(trial.create_site(session, caller, study, data))
+    return views.site_public(studies.create_site(session, caller, study, data))
 
 
 @router.get("/{study}/sites", response_model=list[SitePublic])
 def list_sites(study: VisibleStudy, session: SessionDep, caller: CallerDep) -> list[SitePublic]:
-    return [views.site_public(s) for s in trial.list_sites(session, caller, study)]
+    return [views.site_public(s) for s in studies.list_sites(session, caller, study)]

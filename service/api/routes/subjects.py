@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from service.api import views
 from service.api.deps import CallerDep, PagingDep, SessionDep, VisibleStudy, VisibleSubject
 from service.core.answers import EventCreate, EventPublic, EventVoid
-from service.domain import trial
+from service.domain import events, subjects
 from service.domain.schemas import Page, SubjectCreate, SubjectPublic, SubjectUpdate
 
 router = APIRouter(tags=["subjects"])
@@ -20,7 +20,7 @@ def create_subject(
     study: VisibleStudy, data: SubjectCreate, session: SessionDep, caller: CallerDep
 ) -> SubjectPublic:
     """Create a subject; the site comes from the key (or is given by an admin)."""
-    return views.subject_public(trial.create_subject(session, caller, study, data), caller)
+    return views.subject_public(subjects.create_subject(session, caller, study, data), caller)
 
 
 @router.get("/v1/studies/{study}/subjects", response_model=Page[SubjectPublic])
@@ -31,7 +31,7 @@ def list_subjects(
     paging: PagingDep,
     site: Annotated[str | None, Query(description="Only this site's subjects")] = None,
 ) -> Page[SubjectPublic]:
-    rows, total = trial.list_subjects(
+    rows, total = subjects.list_subjects(
         session, caller, study, site=site, limit=paging.limit, offset=paging.offset
     )
     return Page(
@@ -52,7 +52,7 @@ def update_subject(
     subject: VisibleSubject, data: SubjectUpdate, session: SessionDep, caller: CallerDep
 ) -> SubjectPublic:
     """Admin: set the subject's ``randomized_on`` (day 0 of its endpoints), audited."""
-    return views.subject_public(trial.update_subject(session, caller, subject, data), caller)
+    return views.subject_public(subjects.update_subject(session, caller, subject, data), caller)
 
 
 @router.post("/v1/subjects/{subject}/events", status_code=201, response_model=EventPublic)
@@ -63,7 +63,7 @@ def create_event(
     contralateral leg, minor amputation, revascularisation, withdrawal, lost to
     follow-up). Death and index-leg major amputation compete with healing in the study
     answer; photos dated after death or the amputation of that leg are refused."""
-    return views.event_public(trial.create_event(session, caller, subject, data))
+    return views.event_public(events.create_event(session, caller, subject, data))
 
 
 @router.get("/v1/subjects/{subject}/events", response_model=list[EventPublic])
@@ -81,4 +81,4 @@ def void_event(
     caller: CallerDep,
 ) -> EventPublic:
     """Clinician or admin: void an event recorded in error, with a reason (audited)."""
-    return views.event_public(trial.void_event(session, caller, subject, event_id, data.reason))
+    return views.event_public(events.void_event(session, caller, subject, event_id, data.reason))

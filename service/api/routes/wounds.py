@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from service.api import views
 from service.api.deps import CallerDep, PagingDep, SessionDep, VisibleSubject, VisibleWound
-from service.domain import trial
+from service.domain import wounds
 from service.domain.schemas import Page, WoundCreate, WoundPublic
 
 router = APIRouter(tags=["wounds"])
@@ -16,14 +16,14 @@ router = APIRouter(tags=["wounds"])
 def create_wound(
     subject: VisibleSubject, data: WoundCreate, session: SessionDep, caller: CallerDep
 ) -> WoundPublic:
-    return views.wound_public(trial.create_wound(session, caller, subject, data))
+    return views.wound_public(wounds.create_wound(session, caller, subject, data))
 
 
 @router.get("/v1/subjects/{subject}/wounds", response_model=Page[WoundPublic])
 def list_wounds(
     subject: VisibleSubject, session: SessionDep, paging: PagingDep
 ) -> Page[WoundPublic]:
-    rows, total = trial.list_wounds(session, subject, limit=paging.limit, offset=paging.offset)
+    rows, total = wounds.list_wounds(session, subject, limit=paging.limit, offset=paging.offset)
     return Page(
         items=[views.wound_public(w) for w in rows],
         total=total,

@@ -187,6 +187,12 @@ def test_offline_photo_is_kept_then_sent_exactly_once(
     page.wait_for_selector("#queue-box[hidden]", state="attached", timeout=60_000)
     items = wound_assessments(base, trial, page)
     assert len(items) == 1
+    # Its result shows when it arrives: area and the stored flags, in the Sent list.
+    sent = page.locator(f"#sent li[data-assessment='{items[0]['id']}']")
+    assert sent.count() == 1 and "cm²" in sent.inner_text()
+    assert "reconnecting" in sent.inner_text()
+    stored = [q["code"] for q in items[0]["measurement"]["quality"]]
+    assert [li.get_attribute("data-code") for li in sent.locator(".flags li").all()] == stored
     # A second flush (the timer, another 'online') finds nothing left to send.
     page.evaluate("window.dispatchEvent(new Event('online'))")
     page.wait_for_timeout(1500)
@@ -209,6 +215,53 @@ def test_fake_camera_guidance_says_no_marker(
     page.click("#override summary")
     page.fill("#override-reason", "marker lost, patient leaving")
     page.wait_for_function("() => !document.getElementById('shutter').disabled")
+    page.context.close()
+
+
+def test_camera_fills_the_phone_one_stream_one_list(
+    server: tuple[str, Trial],  # noqa: F811
+    marker_camera: Any,
+) -> None:
+    """Issue 25: the shutter was at y=1252 of an 844 px screen, "Use the camera" stayed
+    visible and a second press opened a second stream, and the phone's box said "marker
+    near the edge" in red while the server's said "take the photo" in green."""
+    base, trial = server
+    page = open_capture(marker_camera, base, trial.keys["uploader"])
+    page.evaluate(
+        """() => { window.__streams = 0; const md = navigator.mediaDevices;
+        const get = md.getUserMedia.bind(md);
+        md.getUserMedia = (c) => { window.__streams += 1; return get(c); }; }"""
+    )
+    new_wound(page, trial, "S95")
+    page.click("#start-camera")
+    page.wait_for_selector("#guidance[data-marker=found]", timeout=30_000)
+    page.wait_for_function("() => !document.getElementById('shutter').disabled", timeout=30_000)
+    box = page.locator("#shutter").bounding_box()
+    assert box is not None
+    assert box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"]
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    assert box["y"] > PHONE["height"] / 2  # the lower half: within the thumb's reach
+    preview = page.locator("#preview").bounding_box()
+    assert preview is not None and preview["width"] >= PHONE["width"] - 1
+    assert page.is_hidden("#start-camera")
+    page.evaluate("() => document.getElementById('start-camera').click()")
+    page.wait_for_timeout(800)
+    assert page.evaluate("window.__streams") == 1
+    # One list, never contradicting itself: sampled over a few seconds, a list that
+    # says "take the photo" holds no problem, and the shutter follows the list.
+    for _ in range(8):
+        state = page.evaluate(
+            """() => ({ ok: document.querySelectorAll('#guidance li.ok').length,
+                bad: document.querySelectorAll('#guidance li.bad').length,
+                shutter: !document.getElementById('shutter').disabled,
+                lists: document.querySelectorAll('.guidance').length })"""
+        )
+        assert state["lists"] == 1
+        assert not (state["ok"] and state["bad"]), state
+        assert state["shutter"] == bool(state["ok"]), state
+        page.wait_for_timeout(400)
+    page.click("#close-camera")
+    assert page.is_visible("#start-camera")
     page.context.close()
 
 
@@ -257,6 +310,27 @@ def test_retake_advice_and_accessibility(
         if v["impact"] in ("serious", "critical")
     ]
     assert serious == []
+    # The phone's list is the stored photo's flags (none added, none dropped).
+    first = wound_assessments(base, trial, page)
+    assert [li.get_attribute("data-code") for li in page.locator("#flags li").all()] == [
+        q["code"] for q in first[0]["measurement"]["quality"]
+    ]
+    # Retake: a reason is asked (beside its field), then the new photo replaces the old.
     page.click("#retake")
+    page.click("#retake-go")
+    assert page.is_visible("#retake-error") and page.is_visible("#result")
+    page.fill("#retake-reason", "marker not in view")
+    page.click("#retake-go")
     assert page.is_hidden("#result")
+    page.click("#close-camera")
+    page.set_input_files("#file", str(PHOTO))
+    assert "replaces the earlier one" in page.inner_text("#replacing")
+    page.click("#send")
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    live = wound_assessments(base, trial, page)
+    assert len(live) == 1 and live[0]["id"] != first[0]["id"]
+    earlier = httpx.get(
+        f"{base}/v1/assessments/{first[0]['id']}", headers=trial.auth("admin"), timeout=30
+    ).json()
+    assert earlier["voided"] and earlier["void_reason"] == "retaken: marker not in view"
     page.context.close()

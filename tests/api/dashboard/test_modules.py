@@ -9,6 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 PLAIN = (
+    "service.api.auditlog",
+    "service.api.comparison",
     "service.api.figures",
     "service.api.overview",
     "service.api.wording",

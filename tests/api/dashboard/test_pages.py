@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,15 +14,22 @@ from fastapi.testclient import TestClient
 from service.api.assets import plotly_js_path
 from service.api.figures import (
     POINT_STYLES,
+    UNMEASURED_TRACE,
     area_figure,
     figure_json,
     km_band,
     km_figure,
     step_path,
+    subject_figure,
 )
-from service.api.overview import number_at_risk, proportions_within_follow_up, wound_status
-from service.api.wording import ci_text, plain_flag
-from service.core.measure import QUALITY_CODES
+from service.api.overview import (
+    number_at_risk,
+    proportions_within_follow_up,
+    unmeasured_photos,
+    wound_status,
+)
+from service.api.wording import ci_text, flag_label, plain_flag
+from service.core.measure import QUALITY_CODES, QualityLimits
 from tests.conftest import need
 from tests.core.healing.seed import MODEL_DIR, PHOTO, Trial, seed
 
@@ -274,11 +282,30 @@ def test_flags_read_as_words_from_one_home() -> None:
     meaning = QUALITY_CODES["outline_uncertain"][0]
     assert plain_flag({"code": "outline_uncertain"})["text"] == meaning
     own = plain_flag({"code": "implausible_change", "message": "The area, 0.01 cm², ..."})
-    assert (
-        own["text"].startswith("The area")
-        and own["meaning"] == QUALITY_CODES["implausible_change"][0]
-    )
+    assert own["text"].startswith("The area") and own["meaning"] == flag_label("implausible_change")
     assert "_" not in plain_flag({"code": "something_new"})["text"]
+
+
+def test_flags_name_no_setting_and_no_absurd_percentage() -> None:
+    """Issue 25: readers saw "marker beyond marker_max_distance_mm" and "area uncertain
+    by ±3753 %". Every code's label and default sentence are free of setting names and
+    codes; an uncertainty past the cap reads "outline unclear"."""
+    settings = set(QualityLimits.model_fields)
+    for code in QUALITY_CODES:
+        shown = plain_flag({"code": code})
+        for text in (shown["meaning"], shown["text"]):
+            assert not any(name in text for name in settings), (code, text)
+            assert code not in text and "_" not in text, (code, text)
+    absurd = plain_flag(
+        {"code": "outline_uncertain", "message": "area uncertain by ±3753 % from the outline"}
+    )
+    assert absurd["text"].startswith("Outline unclear") and "%" not in absurd["text"]
+    fine = "The model is unsure (area uncertain by ±40 % from the outline alone): check it."
+    assert plain_flag({"code": "outline_uncertain", "message": fine})["text"] == fine
+    named = plain_flag(
+        {"code": "marker_far_from_wound", "message": "beyond marker_max_distance_mm"}
+    )
+    assert named["text"] == "Marker too far from the wound."
 
 
 def csrf_of(page: str) -> str:
@@ -497,3 +524,53 @@ def test_study_page_shows_number_at_risk_without_arms_for_monitors(
         re.S,
     )
     assert table is not None and "active" in table.group(1) and "control" in table.group(1)
+
+
+def _visit(assessment: str, day: int, area: float, *, closed: bool = False) -> dict[str, Any]:
+    return {
+        "assessment": assessment,
+        "captured_at": f"2026-01-{day + 1:02d}",
+        "day": day,
+        "area_cm2": area,
+        "area_cm2_low": area * 0.9,
+        "area_cm2_high": area * 1.1,
+        "par_pct": None,
+        "closed": closed,
+        "counted": True,
+        "uncounted_reason": None,
+    }
+
+
+def test_a_photo_with_no_wound_found_is_a_gap_not_zero() -> None:
+    """Issue 25: an unmeasurable photo of an open wound was plotted at 0 cm² (reads as
+    healed). It is a gap in the area line (and the subject plot), said in the legend; a
+    closed wound's empty outline stays a measured 0."""
+    from types import SimpleNamespace
+
+    def row(ident: str, codes: list[str], epithelialized: bool | None) -> dict[str, Any]:
+        return {
+            "assessment": SimpleNamespace(id=ident, epithelialized=epithelialized),
+            "flags": [{"code": c} for c in codes],
+        }
+
+    rows = [
+        row("a", [], None),
+        row("b", ["no_wound_found"], False),
+        row("c", ["no_wound_found"], True),
+    ]
+    gaps = unmeasured_photos(rows)
+    assert gaps == frozenset({"b"})
+    answer = {
+        "visits": [_visit("a", 0, 2.0), _visit("b", 14, 0.0), _visit("c", 28, 0.0, closed=True)],
+        "closure_day": None,
+        "recurrence_day": None,
+    }
+    figure = area_figure(answer, title="t", unmeasured=gaps)
+    line = next(t for t in figure["data"] if t["name"] == "area (cm²)")
+    assert line["y"] == [2.0, None, 0.0]
+    assert any(t["name"] == UNMEASURED_TRACE for t in figure["data"])
+    band = next(t for t in figure["data"] if t["name"] == "95 % interval")
+    assert None not in band["y"] and len(band["y"]) == 4  # a and c, up and back
+    whole = subject_figure({"wounds": [{"label": "W1", **answer}]}, title="t", unmeasured=gaps)
+    assert whole["data"][0]["y"] == [2.0, None, 0.0]
+    assert area_figure(answer, title="t")["data"][1]["y"] == [2.0, 0.0, 0.0]

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api import overview
+from service.api import auditlog, overview
 from service.api.overview import competing_at_risk, subject_status
+from service.api.wording import NO_SCHEDULE_TEXT
 from service.domain.followup import OVERDUE_AFTER_DAYS, is_overdue
 from tests.api.dashboard.test_pages import sign_in
 from tests.conftest import need
@@ -77,7 +78,7 @@ def test_competing_at_risk_counts_competing_risk_time() -> None:
 
 
 def test_study_table_has_status_last_visit_area_and_filters(
-    app_trial: tuple[TestClient, Trial],
+    app_trial: tuple[TestClient, Trial], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client, trial = app_trial
     sign_in(client, trial.keys["monitor"])
@@ -94,6 +95,17 @@ def test_study_table_has_status_last_visit_area_and_filters(
     api = client.get(f"/v1/subjects/{trial.subjects['S02']}/endpoints", headers=trial.auth("admin"))
     visits = api.json()["wounds"][0]["visits"]
     assert f"{visits[-1]['area_cm2']:.2f}" in row2.group(2)
+    # The study sets no visit schedule: nobody is overdue, the filter is not offered (a
+    # shared link with it shows everyone), and the page says why.
+    assert "overdue</b>" not in page and 'name="overdue"' not in page
+    assert NO_SCHEDULE_TEXT in page
+    assert subjects_shown(client.get(f"{base}?overdue=yes").text) == ["S01", "S02"]
+    # With a schedule, "overdue" is followup's answer.
+    monkeypatch.setattr(overview, "has_visit_schedule", lambda study: True)
+    page = client.get(base).text
+    row1 = re.search(r'data-subject="S01" data-status="(\w+)">(.*?)</tr>', page, re.S)
+    row2 = re.search(r'data-subject="S02" data-status="(\w+)">(.*?)</tr>', page, re.S)
+    assert row1 is not None and row2 is not None
     overdue = (date.today() - LAST_S02).days > OVERDUE_AFTER_DAYS
     assert ("overdue</b>" in row2.group(2)) == overdue
     assert "overdue</b>" not in row1.group(2)  # healed: no visit expected
@@ -249,11 +261,16 @@ def test_audit_page_is_admins_filtered_and_paged(
     assert f"subject/{trial.subjects['S02']}" in resources
     assert all(trial.subjects["S01"] not in r for r in resources)
     assert all(a not in s02 for a in trial.assessments["S01-W1"])
+    # Each row names what it is about: the subject, the wound and the photo's day.
+    about = re.findall(r'<td class="about"><a href="[^"]+">([^<]+)</a></td>', s02)
+    photos = [a for a in about if a.startswith("subject S02 · wound W1 · ")]
+    assert photos and all(re.search(r"\d{4}-\d\d-\d\d \(day \d+\)$", a) for a in photos)
+    assert "(day 0)" in " ".join(photos)
     unknown = client.get("/dashboard/audit", params={"subject": "nobody", "study": trial.study})
     assert unknown.status_code == 404
 
     # Paged: two a page, newest first, the pages together are the API's order.
-    monkeypatch.setattr(overview, "AUDIT_PAGE_SIZE", 2)
+    monkeypatch.setattr(auditlog, "AUDIT_PAGE_SIZE", 2)
     first = client.get("/dashboard/audit").text
     second = client.get("/dashboard/audit", params={"page": 1}).text
     assert 'rel="next"' in first and 'rel="prev"' not in first

@@ -379,3 +379,21 @@ def test_draw_anew_from_the_keyboard_alone(
         page.evaluate("() => document.activeElement.getAttribute('aria-label')") or ""
     )
     page.context.close()
+
+
+@pytest.mark.parametrize("turn_deg", (90.0, 180.0, 35.0))
+def test_the_later_visit_is_turned_to_line_up_with_the_earlier(turn_deg: float) -> None:
+    """Issue 25: compare showed day 83 upside down against day 0 (each rectified to its
+    own marker, which lay another way round). A visit turned by some angle about the
+    wound is turned back by ``alignment_deg``, even a wound symmetric under 180°."""
+    rng = np.random.default_rng(7)
+    skin = cv2.GaussianBlur(rng.integers(60, 200, (240, 240, 3), dtype=np.uint8), (9, 9), 0)
+    mask = np.zeros((240, 240), dtype=np.uint8)
+    cv2.ellipse(mask, (120, 120), (60, 25), 20, 0, 360, 255, -1)  # symmetric under 180°
+    centre = (119.5, 119.5)
+    back = cv2.getRotationMatrix2D(centre, -turn_deg, 1.0)
+    moved = cv2.warpAffine(skin, back, (240, 240), borderValue=(128, 128, 128))
+    moved_mask = cv2.warpAffine(mask, back, (240, 240), flags=cv2.INTER_NEAREST)
+    found = rectify.alignment_deg((skin, mask), (moved, moved_mask))
+    assert abs((found - turn_deg + 180.0) % 360.0 - 180.0) <= rectify.ALIGN_STEP_DEG
+    assert rectify.alignment_deg((skin, mask), (skin, mask)) == 0.0

@@ -247,7 +247,7 @@ def test_cdisc_tr_counting_measurements_and_closure() -> None:
 
 
 def test_an_uncounted_row_without_its_reason_is_refused_not_guessed() -> None:
-    # The reason is the caller's (trial.uncounted_reason, the one "counted" rule).
+    # The reason is the caller's (counting.uncounted_reason, the one "counted" rule).
     unexplained = row(counted=False, calibrated=False)
     with pytest.raises(ValueError, match="no uncounted_reason"):
         cdisc_tr_records([unexplained])
@@ -397,6 +397,19 @@ def read_xpt(data: bytes) -> Any:
     return frame
 
 
+def sas_date_text(value: Any) -> str:
+    """A SAS date as read back (a number of days since 1960-01-01, or a timestamp when the
+    reader applies DATE9.) as an ISO date; blank when missing."""
+    import math
+    from datetime import timedelta
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if hasattr(value, "date"):
+        return "" if str(value) == "NaT" else value.date().isoformat()
+    return (date(1960, 1, 1) + timedelta(days=int(value))).isoformat()
+
+
 def assert_xpt_matches_csv(data: bytes, text: str, domain: str) -> None:
     import math
 
@@ -405,10 +418,13 @@ def assert_xpt_matches_csv(data: bytes, text: str, domain: str) -> None:
     assert list(frame.columns) == list(records[0]) if records else True
     assert len(frame) == len(records)
     numeric = {v.name for v in SDTM_VARIABLES[domain] if v.numeric}
+    dates = {v.name for v in SDTM_VARIABLES[domain] if v.sas_date}
     for i, record in enumerate(records):
         for name, value in record.items():
             got = frame[name][i]
-            if name in numeric:
+            if name in dates:  # a SAS date: days since 1960-01-01 (DATE9. format)
+                assert sas_date_text(got) == value, (domain, i, name, got, value)
+            elif name in numeric:
                 if value == "":
                     assert math.isnan(got), (domain, i, name, got)
                 else:
@@ -480,9 +496,11 @@ def test_sas_transport_v5_read_back_by_pandas_equals_the_csv() -> None:
 
 
 def test_define_table_in_the_readme_is_the_code() -> None:
+    from service.core.exports.metadata import markdown_tables
     from tests.conftest import ROOT
 
     readme = (ROOT / "README.md").read_text()
+    assert markdown_tables() in readme, "README's dataset tables are not the metadata home's"
     for domain, variables in SDTM_VARIABLES.items():
         for v in variables:
             assert f"| {domain} | `{v.name}` | {v.label} |" in readme, (domain, v.name)
@@ -600,7 +618,7 @@ def adtte_review_errors(adtte: str, dm: str) -> list[str]:
                 errors.append(f"{where}: AVAL {r['AVAL']} but ADT - STARTDT = {days}")
         if r["STARTDT"] and rfstdtc.get(r["USUBJID"]) and r["STARTDT"] != rfstdtc[r["USUBJID"]]:
             errors.append(f"{where}: STARTDT {r['STARTDT']} is not RFSTDTC")
-        key = (r["USUBJID"], r["PARAMCD"], r["PARCAT1"])
+        key = (r["USUBJID"], r["PARAMCD"], r.get("TULNKID", ""))
         if key in seen:
             errors.append(f"{where}: two records for {key}")
         seen.add(key)
@@ -612,7 +630,7 @@ def test_live_adtte_passes_review_and_xpt_equals_csv(demo_trial: LiveTrial, role
     adtte = demo_trial.get(role, "export.adtte.csv").text
     dm = demo_trial.get(role, "export.dm.csv").text
     assert adtte_review_errors(adtte, dm) == []
-    assert {r["PARAMCD"] for r in parse(adtte)} >= {"TTHEAL", "TTWHEAL", "AFS"}
+    assert {r["PARAMCD"] for r in parse(adtte)} >= {"TTHEAL", "TTDEATH", "AFS"}
     assert ("TRTP" in adtte.splitlines()[0]) == (role == "admin")
     broken = adtte.replace(",TTHEAL,", ",TTHEALING,", 1)
     assert any("PARAMCD" in e for e in adtte_review_errors(broken, dm))

@@ -58,6 +58,7 @@ def shoot(
     gain: float = 1.0,
     field_mm: float = 110.0,
     jpeg_quality: int | None = 92,
+    marker_print_mm: float = 20.0,
 ) -> Shot:
     plane, mask = plane_with_rectangle(rect_mm)
     corners_mm = None
@@ -66,7 +67,7 @@ def shoot(
             plane,
             PLANE_PX_PER_MM,
             marker_centre_mm,
-            20.0,
+            marker_print_mm,
             marker_id=7,
             rotation_deg=marker_rotation_deg,
         )

@@ -109,11 +109,13 @@ def test_ruler_fallback(make_shot):
         Ruler.parse("1,2,3")
 
 
-def test_marker_wins_over_a_given_scale(upright_shot):
-    m = measure(upright_shot.rgb, upright_shot.mask, px_per_mm=1.0)
+def test_a_marker_that_agrees_with_a_given_scale_is_used(upright_shot):
+    """The marker also corrects perspective, so it is used when it agrees (flagged)."""
+    marker = measure(upright_shot.rgb, upright_shot.mask)
+    m = measure(upright_shot.rgb, upright_shot.mask, px_per_mm=marker.px_per_mm * 1.05)
     assert m.calibration == "marker"
     assert m.area_cm2 == pytest.approx(2.0, rel=AREA_TOLERANCE)
-    assert "scale_ignored" in codes(m)
+    assert "scale_ignored" in codes(m) and not m.severe
 
 
 def test_blurred_photo_is_flagged(make_shot):
@@ -204,11 +206,15 @@ def test_target_point_picks_one_component(upright_shot):
     mask[40:80, 40:80] = 255  # a second "wound", far from the rectangle
     whole = measure(upright_shot.rgb, mask)
     assert whole.components == 2
+    # Measured together without a point: a stored flag says so (issue 25: the phone
+    # advised a retake while the stored photo carried no flag).
+    assert "several_wounds" in codes(whole)
+    assert "several_wounds" not in codes(measure(upright_shot.rgb, upright_shot.mask))
     ys, xs = np.nonzero(upright_shot.mask)
     on_rect = (float(xs.mean()), float(ys.mean()))
     one = measure(upright_shot.rgb, mask, target_point=on_rect)
     assert one.components == 1 and one.area_cm2 == pytest.approx(2.0, rel=AREA_TOLERANCE)
-    assert "target_outside_wound" not in codes(one)
+    assert "target_outside_wound" not in codes(one) and "several_wounds" not in codes(one)
     near_square = measure(upright_shot.rgb, mask, target_point=(30.0, 30.0))
     assert near_square.components == 1 and near_square.area_px == 1600
     assert "target_outside_wound" in codes(near_square)
@@ -232,7 +238,13 @@ def test_every_flag_is_documented_with_its_severity(make_shot):
         field_mm=130.0,
     )
     raised = []
-    for kwargs in ({}, {"px_per_mm": 5.0}, {"target_point": (1.0, 1.0)}):
+    marker_scale = measure(shot.rgb, shot.mask).px_per_mm
+    for kwargs in (
+        {},
+        {"px_per_mm": marker_scale},
+        {"px_per_mm": 0.5},
+        {"target_point": (1.0, 1.0)},
+    ):
         raised += measure(
             shot.rgb, shot.mask, limits=QualityLimits(marker_min_side_px=500), **kwargs
         ).quality
@@ -245,6 +257,7 @@ def test_every_flag_is_documented_with_its_severity(make_shot):
         "tilt_too_large",
         "multiple_markers",
         "scale_ignored",
+        "scale_conflict",
         "marker_too_small",
         "no_wound_found",
         "marker_not_found",

@@ -154,3 +154,106 @@ def test_calibration_keeps_a_check_look_that_predicts_the_error() -> None:
         rows.append(Row("set", f"p{i}", true_px, signals, {"hflip": err, "zoom0.5": 0.0}))
     u = fit(rows, UncertaintySpec())
     assert check_name(u) == "hflip" and u.disagree_coef > 0
+
+
+def test_the_check_look_is_made_only_when_the_first_look_is_unsure(
+    tmp_path: Path, samples_dir: Path
+) -> None:
+    """``check_min_scale``: a sure first look costs one network run, an unsure one two;
+    the segmenter counts the second looks it made."""
+    from service.core.imaging import read_photo
+    from service.core.uncertainty import needs_check_look, outline_signals
+    from service.runtime.artifacts import resolve_model
+    from service.runtime.inference import Segmenter
+
+    folder = tmp_path / "model"
+    shutil.copytree(resolve_model(), folder)
+    photos = [read_photo(p).rgb for p in sorted((samples_dir / "images").glob("*.jpg"))[:4]]
+    raw = json.loads((folder / "model.json").read_text())
+
+    def looks(min_scale: float) -> tuple[int, int]:
+        raw["uncertainty"].update(check_pass={"zoom": 0.5}, disagree_coef=2.0)
+        raw["uncertainty"]["check_min_scale"] = min_scale
+        (folder / "model.json").write_text(json.dumps(raw))
+        seg = Segmenter(folder)
+        unsure = 0
+        for rgb in photos:
+            result = seg.segment(rgb)
+            first = outline_signals(result.probability, result.mask, seg.spec)
+            unsure += needs_check_look(seg.spec.uncertainty, first)
+            seg.outline_log_halfwidth(rgb, result, result.mask)
+        return seg.check_looks, unsure
+
+    wounds = sum(bool(Segmenter(resolve_model()).segment(rgb).mask.any()) for rgb in photos)
+    assert looks(0.0) == (wounds, wounds) and wounds > 0
+    assert looks(1e9) == (0, 0)
+
+
+def test_calibration_makes_the_second_look_only_for_unsure_photos() -> None:
+    """Rows whose band says sure (and whose area is right) need no second look; the
+    fit may gate it, and the counted share equals the rows it gates in."""
+    from training.calibrate_uncertainty import Row, check_name, fit, report
+
+    rng = random.Random(7)
+    rows = []
+    for i in range(800):
+        unsure = i % 4 == 0
+        err = abs(rng.gauss(0, 0.4)) if unsure else abs(rng.gauss(0, 0.02))
+        band = rng.randint(2000, 4000) if unsure else rng.randint(0, 100)
+        signals = OutlineSignals(10_000, band, 10_000.0, 0.05)
+        true_px = int(10_000 * math.exp(err if i % 2 else -err))
+        rows.append(Row("set", f"p{i}", true_px, signals, {"hflip": err, "zoom0.5": 0.0}))
+    u = fit(rows, UncertaintySpec())
+    assert check_name(u) == "hflip"
+    share = report(rows, u)["set"]["second_look_share"]
+    if u.check_min_scale > 0:
+        assert share == pytest.approx(0.25, abs=0.01)
+    else:
+        assert share == 1.0
+
+
+def test_review_limit_is_the_loosest_that_still_catches_nine_in_ten_far_off() -> None:
+    from training.calibrate_uncertainty import REVIEW_LIMITS_PCT, Row, review_limit, scale
+
+    u = UncertaintySpec(q=1.0, band_coef=1.0, size_coef=0.0, floor=0.0)
+    rows = []
+    for i in range(100):  # band share i/100 -> half-width sinh(i/100); far off from 60
+        far = i >= 60
+        signals = OutlineSignals(10_000, 100 * i, 10_000.0, 0.05)
+        rows.append(Row("set", f"p{i}", 20_000 if far else 10_000, signals, {}))
+    limit = review_limit(rows, u)
+    assert limit in REVIEW_LIMITS_PCT
+    far_widths = [100 * math.sinh(scale(r, u)) for r in rows if r.area_error > 0.3]
+    caught = sum(w > limit for w in far_widths) / len(far_widths)
+    assert caught >= 0.9
+    looser = min((x for x in REVIEW_LIMITS_PCT if x > limit), default=None)
+    assert looser is None or sum(w > looser for w in far_widths) / len(far_widths) < 0.9
+
+
+def test_the_vectorised_fit_equals_the_row_by_row_rule() -> None:
+    """``scale_columns`` is ``scale`` (the service's rule) for every row, and the fitted
+    q is ``conformal_q`` of the row-by-row scores."""
+    from service.core.uncertainty import conformal_q
+    from training.calibrate_uncertainty import (
+        Row,
+        columns,
+        fit,
+        grid,
+        scale,
+        scale_columns,
+        scores,
+    )
+
+    rng = random.Random(11)
+    rows = []
+    for i in range(300):
+        area = rng.randint(1, 40_000)
+        signals = OutlineSignals(area, rng.randint(0, area), area / 4, rng.random() * 0.5)
+        true_px = 0 if i % 37 == 0 else rng.randint(1, 40_000)
+        dis = {"hflip": rng.random(), "zoom0.5": rng.random()}
+        rows.append(Row(f"s{i % 3}", f"p{i}", true_px, signals, dis))
+    c = columns(rows)
+    for u in grid(UncertaintySpec())[::97]:
+        np.testing.assert_allclose(scale_columns(c, u), [scale(r, u) for r in rows])
+    u = fit(rows, UncertaintySpec())
+    assert u.q == pytest.approx(conformal_q(scores(rows, u)))

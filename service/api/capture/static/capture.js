@@ -14,7 +14,10 @@ let me = null;
 let still = null; // {blob, name, target: [x, y] | null}
 let stream = null;
 let guiding = false;
+let starting = false;
 let lastCheck = null;
+let replacing = null; // {id, reason}: the photo the next one sent retakes
+let lastResult = null; // the latest answered photo shown in the result box
 
 function status(text, isError) {
   const el = $("status");
@@ -103,18 +106,17 @@ async function addWound() {
 // --- camera and live guidance -------------------------------------------------------
 
 const ADVICE_OK = "Marker found: hold still and take the photo.";
-
-function guidanceText(check) {
-  if (!check.marker_found) return "No marker: put the printed marker flat beside the wound, fully in view.";
-  if (!check.quality.length) return ADVICE_OK;
-  return check.quality.map((q) => q.message).join(" ");
-}
+const NO_MARKER = "No marker: put the printed marker flat beside the wound, fully in view.";
 
 async function startCamera() {
+  // One stream at a time: a second press (or a press while starting) does nothing, so
+  // there is never a second stream nor doubled pre-checks.
+  if (stream || starting) return;
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     status("No camera access in this browser: choose or take a photo below.", true);
     return;
   }
+  starting = true;
   try {
     stream = await navigator.mediaDevices.getUserMedia({
       audio: false,
@@ -123,12 +125,15 @@ async function startCamera() {
   } catch (e) {
     status(`The camera could not start (${e.name}): choose or take a photo below.`, true);
     return;
-  }
+  } finally { starting = false; }
   $("preview").srcObject = stream;
   show("camera", true);
   show("start-camera", false);
-  guiding = true;
-  guide();
+  document.body.classList.add("camera-on");
+  lastCheck = null;
+  localCheck = null;
+  renderGuidance();
+  if (!guiding) { guiding = true; guide(); }
 }
 
 function stopCamera() {
@@ -137,6 +142,7 @@ function stopCamera() {
   stream = null;
   show("camera", false);
   show("start-camera", true);
+  document.body.classList.remove("camera-on");
 }
 
 function frameCanvas(maxSide) {
@@ -155,42 +161,90 @@ function canvasBlob(c, quality) {
 
 function frameBlob(maxSide, quality) { return canvasBlob(frameCanvas(maxSide), quality); }
 
-// Live guidance, two checks on the same preview frame (see README, "The phone capture page"):
-// - the phone's own marker check (detector.js, js-aruco2) on every frame: found / too small /
-//   off-centre, with no network;
-// - the server's pre-check (the upload's own code: marker, blur, exposure, tilt) decides
-//   whether the shutter is enabled. It is asked on every frame where the phone sees a marker
-//   (or has no detector), and on every SERVER_EVERY_WITHOUT_MARKER-th frame otherwise, so a
-//   marker the phone misses is still found. When the service cannot be reached, the phone's
-//   check alone enables the shutter (the upload runs every check once it is sent).
+// Live guidance, two checks on the same preview frame, shown as ONE list (see README,
+// "The phone capture page"):
+// - the server's pre-check (the upload's own code: marker, blur, exposure, tilt) is the
+//   authority while its answer is fresh: it decides the shutter and the list; the
+//   phone's own check adds only what the server does not judge (the marker's place in
+//   the frame), as a tip, never as a contradicting verdict;
+// - the phone's marker check (detector.js, js-aruco2) speaks alone only when the server
+//   cannot be reached (or has not answered yet); then it enables the shutter by itself
+//   (the upload runs every check once it is sent).
+// The server is asked on every frame where the phone sees a marker (or has no
+// detector), and on every SERVER_EVERY_WITHOUT_MARKER-th frame otherwise.
 const SERVER_EVERY_WITHOUT_MARKER = 3;
 const SERVER_STALE_MS = 2000;
 let localCheck = null;
 let serverDown = false;
+let serverNote = null; // why the server's check is missing, when it is
 let tick = 0;
 
-function markerGuideText(c) {
-  if (c.state === "none") return "Phone: no marker in view. Put the printed marker flat beside the wound, fully in view.";
-  if (c.state === "small") return `Phone: the marker is small (${Math.round(c.side_px)} px, at least ${me.marker_min_side_px} needed): move the camera closer.`;
-  if (c.state === "edge") return "Phone: the marker is near the edge of the picture: aim so it is nearer the middle.";
-  return "Phone: marker in view.";
+function phoneItems(c) {
+  if (c.state === "none") return [{ text: NO_MARKER, kind: "bad" }];
+  if (c.state === "small") return [{ text: `The marker is small (${Math.round(c.side_px)} px, at least ${me.marker_min_side_px} needed): move the camera closer.`, kind: "bad" }];
+  if (c.state === "edge") return [{ text: "The marker is near the edge of the picture: aim so it is nearer the middle.", kind: "bad" }];
+  return [];
+}
+
+function serverFresh() {
+  return Boolean(lastCheck && performance.now() - lastCheck.at < SERVER_STALE_MS);
+}
+
+// The one list: {state: "ok" | "bad" | "wait", marker: "found" | "none" | "unknown", items}.
+function mergedGuidance() {
+  if (serverFresh()) {
+    const items = [];
+    if (!lastCheck.marker_found) items.push({ text: NO_MARKER, kind: "bad" });
+    for (const q of lastCheck.quality) {
+      if (q.code === "marker_not_found") continue;
+      items.push({ text: q.message, kind: lastCheck.usable && !q.severe ? "tip" : "bad" });
+    }
+    if (lastCheck.usable && localCheck && localCheck.state === "edge") {
+      items.push({ text: "Tip: aim so the marker is nearer the middle of the picture.", kind: "tip" });
+    }
+    if (lastCheck.usable) items.unshift({ text: ADVICE_OK, kind: "ok" });
+    return { state: lastCheck.usable ? "ok" : "bad", marker: lastCheck.marker_found ? "found" : "none", items };
+  }
+  const items = [];
+  let marker = "unknown";
+  let state = "wait";
+  if (localCheck) {
+    marker = localCheck.state === "none" ? "none" : "found";
+    const own = phoneItems(localCheck);
+    items.push(...own);
+    if (serverDown && localCheck.found && localCheck.state !== "small" && !own.length) {
+      items.unshift({ text: ADVICE_OK, kind: "ok" });
+      state = "ok";
+    } else if (own.length) state = "bad";
+    else if (!serverDown) items.push({ text: "Marker found: checking focus, light and tilt…", kind: "tip" });
+  }
+  if (serverNote) items.push({ text: serverNote, kind: "tip" });
+  if (!items.length) items.push({ text: "Checking the picture…", kind: "tip" });
+  return { state, marker, items };
+}
+
+function renderGuidance() {
+  const g = $("guidance");
+  const merged = mergedGuidance();
+  g.replaceChildren(...merged.items.map((item) => {
+    const li = document.createElement("li");
+    li.textContent = item.text;
+    li.className = item.kind;
+    return li;
+  }));
+  g.className = "guidance " + (merged.state === "wait" ? "" : merged.state);
+  g.dataset.marker = merged.marker;
+  if (localCheck) g.dataset.ms = localCheck.ms.toFixed(1);
 }
 
 function localGuide(canvas) {
   if (!window.markerDetector) { localCheck = null; return; }
   try {
     localCheck = window.markerDetector.check(canvas, me.marker_min_side_px);
-  } catch (e) { localCheck = null; return; }
-  const g = $("marker-guide");
-  g.hidden = false;
-  g.textContent = markerGuideText(localCheck);
-  g.className = "guidance " + (localCheck.state === "found" ? "ok" : "bad");
-  g.dataset.marker = localCheck.state;
-  g.dataset.ms = localCheck.ms.toFixed(1);
+  } catch (e) { localCheck = null; }
 }
 
 async function serverGuide(canvas, at) {
-  const g = $("guidance");
   try {
     const form = new FormData();
     form.append("frame", await canvasBlob(canvas, 0.7), "frame.jpg");
@@ -198,17 +252,13 @@ async function serverGuide(canvas, at) {
     const check = await call("/precheck", { method: "POST", body: form });
     lastCheck = { ...check, at: performance.now(), tick: at };
     serverDown = false;
-    g.textContent = guidanceText(lastCheck);
-    g.className = "guidance " + (lastCheck.ok ? "ok" : "bad");
-    g.dataset.marker = lastCheck.marker_found ? "found" : "none";
+    serverNote = null;
   } catch (e) {
-    if (e.code === "rate_limited") { g.textContent = "…"; return; }
+    if (e.code === "rate_limited") return;
     serverDown = !e.status || e.status >= 500;
-    g.className = "guidance";
-    g.dataset.marker = "unknown";
-    g.textContent = serverDown && window.markerDetector
-      ? "No connection to the service: the marker check above is the phone's own; blur, light and tilt are checked when the photo is sent."
-      : `Guidance unavailable (${e.message}).`;
+    serverNote = serverDown
+      ? "No connection to the service: blur, light and tilt are checked when the photo is sent."
+      : `The service's check is unavailable (${e.message}).`;
   }
 }
 
@@ -220,8 +270,11 @@ async function guide() {
       const canvas = frameCanvas(PREVIEW_MAX_SIDE);
       const at = ++tick;
       localGuide(canvas);
+      renderGuidance();
       updateShutter();
       if (!localCheck || localCheck.found || at % SERVER_EVERY_WITHOUT_MARKER === 1) await serverGuide(canvas, at);
+      if (!guiding) break;
+      renderGuidance();
       updateShutter();
     }
     const wait = GUIDANCE_INTERVAL_MS - (performance.now() - started);
@@ -231,12 +284,7 @@ async function guide() {
 
 function updateShutter() {
   const override = $("override").open && $("override-reason").value.trim().length > 0;
-  // The server's answer counts while it is fresh and about this frame, or the phone still sees a marker.
-  const serverOk = Boolean(lastCheck && lastCheck.usable
-    && performance.now() - lastCheck.at < SERVER_STALE_MS
-    && (lastCheck.tick === tick || (localCheck && localCheck.found)));
-  const phoneOk = Boolean(serverDown && localCheck && localCheck.found && localCheck.state !== "small");
-  $("shutter").disabled = !(serverOk || phoneOk || override);
+  $("shutter").disabled = !(mergedGuidance().state === "ok" || override);
 }
 
 async function shutter() {
@@ -249,6 +297,9 @@ async function shutter() {
 
 function review(blob, name) {
   still = { blob, name, target: null };
+  const note = $("replacing");
+  note.hidden = !replacing;
+  note.textContent = replacing ? `This photo replaces the earlier one, which is voided once this is sent (reason: ${replacing.reason}).` : "";
   const img = $("still");
   if (img.src) URL.revokeObjectURL(img.src);
   img.src = URL.createObjectURL(blob);
@@ -282,11 +333,13 @@ async function send() {
   if (visit) fields.visit = visit;
   for (const name of ["epithelialized", "drainage"]) { const v = radio(name); if (v !== null) fields[name] = v; }
   if (still.target) fields.target_point = still.target.join(",");
+  if (replacing) { fields.replaces = replacing.id; fields.replace_reason = replacing.reason; }
   const item = {
     key: newKey(), wound: $("wound").value, fields, name: still.name, blob: still.blob,
     label: `${$("subject").selectedOptions[0].text} ${$("wound").selectedOptions[0].text}`,
     queued_at: new Date().toISOString(),
   };
+  replacing = null;
   await queuePut(item);
   show("review", false);
   await deliver(item, true);
@@ -331,37 +384,63 @@ async function deliver(item, foreground) {
   await queueDelete(item.key); // answered: stored, or refused with a reason
   await renderQueue();
   if (r.status === 201) {
-    if (foreground) { status(r.body.measurement ? "Measured." : "Sent."); showResult(r.body); }
-    else status(`A photo kept offline was sent (${item.label}).`);
+    addSent(item, r.body, !foreground);
+    const replaced = r.body.replaced ? " The earlier photo is voided." : "";
+    if (foreground) { status((r.body.measurement ? "Measured." : "Sent.") + replaced); showResult(r.body); }
+    else status(`A photo kept offline was sent: ${item.label}, ${areaText(r.body)}.${replaced}`);
     return true;
   }
-  status(`The service refused the photo (${r.body.code || r.status}): ${r.body.detail || ""}`, true);
+  // A refusal names what to do (its code stays a data attribute, not the words).
+  status(`The service refused the photo: ${r.body.detail || r.status}`, true);
+  $("status").dataset.code = r.body.code || "";
   return false;
 }
 
 function fmt(v, digits) { return v === null || v === undefined ? "—" : Number(v).toFixed(digits); }
 
-function showResult(a) {
+function areaText(a) {
   const m = a.measurement || {};
-  $("area").textContent = m.area_cm2 !== null && m.area_cm2 !== undefined
+  return m.area_cm2 !== null && m.area_cm2 !== undefined
     ? `${fmt(m.area_cm2, 2)} cm²` : `${m.area_px || 0} pixels (not calibrated)`;
-  $("interval").textContent = m.area_cm2_low !== null && m.area_cm2_low !== undefined
-    ? `95 % interval ${fmt(m.area_cm2_low, 2)}–${fmt(m.area_cm2_high, 2)} cm²` : "";
-  $("overlay").src = `/dashboard/assessments/${encodeURIComponent(a.id)}/overlay.jpg`;
-  const list = $("flags");
-  list.innerHTML = "";
-  for (const q of m.quality || []) {
+}
+
+// The service's flags in the dashboard's words (the answer's "advice"): the one list of
+// what the phone says about a sent photo, so it always agrees with what was stored.
+function adviceList(list, a) {
+  list.replaceChildren();
+  for (const q of a.advice || []) {
     const li = document.createElement("li");
-    li.textContent = q.message;
+    li.textContent = q.text;
     li.dataset.code = q.code;
     if (q.severe) li.className = "severe";
     list.appendChild(li);
   }
-  if ((m.components || 0) > 1) {
-    const li = document.createElement("li");
-    li.textContent = "Several wounds were outlined: retake and tap this wound on the photo before sending.";
-    list.appendChild(li);
-  }
+}
+
+function addSent(item, a, late) {
+  const li = document.createElement("li");
+  li.dataset.assessment = a.id;
+  if (late) li.className = "late";
+  const head = document.createElement("div");
+  head.textContent = `${item.label}, taken ${clock(item.queued_at)}: ${areaText(a)}`
+    + (late ? " (sent after reconnecting)" : "");
+  const flags = document.createElement("ul");
+  flags.className = "flags";
+  adviceList(flags, a);
+  li.append(head, flags);
+  $("sent").prepend(li);
+  show("sent-box", true);
+}
+
+function showResult(a) {
+  const m = a.measurement || {};
+  lastResult = a;
+  $("area").textContent = areaText(a);
+  $("interval").textContent = m.area_cm2_low !== null && m.area_cm2_low !== undefined
+    ? `95 % interval ${fmt(m.area_cm2_low, 2)}–${fmt(m.area_cm2_high, 2)} cm²` : "";
+  $("overlay").src = `/dashboard/assessments/${encodeURIComponent(a.id)}/overlay.jpg`;
+  adviceList($("flags"), a);
+  show("retake-why", false);
   show("result", true);
   // The service has the photo now: the page keeps no copy of it.
   const img = $("still");
@@ -400,7 +479,7 @@ async function renderQueue() {
   list.innerHTML = "";
   for (const item of items) {
     const li = document.createElement("li");
-    li.textContent = `${item.label}, ${item.fields.captured_at} (taken ${item.queued_at.slice(11, 16)} UTC)`;
+    li.textContent = `${item.label}, ${item.fields.captured_at} (taken ${clock(item.queued_at)})`;
     li.dataset.key = item.key;
     list.appendChild(li);
   }
@@ -419,10 +498,50 @@ async function flush() {
   } finally { flushing = false; }
 }
 
+// --- the clinic's wall clock ---------------------------------------------------------
+
+// Times and today's date in the site's time zone (the service's clinic_timezone; the
+// phone's own zone when the service names none), never in UTC.
+function zone() { return (me && me.timezone) || undefined; }
+
+function clock(iso) {
+  return new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", timeZone: zone() })
+    .format(new Date(iso));
+}
+
+function today() {
+  // en-CA formats a date as YYYY-MM-DD, what <input type=date> takes.
+  return new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit", timeZone: zone() })
+    .format(new Date());
+}
+
+// --- retake ----------------------------------------------------------------------------
+
+function askRetake() {
+  show("retake-why", true);
+  show("retake-error", false);
+  $("retake-reason").focus();
+}
+
+function retake() {
+  const reason = $("retake-reason").value.trim();
+  if (!reason) {
+    $("retake-error").textContent = "Say why the photo is retaken: it is voided with this reason.";
+    show("retake-error", true);
+    $("retake-reason").setAttribute("aria-invalid", "true");
+    $("retake-reason").focus();
+    return;
+  }
+  $("retake-reason").removeAttribute("aria-invalid");
+  replacing = { id: lastResult.id, reason };
+  $("retake-reason").value = "";
+  show("result", false);
+  startCamera();
+}
+
 // --- start -----------------------------------------------------------------------------
 
 async function start() {
-  $("captured-at").value = new Date().toISOString().slice(0, 10);
   try {
     me = await call("/session");
   } catch (e) {
@@ -430,6 +549,7 @@ async function start() {
     status(e.status === 401 ? "Not signed in." : e.message, e.status !== 401);
     return;
   }
+  $("captured-at").value = today();
   $("who").textContent = `${me.holder} · ${me.role}${me.site ? " · site " + me.site : ""}`;
   for (const el of document.querySelectorAll("[data-create]")) el.hidden = !me.may_create;
   show("pick", true);
@@ -450,8 +570,10 @@ async function start() {
   $("still").addEventListener("click", tap);
   $("send").addEventListener("click", () => send().catch((e) => status(e.message, true)));
   $("discard").addEventListener("click", () => { show("review", false); still = null; });
-  $("retake").addEventListener("click", () => { show("result", false); $("start-camera").focus(); });
-  $("next").addEventListener("click", () => { show("result", false); });
+  $("close-camera").addEventListener("click", stopCamera);
+  $("retake").addEventListener("click", askRetake);
+  $("retake-go").addEventListener("click", retake);
+  $("next").addEventListener("click", () => { show("result", false); replacing = null; });
   window.addEventListener("online", flush);
   setInterval(() => { if (navigator.onLine) flush(); }, RETRY_MS);
   try { await loadStudies(); } catch (e) { status(e.message, true); }

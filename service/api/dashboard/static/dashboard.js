@@ -39,10 +39,46 @@ function renderPlots() {
         },
       ],
     };
-    Plotly.newPlot(div, figure.data, figure.layout, config).then(() => {
+    Plotly.newPlot(div, figure.data, clearOfToolbar(figure.layout, div), config).then(() => {
       div.dataset.rendered = "true";
     });
   });
+}
+
+// On a narrow screen the title would run under plotly's tool bar (top right): the
+// title moves to a line of its own below the bar, in a smaller font.
+const NARROW_PLOT_PX = 700;
+const TOOLBAR_PX = 34;
+
+function clearOfToolbar(layout, div) {
+  if (div.clientWidth >= NARROW_PLOT_PX || !layout.title) return layout;
+  const title = {
+    ...layout.title,
+    font: { size: 14 },
+    x: 0,
+    xanchor: "left",
+    xref: "container",
+    y: 1,
+    yanchor: "top",
+    yref: "container",
+    pad: { t: TOOLBAR_PX + 6, l: 8 },
+  };
+  const margin = { ...(layout.margin || {}), t: TOOLBAR_PX + 50 };
+  return { ...layout, title, margin };
+}
+
+// A refused form comes back with its error beside the control: bring it into view
+// (opening its panel) and put the cursor in the form, instead of leaving the reader at
+// the top of a long page.
+function showFormError() {
+  const alert = document.querySelector("main form .error[role=alert], main .error[role=alert]");
+  if (!alert) return;
+  const panel = alert.closest("details");
+  if (panel) panel.open = true;
+  alert.scrollIntoView({ block: "center" });
+  const form = alert.closest("form");
+  const field = form && form.querySelector("input:not([type=hidden]), textarea, select");
+  if (field) field.focus({ preventScroll: true });
 }
 
 function outlineByClicking() {
@@ -88,4 +124,5 @@ document.addEventListener("DOMContentLoaded", () => {
   renderPlots();
   outlineByClicking();
   lightbox();
+  showFormError();
 });

@@ -13,7 +13,7 @@
 // px), Insert/+ adds one, Delete/Backspace removes it, [ and ] select the previous /
 // next. The panel's polygon box (behind "Advanced") always holds the drawn outline
 // (one part: [[x, y], …]; several: a list of them), so saving is the existing
-// correction form (trial.correct_mask, audited, as PUT …/mask).
+// correction form (corrections.correct_mask, audited, as PUT …/mask).
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";

@@ -1,0 +1,183 @@
+"""Comparisons between arms (admins only: blinding): stratified log-rank tests and Cox
+hazard ratios (stratified by site; adjusted for log baseline area), treatment vs the
+study's control arm."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from service.core.healing.inputs import clean
+
+
+def stratified_logrank(
+    durations_days: Sequence[float],
+    events: Sequence[bool],
+    groups: Sequence[str],
+    strata: Sequence[str],
+    reference: str,
+) -> dict[str, Any]:
+    """Log-rank test of the group ≠ ``reference`` against ``reference`` (two groups),
+    stratified: observed − expected and the hypergeometric variance summed over strata,
+    χ² on 1 df."""
+    from scipy.stats import chi2
+
+    o_minus_e = 0.0
+    variance = 0.0
+    for stratum in sorted(set(strata)):
+        idx = [i for i, s in enumerate(strata) if s == stratum]
+        for t in sorted({durations_days[i] for i in idx if events[i]}):
+            at_risk = [i for i in idx if durations_days[i] >= t]
+            n = len(at_risk)
+            n1 = sum(1 for i in at_risk if groups[i] != reference)
+            d = sum(1 for i in at_risk if durations_days[i] == t and events[i])
+            d1 = sum(
+                1
+                for i in at_risk
+                if durations_days[i] == t and events[i] and groups[i] != reference
+            )
+            o_minus_e += d1 - d * n1 / n
+            if n > 1:
+                variance += d * (n1 / n) * (1 - n1 / n) * (n - d) / (n - 1)
+    statistic = o_minus_e**2 / variance if variance > 0 else None
+    return {
+        "method": "log-rank stratified by site (chi-squared, 1 df)",
+        "statistic": clean(statistic),
+        "p_value": clean(float(chi2.sf(statistic, 1))) if statistic is not None else None,
+    }
+
+
+COX_FIT_OPTIONS = {"precision": 1e-14, "r_precision": 1e-16, "step_size": 0.5, "max_steps": 1000}
+"""Newton–Raphson to the maximum: lifelines' defaults stop on a 1e-9 relative change of
+the log-likelihood, which on a flat likelihood (few events) leaves the HR off by up to
+1e-4; these reach the maximum to 1e-8 (tests/core/healing/test_comparisons.py)."""
+
+
+def cox_hazard_ratio(
+    durations_days: Sequence[float],
+    events: Sequence[bool],
+    groups: Sequence[str],
+    strata: Sequence[str],
+    reference: str,
+    log_baseline_area: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """Cox hazard ratio, group ≠ ``reference`` vs ``reference``, stratified by site
+    (lifelines CoxPHFitter, Efron ties), with its 95 % CI; with ``log_baseline_area``
+    (one per subject, ln cm²) the model is also adjusted for it (the sensitivity
+    analysis), and its own HR per unit of ln area is reported."""
+    import warnings
+
+    import pandas as pd
+    from lifelines import CoxPHFitter
+
+    columns: dict[str, list[Any]] = {
+        "T": list(durations_days),
+        "E": [bool(e) for e in events],
+        "treated": [0 if g == reference else 1 for g in groups],
+        "site": list(strata),
+    }
+    if log_baseline_area is not None:
+        columns["log_baseline_area"] = list(log_baseline_area)
+    frame = pd.DataFrame(columns)
+    cph = CoxPHFitter()
+    method = "Cox proportional hazards, Efron ties, stratified by site" + (
+        ", adjusted for log baseline area" if log_baseline_area is not None else ""
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            cph.fit(
+                frame,
+                "T",
+                "E",
+                strata=["site"] if frame["site"].nunique() > 1 else None,
+                fit_options=COX_FIT_OPTIONS,
+            )
+        except Exception as exc:  # no events in a group, separation: no estimate, say why
+            return {
+                "method": method,
+                "subjects": len(frame),
+                "hazard_ratio": None,
+                "ci95": [None, None],
+                "warning": f"no estimate: {exc}".splitlines()[0],
+            }
+    summary = cph.summary
+    answer: dict[str, Any] = {
+        "warning": str(caught[0].message).strip().splitlines()[0] if caught else None,
+        "method": method,
+        "subjects": len(frame),
+        **_hr(summary.loc["treated"]),
+    }
+    if log_baseline_area is not None:
+        answer["log_baseline_area"] = _hr(summary.loc["log_baseline_area"])
+    return answer
+
+
+def _hr(row: Any) -> dict[str, Any]:
+    return {
+        "hazard_ratio": clean(float(row["exp(coef)"])),
+        "ci95": [
+            clean(float(row["exp(coef) lower 95%"])),
+            clean(float(row["exp(coef) upper 95%"])),
+        ],
+    }
+
+
+CIF_TEST = (
+    "not computed yet: Gray's test of the cumulative incidence of healing between arms is "
+    "not implemented; no maintained Python library provides it or a Fine-Gray regression "
+    "(lifelines and scikit-survival do not; the cmprsk package wraps R)"
+)
+
+
+def _times_events(
+    rows: Sequence[dict[str, Any]], time: str, event: str
+) -> tuple[list[float], list[bool]]:
+    return [float(r[time]) for r in rows], [bool(r[event]) for r in rows]
+
+
+def arm_comparison(
+    timed: Sequence[dict[str, Any]],
+    sites: dict[str, str],
+    arms: Sequence[str],
+    *,
+    everyone: Sequence[dict[str, Any]] = (),
+    control_arm: str | None = None,
+) -> dict[str, Any] | None:
+    """Admins only: with exactly two arms, the other arm against the control
+    (``control_arm``, the study's; else the first alphabetically): the stratified
+    log-rank test and Cox hazard ratio of the time to healing, the Cox hazard ratio
+    adjusted for log baseline area (subjects with a baseline area), and stratified
+    log-rank tests of durable healing and of amputation-free survival (over ``everyone``
+    with a time origin)."""
+    named = [a for a in arms if a]
+    if len(named) != 2:
+        return None
+    reference = control_arm if control_arm in named else named[0]
+    compared = next(a for a in named if a != reference)
+    group = [r for r in timed if r.get("arm") in named]
+
+    def args(
+        rows: Sequence[dict[str, Any]], time: str, event: str
+    ) -> tuple[list[float], list[bool], list[str], list[str], str]:
+        durations, events = _times_events(rows, time, event)
+        arm_of = [str(r["arm"]) for r in rows]
+        return durations, events, arm_of, [sites.get(r["subject"], "") for r in rows], reference
+
+    healing = args(group, "time_to_closure_days", "healing_event")
+    with_area = [r for r in group if r.get("log_baseline_area") is not None]
+    afs = [r for r in everyone if r.get("arm") in named and r["afs_time_days"] is not None]
+    return {
+        "reference_arm": reference,
+        "compared_arm": compared,
+        "reference_source": "control_arm" if control_arm in named else "first alphabetically",
+        "logrank": stratified_logrank(*healing),
+        "cox": cox_hazard_ratio(*healing),
+        "cox_adjusted": cox_hazard_ratio(
+            *args(with_area, "time_to_closure_days", "healing_event"),
+            log_baseline_area=[float(r["log_baseline_area"]) for r in with_area],
+        ),
+        "cumulative_incidence_test": CIF_TEST,
+        "durable_logrank": stratified_logrank(*args(group, "durable_time_days", "durable_event")),
+        "afs_logrank": stratified_logrank(*args(afs, "afs_time_days", "afs_event")),
+    }
