@@ -162,8 +162,9 @@ def test_a_clinicians_correction_appears_in_plot_and_table(
     page.goto(f"{base}/dashboard/wounds/{trial.wounds['S01-W1']}")
     target = trial.assessments["S01-W1"][1]
     panel = page.locator(f"details.correct[data-assessment='{target}']")
-    panel.locator("summary").click()
+    panel.locator("> summary").click()
     before = panel.locator("img.outline-source").get_attribute("src")
+    panel.locator(".advanced > summary").click()  # the coordinates are behind "Advanced"
     panel.locator("textarea[name=polygon]").fill(square(50))
     panel.locator("form[action$='/correct'] input[name=reason]").fill("outline missed the slough")
     with page.expect_navigation():
