@@ -70,13 +70,6 @@ def follow_up_ended(subject: Subject) -> bool:
     return any(event.ends_follow_up for event in outcomes.live_events(subject))
 
 
-def has_visit_schedule(study: Study) -> bool:
-    """Whether the study sets a visit schedule (``Study.visit_schedule``) that "overdue"
-    can be late against: the pages leave "overdue" out for a study that sets none rather
-    than judge it by the default fortnightly cadence."""
-    return bool(study.visit_schedule)
-
-
 def is_overdue(
     last_visit: date | None,
     today: date,
