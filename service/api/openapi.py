@@ -54,6 +54,13 @@ _LOCKABLE_PREFIXES = ("/v1/studies/{study}", "/v1/subjects/", "/v1/wounds/", "/v
 _NAMES_OUTSIDE_PATH = (("post", "/v1/keys"), ("get", "/v1/audit"), ("post", "/v1/precheck"))
 # POSTs that only read (a file a GET cannot carry): not writes, so no 403, 409 or 423.
 READ_ONLY_POSTS = ("/v1/precheck",)
+# Operations with a per-key rate (``service.api.limits.KeyRates``, the pre-check's own):
+# 429 rate_limited with Retry-After past it.
+_RATE_LIMITED = (
+    ("post", "/v1/wounds/{wound}/assessments"),
+    ("get", "/v1/assessments/{assessment}/overlay.jpg"),
+    ("post", "/v1/precheck"),
+)
 
 
 def _body_media(operation: dict[str, Any]) -> set[str]:
@@ -72,6 +79,7 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> list[in
     - 415 (unsupported_format, animated_image): it takes a file (a photo or a mask);
     - 422: it takes parameters or a body;
     - 423 (study_locked): a write to a study's data;
+    - 429 (rate_limited): uploads, overlays, exports and pre-checks past the key's rate;
     - 503: anything that reaches the database, the store or the model.
     """
     method = method.lower()
@@ -85,22 +93,19 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> list[in
             statuses.add(403)
     if "{" in path or (method, path) in _NAMES_OUTSIDE_PATH:
         statuses.add(404)
-    if (method == "post" and write) or (
-        method in ("put", "patch")
-        and (path.startswith("/v1/assessments/") or path.endswith("/events/{event_id}"))
-    ):
-        statuses.add(409)
-    if media:
-        statuses.add(413)
-    if "multipart/form-data" in media:
-        statuses.add(415)
-    if operation.get("parameters") or media:
-        statuses.add(422)
-    if write and path.startswith(_LOCKABLE_PREFIXES):
-        statuses.add(423)
-    if secured or path == "/readyz":
-        statuses.add(503)
-    return sorted(statuses)
+    changes_a_voidable = method in ("put", "patch") and (
+        path.startswith("/v1/assessments/") or path.endswith("/events/{event_id}")
+    )
+    when = {
+        409: (method == "post" and write) or changes_a_voidable,
+        413: bool(media),
+        415: "multipart/form-data" in media,
+        422: bool(operation.get("parameters") or media),
+        423: write and path.startswith(_LOCKABLE_PREFIXES),
+        429: (method, path) in _RATE_LIMITED or "/export." in path,
+        503: secured or path == "/readyz",
+    }
+    return sorted(statuses | {status for status, applies in when.items() if applies})
 
 
 # Which codes an operation can answer, beside its status (``error_statuses``): the
