@@ -299,16 +299,31 @@ REVIEW_CATCH = 0.90
 REVIEW_LIMITS_PCT = tuple(float(x) for x in range(20, 205, 5))
 
 
+def wilson_lower(hits: int, n: int, z: float = 1.645) -> float:
+    """One-sided 95 % Wilson lower bound of a share ``hits / n``."""
+    if n == 0:
+        return 0.0
+    p = hits / n
+    centre = p + z * z / (2 * n)
+    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - margin) / (1 + z * z / n)
+
+
 def review_limit(rows: list[Row], u: UncertaintySpec) -> float:
-    """The loosest ``outline_uncertain`` limit (± %) that still flags ``REVIEW_CATCH``
-    of ``rows`` (fit half, with an interval) whose area is off by more than 30 %: the
-    fewest good photos sent to a clinician for the catch the trial needs."""
+    """The loosest ``outline_uncertain`` limit (± %) whose catch of ``rows`` (fit half,
+    with an interval) off by more than 30 % is ``REVIEW_CATCH`` at a one-sided 95 %
+    lower bound (``wilson_lower``): the fewest good photos sent to a clinician for the
+    catch the trial needs, with a margin so that photos never fitted on keep it."""
     assert u.q is not None
     q = u.q
     far = [halfwidth_pct(q * scale(r, u)) for r in rows if r.area_error > 0.3]
     if not far:
         return SEGMENTATION_UNCERTAIN_PCT
-    ok = [lim for lim in REVIEW_LIMITS_PCT if sum(w > lim for w in far) >= REVIEW_CATCH * len(far)]
+    ok = [
+        lim
+        for lim in REVIEW_LIMITS_PCT
+        if wilson_lower(sum(w > lim for w in far), len(far)) >= REVIEW_CATCH
+    ]
     return max(ok) if ok else REVIEW_LIMITS_PCT[0]
 
 
@@ -368,7 +383,8 @@ def table(model_id: str, u: UncertaintySpec, held: dict[str, dict]) -> list[str]
         f" size_coef = {u.size_coef:g},"
         f" fill_coef = {u.fill_coef:g}, floor = {u.floor:g}, band [{u.band_lo:g},"
         f" {u.band_hi:g}); outline_uncertain beyond ±{limit_of(u):g} %",
-        f" (the loosest limit flagging ≥ {REVIEW_CATCH:.0%} of the fit photos off by > 30 %);"
+        f" (the loosest limit flagging ≥ {REVIEW_CATCH:.0%} of the fit photos off by > 30 %"
+        " at a one-sided 95 % lower bound);"
         f" a check look only when the first look's scale is ≥ {u.check_min_scale:g}.",
         "",
         "| set | photos | with an interval | coverage of the 95 % interval"

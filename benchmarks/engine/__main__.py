@@ -9,7 +9,7 @@ given scale) with the bundled model:
   queue), in this process, ONNX Runtime on all cores: the per-photo model cost;
 - ``in-process``: `woundscope reanalyze` without a broker (the same loop a worker
   runs, with the database, photo store and audit);
-- ``1 worker``: one `woundscope worker --concurrency 1` (one process, all cores);
+- ``1 worker``: one `woundscope worker --concurrency 1` (one pool process, all cores);
 - ``2 workers``: one `woundscope worker --concurrency 2` (two processes, one core
   each): what a 2-core node runs.
 

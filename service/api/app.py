@@ -111,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=JSONAnswer,
+        docs_url=None,  # /docs and /redoc: api/routes/docs.py, from the service's own files
+        redoc_url=None,
     )
     app.state.settings = settings
     install_handlers(app)

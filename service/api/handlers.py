@@ -67,9 +67,12 @@ def install_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code < 400:  # a redirect raised as an exception (e.g. to a login page)
             return Response(status_code=exc.status_code, headers=getattr(exc, "headers", None))
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status_code, "invalid_request" if exc.status_code < 500 else "internal_error"
-        )
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            408: "request_timeout",
+            413: "payload_too_large",
+        }.get(exc.status_code, "invalid_request" if exc.status_code < 500 else "internal_error")
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         headers: Any = getattr(exc, "headers", None)
         return _json(exc.status_code, code, detail, headers)

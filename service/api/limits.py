@@ -27,6 +27,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import anyio.to_thread
 from fastapi import HTTPException, Request
 
@@ -181,6 +182,10 @@ class LimitsMiddleware:
             if send_with_headers.started:
                 raise
             await _json(send_with_headers, 413, "payload_too_large", too_large_detail(limit))
+        except BodyTimeout:
+            if send_with_headers.started:
+                raise
+            await _json(send_with_headers, 408, "request_timeout", TIMEOUT_DETAIL)
 
     async def _admit(self, scope: Scope, send: Send) -> int | None:
         """The body limit for this caller, or None once a refusal was sent."""
@@ -264,14 +269,34 @@ class _SendWithHeaders:
         await self.send(message)
 
 
+BODY_IDLE_TIMEOUT_S = 30.0
+"""The longest a request body may go without a byte (a slow-body attack holds a
+connection and a worker's spool file open for as long as the client likes)."""
+
+
+class BodyTimeout(HTTPException):
+    """Raised from ``receive`` when the body stalls; answered 408 ``request_timeout``."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=408, detail=TIMEOUT_DETAIL)
+
+
+TIMEOUT_DETAIL = f"the request body stopped arriving for {BODY_IDLE_TIMEOUT_S:.0f} s: send it again"
+
+
 def _counted(receive: Receive, limit: int) -> Receive:
     """``receive`` counting the body as it streams: past ``limit`` it raises
-    ``BodyTooLarge`` (a chunked body declares no length to check up front)."""
+    ``BodyTooLarge`` (a chunked body declares no length to check up front), and a body
+    that stalls for ``BODY_IDLE_TIMEOUT_S`` raises ``BodyTimeout``."""
     received = 0
 
     async def counted_receive() -> Message:
         nonlocal received
-        message = await receive()
+        try:
+            with anyio.fail_after(BODY_IDLE_TIMEOUT_S):
+                message = await receive()
+        except TimeoutError:
+            raise BodyTimeout() from None
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
             if received > limit:
@@ -375,12 +400,15 @@ def rate_key(caller: Caller) -> object:
     return caller.key_id if caller.key_id is not None else caller.holder
 
 
-def upload_megapixels(data: bytes) -> float:
-    """What an upload costs: its megapixels as sent (read from the header), at least 1."""
+def upload_megapixels(data: bytes, max_pixels: int) -> float:
+    """What an upload costs: its megapixels as sent (read from the header), at least 1.
+    A header over ``max_pixels`` costs 1: it is refused from the header, undecoded."""
     from service.core.imaging import sent_size
 
-    size = sent_size(data)
-    return 1.0 if size is None else max(1.0, size[0] * size[1] / 1e6)
+    size = sent_size(data, oriented=False)
+    if size is None or size[0] * size[1] > max_pixels:
+        return 1.0
+    return max(1.0, size[0] * size[1] / 1e6)
 
 
 def check_export_rate(request: Request, caller: CallerDep) -> None:

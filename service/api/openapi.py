@@ -54,6 +54,13 @@ _LOCKABLE_PREFIXES = ("/v1/studies/{study}", "/v1/subjects/", "/v1/wounds/", "/v
 _NAMES_OUTSIDE_PATH = (("post", "/v1/keys"), ("get", "/v1/audit"), ("post", "/v1/precheck"))
 # POSTs that only read (a file a GET cannot carry): not writes, so no 403, 409 or 423.
 READ_ONLY_POSTS = ("/v1/precheck",)
+# Operations with a per-key rate (``service.api.limits.KeyRates``, the pre-check's own):
+# 429 rate_limited with Retry-After past it.
+_RATE_LIMITED = (
+    ("post", "/v1/wounds/{wound}/assessments"),
+    ("get", "/v1/assessments/{assessment}/overlay.jpg"),
+    ("post", "/v1/precheck"),
+)
 
 
 def _body_media(operation: dict[str, Any]) -> set[str]:
@@ -72,6 +79,7 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> list[in
     - 415 (unsupported_format, animated_image): it takes a file (a photo or a mask);
     - 422: it takes parameters or a body;
     - 423 (study_locked): a write to a study's data;
+    - 429 (rate_limited): uploads, overlays, exports and pre-checks past the key's rate;
     - 503: anything that reaches the database, the store or the model.
     """
     method = method.lower()
@@ -85,22 +93,19 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> list[in
             statuses.add(403)
     if "{" in path or (method, path) in _NAMES_OUTSIDE_PATH:
         statuses.add(404)
-    if (method == "post" and write) or (
-        method in ("put", "patch")
-        and (path.startswith("/v1/assessments/") or path.endswith("/events/{event_id}"))
-    ):
-        statuses.add(409)
-    if media:
-        statuses.add(413)
-    if "multipart/form-data" in media:
-        statuses.add(415)
-    if operation.get("parameters") or media:
-        statuses.add(422)
-    if write and path.startswith(_LOCKABLE_PREFIXES):
-        statuses.add(423)
-    if secured or path == "/readyz":
-        statuses.add(503)
-    return sorted(statuses)
+    changes_a_voidable = method in ("put", "patch") and (
+        path.startswith("/v1/assessments/") or path.endswith("/events/{event_id}")
+    )
+    when = {
+        409: (method == "post" and write) or changes_a_voidable,
+        413: bool(media),
+        415: "multipart/form-data" in media,
+        422: bool(operation.get("parameters") or media),
+        423: write and path.startswith(_LOCKABLE_PREFIXES),
+        429: (method, path) in _RATE_LIMITED or "/export." in path,
+        503: secured or path == "/readyz",
+    }
+    return sorted(statuses | {status for status, applies in when.items() if applies})
 
 
 # Which codes an operation can answer, beside its status (``error_statuses``): the
@@ -135,6 +140,8 @@ _FIELD_CODES: dict[str, tuple[str, ...]] = {
     "polygon": ("invalid_mask", "mask_size_mismatch"),
     "reason": ("reason_required",),
     "model": ("model_not_installed",),
+    "box": ("invalid_prompt",),
+    "points": ("invalid_prompt", "too_many_points"),
 }
 # Operations that run work on the worker pool (the model, decoding, drawing): 503 busy;
 # those that read or write the photo store: 503 storage_unavailable.
@@ -142,11 +149,16 @@ _POOL_WORK = (
     ("post", "/v1/wounds/{wound}/assessments"),
     ("put", "/v1/assessments/{assessment}/mask"),
     ("get", "/v1/assessments/{assessment}/overlay.jpg"),
+    ("post", "/v1/assessments/{assessment}/outline"),
     ("post", "/v1/precheck"),
 )
-_MODEL_WORK = (("post", "/v1/wounds/{wound}/assessments"), ("post", "/v1/precheck"))
+_MODEL_WORK = (
+    ("post", "/v1/wounds/{wound}/assessments"),
+    ("post", "/v1/assessments/{assessment}/outline"),
+    ("post", "/v1/precheck"),
+)
 _PHOTO_UPLOAD = ("post", "/v1/wounds/{wound}/assessments")
-_STORE_SUFFIXES = ("/photo.jpg", "/mask.png", "/overlay.jpg", "/mask")
+_STORE_SUFFIXES = ("/photo.jpg", "/mask.png", "/overlay.jpg", "/mask", "/outline")
 
 
 def _body_fields(operation: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
@@ -166,14 +178,45 @@ def _is_file(field: dict[str, Any]) -> bool:
     )
 
 
+def _is_text(field: dict[str, Any]) -> bool:
+    """A free-text field (a string that is not a file): ``unsafe_text`` may refuse it."""
+    return not _is_file(field) and any(
+        node.get("type") == "string" for node in (field, *field.get("anyOf", ()))
+    )
+
+
 def _conflict_codes(method: str, path: str) -> tuple[str, ...]:
     if (method, path) == _PHOTO_UPLOAD:
-        return ("idempotency_conflict", "after_subject_event")
+        return ("idempotency_conflict", "idempotency_key_reused", "after_subject_event")
     if path.startswith("/v1/assessments/"):
         return ("already_voided",)
     if path.endswith("/events/{event_id}"):
         return ("event_already_voided",)
     return ("already_exists",)
+
+
+def _body_codes(fields: dict[str, Any]) -> list[tuple[int, str]]:
+    """(status, code) that the body's fields can bring: a file, checked fields, text."""
+    found = []
+    if any(_is_file(field) for field in fields.values()):
+        found += [(status, c) for status, codes in _IMAGE_FILE_CODES.items() for c in codes]
+    found += [(422, c) for name in fields for c in _FIELD_CODES.get(name, ())]
+    if any(_is_text(field) for field in fields.values()):
+        found.append((422, "unsafe_text"))
+    return found
+
+
+def _work_codes(method: str, path: str) -> list[tuple[int, str]]:
+    """(status, code) that the operation's work can bring: conflicts, the worker pool,
+    the model, the photo store."""
+    found = [(409, c) for c in _conflict_codes(method, path)]
+    if (method, path) in _POOL_WORK:
+        found.append((503, "busy"))
+    if (method, path) in _MODEL_WORK:
+        found.append((503, "no_model"))
+    if path.endswith(_STORE_SUFFIXES) or (method, path) == _PHOTO_UPLOAD:
+        found.append((503, "storage_unavailable"))
+    return found
 
 
 def error_codes(
@@ -184,27 +227,12 @@ def error_codes(
     method = method.lower()
     statuses = set(error_statuses(method, path, operation))
     statuses |= {int(s) for s in operation.get("responses", {}) if s.isdigit() and int(s) >= 400}
-    fields = _body_fields(operation, components)
-    extra: dict[int, list[str]] = {status: [] for status in statuses}
-    if any(_is_file(field) for field in fields.values()):
-        for status, codes in _IMAGE_FILE_CODES.items():
-            extra.setdefault(status, []).extend(codes)
-    for name in fields:
-        extra.setdefault(422, []).extend(_FIELD_CODES.get(name, ()))
-    extra.setdefault(409, []).extend(_conflict_codes(method, path))
-    if (method, path) in _POOL_WORK:
-        extra.setdefault(503, []).append("busy")
-    if (method, path) in _MODEL_WORK:
-        extra.setdefault(503, []).append("no_model")
-    if path.endswith(_STORE_SUFFIXES) or (method, path) == _PHOTO_UPLOAD:
-        extra.setdefault(503, []).append("storage_unavailable")
     if path == "/readyz":
-        extra[503] = ["not_ready"]
+        return {status: ["not_ready"] if status == 503 else [] for status in sorted(statuses)}
+    found = _body_codes(_body_fields(operation, components)) + _work_codes(method, path)
     answer: dict[int, list[str]] = {}
     for status in sorted(statuses):
-        listed = [*_STATUS_CODES.get(status, ()), *extra.get(status, ())]
-        if path == "/readyz":
-            listed = extra[status]
+        listed = [*_STATUS_CODES.get(status, ()), *(c for s, c in found if s == status)]
         answer[status] = [c for c in dict.fromkeys(listed) if ERROR_CODES[c][0] == status]
     return answer
 

@@ -82,7 +82,7 @@ def assessment_rows(wound: Wound, study: Study) -> list[dict[str, Any]]:
 
 
 def unmeasured_photos(rows: Iterable[dict[str, Any]]) -> frozenset[str]:
-    """The photos (``_assessment_rows``) where no wound was found although the wound was
+    """The photos (``assessment_rows``) where no wound was found although the wound was
     not recorded closed: not a measured 0 cm² but no measurement, a gap in the plots.
     (On a wound recorded closed, finding no wound agrees with the observation.)"""
     return frozenset(

@@ -74,7 +74,8 @@ def upload_photo(
     """Upload ``photo`` of ``wound`` (``uploads.upload_assessment``); a replayed
     Idempotency-Key answers ``Idempotent-Replayed: true``, and ``Location`` names it."""
     data = read_limited(photo, runtime.settings.max_upload_bytes)
-    limits.key_rates(request).uploads.take(limits.rate_key(caller), limits.upload_megapixels(data))
+    cost = limits.upload_megapixels(data, runtime.settings.max_pixels)
+    limits.key_rates(request).uploads.take(limits.rate_key(caller), cost)
     assessment, replayed = uploads.upload_assessment(
         session, runtime, caller, wound, data, form, name=photo.filename or "photo"
     )

@@ -13,7 +13,7 @@ def worker(
             "--concurrency",
             min=1,
             max=64,
-            help="processes measuring at once (each loads the model once); 1 = this process",
+            help="processes measuring at once (each loads the model once)",
         ),
     ] = 1,
     loglevel: Annotated[str, typer.Option("--loglevel", help="DEBUG, INFO, WARNING")] = "INFO",

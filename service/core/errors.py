@@ -45,6 +45,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "of the same wound.",
     ),
     "payload_too_large": (413, "The request body is larger than the limit."),
+    "request_timeout": (408, "The request body stopped arriving for 30 s: send it again."),
     # photos (raised by service.core.imaging)
     "empty_file": (422, "The photo file is empty: send the photo."),
     "photo_too_large": (413, "The photo file is larger than the byte limit."),

@@ -151,12 +151,16 @@ def _reduced(rgb: np.ndarray, fmt: str, displayed: tuple[int, int], factor: int)
     )
 
 
-def sent_size(data: bytes) -> tuple[int, int] | None:
-    """The width and height of a photo as displayed, from its header alone (no pixel
-    decoded); None when it cannot be read."""
+def sent_size(data: bytes, *, oriented: bool = True) -> tuple[int, int] | None:
+    """The width and height of a photo (as displayed when ``oriented``: a JPEG's EXIF
+    orientation applied), from its header alone; None when it cannot be read. Only a
+    JPEG's EXIF is read (it sits in the header: a PNG's may follow its pixels, and
+    reading it would decode them, a decompression bomb included)."""
     try:
         img = Image.open(io.BytesIO(data))
         w, h = img.size
+        if not oriented or (img.format or "").upper() not in ("JPEG", "MPO"):
+            return (w, h)
         return (h, w) if _exif(img).get(_ORIENTATION, 1) in (5, 6, 7, 8) else (w, h)
     except Exception:  # noqa: BLE001 - not a photo: nothing to compare
         return None

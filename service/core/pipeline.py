@@ -32,6 +32,7 @@ from service.core.measure import (
     measure,
     scale_problem,
     select_component,
+    with_model_review_limit,
 )
 from service.core.segmentation import Segmentation, WoundSegmenter
 
@@ -256,7 +257,7 @@ def segment_and_measure(
         mask,
         marker_mm=marker_mm,
         cal=cal,
-        limits=limits,
+        limits=with_model_review_limit(limits or QualityLimits(), segmenter.review_halfwidth_pct()),
         segmentation_log_halfwidth=segmenter.outline_log_halfwidth(rgb, seg, mask),
     )
     return seg, mask, result

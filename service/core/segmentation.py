@@ -36,7 +36,7 @@ class Segmentation:
 
 
 class WoundSegmenter(Protocol):
-    """The three calls the pipeline makes on a model runtime."""
+    """The calls the pipeline makes on a model runtime."""
 
     def segment(self, rgb: np.ndarray, refine: bool | None = None) -> Segmentation: ...
 
@@ -45,3 +45,8 @@ class WoundSegmenter(Protocol):
     ) -> float | None: ...
 
     def info(self) -> dict[str, Any]: ...
+
+    def review_halfwidth_pct(self) -> float | None:
+        """The outline half-width (± %) beyond which the model's calibration sends a
+        photo to review (``UncertaintySpec.review_halfwidth_pct``); None: the default."""
+        ...

@@ -93,26 +93,32 @@ def ensure_writable(obj: Study | Subject | Wound | Assessment) -> Study:
 
 def lock_study_for_write(session: Session, study_id: str) -> None:
     """Inside the transaction that writes, right before its rows are added and
-    committed: take the study row's write lock and refuse (``StudyLocked``, 423) if the
-    study is locked *now*.
+    committed: hold the study row against a lock and refuse (``StudyLocked``, 423) if
+    the study is locked *now*.
 
     ``ensure_writable`` at the start of a long write (an upload's analysis, a
     correction's mask, a re-analysis) reads a lock state that may be stale by the
-    commit. This re-reads it under the lock that ``PATCH study {"locked": true}`` also
-    needs: ``UPDATE studies SET locked = locked … RETURNING locked`` waits on PostgreSQL
-    for a lock in flight and returns the row as committed, and on SQLite takes the
-    database's write lock before reading. So a write either commits before the lock's
-    commit or is refused after it, never after it. On a refusal the transaction is
-    rolled back here (a photo already stored is an orphan that ``woundscope fsck
+    commit. This re-reads it under a lock that ``PATCH study {"locked": true}``'s
+    UPDATE conflicts with: on PostgreSQL ``SELECT … FOR SHARE`` (it waits for a lock in
+    flight and then reads the row as committed; writers do not wait on each other); on
+    SQLite ``UPDATE studies SET locked = locked … RETURNING locked``, which takes the
+    database's one write lock before reading. So a write either commits before the
+    lock's commit or is refused after it, never after it. On a refusal the transaction
+    is rolled back here (a photo already stored is an orphan that ``woundscope fsck
     --repair`` removes).
     """
-    locked = session.execute(
-        update(Study)
-        .where(Study.id == study_id)
-        .values(locked=Study.locked)
-        .returning(Study.locked),
-        execution_options={"synchronize_session": False},
-    ).scalar_one_or_none()
+    if session.get_bind().dialect.name == "sqlite":
+        locked = session.execute(
+            update(Study)
+            .where(Study.id == study_id)
+            .values(locked=Study.locked)
+            .returning(Study.locked),
+            execution_options={"synchronize_session": False},
+        ).scalar_one_or_none()
+    else:
+        locked = session.execute(
+            select(Study.locked).where(Study.id == study_id).with_for_update(read=True)
+        ).scalar_one_or_none()
     if locked is None or locked:
         session.rollback()
         raise NotFound("study", study_id) if locked is None else StudyLocked(study_id)

@@ -30,7 +30,9 @@ def suggest_outline(
 ) -> dict[str, Any]:
     """The suggestion of the assist engine with the model the study pins (else the
     default one) for ``box`` and/or ``points`` (photo pixels as displayed). Only roles
-    that may correct an outline may ask (the answer is an outline to save)."""
+    that may correct an outline may ask (the answer is an outline to save), and only
+    while the study is open: a locked study takes no correction, so it gets no
+    suggestion either (``StudyLocked``, 423)."""
     from service.runtime.assist import outline_answer
 
     caller.require(*CORRECTORS)
@@ -39,7 +41,7 @@ def suggest_outline(
             f"assessment {assessment.id} is voided: its outline cannot be corrected",
             code="already_voided",
         )
-    study = access.study_of(assessment)
+    study = access.ensure_writable(assessment)
     segmenter = runtime.models.get(study.model)
     photo = runtime.store.get(assessment.photo_key)
     cal = shared.calibration_of(assessment)

@@ -31,6 +31,13 @@ def visit_schedule(study: Study) -> VisitSchedule:
     return VisitSchedule.model_validate(study.visit_schedule)
 
 
+def has_visit_schedule(study: Study) -> bool:
+    """Whether the study sets its own visit schedule. The pages show "overdue" only then:
+    without one, ``visit_schedule``'s default cadence is a guess, not the protocol, and
+    it marked most subjects of a study without one overdue."""
+    return bool(study.visit_schedule)
+
+
 def next_visit_day(schedule: VisitSchedule, last_visit_day: int) -> int:
     """The expected day (from day 0) of the visit after one on ``last_visit_day``: the
     first listed day after it; past the listed days, the last listed day plus whole
@@ -61,13 +68,6 @@ def follow_up_ended(subject: Subject) -> bool:
     amputation of the index leg, withdrawal or loss to follow-up (the engine's
     ``SubjectEvent.ends_follow_up``)."""
     return any(event.ends_follow_up for event in outcomes.live_events(subject))
-
-
-def has_visit_schedule(study: Study) -> bool:
-    """Whether the study sets a visit schedule (``Study.visit_schedule``) that "overdue"
-    can be late against: the pages leave "overdue" out for a study that sets none rather
-    than judge it by the default fortnightly cadence."""
-    return bool(study.visit_schedule)
 
 
 def is_overdue(

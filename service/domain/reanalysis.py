@@ -9,7 +9,6 @@ task delivered twice, or retried after it wrote, adds nothing.
 
 from __future__ import annotations
 
-import hashlib
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -17,11 +16,10 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.core.errors import NotFound
+from service.core.errors import NotFound, StudyLocked
 from service.domain import access, audit, shared
 from service.domain.auth import Caller
-from service.persistence.orm import Assessment, Measurement, Study, Subject, Wound
-from service.persistence.storage import make_key
+from service.persistence.orm import Assessment, Measurement, Subject, Wound
 
 if TYPE_CHECKING:
     from service.core.measure import QualityLimits
@@ -78,19 +76,6 @@ def _measured_by(session: Session, assessment_id: str, model: dict[str, str]) ->
     )
 
 
-def study_locked_for_write(session: Session, study_id: str) -> bool:
-    """Whether the study is locked, read inside the writing transaction so that the
-    answer holds until it commits: on PostgreSQL the study row is held ``FOR SHARE``
-    (a lock's UPDATE waits for this commit, or this read waits for the lock's commit
-    and sees it; two workers' writes do not wait on each other); on SQLite the
-    caller has already written in this transaction, so it holds the database's one
-    write lock and no lock can commit in between.
-
-    To be unified with the domain's study-lock helper for every write (issue 28)."""
-    stmt = select(Study.locked).where(Study.id == study_id).with_for_update(read=True)
-    return bool(session.scalar(stmt))
-
-
 def ensure_measurement(
     session: Session,
     store: PhotoStore,
@@ -101,11 +86,14 @@ def ensure_measurement(
 ) -> Outcome:
     """Make sure the photo has a measurement by ``segmenter``'s model version: measure
     the stored photo and add the measurement (never replace one), with its mask and
-    audit entry, in one transaction that checks the study lock before it commits.
+    audit entry, in one transaction that checks the study lock under the study row's
+    write lock (``access.lock_study_for_write``) before it writes.
 
     Idempotent: a photo that model already measured is left alone before the model
     runs, and a concurrent twin that lost the race on the database's unique key
-    rolls back. A locked study or a voided photo ends without writing anything.
+    rolls back. A locked study or a voided photo ends without a measurement or an
+    audit entry (a study locked while the model ran leaves the stored mask an orphan,
+    as an upload does: ``woundscope fsck --repair``).
     Raises ``NotFound`` for an unknown photo, ``StorageError``/``ImageError`` for one
     that cannot be read, and the database's errors as they come (the engine retries
     the transient ones)."""
@@ -130,7 +118,13 @@ def ensure_measurement(
     session.commit()  # the model runs outside any transaction (and holds no connection)
 
     png, result = reanalyse(photo, segmenter=segmenter, marker_mm=marker_mm, cal=cal, limits=limits)
-    mask_key = make_key(hashlib.sha256(png).hexdigest(), "png")
+    # Durable before the row that names it; if the lock wins below, an orphan that
+    # `woundscope fsck --repair` removes (the uploads' order).
+    mask_key = store.put(png, "png")
+    try:  # the lock re-read under the study row's write lock, in this transaction
+        access.lock_study_for_write(session, study.id)
+    except StudyLocked:  # locked while the model ran: nothing commits (rolled back)
+        return Outcome.LOCKED
     row = shared.measurement_row(assessment, result, mask_key, model, created_by=caller.holder)
     session.add(row)
     try:
@@ -138,10 +132,6 @@ def ensure_measurement(
     except IntegrityError:  # a twin delivery measured it meanwhile
         session.rollback()
         return Outcome.ALREADY
-    if study_locked_for_write(session, study.id):
-        session.rollback()
-        return Outcome.LOCKED
-    store.put(png, "png")  # before the commit: a committed row's mask is always there
     audit.record(
         session,
         caller,

@@ -104,7 +104,7 @@ class StudyCreate(_In):
     par_week4_window_days: int = Field(
         default=PAR_WEEK4_WINDOW_DAYS, ge=0, le=28, description=PAR_WEEK4_WINDOW_HELP
     )
-    control_arm: str | None = Field(
+    control_arm: SafeLine | None = Field(
         default=None,
         max_length=64,
         description="The control arm: hazard ratios read the other arm vs this one",
@@ -123,7 +123,7 @@ class StudyUpdate(_In):
     par_week4_window_days: int | None = Field(
         default=None, ge=0, le=28, description=PAR_WEEK4_WINDOW_HELP
     )
-    control_arm: str | None = Field(default=None, max_length=64)
+    control_arm: SafeLine | None = Field(default=None, max_length=64)
     visit_schedule: VisitSchedule | None = None
 
 

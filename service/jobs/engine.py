@@ -125,14 +125,15 @@ def send_photos(settings: Settings, tasks: list[PhotoTask]) -> int:
 
 
 def worker_argv(queue: str, concurrency: int, loglevel: str = "INFO") -> list[str]:
-    """The Celery worker's arguments: one process without a pool when ``concurrency``
-    is 1 (the model loaded once, in it), else a prefork pool of that many processes
-    (each loads the model once). A node name per process, so that workers on one
-    host are told apart."""
+    """The Celery worker's arguments: a prefork pool of ``concurrency`` processes, each
+    loading the model once (on its first task). Prefork also for one process: the
+    ``solo`` pool stalled 10 s between tasks now and then on RabbitMQ (measured with
+    ``benchmarks/engine``). A node name per worker, so that workers on one host are
+    told apart."""
     return [
         "worker",
         f"--concurrency={concurrency}",
-        f"--pool={'solo' if concurrency == 1 else 'prefork'}",
+        "--pool=prefork",
         f"--queues={queue}",
         f"--loglevel={loglevel}",
         f"--hostname=woundscope-{os.getpid()}@%h",

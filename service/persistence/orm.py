@@ -111,7 +111,7 @@ class Study(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     sites: Mapped[list[Site]] = relationship(back_populates="study", order_by="Site.code")
-    _check_text = _free_text("name")
+    _check_text = _free_text("name", "control_arm")
 
 
 class Site(Base):

@@ -103,6 +103,10 @@ class Segmenter:
         """One whole-photo look (``PassSpec``) -> wound probability at the photo's size."""
         return self._prob_pass(rgb, look)
 
+    def review_halfwidth_pct(self) -> float | None:
+        u = self.spec.uncertainty
+        return u.review_halfwidth_pct if u is not None and u.q is not None else None
+
     def outline_log_halfwidth(
         self, rgb: np.ndarray, seg: Segmentation, mask: np.ndarray
     ) -> float | None:

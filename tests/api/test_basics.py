@@ -166,8 +166,8 @@ def test_readyz_says_no_model_installed(tmp_path: Path, monkeypatch: pytest.Monk
     assert r.status_code == 503
     assert r.json()["code"] == "not_ready"
     assert "no model installed yet" in r.json()["detail"]
-    # a body over the upload limit is refused before it is read
-    assert (big.status_code, big.json()["code"]) == (413, "payload_too_large")
+    # a body without a key is refused before it is read: 401, not 413 (issue 28)
+    assert (big.status_code, big.json()["code"]) == (401, "missing_key")
 
 
 def test_openapi_documents_the_core_paths(service: Service) -> None:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 
 import pytest
 
-from service.core.errors import StudyLocked
 from service.domain.auth import Caller
 from tests.api.conftest import Service, Trial, make_trial, sample_photo
 
@@ -40,18 +39,43 @@ class _HeldStore:
         return getattr(self.store, name)
 
 
-def _race(service: Service, trial: Trial, write: Callable[[], object]) -> tuple[object, list[str]]:  # noqa: F811
-    """Run ``write`` until its store put, lock the study meanwhile, then let it finish;
-    returns its answer and the study's audit actions in commit order."""
+class _HeldSegmenter:
+    """A segmenter whose next ``segment`` waits until released (a re-analysis in flight)."""
+
+    def __init__(self, segmenter: object):
+        self.segmenter = segmenter
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def segment(self, rgb: object) -> object:
+        self.reached.set()
+        assert self.release.wait(30)
+        return self.segmenter.segment(rgb)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.segmenter, name)
+
+
+def _race(
+    service: Service,  # noqa: F811
+    trial: Trial,
+    write: Callable[[], object],
+    held: _HeldStore | _HeldSegmenter | None = None,
+) -> tuple[object, list[str]]:
+    """Run ``write`` until it is held (its store put, or ``held``), lock the study
+    meanwhile, then let it finish; returns its answer and the study's audit actions in
+    commit order."""
     runtime = service.app.state.runtime
-    held = _HeldStore(runtime.store)
-    runtime.store = held
+    real_store = runtime.store
+    if held is None:
+        held = _HeldStore(runtime.store)
+        runtime.store = held
     answer: list[object] = []
     thread = threading.Thread(target=lambda: answer.append(write()))
     try:
         thread.start()
         assert held.reached.wait(120), "the write never reached the store"
-        runtime.store = held.store  # the lock's own request uses the real store
+        runtime.store = real_store  # the lock's own request uses the real store
         r = trial.client.patch(
             f"/v1/studies/{trial.study}", json={"locked": True}, headers=trial.keys["admin"]
         )
@@ -60,7 +84,7 @@ def _race(service: Service, trial: Trial, write: Callable[[], object]) -> tuple[
         thread.join(120)
     finally:
         held.release.set()
-        runtime.store = held.store
+        runtime.store = real_store
     r = trial.client.get(
         "/v1/audit", params={"study": trial.study, "limit": 200}, headers=trial.keys["admin"]
     )
@@ -118,22 +142,22 @@ def test_a_reanalysis_in_flight_does_not_commit_after_the_lock(
     service: Service,  # noqa: F811
     race_trial: tuple[Trial, str, str],
 ) -> None:
-    from service.domain.reanalysis import reanalyze_assessment
+    from sqlalchemy import delete
+
+    from service.domain.reanalysis import Outcome, ensure_measurement
+    from service.persistence.orm import Measurement
 
     trial, _, assessment = race_trial
     runtime = service.app.state.runtime
-    segmenter = runtime.models.get(None)
+    held = _HeldSegmenter(runtime.models.get(None))
+    # a photo that model had measured is skipped before it runs: start from none
+    with service.db.session() as s:
+        s.execute(delete(Measurement).where(Measurement.assessment_id == assessment))
 
     def reanalyze() -> object:
         with service.db.sessions() as session:
-            try:
-                return reanalyze_assessment(
-                    session, runtime.store, segmenter, Caller.cli("race"), assessment
-                )
-            except StudyLocked as exc:
-                return exc
+            return ensure_measurement(session, runtime.store, held, Caller.cli("race"), assessment)  # type: ignore[arg-type]
 
-    # the photo was measured by this model: without the lock it would be skipped (None)
-    result, actions = _race(service, trial, reanalyze)
+    result, actions = _race(service, trial, reanalyze, held)
     _nothing_after_the_lock(actions)
-    assert isinstance(result, StudyLocked), result
+    assert result == Outcome.LOCKED, result

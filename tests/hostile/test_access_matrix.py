@@ -238,6 +238,15 @@ MATRIX: dict[tuple[str, str], tuple[Request, tuple[str, ...], str]] = {
         ("clinician", "admin"),
         "site",
     ),
+    ("POST", "/v1/assessments/{assessment}/outline"): (
+        _call(
+            "POST",
+            "/v1/assessments/{assessment}/outline",
+            json=lambda i: {"box": [2, 2, 40, 40]},
+        ),
+        ("clinician", "admin"),
+        "site",
+    ),
     ("GET", "/v1/assessments/{assessment}/photo.jpg"): (
         _call("GET", "/v1/assessments/{assessment}/photo.jpg"),
         READ,

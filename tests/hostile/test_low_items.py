@@ -7,6 +7,8 @@ import io
 import json
 import logging
 
+import pytest
+
 from service.runtime.metrics import configure_logging
 from tests.api.conftest import Service
 
@@ -41,13 +43,21 @@ def test_uvicorn_tracebacks_stay_json() -> None:
     assert "ValueError" in json.loads(lines[0])["error"]
 
 
-def _raw(service: Service, headers: list[tuple[bytes, bytes]]) -> tuple[int, dict[bytes, bytes]]:  # noqa: F811
-    """The answer's status and headers to a POST declaring a 1 GB body (none sent)."""
+def _raw(
+    service: Service,  # noqa: F811
+    headers: list[tuple[bytes, bytes]],
+    length: int = 10**9,
+    stall: bool = False,
+) -> tuple[int, dict[bytes, bytes]]:
+    """The answer's status and headers to a POST declaring a ``length`` body (none
+    sent; with ``stall``, none ever arrives)."""
     import anyio
 
     sent: list[dict[str, object]] = []
 
     async def receive() -> dict[str, object]:
+        if stall:
+            await anyio.sleep(3600)
         return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: dict[str, object]) -> None:
@@ -59,7 +69,7 @@ def _raw(service: Service, headers: list[tuple[bytes, bytes]]) -> tuple[int, dic
         "path": "/v1/studies",
         "raw_path": b"/v1/studies",
         "query_string": b"",
-        "headers": [(b"content-length", b"1000000000"), (b"host", b"test"), *headers],
+        "headers": [(b"content-length", str(length).encode()), (b"host", b"test"), *headers],
         "scheme": "http",
         "server": ("test", 80),
         "client": ("127.0.0.1", 1),
@@ -83,3 +93,29 @@ def test_a_large_body_without_a_key_is_401_with_the_security_headers(service: Se
     )
     assert status == 413
     assert headers[b"x-frame-options"] == b"DENY" and headers[b"cache-control"] == b"no-store"
+
+
+def test_a_stalled_body_is_408(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    from service.api import limits
+
+    monkeypatch.setattr(limits, "BODY_IDLE_TIMEOUT_S", 0.5)
+    key = service.admin["Authorization"].encode()
+    status, headers = _raw(
+        service, [(b"authorization", key), (b"content-type", b"application/json")], 100, True
+    )
+    assert status == 408
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_pages_use_no_cdn(service: Service, page: str) -> None:  # noqa: F811
+    import re
+
+    r = service.client.get(page)
+    assert r.status_code == 200
+    assert "Content-Security-Policy" in r.headers and r.headers["X-Frame-Options"] == "DENY"
+    sources = re.findall(r'(?:src|href)="([^"]+)"', r.text)
+    assert sources and all(s.startswith("/docs/static/") for s in sources), sources
+    assert "<script>" not in r.text  # no inline script: the CSP allows this origin only
+    for source in sources:
+        asset = service.client.get(source)
+        assert asset.status_code == 200 and len(asset.content) > 100, source

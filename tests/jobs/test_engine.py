@@ -46,7 +46,10 @@ def test_two_workers_measure_every_photo_once(broker: Deployment) -> None:
     _model()
     study, ids = seed_study(broker.database_url, broker.storage_url, photos(PHOTOS))
     if broker.broker_url.startswith("amqp"):
-        workers = [broker.start_worker(), broker.start_worker()]  # two machines, one process each
+        workers = [
+            broker.start_worker(),
+            broker.start_worker(),
+        ]  # two machines, one pool process each
     else:
         workers = [broker.start_worker(concurrency=2)]  # one machine, a pool of two processes
     for w in workers:

@@ -24,6 +24,7 @@ ROUTER_MODULES: list[str] = [
     "queue",
     "dashboard",
     "capture",
+    "docs",
 ]
 
 

@@ -649,7 +649,10 @@ def _tte(*, lesion: bool) -> tuple[Variable, ...]:
 
 _CLOSURE_RULE = (
     "a run of closed visits (TR WNDCLOSE Y) confirmed by a closed visit at least 14 days "
-    "after its first, every visit in between closed; the event day is the run's first"
+    "after its first, every visit in between closed; the event day is the run's first. "
+    "A photo dated after the end of the subject's follow-up (DS DEATH, WITHDRAWAL BY "
+    "SUBJECT, LOST TO FOLLOW-UP) or, for an index-leg ulcer, after the major amputation "
+    "of the index leg (TR NOT DONE, AFTER SUBJECT EVENT) takes no part"
 )
 _ADT_METHOD = (
     "TTHEAL: the first day on which every index-leg ulcer is inside a confirmed closure "

@@ -148,6 +148,8 @@ _NOT_DONE = {
     "severe_quality_flag": "SEVERE QUALITY FLAG",
     "no_measurement": "NOT MEASURED",
     "awaiting_review": "AWAITING REVIEW",
+    "after_subject_event": "AFTER SUBJECT EVENT",
+    "implausible_measurement": "IMPLAUSIBLE MEASUREMENT",
 }
 
 

@@ -74,6 +74,7 @@ from service.core.measure.quality import (
     QualityLimits,
     blur_effect,
     calibration_uncounted_reason,
+    with_model_review_limit,
 )
 from service.core.measure.result import Measurement
 
@@ -93,6 +94,7 @@ __all__ = [
     "area_mm2",
     "blur_effect",
     "calibration_uncounted_reason",
+    "with_model_review_limit",
     "corner_area_sigma_mm2",
     "homography_from_4_points",
     "homography_jacobian",

@@ -213,6 +213,15 @@ def wound_flags(wound: np.ndarray, area_px: int, limits: QualityLimits) -> list[
     return []
 
 
+def with_model_review_limit(limits: QualityLimits, review_pct: float | None) -> QualityLimits:
+    """The model's calibrated review limit (its model.json's
+    ``uncertainty.review_halfwidth_pct``) in place of the default one; a limit the
+    service's settings moved away from the default is the operator's and is kept."""
+    if review_pct is None or limits.max_segmentation_uncertainty_pct != SEGMENTATION_UNCERTAIN_PCT:
+        return limits
+    return limits.model_copy(update={"max_segmentation_uncertainty_pct": review_pct})
+
+
 def outline_flags(segmentation_pct: float | None, limits: QualityLimits) -> list[QualityFlag]:
     """``outline_uncertain`` when the model's own uncertainty about the edge is beyond
     the study's limit: the photo then goes to a clinician's review."""

@@ -79,6 +79,6 @@ def test_every_page_is_accessible_local_and_quiet(
     # The recording works, and every asset came by its content-hashed URL.
     statics = [u.split("?")[0] for u in requests if "/dashboard/static/" in u]
     assert any("plotly.min." in u for u in statics), requests
-    assert [u for u in statics if not re.search(r"\.[0-9a-f]{8}\.(js|css)$", u)] == []
+    assert [u for u in statics if not re.search(r"\.[0-9a-f]{8}\.(js|css|svg)$", u)] == []
     assert errors == []
     page.context.close()

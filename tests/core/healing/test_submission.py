@@ -552,10 +552,28 @@ def rederive_adtte(files: dict[str, bytes]) -> tuple[dict[tuple[str, str], tuple
             amputations[r["USUBJID"]].append(date.fromisoformat(r["PRSTDTC"]))
     ds = _records(files, "ds")
     ends = defaultdict(list)
+    follow_up_ends = defaultdict(list)  # death, withdrawal, loss to follow-up
     for r in ds:
         if r["DSDECOD"] in ("WITHDRAWAL BY SUBJECT", "LOST TO FOLLOW-UP"):
             ends[r["USUBJID"]].append(date.fromisoformat(r["DSSTDTC"]))
-    visits = _wound_visits(_records(files, "tr"))
+        if r["DSDECOD"] in ("WITHDRAWAL BY SUBJECT", "LOST TO FOLLOW-UP", "DEATH"):
+            follow_up_ends[r["USUBJID"]].append(date.fromisoformat(r["DSSTDTC"]))
+    # README: a photo dated after the end of the subject's follow-up, or (an index-leg
+    # ulcer) after the major amputation of the index leg, takes no part in closure,
+    # censoring or the last visit
+    visits = {
+        (u, w): [
+            (on, c)
+            for on, c in v
+            if on
+            <= min(
+                follow_up_ends[u] + (amputations[u] if index_leg[(u, w)] else []),
+                default=on,
+            )
+        ]
+        for (u, w), v in _wound_visits(_records(files, "tr")).items()
+    }
+    visits = {k: v for k, v in visits.items() if v}
     out: dict[tuple[str, str], tuple[int, int]] = {}
     lesions: dict[tuple[str, str], tuple[int, int]] = {}
     for usubjid, s in adsl.items():

@@ -213,47 +213,40 @@ def test_calibration_makes_the_second_look_only_for_unsure_photos() -> None:
 
 
 def test_review_limit_is_the_loosest_that_still_catches_nine_in_ten_far_off() -> None:
-    from training.calibrate_uncertainty import REVIEW_LIMITS_PCT, Row, review_limit, scale
+    """The limit catches >= 90 % of the photos off by > 30 % at a one-sided 95 % lower
+    bound (a margin for photos never fitted on); the next looser one does not."""
+    from training.calibrate_uncertainty import (
+        REVIEW_LIMITS_PCT,
+        Row,
+        review_limit,
+        scale,
+        wilson_lower,
+    )
 
     u = UncertaintySpec(q=1.0, band_coef=1.0, size_coef=0.0, floor=0.0)
     rows = []
-    for i in range(100):  # band share i/100 -> half-width sinh(i/100); far off from 60
-        far = i >= 60
-        signals = OutlineSignals(10_000, 100 * i, 10_000.0, 0.05)
+    for i in range(400):  # band share (i % 100)/100 -> half-width sinh of it
+        far = i % 100 >= 40
+        signals = OutlineSignals(10_000, 100 * (i % 100), 10_000.0, 0.05)
         rows.append(Row("set", f"p{i}", 20_000 if far else 10_000, signals, {}))
     limit = review_limit(rows, u)
     assert limit in REVIEW_LIMITS_PCT
     far_widths = [100 * math.sinh(scale(r, u)) for r in rows if r.area_error > 0.3]
-    caught = sum(w > limit for w in far_widths) / len(far_widths)
-    assert caught >= 0.9
+
+    def lower(lim: float) -> float:
+        return wilson_lower(sum(w > lim for w in far_widths), len(far_widths))
+
+    assert lower(limit) >= 0.9
     looser = min((x for x in REVIEW_LIMITS_PCT if x > limit), default=None)
-    assert looser is None or sum(w > looser for w in far_widths) / len(far_widths) < 0.9
+    assert looser is None or lower(looser) < 0.9
+    assert wilson_lower(95, 100) < 0.95 and wilson_lower(0, 0) == 0.0
 
 
-def test_the_vectorised_fit_equals_the_row_by_row_rule() -> None:
-    """``scale_columns`` is ``scale`` (the service's rule) for every row, and the fitted
-    q is ``conformal_q`` of the row-by-row scores."""
-    from service.core.uncertainty import conformal_q
-    from training.calibrate_uncertainty import (
-        Row,
-        columns,
-        fit,
-        grid,
-        scale,
-        scale_columns,
-        scores,
-    )
+def test_the_models_calibrated_review_limit_replaces_the_default_only() -> None:
+    from service.core.measure import QualityLimits, with_model_review_limit
 
-    rng = random.Random(11)
-    rows = []
-    for i in range(300):
-        area = rng.randint(1, 40_000)
-        signals = OutlineSignals(area, rng.randint(0, area), area / 4, rng.random() * 0.5)
-        true_px = 0 if i % 37 == 0 else rng.randint(1, 40_000)
-        dis = {"hflip": rng.random(), "zoom0.5": rng.random()}
-        rows.append(Row(f"s{i % 3}", f"p{i}", true_px, signals, dis))
-    c = columns(rows)
-    for u in grid(UncertaintySpec())[::97]:
-        np.testing.assert_allclose(scale_columns(c, u), [scale(r, u) for r in rows])
-    u = fit(rows, UncertaintySpec())
-    assert u.q == pytest.approx(conformal_q(scores(rows, u)))
+    default = QualityLimits()
+    assert with_model_review_limit(default, 60.0).max_segmentation_uncertainty_pct == 60.0
+    assert with_model_review_limit(default, None) == default
+    operator = QualityLimits(max_segmentation_uncertainty_pct=80.0)
+    assert with_model_review_limit(operator, 60.0).max_segmentation_uncertainty_pct == 80.0
