@@ -234,6 +234,8 @@ function renderGuidance() {
   }));
   g.className = "guidance " + (merged.state === "wait" ? "" : merged.state);
   g.dataset.marker = merged.marker;
+  // What the phone's own detector sees, whatever the server said (tests read it).
+  g.dataset.phone = localCheck ? (localCheck.state === "none" ? "none" : "found") : "unknown";
   if (localCheck) g.dataset.ms = localCheck.ms.toFixed(1);
 }
 
