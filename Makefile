@@ -11,7 +11,7 @@ DATA_DIR ?= $(CURDIR)/var/demo
 # recipe execs), for `make stop`.
 RUN_PID := $(DATA_DIR)/make-run.pid
 # pip's own lines (Collecting, Downloading, Installing) are the install's progress.
-PIP_INSTALL := $(BIN)/pip install --progress-bar on
+PIP_INSTALL := $(BIN)/python -m pip install --progress-bar on
 
 .PHONY: run stop check-port test lint install-serve install-dev chromium clean
 
@@ -21,7 +21,9 @@ $(BIN)/python:
 	@echo "make: creating $(VENV) (first run only)"
 	$(PYTHON) -m venv --without-pip $(VENV)
 
-ENSURE_PIP := [ -x $(BIN)/pip ] || $(BIN)/python -m ensurepip --upgrade
+# `python -m pip`, not bin/pip: ensurepip installs only pip3 and pip3.11 (a clean
+# checkout's `make test` failed on a missing bin/pip).
+ENSURE_PIP := $(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --upgrade
 
 # Serving install: no torch. With uv (from PyPI, into the venv) by default: on a
 # shared 2-core machine it installs the service in about 20 s where pip took about
