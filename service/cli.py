@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from service.commands import register
+from service.config import environment_data_dir
 
 app = typer.Typer(
     name="woundscope",
@@ -78,8 +79,7 @@ def _data_dir_of(exc: OSError) -> Path | None:
     written: checked by ``Settings``, but a file system may still refuse), else None."""
     if not exc.filename:
         return None
-    data_dir = Path(os.environ.get("WOUNDSCOPE_DATA_DIR") or "~/.local/share/woundscope")
-    data_dir = data_dir.expanduser().absolute()
+    data_dir = environment_data_dir()
     path = Path(os.fsdecode(exc.filename)).absolute()
     return data_dir if path == data_dir or data_dir in path.parents else None
 

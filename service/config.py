@@ -174,6 +174,13 @@ class Settings(ModelSettings):
         return ZoneInfo(self.clinic_timezone) if self.clinic_timezone else None
 
 
+def environment_data_dir() -> Path:
+    """The data dir that ``WOUNDSCOPE_DATA_DIR`` names (or the default), absolute; for
+    naming the variable in an error when ``Settings`` itself cannot be built."""
+    default = Settings.model_fields["data_dir"].default
+    return Path(os.environ.get("WOUNDSCOPE_DATA_DIR") or default).expanduser().absolute()
+
+
 def data_dir_problem(path: Path) -> str | None:
     """Why ``path`` cannot hold the SQLite file and the photos (a file, a folder under a
     file, a folder this user may not write into), or None. Creates nothing."""

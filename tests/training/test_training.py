@@ -186,8 +186,19 @@ def test_release_exports_quantizes_measures_and_never_overwrites(
     from service.core.contract import load_spec, sha256_file
     from training.release import release
 
+    # With nothing installed the precision-recall gate alone judges: the tiny model's
+    # outlines are far from balanced, so it is refused unless forced with a reason.
+    with pytest.raises(SystemExit, match=r"refused: .*\|P - R\| [0-9.]+ > 0\.05"):
+        release(trained / "last.pt", "0.0.2", tiny_dataset, tmp_path, "", **QUICK_GATE)
+    assert not (tmp_path / "tinyseg-0.0.2").exists()
     metrics = release(
-        trained / "last.pt", "0.0.2", tiny_dataset, tmp_path, "tiny test run", **QUICK_GATE
+        trained / "last.pt",
+        "0.0.2",
+        tiny_dataset,
+        tmp_path,
+        "tiny test run",
+        force_reason="a tiny test model",
+        **QUICK_GATE,
     )
     folder = tmp_path / "tinyseg-0.0.2"
     spec = load_spec(folder)
@@ -201,6 +212,7 @@ def test_release_exports_quantizes_measures_and_never_overwrites(
     assert not list(tmp_path.glob("_staging-*"))
     assert {"fuseg-val", "reframed-f25-s224"} <= spec.metrics["yardsticks"].keys()
     assert spec.training["gate"]["baseline"] is None  # nothing was installed before it
+    assert spec.training["gate"]["forced"] == "a tiny test model"
 
 
 def test_release_gate_refuses_a_worse_candidate_and_names_the_yardstick(
@@ -213,7 +225,9 @@ def test_release_gate_refuses_a_worse_candidate_and_names_the_yardstick(
     from service.core.contract import load_spec
     from training.release import release
 
-    release(trained / "last.pt", "0.0.2", tiny_dataset, tmp_path, "baseline", **QUICK_GATE)
+    release(
+        trained / "last.pt", "0.0.2", tiny_dataset, tmp_path, "", force_reason="tiny", **QUICK_GATE
+    )
     ckpt = torch.load(trained / "last.pt", map_location="cpu", weights_only=False)
     ckpt["model"]["head.bias"].fill_(-30.0)  # sigmoid(-30): never a wound
     blind = tmp_path / "blind" / "last.pt"

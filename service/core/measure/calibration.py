@@ -133,7 +133,10 @@ def calibrate(
     given = _given_scale(px_per_mm, ruler)
     if not markers:
         return given or Scale("none")
-    marker_scale = _marker_scale(nearest_marker(markers, centroid_px), marker_mm, image_size_px)
+    try:
+        marker_scale = _marker_scale(nearest_marker(markers, centroid_px), marker_mm, image_size_px)
+    except np.linalg.LinAlgError:  # a degenerate quad maps no plane: no detection at all
+        return given or Scale("none")
     if given is None:
         return marker_scale
     chosen = marker_scale.chosen

@@ -161,6 +161,10 @@ def marker_homography(corners_px: np.ndarray, marker_mm: float) -> np.ndarray:
     return homography_from_4_points(np.asarray(corners_px, dtype=np.float64), square)
 
 
+MAX_HOMOGRAPHY_CONDITION = 1e12
+"""A homography whose condition number is above this is treated as singular."""
+
+
 def homography_from_4_points(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """The exact homography taking four points to four, in float64 (OpenCV's
     ``getPerspectiveTransform`` works in float32, too coarse for 0.01 px)."""
@@ -170,7 +174,11 @@ def homography_from_4_points(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         a[2 * i] = [x, y, 1, 0, 0, 0, -u * x, -u * y]
         a[2 * i + 1] = [0, 0, 0, x, y, 1, -v * x, -v * y]
         b[2 * i], b[2 * i + 1] = u, v
-    return np.append(np.linalg.solve(a, b), 1.0).reshape(3, 3)
+    h = np.append(np.linalg.solve(a, b), 1.0).reshape(3, 3)
+    if not np.isfinite(h).all() or np.linalg.cond(h) > MAX_HOMOGRAPHY_CONDITION:
+        # Three of the points (nearly) on a line: no plane-to-plane mapping, no inverse.
+        raise np.linalg.LinAlgError("degenerate quadrilateral: no invertible homography")
+    return h
 
 
 def corner_area_sigma_mm2(
