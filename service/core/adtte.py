@@ -21,7 +21,7 @@ ADTTE's parameters (PARAMCD):
 
 Without their event, TTMAJAMP, TTDEATH and AFS are censored at the subject's last
 contact: its latest photo of any wound on either leg, event or randomisation, never
-after a withdrawal or a loss to follow-up (``subjects.last_contact``).
+after a withdrawal or a loss to follow-up (``healing.last_contact_on``).
 
 ADTTEL's parameter: ``TTWHEAL``, time to the first confirmed closure of each ulcer
 (``TULNKID`` the wound, ``INDEXFL`` whether it is on the index leg), so that ADTTE has
@@ -111,10 +111,12 @@ def _index_leg_photographed(subject: engine.Subject) -> bool:
 
 
 def last_contact_day(subject: engine.Subject, origin: date) -> int:
-    """Days from ``origin`` to the subject's last contact (``subjects.last_contact``):
+    """Days from ``origin`` to the subject's last contact (``healing.last_contact_on``):
     its photos of every wound, its events and its randomisation."""
     photos = [v.captured_at for w in subject.wounds for v in w.visits]
-    last = facts.last_contact(list(subject.events), photos, starts=(subject.randomized_on, origin))
+    last = engine.last_contact_on(
+        list(subject.events), photos, starts=(subject.randomized_on, origin)
+    )
     return (last - origin).days if last is not None else 0
 
 

@@ -16,9 +16,9 @@ from service.core.exports.subject_domains import disposition
 from service.core.exports.subjects import (
     age_years,
     death_on,
-    last_contact,
     population_flags,
 )
+from service.core.healing.inputs import last_contact_on
 
 DISCONTINUED = ("death", "withdrawal", "lost_to_follow_up")
 
@@ -89,7 +89,7 @@ def _adsl_record(
     died = death_on(s.events)
     itt, mitt = population_flags(s.randomized_on is not None, bool(index_rows))
     status, reason, ended = _end_of_study(s, photos)
-    last = last_contact(s.events, photos, starts=(s.randomized_on, s.reference_start))
+    last = last_contact_on(s.events, photos, starts=(s.randomized_on, s.reference_start))
     age = age_years(s)
     record: SdtmRecord = {
         "STUDYID": s.study,

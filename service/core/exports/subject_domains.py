@@ -13,14 +13,13 @@ from service.core.exports.metadata import DM, DS_TERMS, PR_TERMS
 from service.core.exports.rows import EventRow, SdtmRecord, SubjectRow
 from service.core.exports.sdtm import _study_day, _SubjectSequence, _usubjid, supp_record
 from service.core.exports.subjects import (
-    LEAVES_STUDY,
     age_years,
     death_on,
-    last_contact,
     laterality,
     leg_is_index,
 )
 from service.core.exports.text import _csv
+from service.core.healing.inputs import LEAVES_STUDY, last_contact_on
 
 
 def dm_columns(*, include_arm: bool) -> list[str]:
@@ -89,7 +88,7 @@ def disposition(subject: SubjectRow, photo_dates: Sequence[date]) -> list[tuple[
     ending = [e for e in subject.events if e.kind == "death" or e.kind in LEAVES_STUDY]
     records += [(e.kind, e.on) for e in ending]
     if subject.study_locked and not ending:
-        last = last_contact(
+        last = last_contact_on(
             subject.events, photo_dates, starts=(subject.randomized_on, subject.reference_start)
         )
         if last is not None:

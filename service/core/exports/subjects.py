@@ -7,11 +7,12 @@ Pure: plain dates and the subject's live events in, dates and codes out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import date
 from typing import Protocol
 
 from service.core.exports.rows import SubjectRow
+from service.core.healing.inputs import follow_up_end
 
 
 class Event(Protocol):
@@ -28,8 +29,6 @@ class Event(Protocol):
     def leg(self) -> str | None: ...
 
 
-LEAVES_STUDY = ("withdrawal", "lost_to_follow_up")
-"""Events after which the subject is no longer followed: nothing after them counts."""
 _SIDES = ("LEFT", "RIGHT")
 
 
@@ -42,30 +41,6 @@ def first_event_on(events: Iterable[Event], kind: str, leg: str | None = None) -
 def death_on(events: Iterable[Event]) -> date | None:
     """The subject's death date (DM.DTHDTC), or None."""
     return first_event_on(events, "death")
-
-
-def follow_up_end(events: Iterable[Event]) -> date | None:
-    """The first withdrawal or loss to follow-up: the subject is not followed after it."""
-    dates = [e.on for e in events if e.kind in LEAVES_STUDY]
-    return min(dates) if dates else None
-
-
-def last_contact(
-    events: Sequence[Event],
-    photo_dates: Iterable[date],
-    *,
-    starts: Iterable[date | None] = (),
-) -> date | None:
-    """The last day the subject is known to be followed (ADSL.LSTCNTDT): the latest of its
-    photos (any wound, any leg), its events and ``starts`` (randomisation, the time
-    origin), but never after the end of follow-up (a withdrawal or loss to follow-up
-    ends it: a later photo or event does not extend it). None with no date at all."""
-    known = [d for d in (*photo_dates, *(e.on for e in events), *starts) if d is not None]
-    if not known:
-        return None
-    latest = max(known)
-    end = follow_up_end(events)
-    return min(latest, end) if end is not None else latest
 
 
 def laterality(on_index_leg: bool | None, index_leg_side: str | None) -> str | None:
@@ -96,8 +71,8 @@ def age_years(subject: SubjectRow) -> int | None:
 
 
 def observed_events(events: Iterable[Event]) -> list[Event]:
-    """The events inside follow-up, in date order: none after a withdrawal or a loss to
-    follow-up (the subject is no longer followed, so a later event is not observed)."""
+    """The events inside follow-up (``healing.follow_up_end``), in date order: none after
+    a death, withdrawal or loss to follow-up (a later event is not observed)."""
     events = list(events)
     end = follow_up_end(events)
     return sorted((e for e in events if end is None or e.on <= end), key=lambda e: e.on)

@@ -56,6 +56,7 @@ from service.core.healing.inputs import (
     follow_up_end,
     followed_events,
     is_closed,
+    last_contact_on,
 )
 from service.core.healing.study import (
     par_distribution,
@@ -89,6 +90,7 @@ __all__ = [
     "AFTER_SUBJECT_EVENT",
     "ENDS_SUBJECT_FOLLOW_UP",
     "follow_up_end",
+    "last_contact_on",
     "followed_events",
     "BASE_DATE",
     "CIF_METHOD",

@@ -4,10 +4,10 @@ the study's endpoint settings with their defaults."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TypedDict
+from typing import Protocol, TypedDict
 
 WEEK_DAYS = 7.0
 PAR_WEEK4_TARGET_DAYS = 28
@@ -99,12 +99,41 @@ class SubjectEvent:
         return self.competing or self.kind in LEAVES_STUDY
 
 
-def follow_up_end(events: Sequence[SubjectEvent]) -> date | None:
+class DatedEvent(Protocol):
+    """What the follow-up rules read of an event (``SubjectEvent``, the exports' rows)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def on(self) -> date: ...
+
+
+def follow_up_end(events: Iterable[DatedEvent]) -> date | None:
     """The day the subject's follow-up ended: its first death, withdrawal or loss to
     follow-up (``ENDS_SUBJECT_FOLLOW_UP``); None while it is followed. A major
     amputation of the index leg ends the index leg's follow-up, not the subject's."""
     ends = [e.on for e in events if e.kind in ENDS_SUBJECT_FOLLOW_UP]
     return min(ends) if ends else None
+
+
+def last_contact_on(
+    events: Sequence[DatedEvent],
+    photo_dates: Iterable[date],
+    *,
+    starts: Iterable[date | None] = (),
+) -> date | None:
+    """The last day the subject is known to be followed -- the one rule read by the
+    study answer (``last_contact_day``, amputation-free survival's censoring), ADSL's
+    LSTCNTDT, DS's completion and ADTTE's censoring: the latest of its photos (any
+    wound, either leg), its events and ``starts`` (randomisation, the time origin), never
+    after ``follow_up_end`` (a death, withdrawal or loss to follow-up: nothing later
+    extends it). None with no date at all."""
+    known = [d for d in (*photo_dates, *(e.on for e in events), *starts) if d is not None]
+    if not known:
+        return None
+    end = follow_up_end(events)
+    return min(max(known), end) if end is not None else max(known)
 
 
 def followed_events(events: Sequence[SubjectEvent]) -> list[SubjectEvent]:

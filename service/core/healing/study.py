@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Unpack
 
 from service.core.healing.comparisons import arm_comparison
@@ -17,6 +17,7 @@ from service.core.healing.inputs import (
     clean,
     follow_up_end,
     followed_events,
+    last_contact_on,
 )
 from service.core.healing.subject import subject_endpoints
 from service.core.healing.survival import (
@@ -218,9 +219,9 @@ def _outcomes(subject: Subject, answer: dict[str, Any], row: dict[str, Any]) -> 
     index leg first, 0 censored) and amputation-free survival of one study row.
 
     Only events in follow-up count (``followed_events``: none after a death, withdrawal
-    or loss to follow-up). ``last_contact_day``: the latest photo of any wound (either
-    leg) or event in follow-up, where a subject without an event is censored (AFS),
-    never at 0 when it has data."""
+    or loss to follow-up). ``last_contact_day``: ``last_contact_on`` (the latest photo
+    of any wound, either leg, or event in follow-up), where a subject without an event
+    is censored (AFS), never at 0 when it has data."""
     origin = date.fromisoformat(answer["time_origin"]) if answer["time_origin"] else None
     if origin is None:
         return {
@@ -243,7 +244,10 @@ def _outcomes(subject: Subject, answer: dict[str, Any], row: dict[str, Any]) -> 
         cr_time, cause = first_competing, 2
     else:
         cr_time, cause = time_days, 0
-    last_contact = max([d for d, _ in days] + [answer["last_photo_day"] or 0])
+    last_photo_day = answer["last_photo_day"]
+    photos = [origin + timedelta(days=last_photo_day)] if last_photo_day is not None else []
+    last_on = last_contact_on(subject.events, photos, starts=(origin,))
+    last_contact = (last_on - origin).days if last_on is not None else 0
     end = follow_up_end(subject.events)
     return {
         "cr_time_days": cr_time,

@@ -476,3 +476,22 @@ def test_which_events_end_follow_up() -> None:
     assert ("major_amputation", "contralateral") not in ends
     assert ("major_amputation", None) not in ends
     assert not SubjectEvent("revascularisation", on).ends_follow_up
+
+
+def test_last_contact_is_one_rule_for_the_answer_and_the_exports() -> None:
+    """``last_contact_on``: the latest photo, event or start, never after a death,
+    withdrawal or loss to follow-up; the study answer's ``last_contact_day`` and ADSL's
+    LSTCNTDT read it (they were two copies that disagreed after a death)."""
+    from service.core.healing import SubjectEvent, last_contact_on
+
+    day0 = date(2026, 1, 1)
+    on = [day0 + timedelta(days=d) for d in (0, 14, 30)]
+    assert last_contact_on([], []) is None
+    assert last_contact_on([], [], starts=(None, day0)) == day0
+    assert last_contact_on([], on[:2], starts=(day0,)) == on[1]
+    withdrawn = [SubjectEvent("withdrawal", on[1])]
+    assert last_contact_on(withdrawn, on) == on[1]  # a photo after it does not extend it
+    late_event = [SubjectEvent("death", on[1]), SubjectEvent("minor_amputation", on[2])]
+    assert last_contact_on(late_event, on[:1]) == on[1]
+    amputated = [SubjectEvent("major_amputation", on[2], "index")]
+    assert last_contact_on(amputated, on[:2]) == on[2]  # ends the leg, not the subject
