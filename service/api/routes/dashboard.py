@@ -37,6 +37,7 @@ from service.api.sessions import (
     set_session_cookie,
     signed_in,
 )
+from service.core import pipeline
 from service.core.answers import EventCreate
 from service.core.errors import DomainError, InvalidRequest
 from service.domain import access, corrections, counting, events, reviewing, signin
@@ -284,9 +285,12 @@ def correct(
     csrf: Annotated[str, Form()] = "",
     mask: Annotated[UploadFile | None, File()] = None,
     back: Annotated[str, Form()] = "",
+    px_per_mm: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
-    """A clinician's corrected outline (polygon in photo pixels, or a mask PNG) + reason:
-    the same domain function as ``PUT /v1/assessments/{id}/mask``."""
+    """A clinician's corrected outline (polygon in photo pixels, or a mask PNG) + reason,
+    and optionally the scale the clinician measured (``px_per_mm``: over a wrong or
+    unreadable marker, it lets the correction count): the same domain function as
+    ``PUT /v1/assessments/{id}/mask``."""
     caller, key = signed_in(request, session)
     row: Assessment | None = None
     try:
@@ -308,9 +312,16 @@ def correct(
             mask_png=mask_png,
             polygon=polygon.strip() or None,
             reason=reason,
+            scale=pipeline.parse_calibration(px_per_mm.strip() or None, None, None),
         )
     except DomainError as exc:
-        form = {"action": "correct", "polygon": polygon, "reason": reason, "back": back}
+        form = {
+            "action": "correct",
+            "polygon": polygon,
+            "reason": reason,
+            "back": back,
+            "px_per_mm": px_per_mm,
+        }
         return _refused_form(request, session, caller, key, exc, row, "", form)
     return _back_to(row, back)
 

@@ -235,3 +235,39 @@ def test_the_studys_analysis_settings(trial_app) -> None:
         headers=trial.auth("monitor"),
     )
     assert refused.status_code == 403
+
+
+def test_the_dashboards_correction_form_takes_the_clinicians_scale(trial_app) -> None:
+    """The wound page asks for the scale where the marker cannot be used (a severe
+    ``scale_conflict``), and a correction sent with it counts at that scale; a bad
+    value is refused with ``invalid_scale`` on the page, the typed value kept."""
+    import re
+
+    from tests.api.dashboard.test_pages import sign_in
+
+    client, trial = trial_app
+    _, wound = new_wound(client, trial, "F-dash")
+    photo, true_px_per_mm = false_marker_photo()
+    made = upload(client, trial, wound, "2026-03-01", photo=photo, px_per_mm=true_px_per_mm)
+    assert made.status_code == 201, made.text
+    assessment = made.json()["id"]
+    sign_in(client, trial.keys["admin"])
+    page = client.get(f"/dashboard/wounds/{wound}").text
+    assert 'name="px_per_mm"' in page
+    token = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert token is not None
+    form = {"csrf": token.group(1), "polygon": square(100), "reason": "outline"}
+    refused = client.post(
+        f"/dashboard/assessments/{assessment}/correct", data={**form, "px_per_mm": "-3"}
+    )
+    assert refused.status_code == 422 and "invalid_scale" in refused.text
+    assert 'value="-3"' in refused.text
+    saved = client.post(
+        f"/dashboard/assessments/{assessment}/correct",
+        data={**form, "px_per_mm": f"{true_px_per_mm}"},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303, saved.text
+    visit = visits_of(client, trial, wound)["2026-03-01"]
+    assert (visit["counted"], visit["uncounted_reason"]) == (True, None)
+    assert visit["area_cm2"] == pytest.approx(100 * 100 / true_px_per_mm**2 / 100, rel=0.05)
