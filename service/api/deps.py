@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.core.errors import MissingKey
-from service.domain import access
-from service.domain.auth import Caller, authenticate
+from service.domain import access, signin
+from service.domain.auth import Caller
 from service.persistence.db import Database
 from service.persistence.orm import Assessment, Study, Subject, Wound
 from service.runtime.context import Runtime
@@ -58,12 +58,19 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def get_caller(
+    request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     if credentials is None or not credentials.credentials:
         raise MissingKey("no API key: send the header 'Authorization: Bearer <your key>'")
-    return authenticate(session, credentials.credentials)
+    return signin.api_caller(session, credentials.credentials, client_address(request))
+
+
+def client_address(request: Request) -> str:
+    """The client's address as the server sees it (behind a proxy, the proxy's unless
+    uvicorn is told to trust its forwarded headers)."""
+    return request.client.host if request.client else "unknown"
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -1,5 +1,5 @@
-"""Signing in to the dashboard (and the capture page, which signs in through it):
-audited, and throttled per client.
+"""Signing in to the dashboard (and the capture page, which signs in through it), and
+the API's bearer keys: audited, and throttled per client.
 
 Every sign-in, sign-out and refused sign-in is an audit entry (``session.start``,
 ``session.end``, ``session.refused``) naming the person (or, for a refusal, the
@@ -8,6 +8,14 @@ client's address and why), never the key. A client whose sign-ins were refused
 429 with ``Retry-After``) until the oldest of them leaves the window, and the moment it
 crosses the line is an entry of its own (``session.throttled``): key guessing shows in
 the log. The count is read from the audit log itself, so every replica sees the same.
+
+An API request with an unknown or revoked bearer key is the same kind of guess
+(``key.refused``, counted apart from the sign-ins), and the ``MAX_REFUSALS``-th within
+the window is followed by ``key.guessing``; past it a wrong key is still answered 401
+but no longer written (a bounded write rate on a path without a key). The API does not
+answer 429 to a guesser: a key has 256 random bits, so slowing guesses buys nothing the
+log does not, and a 429 would also stop a site behind the same proxy address or a
+script looping on a revoked key from hearing why (``invalid_key``).
 """
 
 from __future__ import annotations
@@ -34,12 +42,15 @@ def _resource(client: str) -> str:
     return f"client/{client[:180]}"
 
 
-def _recent_refusals(session: Session, client: str) -> tuple[int, datetime | None]:
-    """How many sign-ins of ``client`` were refused within the window, and the oldest."""
+def _recent_refusals(
+    session: Session, client: str, action: str = "session.refused"
+) -> tuple[int, datetime | None]:
+    """How many attempts of ``client`` (sign-ins, or API keys: ``action``) were refused
+    within the window, and the oldest."""
     since = utcnow() - REFUSAL_WINDOW
     count, oldest = session.execute(
         select(func.count(), func.min(AuditEntry.at)).where(
-            AuditEntry.action == "session.refused",
+            AuditEntry.action == action,
             AuditEntry.resource == _resource(client),
             AuditEntry.at > since,
         )
@@ -61,17 +72,23 @@ def _refuse_if_throttled(session: Session, client: str) -> None:
     )
 
 
-def _record_refusal(session: Session, client: str, why: str) -> None:
-    """A refused sign-in (committed), and ``session.throttled`` when it is the one that
-    reaches ``MAX_REFUSALS``."""
+def _record_refusal(
+    session: Session,
+    client: str,
+    why: str,
+    action: str = "session.refused",
+    crossing: str = "session.throttled",
+) -> None:
+    """A refused sign-in or API key (committed), and ``crossing`` when it is the one
+    that reaches ``MAX_REFUSALS``."""
     resource = _resource(client)
-    audit.record(session, UNKNOWN, "session.refused", resource, after={"reason": why})
+    audit.record(session, UNKNOWN, action, resource, after={"reason": why})
     session.flush()
-    if _recent_refusals(session, client)[0] == MAX_REFUSALS:
+    if _recent_refusals(session, client, action)[0] == MAX_REFUSALS:
         audit.record(
             session,
             UNKNOWN,
-            "session.throttled",
+            crossing,
             resource,
             after={"refusals": MAX_REFUSALS, "window_s": REFUSAL_WINDOW.total_seconds()},
         )
@@ -114,3 +131,17 @@ def sign_out(session: Session, token: str, client: str) -> None:
             after={"client": client},
         )
     session.commit()
+
+
+def api_caller(session: Session, key: str, client: str) -> Caller:
+    """The caller of an API request's bearer ``key``; ``InvalidKey`` for a wrong one,
+    audited (``key.refused``: the client's address, never the key) up to
+    ``MAX_REFUSALS`` within the window, the last of them followed by ``key.guessing``;
+    beyond that, refused without a write."""
+    try:
+        return auth.authenticate(session, key)
+    except InvalidKey as exc:
+        session.rollback()
+        if _recent_refusals(session, client, "key.refused")[0] < MAX_REFUSALS:
+            _record_refusal(session, client, exc.detail, "key.refused", "key.guessing")
+        raise

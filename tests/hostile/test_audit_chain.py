@@ -272,6 +272,33 @@ def test_refused_sign_ins_are_audited_and_throttled(service: Service) -> None:  
     assert _login(other, key).status_code == 303  # type: ignore[attr-defined]
 
 
+def test_wrong_api_keys_are_audited_up_to_a_limit_and_a_valid_key_still_works(
+    service: Service,  # noqa: F811
+) -> None:
+    """Key guessing on the API shows in the log (``key.refused``: the client's address,
+    never the key; then ``key.guessing``); past ``MAX_REFUSALS`` a wrong key is still
+    401 but written no more; a valid key from that address keeps working."""
+    trial = make_trial(service)
+    since = _last_id(service)
+    client = TestClient(service.app, client=("10.7.7.7", 5000))
+    guesses = [f"ws_apiguess{i:02d}" for i in range(signin.MAX_REFUSALS + 5)]
+    for guess in guesses:
+        r = client.get("/v1/studies", headers={"Authorization": f"Bearer {guess}"})
+        assert r.status_code == 401 and r.json()["code"] == "invalid_key", r.text
+    refused = _entries(service, since, "key.refused")
+    assert len(refused) == signin.MAX_REFUSALS
+    assert {e.resource for e in refused} == {"client/10.7.7.7"}
+    guessing = _entries(service, since, "key.guessing")
+    assert len(guessing) == 1 and guessing[0].id > refused[-1].id
+    assert client.get("/v1/studies", headers=trial.keys["monitor"]).status_code == 200
+    # the dashboard's sign-in from that address is not throttled by the API's refusals
+    assert _login(client, trial.keys["monitor"]["Authorization"][7:]).status_code == 303  # type: ignore[attr-defined]
+    with service.db.sessions() as s:
+        logged = " ".join(auditchain.canonical(e) for e in s.scalars(select(AuditEntry)))
+    assert not any(guess in logged for guess in guesses)
+    assert _verify(service.db).ok
+
+
 def test_audit_page_far_past_the_end_is_a_4xx(service: Service) -> None:  # noqa: F811
     client = TestClient(service.app)
     key = service.admin["Authorization"].split(" ", 1)[1]

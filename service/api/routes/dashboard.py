@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from service.api import assets, auditlog, comparison, limits, overview
-from service.api.deps import RuntimeDep, SessionDep
+from service.api.deps import RuntimeDep, SessionDep, client_address
 from service.api.downloads import download
 from service.api.pages import error_page, render, render_page
 from service.api.sessions import (
@@ -51,12 +51,6 @@ M = TypeVar("M", bound=BaseModel)
 
 
 # --- sign in / out --------------------------------------------------------------------
-
-
-def _client(request: Request) -> str:
-    """The client's address as the server sees it (behind a proxy, the proxy's unless
-    uvicorn is told to trust its forwarded headers)."""
-    return request.client.host if request.client else "unknown"
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -87,7 +81,7 @@ def login(
         error = "The sign-in form expired: reload the page and try again."
     else:
         try:
-            _, session_id = signin.sign_in(session, key.strip(), _client(request))
+            _, session_id = signin.sign_in(session, key.strip(), client_address(request))
         except DomainError as exc:  # invalid_key (audited) or rate_limited (429)
             error, status, headers = exc.detail, exc.status, exc.headers
     if error is not None:
@@ -108,7 +102,7 @@ def logout(
 ) -> RedirectResponse:
     _, session_id = signed_in(request, session)
     check_csrf(session_id, csrf)
-    signin.sign_out(session, session_id, _client(request))
+    signin.sign_out(session, session_id, client_address(request))
     response = RedirectResponse("/dashboard/login", status_code=303)
     delete_session_cookie(request, response)
     return response
