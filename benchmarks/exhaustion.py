@@ -5,6 +5,7 @@ per-key rates.
     python benchmarks/exhaustion.py                         # this checkout
     python benchmarks/exhaustion.py --source /work/main     # another checkout (before)
     python benchmarks/exhaustion.py --source /work/main --source .   # both, one table
+    python benchmarks/exhaustion.py --victim-side 3024      # the victim sends a phone-sized photo
 
 For each source tree: a real ``woundscope serve`` (SQLite, bundled model) on loopback;
 the victim (site B) uploads a 1024 px photo ``--victim-uploads`` times alone, then
@@ -152,8 +153,19 @@ def _upload(url: str, key: dict[str, str], wound: str, photo: bytes, day: int) -
     return r.status_code, time.perf_counter() - t0
 
 
+def victim_photo_of(side: int) -> bytes:
+    """The FUSeg sample as sent (512 px), or brought to ``side`` x ``side`` px as a phone
+    would send it (JPEG 90): the upload whose latency is watched."""
+    if not side:
+        return SAMPLE.read_bytes()
+    img = Image.open(SAMPLE).convert("RGB").resize((side, side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
 def run(source: Path, args: argparse.Namespace) -> dict[str, object]:
-    victim_photo = SAMPLE.read_bytes()
+    victim_photo = victim_photo_of(args.victim_side)
     attack_photos = [big_png(), big_jpeg()]
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(source, Path(tmp))
@@ -203,12 +215,16 @@ def main() -> None:
     parser.add_argument("--source", type=Path, action="append", help="checkout(s) to serve")
     parser.add_argument("--attack-seconds", type=float, default=60.0)
     parser.add_argument("--victim-uploads", type=int, default=5)
+    parser.add_argument(
+        "--victim-side", type=int, default=0, help="victim photo side in px (0: the 512 px sample)"
+    )
     args = parser.parse_args()
     sources = [s.resolve() for s in (args.source or [ROOT])]
     load = os.getloadavg()
     rows = [run(source, args) for source in sources]
     print(
-        f"\nload average at start: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; cores {os.cpu_count()}"
+        f"\nload average at start: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; cores {os.cpu_count()};"
+        f" victim photo {args.victim_side or 512} px a side"
     )
     print(
         f"{'source':40} {'alone s':>8} {'attack s':>9} {'ratio':>6} {'victim n':>8} {'RSS alone':>10} {'RSS peak':>9}  attackers"

@@ -359,6 +359,10 @@ UPLOAD_MEGAPIXELS_PER_S = 8.0
 """A key's sustained upload rate in megapixels a second (a 12 MP photo every 1.5 s)."""
 UPLOAD_MEGAPIXELS_BURST = 240
 """The megapixels a key may upload at once (twenty 12 MP photos of a visit)."""
+LARGE_PHOTO_MEGAPIXELS = 25.0
+"""Uploads above this (beyond a phone's 12-24 MP) are measured one at a time
+(``Runtime.large_photos``): however many keys send them, they hold at most one of the
+worker pool's threads, and a phone-sized photo never queues behind several of them."""
 EXPORTS_PER_S, EXPORTS_BURST = 0.5, 60
 OVERLAYS_PER_S, OVERLAYS_BURST = 5.0, 60
 

@@ -7,6 +7,8 @@ both go through ``upload_photo``, so idempotency, metrics and error codes are on
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from fastapi import Request, Response, UploadFile
 from sqlalchemy.orm import Session
 
@@ -76,9 +78,11 @@ def upload_photo(
     data = read_limited(photo, runtime.settings.max_upload_bytes)
     cost = limits.upload_megapixels(data, runtime.settings.max_pixels)
     limits.key_rates(request).uploads.take(limits.rate_key(caller), cost)
-    assessment, replayed = uploads.upload_assessment(
-        session, runtime, caller, wound, data, form, name=photo.filename or "photo"
-    )
+    lane = runtime.large_photos if cost > limits.LARGE_PHOTO_MEGAPIXELS else nullcontext()
+    with lane:
+        assessment, replayed = uploads.upload_assessment(
+            session, runtime, caller, wound, data, form, name=photo.filename or "photo"
+        )
     runtime.metrics.uploads.labels("replayed" if replayed else "created").inc()
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"

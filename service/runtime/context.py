@@ -219,6 +219,8 @@ class Runtime:
         )
         metrics.queue_depth.set_function(lambda: self.pool.depth)
         self.derived = ByteCache(DERIVED_CACHE_BYTES)
+        self.large_photos = threading.BoundedSemaphore(1)
+        """The lane of uploads above ``api.limits.LARGE_PHOTO_MEGAPIXELS``: one at a time."""
 
     def analyse(self, data: bytes, **kwargs: Any) -> Analysis:
         """``pipeline.analyse_upload`` with this service's limits (runs on a worker)."""

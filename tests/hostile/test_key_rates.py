@@ -128,3 +128,35 @@ def test_an_overlay_is_made_once(world: tuple[Trial, str, str]) -> None:
     assert first.status_code == second.status_code == 200
     assert first.content == second.content and first.content[:2] == b"\xff\xd8"
     assert len(calls) <= 1  # made at most once (once unless an earlier test cached it)
+
+
+def test_photos_beyond_a_phones_size_are_measured_one_at_a_time(
+    world: tuple[Trial, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upload above ``LARGE_PHOTO_MEGAPIXELS`` goes through the one-at-a-time lane
+    (``Runtime.large_photos``, held while it is measured); a phone-sized one does not."""
+    import threading
+
+    trial, wound, _ = world
+    runtime = trial.service.app.state.runtime
+    lane = threading.BoundedSemaphore(1)
+    entered: list[int] = []
+
+    class Recording:
+        def __enter__(self) -> None:
+            assert lane.acquire(blocking=False), "two large photos at once"
+            entered.append(1)
+
+        def __exit__(self, *exc: object) -> None:
+            lane.release()
+
+    monkeypatch.setattr(runtime, "large_photos", Recording())
+    side = int((limits.LARGE_PHOTO_MEGAPIXELS * 1e6) ** 0.5) + 16
+    big = io.BytesIO()
+    Image.new("RGB", (side, side), (200, 150, 130)).save(big, format="PNG")
+    r = trial.upload(wound, big.getvalue(), filename="big.png", px_per_mm="10")
+    assert r.status_code == 201, r.text
+    assert entered == [1]
+    r = trial.upload(wound, sample_photo("0078"), px_per_mm="10")
+    assert r.status_code == 201, r.text
+    assert entered == [1]  # the 512 px photo did not take the lane
