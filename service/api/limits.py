@@ -32,6 +32,7 @@ import anyio.to_thread
 from fastapi import HTTPException, Request
 
 from service.api.deps import CallerDep
+from service.core.imaging import WORKING_MAX_PIXELS
 from service.domain.auth import Caller, session_cookie_name
 
 if TYPE_CHECKING:
@@ -359,10 +360,11 @@ UPLOAD_MEGAPIXELS_PER_S = 8.0
 """A key's sustained upload rate in megapixels a second (a 12 MP photo every 1.5 s)."""
 UPLOAD_MEGAPIXELS_BURST = 240
 """The megapixels a key may upload at once (twenty 12 MP photos of a visit)."""
-LARGE_PHOTO_MEGAPIXELS = 25.0
-"""Uploads above this (beyond a phone's 12-24 MP) are measured one at a time
-(``Runtime.large_photos``): however many keys send them, they hold at most one of the
-worker pool's threads, and a phone-sized photo never queues behind several of them."""
+LARGE_PHOTO_MEGAPIXELS = WORKING_MAX_PIXELS / 1e6
+"""Uploads above the working resolution (beyond a phone's 12-24 MP: decoded reduced)
+are measured one at a time (``Runtime.large_photos``): however many keys send them,
+they hold at most one of the worker pool's threads, and a phone-sized photo never
+queues behind several of them."""
 EXPORTS_PER_S, EXPORTS_BURST = 0.5, 60
 OVERLAYS_PER_S, OVERLAYS_BURST = 5.0, 60
 
