@@ -66,6 +66,9 @@ class TrainConfig(_Strict):
     soft_prob: float = 0.0
     """Share of samples made soft: a 160-640 px source upscaled, blur, JPEG, noise, halos."""
     soft_source_px: tuple[int, int] = (160, 640)
+    freeze_batchnorm: bool = False
+    """Keep every BatchNorm layer in eval mode (its running statistics and affine
+    parameters as loaded): for fine-tuning a trained model with small batches."""
     lr: float = 1e-3
     encoder_lr_mult: float = 0.5
     weight_decay: float = 1e-4

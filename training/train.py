@@ -87,6 +87,17 @@ def evaluate_torch(
     return score.summary()
 
 
+def freeze_batchnorm(model: torch.nn.Module) -> None:
+    """Every BatchNorm layer of ``model`` to eval mode, its parameters frozen: batches of
+    8 crops re-estimate (and drift) the statistics a trained model measured on whole
+    photos."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+            for p in module.parameters():
+                p.requires_grad_(False)
+
+
 def lr_lambda(total_steps: int, warmup: int) -> Callable[[int], float]:
     """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total_steps``."""
 
@@ -309,6 +320,8 @@ def _train_epoch(
     if data.sampler is not None:
         data.sampler.set_epoch(epoch)
     fit.net.train()
+    if cfg.train.freeze_batchnorm:
+        freeze_batchnorm(fit.net)
     losses: list[float] = []
     t_epoch = time.time()
     for i, (x, y) in enumerate(data.loader):

@@ -277,3 +277,22 @@ def test_a_training_sample_depends_only_on_seed_epoch_and_photo(tiny_dataset: Pa
     assert not all(np.array_equal(x, other[i][0].numpy()) for i, x in enumerate(first))
     a.set_epoch(1)
     assert not all(np.array_equal(x, a[i][0].numpy()) for i, x in enumerate(first))
+
+
+def test_frozen_batchnorm_keeps_the_loaded_statistics() -> None:
+    """``train.freeze_batchnorm``: a training step's forward pass leaves every BatchNorm
+    layer's running statistics and parameters as loaded (and they get no gradient)."""
+    need(has_module("torch"), "the [train] extra is not installed")
+    import torch
+
+    from training.train import freeze_batchnorm
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU())
+    bn = net[1]
+    before = bn.running_mean.clone(), bn.running_var.clone()
+    net.train()
+    freeze_batchnorm(net)
+    net(torch.randn(2, 3, 8, 8) * 5 + 3).sum().backward()
+    assert torch.equal(bn.running_mean, before[0]) and torch.equal(bn.running_var, before[1])
+    assert bn.weight.grad is None and not bn.weight.requires_grad
+    assert net[0].weight.grad is not None  # the rest still trains
