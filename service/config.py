@@ -90,6 +90,11 @@ class Settings(ModelSettings):
         description="FHIR server base the export's Bundle is loaded into (fullUrl ="
         " base/Type/id); empty = urn:uuid fullUrls.",
     )
+    public_url: str = Field(
+        default="",
+        description="This service's address as its users reach it (https://woundscope.example):"
+        " the FHIR export's photo URLs are absolute under it; empty = paths (/v1/...).",
+    )
     broker_url: str = Field(
         default="",
         description="Celery broker for batch work (amqp://user:pass@host:5672// or"
@@ -144,6 +149,13 @@ class Settings(ModelSettings):
     def _fhir_base(cls, value: str) -> str:
         if value and not value.startswith(("https://", "http://")):
             raise ValueError("fhir_base_url must be an http(s) URL, e.g. https://ehr.example/fhir")
+        return value.rstrip("/")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("public_url must be an http(s) URL, e.g. https://woundscope.example")
         return value.rstrip("/")
 
     @model_validator(mode="after")

@@ -69,6 +69,7 @@ def _fhir_json(data: StudyData, caller: Caller, settings: Settings) -> bytes:
     bundle = exports.fhir_bundle(
         data.measurements,
         base_url=settings.fhir_base_url or None,
+        media_base_url=settings.public_url or None,
         include_arm=caller.sees_arm,
         clinic_tz=settings.clinic_tz,
         subjects=data.subjects,

@@ -90,6 +90,11 @@ class _Names:
     those urns, since a relative reference needs a base to resolve against."""
 
     base: str | None
+    media_base: str | None = None
+    """The service's public address: a photo's path (``/v1/...``) made absolute under it."""
+
+    def media_url(self, path: str) -> str:
+        return f"{self.media_base}{path}" if self.media_base and path.startswith("/") else path
 
     def full_url(self, resource_type: str, ident: str) -> str:
         if self.base:
@@ -104,6 +109,7 @@ def fhir_bundle(
     rows: Iterable[MeasurementRow],
     *,
     base_url: str | None = None,
+    media_base_url: str | None = None,
     include_arm: bool = False,
     clinic_tz: tzinfo | None = None,
     now: datetime | None = None,
@@ -133,7 +139,10 @@ def fhir_bundle(
 
     ``fullUrl``: ``{base_url}/{type}/{id}`` with a configured FHIR base (references
     relative, ``Type/id``), else ``urn:uuid`` (references to those urns)."""
-    names = _Names(base_url.rstrip("/") if base_url else None)
+    names = _Names(
+        base_url.rstrip("/") if base_url else None,
+        media_base_url.rstrip("/") if media_base_url else None,
+    )
     rows = list(rows)
     history: dict[str, list[MeasurementRow]] = {}
     for row in rows:
@@ -324,7 +333,7 @@ def _media(row: MeasurementRow, names: _Names, clinic_tz: tzinfo | None) -> dict
     if row.voided and row.void_reason:
         media["note"] = [{"text": f"Voided: {row.void_reason}"}]
     if row.photo_url:
-        media["content"]["url"] = row.photo_url
+        media["content"]["url"] = names.media_url(row.photo_url)
     if row.photo_sha256:
         media["identifier"].append({"system": SYSTEM["photo_sha256"], "value": row.photo_sha256})
     if row.wound_location:

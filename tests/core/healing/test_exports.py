@@ -645,3 +645,22 @@ def test_live_csv_times_in_one_convention(demo_trial: LiveTrial) -> None:
         assert re.fullmatch(ISO_DATE, r["captured_at"]), r["captured_at"]
         for stamp in ("uploaded_at", "measured_at"):
             assert re.fullmatch(rf"{ISO_DATE}T[\d:.]+\+00:00", r[stamp]), r[stamp]
+
+
+def test_media_photo_urls_are_absolute_under_the_public_url() -> None:
+    """``public_url`` (``media_base_url``) makes each Media's photo URL one a FHIR
+    server's users can open; without it the URL is the API path, as before."""
+    from service.config import ConfigError, Settings
+
+    def media_url(bundle: dict) -> str:  # type: ignore[type-arg]
+        (media,) = [
+            e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Media"
+        ]
+        return str(media["content"]["url"])
+
+    assert media_url(fhir_bundle([row()])) == "/v1/assessments/asm_1/photo.jpg"
+    absolute = fhir_bundle([row()], media_base_url="https://ws.example/")
+    assert media_url(absolute) == "https://ws.example/v1/assessments/asm_1/photo.jpg"
+    assert Settings(public_url="https://ws.example/").public_url == "https://ws.example"
+    with pytest.raises((ConfigError, ValueError)):
+        Settings(public_url="ws.example")
