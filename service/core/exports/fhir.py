@@ -117,6 +117,9 @@ def fhir_bundle(
 ) -> dict[str, Any]:
     """A FHIR R4 ``collection`` Bundle (``id`` and ``timestamp``).
 
+    ``media_base_url``: the service's public address (``public_url``): each Media's
+    photo URL is absolute under it; without it, the API path.
+
     ``subjects``: every subject the caller sees, photographed or not: each gets its
     Patient (``deceasedDateTime`` from its death event) and ResearchSubject (``status``
     from its events, ``subject_status``), whether or not it has a photo.
