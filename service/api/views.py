@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date
 from typing import Any
 
@@ -14,7 +15,6 @@ from service.domain.batches import BatchStatus
 from service.domain.schemas import (
     AssessmentPublic,
     AuditPublic,
-    BatchFailurePublic,
     BatchPublic,
     KeyPublic,
     MeasurementPublic,
@@ -229,27 +229,5 @@ def event_public(row: SubjectEvent) -> EventPublic:
 
 
 def batch_public(status: BatchStatus) -> BatchPublic:
-    return BatchPublic(
-        id=status.id,
-        study=status.study,
-        kind=status.kind,
-        model=status.model,
-        engine=status.engine,
-        total=status.total,
-        pending=status.pending,
-        done=status.done,
-        failed=status.failed,
-        failures=[
-            BatchFailurePublic(
-                assessment=f.assessment,
-                code=f.code,
-                reason=f.reason,
-                attempts=f.attempts,
-                worker=f.worker,
-                at=f.at,
-            )
-            for f in status.failures
-        ],
-        created_by=status.created_by,
-        created_at=status.created_at,
-    )
+    """The domain's progress as the API's answer (the same fields, by name)."""
+    return BatchPublic.model_validate(asdict(status))

@@ -8,18 +8,10 @@ app = typer.Typer(help="API keys: create (shown once), revoke, list.", no_args_i
 
 
 def _database():  # type: ignore[no-untyped-def]
-    from service.commands._util import fail
+    from service.commands._util import open_database
     from service.config import get_settings
-    from service.core.errors import DatabaseBehind
-    from service.persistence.db import Database
 
-    db = Database(get_settings().database_url)
-    try:
-        db.ensure_schema()
-    except DatabaseBehind as exc:
-        db.dispose()
-        fail(exc.detail)
-    return db
+    return open_database(get_settings())
 
 
 @app.command()

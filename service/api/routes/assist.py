@@ -20,12 +20,11 @@ router = APIRouter(tags=["assessments"])
 @router.post(
     "/v1/assessments/{assessment}/outline",
     response_model=OutlineSuggestion,
+    # The codes of every status come from service.api.openapi (error_codes): only
+    # what they cannot say is written here.
     responses={
-        403: {"description": "forbidden: only clinicians and admins correct outlines"},
-        404: {"description": "not_found (also another site's photo)"},
-        409: {"description": "already_voided"},
-        422: {"description": "invalid_prompt, too_many_points"},
-        503: {"description": "busy (see Retry-After), no_model"},
+        403: {"description": "only clinicians and admins correct outlines"},
+        404: {"description": "also another site's photo"},
     },
 )
 def suggest(

@@ -12,7 +12,7 @@ from datetime import date
 from typing import Protocol
 
 from service.core.exports.rows import SubjectRow
-from service.core.healing.inputs import follow_up_end
+from service.core.healing.inputs import followed_events
 
 
 class Event(Protocol):
@@ -71,11 +71,9 @@ def age_years(subject: SubjectRow) -> int | None:
 
 
 def observed_events(events: Iterable[Event]) -> list[Event]:
-    """The events inside follow-up (``healing.follow_up_end``), in date order: none after
-    a death, withdrawal or loss to follow-up (a later event is not observed)."""
-    events = list(events)
-    end = follow_up_end(events)
-    return sorted((e for e in events if end is None or e.on <= end), key=lambda e: e.on)
+    """The events inside follow-up (``healing.followed_events``: none after a death,
+    withdrawal or loss to follow-up), in date order."""
+    return sorted(followed_events(list(events)), key=lambda e: e.on)
 
 
 def population_flags(randomized: bool, index_leg_photographed: bool) -> tuple[str, str]:

@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol, TypedDict
+from typing import Protocol, TypedDict, TypeVar
 
 WEEK_DAYS = 7.0
 PAR_WEEK4_TARGET_DAYS = 28
@@ -109,6 +109,9 @@ class DatedEvent(Protocol):
     def on(self) -> date: ...
 
 
+E = TypeVar("E", bound=DatedEvent)
+
+
 def follow_up_end(events: Iterable[DatedEvent]) -> date | None:
     """The day the subject's follow-up ended: its first death, withdrawal or loss to
     follow-up (``ENDS_SUBJECT_FOLLOW_UP``); None while it is followed. A major
@@ -136,7 +139,7 @@ def last_contact_on(
     return min(max(known), end) if end is not None else max(known)
 
 
-def followed_events(events: Sequence[SubjectEvent]) -> list[SubjectEvent]:
+def followed_events(events: Sequence[E]) -> list[E]:
     """The events the analysis reads: those on or before ``follow_up_end``."""
     end = follow_up_end(events)
     return [e for e in events if end is None or e.on <= end]
