@@ -252,6 +252,13 @@ class CoxHazardRatio(HazardRatio):
     )
 
 
+class GrayTest(LogRank):
+    df: int
+    score: float | None = Field(description="The compared arm's score (positive: more healing)")
+    variance: float | None
+    rho: float = Field(description="Weight (1 - F(t-))^rho, F the pooled incidence")
+
+
 class ArmComparison(_Answer):
     reference_arm: str = Field(description="The control arm: ratios read compared vs it")
     compared_arm: str
@@ -261,7 +268,13 @@ class ArmComparison(_Answer):
     cox_adjusted: CoxHazardRatio = Field(
         description="Sensitivity: stratified by site and adjusted for log baseline area"
     )
-    cumulative_incidence_test: str = Field(description="Gray's test / Fine-Gray: status")
+    cumulative_incidence_test: GrayTest = Field(
+        description="Gray's test of the cumulative incidence of healing (death and major "
+        "amputation competing), stratified by site"
+    )
+    fine_gray: CoxHazardRatio = Field(
+        description="Fine-Gray subdistribution hazard ratio of healing, stratified by site"
+    )
     durable_logrank: LogRank = Field(description="Durable healing, stratified by site")
     afs_logrank: LogRank = Field(description="Amputation-free survival, stratified by site")
 
@@ -279,7 +292,8 @@ class StudyAnswer(TimeToHealing):
         default=None, description="Admin keys only (blinding)"
     )
     arm_comparison: ArmComparison | None = Field(
-        default=None, description="Admin keys only, two arms: stratified log-rank and Cox HR"
+        default=None,
+        description="Admin keys only, two arms: stratified log-rank, Cox HR, Gray, Fine-Gray",
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from service.core.healing.competing import fine_gray_hazard_ratio, gray_test
 from service.core.healing.inputs import clean
 
 
@@ -123,13 +124,6 @@ def _hr(row: Any) -> dict[str, Any]:
     }
 
 
-CIF_TEST = (
-    "not computed yet: Gray's test of the cumulative incidence of healing between arms is "
-    "not implemented; no maintained Python library provides it or a Fine-Gray regression "
-    "(lifelines and scikit-survival do not; the cmprsk package wraps R)"
-)
-
-
 def _times_events(
     rows: Sequence[dict[str, Any]], time: str, event: str
 ) -> tuple[list[float], list[bool]]:
@@ -147,9 +141,10 @@ def arm_comparison(
     """Admins only: with exactly two arms, the other arm against the control
     (``control_arm``, the study's; else the first alphabetically): the stratified
     log-rank test and Cox hazard ratio of the time to healing, the Cox hazard ratio
-    adjusted for log baseline area (subjects with a baseline area), and stratified
-    log-rank tests of durable healing and of amputation-free survival (over ``everyone``
-    with a time origin)."""
+    adjusted for log baseline area (subjects with a baseline area), Gray's test and the
+    Fine–Gray subdistribution hazard ratio of healing with death and major amputation
+    competing, and stratified log-rank tests of durable healing and of amputation-free
+    survival (over ``everyone`` with a time origin)."""
     named = [a for a in arms if a]
     if len(named) != 2:
         return None
@@ -166,6 +161,12 @@ def arm_comparison(
 
     healing = args(group, "time_to_closure_days", "healing_event")
     with_area = [r for r in group if r.get("log_baseline_area") is not None]
+    competing = (
+        [float(r["cr_time_days"]) for r in group],
+        [int(r["cr_cause"]) for r in group],
+        healing[2],
+        reference,
+    )
     afs = [r for r in everyone if r.get("arm") in named and r["afs_time_days"] is not None]
     return {
         "reference_arm": reference,
@@ -177,7 +178,8 @@ def arm_comparison(
             *args(with_area, "time_to_closure_days", "healing_event"),
             log_baseline_area=[float(r["log_baseline_area"]) for r in with_area],
         ),
-        "cumulative_incidence_test": CIF_TEST,
+        "cumulative_incidence_test": gray_test(*competing, strata=healing[3]),
+        "fine_gray": fine_gray_hazard_ratio(*competing, strata=healing[3]),
         "durable_logrank": stratified_logrank(*args(group, "durable_time_days", "durable_event")),
         "afs_logrank": stratified_logrank(*args(afs, "afs_time_days", "afs_event")),
     }

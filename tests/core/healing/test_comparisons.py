@@ -174,7 +174,8 @@ def test_the_control_arm_is_the_reference(trial) -> None:
     comparison = answer["arm_comparison"]
     assert comparison["reference_arm"] == "placebo" and comparison["compared_arm"] == "active"
     assert comparison["reference_source"] == "control_arm"
-    assert "not" in comparison["cumulative_incidence_test"]
+    assert "Gray's test" in comparison["cumulative_incidence_test"]["method"]
+    assert "Fine-Gray" in comparison["fine_gray"]["method"]
 
 
 def test_cox_stratified_and_adjusted_equal_an_efron_fit(trial) -> None:
