@@ -13,7 +13,7 @@
 6. the release gate (``service.runtime.yardsticks``): the chosen file and the current default
    model are measured on every yardstick (FUSeg validation, re-framed, injury-ood);
    a candidate that loses more than ``GATE_MAX_DICE_LOSS`` pooled Dice on any of them,
-   or whose |precision - recall| exceeds ``GATE_MAX_PR_GAP`` on any, is refused, naming
+   or whose |precision - recall| exceeds ``GATE_MAX_PR_GAP`` (and the default's own) on any, is refused, naming
    the yardstick, unless ``--force REASON`` (the reason is written
    into ``model.json`` and must be quoted in the card). Both sets of numbers are kept
    in ``model.json`` (``metrics.yardsticks``, ``training.gate``).

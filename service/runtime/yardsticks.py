@@ -35,7 +35,11 @@ GATE_MAX_DICE_LOSS = 0.005
 """A candidate may not lose more pooled Dice than this on any yardstick (release gate)."""
 GATE_MAX_PR_GAP = 0.05
 """A candidate's |precision - recall| on any yardstick may not exceed this (release gate):
-an outline drawn inside (or outside) the wound's edge biases every area, whatever its Dice."""
+an outline drawn inside (or outside) the wound's edge biases every area, whatever its Dice.
+Where the default model is already further off on a yardstick (2.0.0 on the far shots:
+precision 0.63-0.66, recall 0.87-0.91), the candidate may not be further off than the
+default there: the target stays 0.05 (the benchmarks print it), but a gate no model near
+the default can pass would stop every step towards it."""
 
 Segment = Callable[[np.ndarray], np.ndarray]
 """uint8 RGB photo -> 0/255 mask of the same size (``Segmenter.segment(...).mask``)."""
@@ -115,17 +119,27 @@ def score_all(segment: Segment, sticks: list[Yardstick], limit: int | None = Non
     return {s.name: score(segment, s, limit) for s in sticks}
 
 
-def pr_gaps(candidate: dict, max_gap: float = GATE_MAX_PR_GAP) -> list[str]:
+def _gap(m: dict) -> float:
+    return m["precision"] - m["recall"]
+
+
+def pr_gaps(
+    candidate: dict, baseline: dict | None = None, max_gap: float = GATE_MAX_PR_GAP
+) -> list[str]:
     """The yardsticks on which ``candidate`` (a ``score_all`` answer) has |precision -
-    recall| above ``max_gap``, each as a sentence naming the side it errs on."""
+    recall| above ``max_gap`` and above the ``baseline``'s |P - R| on the same yardstick
+    (``GATE_MAX_PR_GAP``), each as a sentence naming the side it errs on."""
+    baseline = baseline or {}
     out = []
     for name, m in candidate.items():
-        gap = m["precision"] - m["recall"]
-        if abs(gap) > max_gap:
+        gap = _gap(m)
+        allowed = max(max_gap, abs(_gap(baseline[name]))) if name in baseline else max_gap
+        if abs(gap) > allowed:
             side = "inside the wound (recall short)" if gap > 0 else "outside the wound"
+            limit = f"{max_gap}" if allowed == max_gap else f"the default's {allowed:.3f}"
             out.append(
                 f"{name}: precision {m['precision']:.3f}, recall {m['recall']:.3f}"
-                f" (|P - R| {abs(gap):.3f} > {max_gap}: outlines drawn {side})"
+                f" (|P - R| {abs(gap):.3f} > {limit}: outlines drawn {side})"
             )
     return out
 
@@ -133,8 +147,9 @@ def pr_gaps(candidate: dict, max_gap: float = GATE_MAX_PR_GAP) -> list[str]:
 def gate(candidate: dict, baseline: dict, max_loss: float = GATE_MAX_DICE_LOSS) -> list[str]:
     """The yardsticks on which ``candidate`` loses more than ``max_loss`` pooled Dice
     against ``baseline`` (both ``score_all`` answers), or whose |precision - recall|
-    exceeds ``GATE_MAX_PR_GAP`` (``pr_gaps``), each as a sentence; [] = passes."""
-    worse = pr_gaps(candidate)
+    exceeds ``GATE_MAX_PR_GAP`` and the baseline's own (``pr_gaps``), each as a
+    sentence; [] = passes."""
+    worse = pr_gaps(candidate, baseline)
     for name, base in baseline.items():
         if name not in candidate:
             worse.append(f"{name}: not measured for the candidate")

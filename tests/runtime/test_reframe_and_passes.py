@@ -93,6 +93,20 @@ def test_gate_refuses_an_outline_drawn_inside_the_wound_and_names_the_yardstick(
     assert outside.startswith("x:") and "outside the wound" in outside
 
 
+def test_gate_lets_no_candidate_be_more_unbalanced_than_the_default_where_it_already_was() -> None:
+    """Where the default already has |P - R| > 0.05 (2.0.0 on the far shots), the
+    candidate may be as unbalanced, not more: a step towards the target is not refused
+    for a gap it did not make, and a step away from it still is."""
+    base = {"far": _m(0.75, 0.65, 0.90), "fuseg-val": _m(0.90, 0.90, 0.91)}
+    same = {"far": _m(0.75, 0.66, 0.90), "fuseg-val": _m(0.90, 0.88, 0.92)}
+    assert gate(same, base) == []
+    (worse,) = gate({"far": _m(0.75, 0.60, 0.90), "fuseg-val": _m(0.90, 0.88, 0.92)}, base)
+    assert worse.startswith("far:") and "the default's 0.250" in worse
+    # a yardstick where the default was balanced keeps the 0.05 limit
+    (worse,) = gate({"far": _m(0.75, 0.66, 0.90), "fuseg-val": _m(0.90, 0.87, 0.93)}, base)
+    assert worse.startswith("fuseg-val:") and "> 0.05" in worse
+
+
 def test_the_runtime_makes_the_passes_model_json_describes(
     tmp_path: Path, samples_dir: Path
 ) -> None:
