@@ -35,7 +35,7 @@ from service.api.wording import (
     plain_flags,
 )
 from service.core.errors import InvalidRequest
-from service.core.healing import EVENT_KINDS, LEGS, PAR_RESPONSE_PCT
+from service.core.healing import AFTER_SUBJECT_EVENT, EVENT_KINDS, LEGS, PAR_RESPONSE_PCT
 from service.core.measure import QUALITY_CODES
 from service.domain import access, batches, counting, reviewing, subjects
 from service.domain.auth import Caller
@@ -302,11 +302,12 @@ SUBJECT_FILTERS = ("site", "status", "flagged", "overdue", "q")
 
 
 def subject_overview(subject: Subject, study: Study, today: date) -> dict[str, Any]:
-    """One row of the study's subjects table: status, last visit, current area (sum of
-    each considered wound's latest counted area), the lowest wound PAR at week 4, its
-    photos with flags (by code), severe ones, retakes (a wound's further live photos on
-    the same day), those awaiting review, overdue (None: the study sets no visit
-    schedule, so nobody is late)."""
+    """One row of the study's subjects table: status, last visit (none dated after the
+    end of follow-up, ``after_subject_event``), current area (sum of each considered
+    wound's latest counted area), the lowest wound PAR at week 4, its photos with flags
+    (by code), severe ones, retakes (a wound's further live photos on the same day),
+    those awaiting review, overdue (None: the study sets no visit schedule, so nobody is
+    late)."""
     answer = subject_answer(subject)
     considered = [w for w in answer["wounds"] if w["wound"] in answer["wounds_considered"]]
     status = subject_status((wound_status(w) for w in considered), answer["all_wounds_healed"])
@@ -316,7 +317,8 @@ def subject_overview(subject: Subject, study: Study, today: date) -> dict[str, A
         for r in assessment_rows(wound, study)
         if not r["assessment"].voided
     ]
-    last_visit = max((r["assessment"].captured_at.date() for r in live), default=None)
+    followed = (r for r in live if r["uncounted_reason"] != AFTER_SUBJECT_EVENT)
+    last_visit = max((r["assessment"].captured_at.date() for r in followed), default=None)
     areas = []
     for w in considered:
         counted = [v["area_cm2"] for v in w["visits"] if v["counted"] and v["area_cm2"] is not None]

@@ -57,6 +57,7 @@ def study_public(study: Study) -> StudyPublic:
         visit_schedule=VisitSchedule.model_validate(study.visit_schedule)
         if study.visit_schedule
         else None,
+        photos_after_withdrawal=study.photos_after_withdrawal,
         created_at=study.created_at,
     )
 

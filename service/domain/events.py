@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from service.core.errors import DomainError, InvalidRequest, NotFound
-from service.core.healing import ENDS_SUBJECT_FOLLOW_UP
+from service.core.healing import ENDS_SUBJECT_FOLLOW_UP, refuses_photo_after
 from service.domain import access, audit, shared
 from service.domain.auth import Caller
 from service.domain.roles import CORRECTORS
-from service.persistence.orm import Subject, SubjectEvent, Wound
+from service.persistence.orm import Study, Subject, SubjectEvent, Wound
 
 if TYPE_CHECKING:
     from service.core.answers import EventCreate
@@ -72,13 +72,11 @@ def live_events(subject: Subject) -> list[SubjectEvent]:
     return [e for e in subject.events if not e.voided]
 
 
-def blocking_event(wound: Wound, captured_on: date) -> SubjectEvent | None:
-    """The event that ends this wound's follow-up before ``captured_on``: the subject's
-    death, withdrawal or loss to follow-up (``healing.ENDS_SUBJECT_FOLLOW_UP``), or a
-    major amputation of the wound's leg (a wound not marked ``index_leg: false`` is on
-    the index leg), dated before it; the earliest such event, or None. A photo after it
-    is refused at upload (``after_subject_event``) and, if stored before the event was
-    recorded, never counted (``counting.uncounted_reason``)."""
+def ending_events(wound: Wound, captured_on: date) -> list[SubjectEvent]:
+    """The live events that ended this wound's follow-up before ``captured_on``, earliest
+    first: the subject's death, withdrawal or loss to follow-up
+    (``healing.ENDS_SUBJECT_FOLLOW_UP``), or a major amputation of the wound's leg (a
+    wound not marked ``index_leg: false`` is on the index leg)."""
     leg = "contralateral" if wound.index_leg is False else "index"
     ending = [
         event
@@ -89,4 +87,29 @@ def blocking_event(wound: Wound, captured_on: date) -> SubjectEvent | None:
             or (event.kind == "major_amputation" and event.leg == leg)
         )
     ]
-    return min(ending, key=lambda e: e.occurred_on) if ending else None
+    return sorted(ending, key=lambda e: e.occurred_on)
+
+
+def blocking_event(wound: Wound, captured_on: date) -> SubjectEvent | None:
+    """The event that ends this wound's follow-up before ``captured_on``: the earliest of
+    ``ending_events``, or None. A photo after it is never counted
+    (``counting.uncounted_reason``: ``after_subject_event``), whether it was stored
+    before the event was recorded or recorded under the study's
+    ``photos_after_withdrawal: record`` (``refusing_event``)."""
+    ending = ending_events(wound, captured_on)
+    return ending[0] if ending else None
+
+
+def refusing_event(wound: Wound, captured_on: date, study: Study) -> SubjectEvent | None:
+    """The event that refuses an upload dated ``captured_on`` (``after_subject_event``):
+    the earliest of ``ending_events`` that ``healing.refuses_photo_after`` under the
+    study's ``photos_after_withdrawal`` (a death or the leg's major amputation always; a
+    withdrawal or loss to follow-up unless the study records such photos), or None."""
+    return next(
+        (
+            event
+            for event in ending_events(wound, captured_on)
+            if refuses_photo_after(event.kind, study.photos_after_withdrawal)
+        ),
+        None,
+    )

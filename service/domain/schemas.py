@@ -9,7 +9,11 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from service.core.freetext import SafeLine, SafeLines
-from service.core.healing import PAR_WEEK4_WINDOW_DAYS
+from service.core.healing import (
+    DEFAULT_PHOTOS_AFTER_WITHDRAWAL,
+    PAR_WEEK4_WINDOW_DAYS,
+    PhotosAfterWithdrawal,
+)
 from service.core.marker import MARKER_MM
 from service.core.measure import CalibrationMethod
 from service.core.review import DEFAULT_REVIEW_POLICY, ReviewPolicy
@@ -84,6 +88,14 @@ PAR_WEEK4_WINDOW_HELP = (
 )
 
 
+PHOTOS_AFTER_WITHDRAWAL_HELP = (
+    "A photo dated after the subject's withdrawal or loss to follow-up: refuse (409"
+    " after_subject_event) or record (stored and measured, never counted: uncounted_reason"
+    " after_subject_event); follow-up ends at the withdrawal either way, and a photo after"
+    " a death or the major amputation of its leg is always refused"
+)
+
+
 class StudyCreate(_In):
     id: str = Field(pattern=CODE_PATTERN, examples=["REX-001"])
     name: SafeLine = Field(min_length=1, max_length=200, examples=["REX-001 CLTI ulcer healing"])
@@ -112,6 +124,9 @@ class StudyCreate(_In):
     visit_schedule: VisitSchedule | None = Field(
         default=None, description="Expected visits; none: every 14 days ± 7"
     )
+    photos_after_withdrawal: PhotosAfterWithdrawal = Field(
+        default=DEFAULT_PHOTOS_AFTER_WITHDRAWAL, description=PHOTOS_AFTER_WITHDRAWAL_HELP
+    )
 
 
 class StudyUpdate(_In):
@@ -125,6 +140,9 @@ class StudyUpdate(_In):
     )
     control_arm: SafeLine | None = Field(default=None, max_length=64)
     visit_schedule: VisitSchedule | None = None
+    photos_after_withdrawal: PhotosAfterWithdrawal | None = Field(
+        default=None, description=PHOTOS_AFTER_WITHDRAWAL_HELP
+    )
 
 
 class StudyPublic(BaseModel):
@@ -138,6 +156,9 @@ class StudyPublic(BaseModel):
     par_week4_window_days: int = PAR_WEEK4_WINDOW_DAYS
     control_arm: str | None = None
     visit_schedule: VisitSchedule | None = None
+    photos_after_withdrawal: str = Field(
+        default=DEFAULT_PHOTOS_AFTER_WITHDRAWAL, description=PHOTOS_AFTER_WITHDRAWAL_HELP
+    )
     created_at: datetime
 
 

@@ -44,6 +44,7 @@ def create_study(
         par_week4_window_days=data.par_week4_window_days,
         control_arm=data.control_arm,
         visit_schedule=data.visit_schedule.model_dump() if data.visit_schedule else None,
+        photos_after_withdrawal=data.photos_after_withdrawal,
     )
     session.add(study)
     audit.record(
@@ -64,6 +65,7 @@ NOT_NULL_SETTINGS = (
     "locked",
     "closure_requires_drainage_recorded",
     "par_week4_window_days",
+    "photos_after_withdrawal",
 )
 
 

@@ -113,7 +113,7 @@ def upload_assessment(
     """
     caller.require(*WRITERS)
     study = access.ensure_writable(wound)
-    _refuse_after_subject_event(wound, form.captured_at.date())
+    _refuse_after_subject_event(wound, study, form.captured_at.date())
     upload_sha256 = hashlib.sha256(data).hexdigest()
     if form.idempotency_key:
         found = _replay(session, wound, form, data, upload_sha256)
@@ -135,10 +135,12 @@ def upload_assessment(
     return assessment, False
 
 
-def _refuse_after_subject_event(wound: Wound, captured_on: date) -> None:
-    """A photo dated after the subject's death, withdrawal, … (``events.blocking_event``) is
-    refused before anything is measured or stored: most often the date is wrong."""
-    blocked = events.blocking_event(wound, captured_on)
+def _refuse_after_subject_event(wound: Wound, study: Study, captured_on: date) -> None:
+    """A photo dated after the subject's death, withdrawal, … (``events.refusing_event``)
+    is refused before anything is measured or stored: most often the date is wrong. Under
+    the study's ``photos_after_withdrawal: record`` one dated after a withdrawal or loss
+    to follow-up (and no death or amputation of its leg) is stored, never counted."""
+    blocked = events.refusing_event(wound, captured_on, study)
     if blocked is None:
         return
     raise DomainError(

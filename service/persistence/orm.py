@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from service.core.freetext import check_optional
-from service.core.healing import PAR_WEEK4_WINDOW_DAYS
+from service.core.healing import DEFAULT_PHOTOS_AFTER_WITHDRAWAL, PAR_WEEK4_WINDOW_DAYS
 from service.core.marker import MARKER_MM
 
 
@@ -108,6 +108,14 @@ class Study(Base):
     visit_schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     """Expected visit days and their window (``schemas.VisitSchedule``); None: the
     default fortnightly visit ± 7 days (``domain.followup``)."""
+    photos_after_withdrawal: Mapped[str] = mapped_column(
+        String(16),
+        default=DEFAULT_PHOTOS_AFTER_WITHDRAWAL,
+        server_default=DEFAULT_PHOTOS_AFTER_WITHDRAWAL,
+    )
+    """A photo dated after the subject's withdrawal or loss to follow-up: ``refuse``d at
+    upload (``after_subject_event``) or ``record``ed, never counted
+    (``healing.refuses_photo_after``)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     sites: Mapped[list[Site]] = relationship(back_populates="study", order_by="Site.code")

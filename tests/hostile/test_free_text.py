@@ -285,7 +285,7 @@ NOT_FREE_TEXT = {
     "idempotency_key", "uploaded_by", "accepted_by", "created_by", "key_hash", "prefix",
     "role", "token_hash", "actor", "action", "resource", "hash", "prev_hash",
     # enumerations and codes checked by their schemas (CDISC codelists, job engines)
-    "sex", "country", "index_leg_side", "engine", "batch_id",
+    "sex", "country", "index_leg_side", "engine", "batch_id", "photos_after_withdrawal",
     # server-made text: a job's failure and the worker that met it
     "BatchFailure.reason", "BatchFailure.worker",
 }  # fmt: skip

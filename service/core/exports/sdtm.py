@@ -19,7 +19,7 @@ from service.core.exports.rows import (
 )
 from service.core.exports.subjects import laterality
 from service.core.exports.text import _csv, spreadsheet_unsafe
-from service.core.healing import is_closed
+from service.core.healing import AFTER_SUBJECT_EVENT, is_closed
 
 # --- CDISC SDTM-style TU, TR and DM ---------------------------------------------------
 #
@@ -236,7 +236,11 @@ def cdisc_tr_records(
                 row.drainage,
                 requires_drainage_recorded=closure_requires_drainage_recorded,
             )
-            records.append(_tr_closure(common, seq(usubjid), closed))
+            # After the end of follow-up the observation is no part of closure either.
+            not_done = (
+                not_done_reason(row, None) if row.uncounted_reason == AFTER_SUBJECT_EVENT else None
+            )
+            records.append(_tr_closure(common, seq(usubjid), closed, not_done))
     return records
 
 
@@ -299,16 +303,23 @@ def _tr_measurement(
     return record
 
 
-def _tr_closure(common: SdtmRecord, seq: int, closed: bool) -> SdtmRecord:
+def _tr_closure(
+    common: SdtmRecord, seq: int, closed: bool, not_done: str | None = None
+) -> SdtmRecord:
     """The clinician's closure observation (WNDCLOSE) read by the one closure rule
-    (``healing.is_closed``)."""
-    return {
+    (``healing.is_closed``); ``NOT DONE`` with the reason ``not_done`` on a photo dated
+    after the end of follow-up (``after_subject_event``: no part of closure), so a
+    closure re-derived from TR cannot count it."""
+    record: SdtmRecord = {
         **common,
         "TRSEQ": seq,
         "TRTESTCD": "WNDCLOSE",
         "TRTEST": "Wound Closure",
-        "TRORRES": "Y" if closed else "N",
-        "TRSTRESC": "Y" if closed else "N",
         "TRMETHOD": "CLINICAL EXAMINATION",
         "TREVAL": "INVESTIGATOR",
     }
+    if not_done is not None:
+        record.update({"TRSTAT": "NOT DONE", "TRREASND": not_done})
+    else:
+        record.update({"TRORRES": "Y" if closed else "N", "TRSTRESC": "Y" if closed else "N"})
+    return record

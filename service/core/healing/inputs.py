@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol, TypedDict, TypeVar
+from typing import Literal, Protocol, TypedDict, TypeVar
 
 WEEK_DAYS = 7.0
 PAR_WEEK4_TARGET_DAYS = 28
@@ -76,6 +76,24 @@ ENDS_SUBJECT_FOLLOW_UP = ("death", *LEAVES_STUDY)
 """Events after which nothing of the subject enters the analysis: no photo, no event
 (data after a withdrawal of consent must not be analysed)."""
 """Events after which the subject is no longer followed (besides the competing ones)."""
+
+PhotosAfterWithdrawal = Literal["refuse", "record"]
+PHOTOS_AFTER_WITHDRAWAL: tuple[PhotosAfterWithdrawal, ...] = ("refuse", "record")
+DEFAULT_PHOTOS_AFTER_WITHDRAWAL: PhotosAfterWithdrawal = "refuse"
+"""The study setting ``photos_after_withdrawal``: a photo dated after the subject's
+withdrawal or loss to follow-up is refused (``refuse``) or stored, never counted
+(``record``)."""
+
+
+def refuses_photo_after(
+    kind: str, photos_after_withdrawal: str = DEFAULT_PHOTOS_AFTER_WITHDRAWAL
+) -> bool:
+    """Whether an upload dated after an event of this ``kind`` that ended the wound's
+    follow-up is refused (``after_subject_event``): always after a death or the major
+    amputation of the wound's leg; after a withdrawal or loss to follow-up
+    (``LEAVES_STUDY``) unless the study records such photos. A recorded one is stored
+    and, like any photo dated after the end of follow-up, never counted."""
+    return not (photos_after_withdrawal == "record" and kind in LEAVES_STUDY)
 
 
 @dataclass(frozen=True)
