@@ -296,3 +296,39 @@ def test_frozen_batchnorm_keeps_the_loaded_statistics() -> None:
     assert torch.equal(bn.running_mean, before[0]) and torch.equal(bn.running_var, before[1])
     assert bn.weight.grad is None and not bn.weight.requires_grad
     assert net[0].weight.grad is not None  # the rest still trains
+
+
+def test_int8_is_kept_only_where_it_holds_on_the_foreign_sets_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """int8's ranges come from FUSeg training photos: a loss it shows only on injury-ood
+    or another clinic's photos keeps fp32 (scripted Dice; the files are real)."""
+    from service.core.contract import ModelSpec
+    from training import release as rel
+
+    spec = ModelSpec.model_validate(
+        json.loads((ROOT / "models/ulcerseg-2.0.0/model.json").read_text())
+    )
+    dice = {
+        ("model.fp32.onnx", "validation"): 0.900,
+        ("model.int8.onnx", "validation"): 0.899,
+        ("model.fp32.onnx", "ood"): 0.900,
+        ("model.int8.onnx", "ood"): 0.880,
+    }
+    monkeypatch.setattr(
+        rel, "quantize", lambda staging, _: (staging / "model.int8.onnx").write_bytes(b"q")
+    )
+    monkeypatch.setattr(
+        rel, "_measure", lambda spec, staging, f, folder: {"pooled_dice": dice[(f, folder.name)]}
+    )
+    monkeypatch.setattr(rel, "save_spec", lambda spec, staging: None)
+    data, ood = tmp_path / "data", tmp_path / "ood"
+    (ood / "images").mkdir(parents=True)
+    for foreign, kept in (((), "int8"), ((ood,), "fp32")):
+        staging = tmp_path / f"staging-{kept}"
+        staging.mkdir()
+        (staging / "model.onnx").write_bytes(b"fp32")
+        chosen = rel._choose_precision(spec, staging, data, foreign)
+        assert chosen.use_int8 is (kept == "int8")
+        assert (staging / "model.onnx").read_bytes() == (b"q" if kept == "int8" else b"fp32")
+    assert chosen.loss == pytest.approx(0.020)
