@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from service.core.healing.competing import fine_gray_hazard_ratio, gray_test
+from service.core.healing.coxfit import by_site, fit_cox
 from service.core.healing.inputs import clean
 
 
@@ -48,12 +49,6 @@ def stratified_logrank(
     }
 
 
-COX_FIT_OPTIONS = {"precision": 1e-14, "r_precision": 1e-16, "step_size": 0.5, "max_steps": 1000}
-"""Newton–Raphson to the maximum: lifelines' defaults stop on a 1e-9 relative change of
-the log-likelihood, which on a flat likelihood (few events) leaves the HR off by up to
-1e-4; these reach the maximum to 1e-8 (tests/core/healing/test_comparisons.py)."""
-
-
 def cox_hazard_ratio(
     durations_days: Sequence[float],
     events: Sequence[bool],
@@ -63,13 +58,10 @@ def cox_hazard_ratio(
     log_baseline_area: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Cox hazard ratio, group ≠ ``reference`` vs ``reference``, stratified by site
-    (lifelines CoxPHFitter, Efron ties), with its 95 % CI; with ``log_baseline_area``
-    (one per subject, ln cm²) the model is also adjusted for it (the sensitivity
-    analysis), and its own HR per unit of ln area is reported."""
-    import warnings
-
+    (``coxfit.fit_cox``: lifelines, Efron ties), with its 95 % CI; with
+    ``log_baseline_area`` (one per subject, ln cm²) the model is also adjusted for it (the
+    sensitivity analysis), and its own HR per unit of ln area is reported."""
     import pandas as pd
-    from lifelines import CoxPHFitter
 
     columns: dict[str, list[Any]] = {
         "T": list(durations_days),
@@ -80,35 +72,17 @@ def cox_hazard_ratio(
     if log_baseline_area is not None:
         columns["log_baseline_area"] = list(log_baseline_area)
     frame = pd.DataFrame(columns)
-    cph = CoxPHFitter()
-    method = "Cox proportional hazards, Efron ties, stratified by site" + (
-        ", adjusted for log baseline area" if log_baseline_area is not None else ""
+    method = (
+        "Cox proportional hazards, Efron ties"
+        + (", stratified by site" if by_site(frame) else "")
+        + (", adjusted for log baseline area" if log_baseline_area is not None else "")
     )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            cph.fit(
-                frame,
-                "T",
-                "E",
-                strata=["site"] if frame["site"].nunique() > 1 else None,
-                fit_options=COX_FIT_OPTIONS,
-            )
-        except Exception as exc:  # no events in a group, separation: no estimate, say why
-            return {
-                "method": method,
-                "subjects": len(frame),
-                "hazard_ratio": None,
-                "ci95": [None, None],
-                "warning": f"no estimate: {exc}".splitlines()[0],
-            }
+    answer: dict[str, Any] = {"method": method, "subjects": len(frame)}
+    cph, warning = fit_cox(frame, "T", "E")
+    if cph is None:
+        return {**answer, "hazard_ratio": None, "ci95": [None, None], "warning": warning}
     summary = cph.summary
-    answer: dict[str, Any] = {
-        "warning": str(caught[0].message).strip().splitlines()[0] if caught else None,
-        "method": method,
-        "subjects": len(frame),
-        **_hr(summary.loc["treated"]),
-    }
+    answer |= {"warning": warning, **_hr(summary.loc["treated"])}
     if log_baseline_area is not None:
         answer["log_baseline_area"] = _hr(summary.loc["log_baseline_area"])
     return answer

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from service.core.healing.coxfit import by_site, fit_cox
 from service.core.healing.inputs import clean
 
 GRAY_METHOD = "Gray's test (1988) of the cumulative incidence of healing, rho = {rho:g}{by}"
@@ -233,12 +234,7 @@ def fine_gray_hazard_ratio(
     strata). The CI uses the robust sandwich variance clustered by subject computed
     here from Efron score residuals on the (entry, exit] risk sets: lifelines'
     ``robust=True`` ignores entry times in its residuals (and ties), so it is not used."""
-    import warnings
-
     import pandas as pd
-    from lifelines import CoxPHFitter
-
-    from service.core.healing.comparisons import COX_FIT_OPTIONS
 
     sites = list(strata) if strata is not None else [""] * len(durations_days)
     rows = fine_gray_rows(durations_days, causes, sites, cause)
@@ -246,32 +242,16 @@ def fine_gray_hazard_ratio(
     frame = pd.DataFrame(rows, columns=["subject", "entry", "exit", "event", "weight"])
     frame["treated"] = [treated[i] for i in frame["subject"]]
     frame["site"] = [sites[i] for i in frame["subject"]]
-    stratified = frame["site"].nunique() > 1
+    stratified = by_site(frame)
     method = FINE_GRAY_METHOD.format(
         per=", per site" if stratified else "", by=", stratified by site" if stratified else ""
     )
     answer: dict[str, Any] = {"method": method, "subjects": len(durations_days)}
-    cph = CoxPHFitter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        warnings.filterwarnings("ignore", message="It appears your weights are not integers")
-        try:
-            cph.fit(
-                frame.drop(columns=["subject"] + ([] if stratified else ["site"])),
-                "exit",
-                "event",
-                entry_col="entry",
-                weights_col="weight",
-                strata=["site"] if stratified else None,
-                fit_options=COX_FIT_OPTIONS,
-            )
-        except Exception as exc:  # no events in a group, separation: no estimate, say why
-            return {
-                **answer,
-                "hazard_ratio": None,
-                "ci95": [None, None],
-                "warning": f"no estimate: {exc}".splitlines()[0],
-            }
+    cph, warning = fit_cox(
+        frame.drop(columns=["subject"]), "exit", "event", entry_col="entry", weights_col="weight"
+    )
+    if cph is None:
+        return {**answer, "hazard_ratio": None, "ci95": [None, None], "warning": warning}
     beta = float(cph.params_["treated"])
     residuals = efron_score_residuals(
         frame["entry"].to_numpy(float),
@@ -288,7 +268,7 @@ def fine_gray_hazard_ratio(
     z = 1.959963984540054
     return {
         **answer,
-        "warning": str(caught[0].message).strip().splitlines()[0] if caught else None,
+        "warning": warning,
         "hazard_ratio": clean(float(np.exp(beta))),
         "ci95": [clean(float(np.exp(beta - z * se))), clean(float(np.exp(beta + z * se)))],
     }

@@ -272,3 +272,20 @@ def test_par_by_arm_with_counts(trial) -> None:
             assert got["available"] == len(values)
             assert got["at_least_50_pct"] == sum(v >= 50 for v in values)
             assert got["median_pct"] == pytest.approx(float(np.median(values)), abs=1e-6)
+
+
+def test_with_one_site_the_cox_ratios_are_estimated_and_equal_an_efron_fit() -> None:
+    """A single-site study gets its Cox hazard ratios (the site column was once passed
+    to lifelines as a text covariate, and every ratio came back "no estimate")."""
+    subjects, truths = generate(5, sites=("A",))
+    answer = study_endpoints(subjects, by_arm=True, control_arm="placebo")
+    rows = answer["subject_rows"]
+    times = [r["time_to_closure_days"] for r in rows]
+    events = [r["healing_event"] for r in rows]
+    treated = [float(truths[i].arm == "active") for i in range(len(rows))]
+    comparison = answer["arm_comparison"]
+    (beta,) = efron_fit(times, events, treated, ["A"] * len(rows))
+    assert comparison["cox"]["warning"] is None
+    assert comparison["cox"]["hazard_ratio"] == pytest.approx(math.exp(beta), rel=1e-6)
+    assert "stratified" not in comparison["cox"]["method"]
+    assert comparison["fine_gray"]["hazard_ratio"] is not None

@@ -17,8 +17,8 @@ from lifelines.statistics import logrank_test
 from scipy.optimize import minimize_scalar
 
 from service.core.healing import study_endpoints
-from service.core.healing.comparisons import COX_FIT_OPTIONS
 from service.core.healing.competing import fine_gray_hazard_ratio, gray_test
+from service.core.healing.coxfit import COX_FIT_OPTIONS
 from tests.core.healing.test_comparisons import generate
 
 # --- data ----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from service.core.healing import (
     subject_endpoints,
     wound_endpoints,
 )
-from service.core.healing.comparisons import COX_FIT_OPTIONS
+from service.core.healing.coxfit import COX_FIT_OPTIONS
 
 BASE = date(2026, 1, 5)
 
