@@ -78,7 +78,6 @@ ENDS_SUBJECT_FOLLOW_UP = ("death", *LEAVES_STUDY)
 """Events after which the subject is no longer followed (besides the competing ones)."""
 
 PhotosAfterWithdrawal = Literal["refuse", "record"]
-PHOTOS_AFTER_WITHDRAWAL: tuple[PhotosAfterWithdrawal, ...] = ("refuse", "record")
 DEFAULT_PHOTOS_AFTER_WITHDRAWAL: PhotosAfterWithdrawal = "refuse"
 """The study setting ``photos_after_withdrawal``: a photo dated after the subject's
 withdrawal or loss to follow-up is refused (``refuse``) or stored, never counted

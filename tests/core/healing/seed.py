@@ -4,13 +4,15 @@ segments), keys of every role."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from service.domain.auth import create_key
 from service.persistence.db import Database
-from tests.conftest import ROOT
+from tests.conftest import ROOT, need
 
 
 def _bundled_model() -> Path:
@@ -26,6 +28,28 @@ def _bundled_model() -> Path:
 MODEL_DIR = _bundled_model()
 PHOTO = ROOT / "data" / "samples" / "fuseg" / "images" / "0078.jpg"
 PX_PER_MM = 10.0
+
+
+@contextmanager
+def running_app(tmp_path_factory: Any) -> Iterator[tuple[Any, Any]]:
+    """The service on the bundled model with a fresh data folder, as ``(TestClient,
+    app)``; skipped, with the reason, when the model or the sample photo is missing."""
+    need((MODEL_DIR / "model.onnx").is_file(), f"the bundled model is not at {MODEL_DIR}")
+    need(PHOTO.is_file(), f"the sample photo is not at {PHOTO}")
+    from fastapi.testclient import TestClient
+
+    from service.api.app import create_app
+    from service.config import Settings
+
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("woundscope"),
+        model=str(MODEL_DIR),
+        log_json=False,
+        log_level="WARNING",
+    )
+    app = create_app(settings)
+    with TestClient(app) as client:
+        yield client, app
 
 
 def square(side_px: int, x0: int = 40, y0: int = 40) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +15,7 @@ from fastapi.testclient import TestClient
 
 from service.core.healing import LEAVES_STUDY, refuses_photo_after
 from service.domain.auth import create_key
-from tests.conftest import need
-from tests.core.healing.seed import MODEL_DIR, PHOTO, PX_PER_MM, square
+from tests.core.healing.seed import PHOTO, PX_PER_MM, running_app, square
 
 
 @pytest.mark.parametrize("kind", LEAVES_STUDY)
@@ -96,17 +94,7 @@ class Api:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    need((MODEL_DIR / "model.onnx").is_file(), f"the bundled model is not at {MODEL_DIR}")
-    need(PHOTO.is_file(), f"the sample photo is not at {PHOTO}")
-    from service.api.app import create_app
-    from service.config import Settings
-
-    data_dir: Path = tmp_path_factory.mktemp("woundscope")
-    settings = Settings(
-        data_dir=data_dir, model=str(MODEL_DIR), log_json=False, log_level="WARNING"
-    )
-    app = create_app(settings)
-    with TestClient(app) as client:
+    with running_app(tmp_path_factory) as (client, app):
         with app.state.db.session() as session:
             _, key = create_key(session, role="admin", holder="Server admin")
         yield Api(client, key)

@@ -4,7 +4,6 @@ app on SQLite in a temp dir, the bundled model, the seeded two-subject trial."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,23 +11,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from service.persistence.orm import AuditEntry
-from tests.conftest import need
-from tests.core.healing.seed import MODEL_DIR, PHOTO, PX_PER_MM, Trial, seed
+from tests.core.healing.seed import PHOTO, PX_PER_MM, Trial, running_app, seed
 
 
 @pytest.fixture(scope="module")
 def trial_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Trial, Any]]:
-    need((MODEL_DIR / "model.onnx").is_file(), f"the bundled model is not at {MODEL_DIR}")
-    need(PHOTO.is_file(), f"the sample photo is not at {PHOTO}")
-    from service.api.app import create_app
-    from service.config import Settings
-
-    data_dir: Path = tmp_path_factory.mktemp("woundscope")
-    settings = Settings(
-        data_dir=data_dir, model=str(MODEL_DIR), log_json=False, log_level="WARNING"
-    )
-    app = create_app(settings)
-    with TestClient(app) as client:
+    with running_app(tmp_path_factory) as (client, app):
         yield client, seed(client, app.state.db), app.state.db
 
 

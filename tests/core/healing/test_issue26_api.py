@@ -5,31 +5,19 @@ follow-up ends there (defect 4); a false marker beside a given scale is a
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import cv2
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import need
-from tests.core.healing.seed import MODEL_DIR, PHOTO, PX_PER_MM, Trial, seed, square
+from tests.core.healing.seed import PHOTO, PX_PER_MM, Trial, running_app, seed, square
 from tests.core.measurement.conftest import shoot
 
 
 @pytest.fixture(scope="module")
 def trial_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Trial]]:
-    need((MODEL_DIR / "model.onnx").is_file(), f"the bundled model is not at {MODEL_DIR}")
-    need(PHOTO.is_file(), f"the sample photo is not at {PHOTO}")
-    from service.api.app import create_app
-    from service.config import Settings
-
-    data_dir: Path = tmp_path_factory.mktemp("woundscope")
-    settings = Settings(
-        data_dir=data_dir, model=str(MODEL_DIR), log_json=False, log_level="WARNING"
-    )
-    app = create_app(settings)
-    with TestClient(app) as client:
+    with running_app(tmp_path_factory) as (client, app):
         yield client, seed(client, app.state.db)
 
 

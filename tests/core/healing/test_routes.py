@@ -8,7 +8,6 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from service.persistence.orm import AuditEntry
-from tests.conftest import need
-from tests.core.healing.seed import MODEL_DIR, PHOTO, SERIES, Trial, area_cm2, seed
+from tests.core.healing.seed import MODEL_DIR, SERIES, Trial, area_cm2, running_app, seed
 
 WOUND_KEYS = {
     "baseline_area_cm2",
@@ -38,17 +36,7 @@ VISIT_KEYS = {"assessment", "captured_at", "day", "area_cm2", "par_pct", "closed
 
 @pytest.fixture(scope="module")
 def trial_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Trial]]:
-    need((MODEL_DIR / "model.onnx").is_file(), f"the bundled model is not at {MODEL_DIR}")
-    need(PHOTO.is_file(), f"the sample photo is not at {PHOTO}")
-    from service.api.app import create_app
-    from service.config import Settings
-
-    data_dir: Path = tmp_path_factory.mktemp("woundscope")
-    settings = Settings(
-        data_dir=data_dir, model=str(MODEL_DIR), log_json=False, log_level="WARNING"
-    )
-    app = create_app(settings)
-    with TestClient(app) as client:
+    with running_app(tmp_path_factory) as (client, app):
         yield client, seed(client, app.state.db)
 
 
