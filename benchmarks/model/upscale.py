@@ -25,7 +25,7 @@ import numpy as np
 from service.core.contract import binarize, preprocess, probability, unbox, zoomed
 from service.runtime.artifacts import resolve_model
 from service.runtime.inference import Segmenter
-from service.runtime.yardsticks import REFRAME_FILLS, Yardstick, score, yardsticks
+from service.runtime.yardsticks import FUSEG_VAL, REFRAME_FILLS, Yardstick, score, yardsticks
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -70,7 +70,7 @@ def main() -> None:
         seg = Segmenter(resolve_model(ref, [ROOT / "models"]), threads=2)
         size = seg.spec.input.size
         sticks = yardsticks(args.fuseg, args.ood, REFRAME_FILLS, (224,), args.other_clinic)
-        sticks = [s for s in sticks if s.name != "fuseg-val"]
+        sticks = [s for s in sticks if s.name != FUSEG_VAL]
         sticks = [_small_only(s, size) if s.name == "injury-ood" else s for s in sticks]
         for stick in sticks:
             for way, segment in _ways(seg).items():

@@ -41,6 +41,9 @@ precision 0.63-0.66, recall 0.87-0.91), the candidate may not be further off tha
 default there: the target stays 0.05 (the benchmarks print it), but a gate no model near
 the default can pass would stop every step towards it."""
 
+FUSEG_VAL = "fuseg-val"
+"""The yardstick of the split a release's ``model.json`` metrics are measured on."""
+
 Segment = Callable[[np.ndarray], np.ndarray]
 """uint8 RGB photo -> 0/255 mask of the same size (``Segmenter.segment(...).mask``)."""
 
@@ -51,6 +54,9 @@ class Yardstick:
     """``fuseg-val``, ``reframed-f10-s512``, ``injury-ood``."""
     photos: Callable[[], Iterator[tuple[str, np.ndarray, np.ndarray]]]
     """(name, rgb, truth mask) triples, made on demand (re-framed views are not stored)."""
+    folder: Path | None = None
+    """The folder (``images/``, ``labels/``) its photos are read from as they are; None
+    for views made from another set (re-framed)."""
 
 
 def _folder(
@@ -91,17 +97,17 @@ def yardsticks(
     out: list[Yardstick] = []
     if fuseg is not None and (fuseg / "validation" / "images").is_dir():
         images, labels = fuseg / "validation" / "images", fuseg / "validation" / "labels"
-        out.append(Yardstick("fuseg-val", _folder(images, labels)))
+        out.append(Yardstick(FUSEG_VAL, _folder(images, labels), images.parent))
         out += [
             Yardstick(reframed_name(f, s), _reframed(images, labels, f, s))
             for f in fills
             for s in sizes
         ]
     if ood is not None and (ood / "images").is_dir():
-        out.append(Yardstick("injury-ood", _folder(ood / "images", ood / "labels")))
+        out.append(Yardstick("injury-ood", _folder(ood / "images", ood / "labels"), ood))
     if other_clinic is not None and (other_clinic / "validation" / "images").is_dir():
         val = other_clinic / "validation"
-        out.append(Yardstick("woundseg-dfu-val", _folder(val / "images", val / "labels")))
+        out.append(Yardstick("woundseg-dfu-val", _folder(val / "images", val / "labels"), val))
     return out
 
 

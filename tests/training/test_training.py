@@ -322,13 +322,12 @@ def test_int8_is_kept_only_where_it_holds_on_the_foreign_sets_too(
         rel, "_measure", lambda spec, staging, f, folder: {"pooled_dice": dice[(f, folder.name)]}
     )
     monkeypatch.setattr(rel, "save_spec", lambda spec, staging: None)
-    data, ood = tmp_path / "data", tmp_path / "ood"
-    (ood / "images").mkdir(parents=True)
-    for foreign, kept in (((), "int8"), ((ood,), "fp32")):
+    val = {"fuseg-val": tmp_path / "data" / "validation"}
+    for foreign, kept in (({}, "int8"), ({"injury-ood": tmp_path / "ood"}, "fp32")):
         staging = tmp_path / f"staging-{kept}"
         staging.mkdir()
         (staging / "model.onnx").write_bytes(b"fp32")
-        chosen = rel._choose_precision(spec, staging, data, foreign)
+        chosen = rel._choose_precision(spec, staging, tmp_path / "train", val | foreign)
         assert chosen.use_int8 is (kept == "int8")
         assert (staging / "model.onnx").read_bytes() == (b"q" if kept == "int8" else b"fp32")
     assert chosen.loss == pytest.approx(0.020)
