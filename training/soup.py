@@ -27,14 +27,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import typer
 
-from service.core.contract import ModelSpec, postprocess, preprocess, probability
+from service.core.contract import ModelSpec
 from service.runtime.yardsticks import Yardstick, score_all, yardsticks
 from training.config import Config
-from training.train import build_model, model_spec
+from training.train import build_model, model_spec, torch_segment
 
 State = dict[str, torch.Tensor]
 
@@ -78,18 +77,6 @@ def _segmenter(ckpt: dict[str, Any]) -> tuple[torch.nn.Module, ModelSpec]:
     net = build_model(cfg, pretrained=False)
     net.load_state_dict(ckpt["model"])
     return net.eval(), model_spec(cfg)
-
-
-def torch_segment(net: torch.nn.Module, spec: ModelSpec):
-    """rgb -> mask, with the service's own preprocess/postprocess (``contract``)."""
-
-    def segment(rgb: np.ndarray) -> np.ndarray:
-        x, box = preprocess(rgb, spec)
-        with torch.no_grad():
-            logits = net(torch.from_numpy(x)).float().numpy()[0, 0]
-        return postprocess(probability(logits, spec), box, spec)
-
-    return segment
 
 
 SCREEN_FILLS = (0.01, 0.03, 0.25)

@@ -71,19 +71,33 @@ def model_spec(cfg: Config) -> ModelSpec:
     )
 
 
-@torch.no_grad()
+def torch_segment(
+    model: torch.nn.Module, spec: ModelSpec, device: torch.device | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """rgb -> 0/255 mask by the PyTorch network, with the service's own preprocess and
+    postprocess (``contract``): one whole-photo look, as the ONNX model's first."""
+    device = device or torch.device("cpu")
+
+    @torch.no_grad()
+    def segment(rgb: np.ndarray) -> np.ndarray:
+        x, box = preprocess(rgb, spec)
+        logits = model(torch.from_numpy(x).to(device)).float().cpu().numpy()[0, 0]
+        return postprocess(probability(logits, spec), box, spec)
+
+    return segment
+
+
 def evaluate_torch(
     model: torch.nn.Module, pairs: Sequence[Pair], spec: ModelSpec, device: torch.device
 ) -> dict[str, float | int]:
     """Whole-photo evaluation with the same preprocess/postprocess as the service."""
     model.eval()
+    segment = torch_segment(model, spec, device)
     score = SplitScore()
     for pair in pairs:
-        rgb = read_rgb(pair.image)
-        x, box = preprocess(rgb, spec)
-        logits = model(torch.from_numpy(x).to(device)).float().cpu().numpy()[0, 0]
-        mask = postprocess(probability(logits, spec), box, spec)
-        score.add(score_photo(pair.image.name, read_mask(pair.label), mask))
+        score.add(
+            score_photo(pair.image.name, read_mask(pair.label), segment(read_rgb(pair.image)))
+        )
     return score.summary()
 
 

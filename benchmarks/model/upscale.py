@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.core.contract import binarize, preprocess, probability, unbox, zoomed
+from service.core.contract import PassSpec, binarize
 from service.runtime.artifacts import resolve_model
 from service.runtime.inference import Segmenter
 from service.runtime.yardsticks import FUSEG_VAL, REFRAME_FILLS, Yardstick, score, yardsticks
@@ -32,18 +32,17 @@ DATASETS = ROOT.parent / "shared" / "datasets"
 
 
 def _ways(seg: Segmenter) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """One look each (``Segmenter.look``): the plain letterbox (zoom 1), or the photo at
+    its own size in the square (zoom = its longer side / the input, when smaller)."""
+
+    def look(zoom: Callable[[np.ndarray], float]) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda rgb: binarize(seg.look(rgb, PassSpec(zoom=zoom(rgb))), seg.spec)
+
     size = seg.spec.input.size
-
-    def upscale(rgb: np.ndarray) -> np.ndarray:
-        x, box = preprocess(rgb, seg.spec)
-        return binarize(unbox(probability(seg.run_batch(x)[0], seg.spec), box), seg.spec)
-
-    def native(rgb: np.ndarray) -> np.ndarray:
-        zoom = min(1.0, max(rgb.shape[:2]) / size)
-        x, box = zoomed(rgb, seg.spec, zoom)
-        return binarize(unbox(probability(seg.run_batch(x)[0], seg.spec), box), seg.spec)
-
-    return {"upscaled to the input": upscale, "native resolution": native}
+    return {
+        "upscaled to the input": look(lambda rgb: 1.0),
+        "native resolution": look(lambda rgb: min(1.0, max(rgb.shape[:2]) / size)),
+    }
 
 
 def _small_only(stick: Yardstick, size: int) -> Yardstick:
