@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.core.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
@@ -20,6 +20,13 @@ from service.core.measure import QualityLimits
 
 BROKER_SCHEMES = ("amqp://", "amqps://", "pyamqp://", "redis://", "rediss://")
 """The brokers the job engine (Celery) is run against: RabbitMQ and Redis."""
+
+
+URL_EXAMPLES = {
+    "fhir_base_url": "https://ehr.example/fhir",
+    "public_url": "https://woundscope.example",
+}
+"""The http(s) base settings and the example each one's refusal gives."""
 
 
 class ModelSettings(BaseSettings):
@@ -144,18 +151,13 @@ class Settings(ModelSettings):
             )
         return value
 
-    @field_validator("fhir_base_url")
+    @field_validator("fhir_base_url", "public_url")
     @classmethod
-    def _fhir_base(cls, value: str) -> str:
+    def _http_base(cls, value: str, info: ValidationInfo) -> str:
+        """An http(s) address without its trailing slash (paths are appended to it)."""
         if value and not value.startswith(("https://", "http://")):
-            raise ValueError("fhir_base_url must be an http(s) URL, e.g. https://ehr.example/fhir")
-        return value.rstrip("/")
-
-    @field_validator("public_url")
-    @classmethod
-    def _public_url(cls, value: str) -> str:
-        if value and not value.startswith(("https://", "http://")):
-            raise ValueError("public_url must be an http(s) URL, e.g. https://woundscope.example")
+            example = URL_EXAMPLES[info.field_name]
+            raise ValueError(f"{info.field_name} must be an http(s) URL, e.g. {example}")
         return value.rstrip("/")
 
     @model_validator(mode="after")
