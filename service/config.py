@@ -156,8 +156,8 @@ class Settings(ModelSettings):
     def _http_base(cls, value: str, info: ValidationInfo) -> str:
         """An http(s) address without its trailing slash (paths are appended to it)."""
         if value and not value.startswith(("https://", "http://")):
-            example = URL_EXAMPLES[info.field_name]
-            raise ValueError(f"{info.field_name} must be an http(s) URL, e.g. {example}")
+            name = str(info.field_name)
+            raise ValueError(f"{name} must be an http(s) URL, e.g. {URL_EXAMPLES[name]}")
         return value.rstrip("/")
 
     @model_validator(mode="after")
